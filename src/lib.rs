@@ -1,0 +1,1 @@
+//! loadmatrix: matrices of load tests from one declarative TOML plan.
