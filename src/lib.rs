@@ -1,1 +1,7 @@
 //! loadmatrix: matrices of load tests from one declarative TOML plan.
+
+pub mod cli;
+pub mod commands;
+pub mod diagnostic;
+pub mod exit_code;
+pub mod plan;

@@ -1,0 +1,64 @@
+//! The command line: one subcommand per verb of DESIGN.md.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadmatrix",
+    version,
+    about = "Run matrices of load tests from one declarative TOML plan, and gate CI on the result.",
+    after_help = "Exit codes: 0 thresholds held, 1 a threshold failed, 2 invalid plan or command line, 3 preflight failed, 4 run failed, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, validate and render every cell's templates; no traffic is sent.
+    Validate {
+        /// Plan files.
+        #[arg(required = true)]
+        plans: Vec<PathBuf>,
+        /// Override a plan value, e.g. --set cell.duration=10s (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Dry run: the expanded cells, the step DAG and an estimated wall time.
+    Plan {
+        plan: PathBuf,
+        /// text (cells, steps, estimate) or dot (the step graph for Graphviz).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print the JSON Schema of the plan format.
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    pub plan: PathBuf,
+    /// Base of the results layout instead of `results/`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Re-run only the cells of this run folder that are not complete.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Override a plan value, e.g. --set vars.lb=http://127.0.0.1:8080 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run only cells matching this filter, e.g. "replicas <= 2".
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Dot,
+}

@@ -1,0 +1,182 @@
+//! Errors a user can act on: `file:line:col: message`, the offending line, an
+//! underline, and a hint.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One problem in one source file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub source: Arc<str>,
+    /// Byte range in `source`; `None` when the problem has no place (a missing key).
+    pub span: Option<Range<usize>>,
+    pub message: String,
+    pub hint: Option<String>,
+    /// Extra context lines, e.g. which matrix cells the problem appeared in.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn new(
+        file: &Path,
+        source: &Arc<str>,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            file: file.to_path_buf(),
+            source: source.clone(),
+            span: span.map(|s| clamp_span(source, s)),
+            message: message.into(),
+            hint: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// 1-based line and column (in characters) of the start of the span.
+    pub fn line_col(&self) -> (usize, usize) {
+        let start = self.span.as_ref().map_or(0, |s| s.start);
+        line_col(&self.source, start)
+    }
+
+    /// The full human rendering, without colour.
+    pub fn render(&self) -> String {
+        let (line, col) = self.line_col();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}:{}:{}: error: {}",
+            self.file.display(),
+            line,
+            col,
+            self.message
+        );
+        if let Some(span) = &self.span {
+            let line_start = self.source[..span.start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = self.source[span.start..]
+                .find('\n')
+                .map_or(self.source.len(), |i| span.start + i);
+            let text = self.source[line_start..line_end].trim_end_matches('\r');
+            let gutter = line.to_string().len();
+            let prefix_width = self.source[line_start..span.start].chars().count();
+            let underline_end = span.end.min(line_end).max(span.start);
+            let width = self.source[span.start..underline_end]
+                .chars()
+                .count()
+                .max(1);
+            let _ = writeln!(out, "{:gutter$} |", "");
+            let _ = writeln!(out, "{line:>gutter$} | {text}");
+            let _ = writeln!(
+                out,
+                "{:gutter$} | {}{}",
+                "",
+                " ".repeat(prefix_width),
+                "^".repeat(width)
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "  = note: {note}");
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(out, "  = hint: {hint}");
+        }
+        out
+    }
+}
+
+/// Renders every diagnostic and a closing count line.
+pub fn render_all(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.render());
+        out.push('\n');
+    }
+    let n = diagnostics.len();
+    let _ = writeln!(out, "{n} error{}", if n == 1 { "" } else { "s" });
+    out
+}
+
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(source, offset.min(source.len()));
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn clamp_span(source: &str, span: Range<usize>) -> Range<usize> {
+    let start = floor_char_boundary(source, span.start.min(source.len()));
+    let end = ceil_char_boundary(source, span.end.clamp(start, source.len()));
+    start..end
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// "did you mean `x`?" for a misspelt name among the known ones.
+pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_line_column_and_underline() {
+        let src: Arc<str> = Arc::from("name = \"x\"\nusers = \"many\"\n");
+        let d = Diagnostic::new(Path::new("p.toml"), &src, Some(19..25), "not a count")
+            .with_hint("write a whole number");
+        assert_eq!(
+            d.render(),
+            "p.toml:2:9: error: not a count\n  |\n2 | users = \"many\"\n  |         ^^^^^^\n  = hint: write a whole number\n"
+        );
+    }
+
+    #[test]
+    fn spans_off_char_boundaries_do_not_panic() {
+        let src: Arc<str> = Arc::from("a = \"é\"");
+        let d = Diagnostic::new(Path::new("p.toml"), &src, Some(6..7), "x");
+        assert!(d.render().contains("p.toml:1:"));
+        let d = Diagnostic::new(Path::new("p.toml"), &src, Some(100..200), "x");
+        assert!(d.render().contains("p.toml:1:"));
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(
+            did_you_mean("durtion", ["duration", "warmup"]),
+            Some("did you mean `duration`?".into())
+        );
+        assert_eq!(did_you_mean("zzz", ["duration", "warmup"]), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! TOML text -> [`RawPlan`], collecting every error instead of the first:
+//! each section and each array element is deserialized on its own.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::raw::RawPlan;
+use crate::diagnostic::{Diagnostic, did_you_mean};
+
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "vars",
+    "matrix",
+    "cell",
+    "system",
+    "load",
+    "check",
+    "step",
+    "threshold",
+    "analysis",
+    "report",
+];
+
+/// A `--set KEY=VALUE` override: a dotted path into the plan and a TOML value
+/// (or a bare string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub path: Vec<String>,
+    pub value: String,
+}
+
+impl Override {
+    pub fn parse(text: &str) -> Result<Override, String> {
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(format!(
+                "`--set {text}` has no `=`; write it as KEY=VALUE, e.g. --set vars.lb=http://127.0.0.1:8080"
+            ));
+        };
+        let path: Vec<String> = key.trim().split('.').map(|s| s.trim().to_owned()).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "`--set {text}`: the key `{key}` has an empty part; write a dotted path like cell.duration"
+            ));
+        }
+        Ok(Override {
+            path,
+            value: value.to_owned(),
+        })
+    }
+}
+
+struct Collector<'a> {
+    file: &'a Path,
+    source: &'a Arc<str>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Collector<'_> {
+    fn push(
+        &mut self,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let mut d = Diagnostic::new(self.file, self.source, span, message);
+        d.hint = hint;
+        self.diagnostics.push(d);
+    }
+
+    fn de_error(&mut self, error: toml::de::Error, fallback: Range<usize>) {
+        let (message, hint) = explain_serde_message(error.message());
+        self.push(Some(error.span().unwrap_or(fallback)), message, hint);
+    }
+
+    fn de<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
+        let span = value.span();
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.de_error(e, span);
+                None
+            }
+        }
+    }
+
+    /// An array of tables, each element on its own so one bad element does not
+    /// hide errors in the next.
+    fn de_each<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Vec<T> {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Array(items) => items.into_iter().filter_map(|v| self.de(v)).collect(),
+            other => {
+                self.push(
+                    Some(span),
+                    format!("expected an array of tables, found {}", other.type_str()),
+                    Some("write each entry as its own [[section]] table".into()),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Turns serde's messages into a message and a hint a plan author can act on.
+pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
+    let message = message.trim().to_owned();
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let known: Vec<&str> = expected
+            .split('`')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        let hint = did_you_mean(field, known.iter().copied()).or_else(|| {
+            (!known.is_empty()).then(|| format!("known keys here: {}", known.join(", ")))
+        });
+        return (format!("unknown key `{field}`"), hint);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((variant, expected)) = rest.split_once('`')
+    {
+        let known: Vec<&str> = expected
+            .split('`')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        let hint = did_you_mean(variant, known.iter().copied())
+            .or_else(|| Some(format!("use one of: {}", known.join(", "))));
+        return (format!("unknown value `{variant}`"), hint);
+    }
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        return (
+            format!("missing key `{field}`"),
+            Some(format!("add `{field} = ...` to this table")),
+        );
+    }
+    if message.starts_with("invalid type: ") {
+        let text = message.trim_start_matches("invalid type: ");
+        return (format!("wrong type: {text}"), None);
+    }
+    (message, None)
+}
+
+/// Parses a plan's text. `overrides` are applied to the tree before it is
+/// read, so they are type-checked like the file itself.
+pub fn parse_raw(
+    file: &Path,
+    source: &Arc<str>,
+    overrides: &[Override],
+) -> Result<RawPlan, Vec<Diagnostic>> {
+    let mut c = Collector {
+        file,
+        source,
+        diagnostics: Vec::new(),
+    };
+    let (root, errors) = DeTable::parse_recoverable(source);
+    if !errors.is_empty() {
+        for e in errors {
+            let (message, hint) = explain_serde_message(e.message());
+            c.push(e.span(), format!("TOML syntax: {message}"), hint);
+        }
+        return Err(c.diagnostics);
+    }
+    let root_span = root.span();
+    let mut root = root.into_inner();
+    for o in overrides {
+        if let Err(message) = apply_override(&mut root, o) {
+            c.push(None, message, None);
+        }
+    }
+
+    let mut plan = RawPlan {
+        name: super::spanned::Sp::new(String::new(), 0..0),
+        description: None,
+        vars: Default::default(),
+        matrix: None,
+        cell: Default::default(),
+        system: Default::default(),
+        load: Default::default(),
+        check: Vec::new(),
+        step: Vec::new(),
+        threshold: Vec::new(),
+        analysis: Default::default(),
+        report: Vec::new(),
+        key_spans: Default::default(),
+    };
+    let mut has_name = false;
+    for (key, value) in root {
+        let key_span = key.span();
+        let key = key.into_inner();
+        plan.key_spans.insert(key.to_string(), key_span.clone());
+        match key.as_ref() {
+            "name" => {
+                if let Some(v) = c.de(value) {
+                    plan.name = v;
+                    has_name = true;
+                }
+            }
+            "description" => plan.description = c.de(value),
+            "vars" => plan.vars = c.de(value).unwrap_or_default(),
+            "matrix" => plan.matrix = c.de(value),
+            "cell" => plan.cell = c.de(value).unwrap_or_default(),
+            "system" => plan.system = c.de(value).unwrap_or_default(),
+            "load" => plan.load = c.de(value).unwrap_or_default(),
+            "analysis" => plan.analysis = c.de(value).unwrap_or_default(),
+            "check" => plan.check = c.de_each(value),
+            "step" => plan.step = c.de_each(value),
+            "threshold" => plan.threshold = c.de_each(value),
+            "report" => plan.report = c.de_each(value),
+            other => {
+                let hint =
+                    did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).unwrap_or_else(|| {
+                        format!("top-level keys are: {}", TOP_LEVEL_KEYS.join(", "))
+                    });
+                c.push(Some(key_span), format!("unknown key `{other}`"), Some(hint));
+            }
+        }
+    }
+    if !has_name && !plan.key_spans.contains_key("name") {
+        c.push(
+            Some(root_span.start..root_span.start),
+            "the plan has no `name`",
+            Some("add `name = \"my-plan\"` at the top: it names the results folder".into()),
+        );
+    }
+    if c.diagnostics.is_empty() {
+        Ok(plan)
+    } else {
+        Err(c.diagnostics)
+    }
+}
+
+fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override) -> Result<(), String> {
+    let shown = o.path.join(".");
+    let value = match DeValue::parse(&o.value) {
+        Ok(v) => {
+            let mut v = v.into_inner();
+            v.make_owned();
+            v
+        }
+        Err(_) => DeValue::String(Cow::Owned(o.value.clone())),
+    };
+    let Some((last, parents)) = o.path.split_last() else {
+        return Err("`--set` needs a key".into());
+    };
+    let mut table = root;
+    for part in parents {
+        let key = Spanned::new(0..0, Cow::Owned(part.clone()));
+        let entry = table
+            .entry(key)
+            .or_insert_with(|| Spanned::new(0..0, DeValue::Table(DeTable::new())));
+        match entry.get_mut() {
+            DeValue::Table(t) => table = t,
+            _ => {
+                return Err(format!(
+                    "`--set {shown}=...`: `{part}` is not a table in this plan"
+                ));
+            }
+        }
+    }
+    table.insert(
+        Spanned::new(0..0, Cow::Owned(last.clone())),
+        Spanned::new(0..0, value),
+    );
+    Ok(())
+}

@@ -1,0 +1,503 @@
+//! The plan file as written: serde types that mirror the TOML one to one.
+//! Typed fields stay unrendered (`Tmpl<T>`) until a cell is resolved.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::spanned::{
+    Backend, Count, Engine, HttpMethod, Number, Scalar, Size, Sp, Text, Tmpl, WorkersAt,
+};
+use super::units::ThinkTime;
+
+/// A loadmatrix plan: a matrix of load tests, how to scale the system under
+/// test, what load to send, what to check first and what must hold.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    /// Names the results folder: lowercase letters, digits and dashes.
+    #[schemars(regex(pattern = r"^[a-z0-9-]+$"))]
+    pub name: Sp<String>,
+    #[serde(default)]
+    pub description: Option<Text>,
+    /// Free values, available to templates as `vars.x`.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, serde_json::Value>")]
+    pub vars: IndexMap<String, Sp<toml::Value>>,
+    #[serde(default)]
+    pub matrix: Option<RawMatrix>,
+    #[serde(default)]
+    pub cell: CellSection,
+    #[serde(default)]
+    pub system: SystemSection,
+    #[serde(default)]
+    pub load: LoadSection,
+    #[serde(default)]
+    pub check: Vec<CheckSection>,
+    #[serde(default)]
+    pub step: Vec<StepSection>,
+    #[serde(default)]
+    pub threshold: Vec<ThresholdSection>,
+    #[serde(default)]
+    pub analysis: AnalysisSection,
+    #[serde(default)]
+    pub report: Vec<ReportSection>,
+    /// Where each top-level key was written (for errors about a whole section).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub key_spans: IndexMap<String, std::ops::Range<usize>>,
+}
+
+/// Cartesian product of the axes in key order, minus `exclude`, plus `include`.
+#[derive(Debug, Clone, Default)]
+pub struct RawMatrix {
+    /// Axis name -> values.
+    pub axes: IndexMap<String, Sp<Vec<Sp<toml::Value>>>>,
+    pub axis_spans: Vec<std::ops::Range<usize>>,
+    /// Cells to leave out: every given key must match.
+    pub exclude: Vec<Sp<IndexMap<String, Sp<toml::Value>>>>,
+    /// Extra cells, each naming a value for every axis.
+    pub include: Vec<Sp<IndexMap<String, Sp<toml::Value>>>>,
+}
+
+impl<'de> Deserialize<'de> for RawMatrix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MatrixVisitor;
+        impl<'de> serde::de::Visitor<'de> for MatrixVisitor {
+            type Value = RawMatrix;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of axes, e.g. `users = [100, 200]`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawMatrix, A::Error> {
+                let mut m = RawMatrix::default();
+                while let Some(key) = map.next_key::<Sp<String>>()? {
+                    match key.value.as_str() {
+                        "exclude" => m.exclude = map.next_value()?,
+                        "include" => m.include = map.next_value()?,
+                        _ => {
+                            let values = map.next_value()?;
+                            m.axis_spans.push(key.span.clone());
+                            m.axes.insert(key.value, values);
+                        }
+                    }
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(MatrixVisitor)
+    }
+}
+
+/// Timing of every cell.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CellSection {
+    /// Measured window (default 30s).
+    pub duration: Tmpl<Duration>,
+    /// Load runs but is not counted (default 0s).
+    pub warmup: Tmpl<Duration>,
+    /// Pause after each cell (default 0s).
+    pub cooldown: Tmpl<Duration>,
+    /// Repeated measurements of each cell (default 1).
+    pub repeat: Tmpl<Count>,
+}
+
+impl Default for CellSection {
+    fn default() -> Self {
+        CellSection {
+            duration: Tmpl::literal(Scalar::Str("30s".into())),
+            warmup: Tmpl::literal(Scalar::Str("0s".into())),
+            cooldown: Tmpl::literal(Scalar::Str("0s".into())),
+            repeat: Tmpl::literal(Scalar::Int(1)),
+        }
+    }
+}
+
+/// The system under test and how it scales.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemSection {
+    /// none | local | docker | compose | swarm (default none).
+    pub backend: Tmpl<Backend>,
+    /// Replica count for this cell (default 1).
+    pub replicas: Tmpl<Count>,
+    /// local backend: argv of one replica; `{{ port }}` and `{{ replica }}` are set per replica.
+    /// A first word `loadmatrix` runs the current executable.
+    pub command: Option<Vec<Text>>,
+    /// local backend: extra environment of replica processes.
+    pub env: IndexMap<String, Text>,
+    pub compose: Option<ComposeSection>,
+    pub docker: Option<DockerSection>,
+    pub swarm: Option<SwarmSection>,
+    pub ready: Option<ReadySection>,
+}
+
+impl Default for SystemSection {
+    fn default() -> Self {
+        SystemSection {
+            backend: Tmpl::literal(Scalar::Str("none".into())),
+            replicas: Tmpl::literal(Scalar::Int(1)),
+            command: None,
+            env: IndexMap::new(),
+            compose: None,
+            docker: None,
+            swarm: None,
+            ready: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeSection {
+    /// Compose file, relative to the plan's folder.
+    pub file: Text,
+    pub service: Text,
+    /// Compose project name (default: the compose tool's own default).
+    #[serde(default)]
+    pub project: Option<Text>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    pub image: Text,
+    /// Service name, the value of the `loadmatrix.service` label (default: the plan name).
+    #[serde(default)]
+    pub service: Option<Text>,
+    #[serde(default)]
+    pub command: Option<Vec<Text>>,
+    #[serde(default)]
+    pub env: IndexMap<String, Text>,
+    /// Container port published on 127.0.0.1 for each replica.
+    #[serde(default)]
+    pub port: Option<Tmpl<Count>>,
+    #[serde(default)]
+    pub cpus: Option<Tmpl<Number>>,
+    #[serde(default)]
+    pub memory: Option<Tmpl<Size>>,
+    #[serde(default)]
+    pub network: Option<Text>,
+    /// Keep containers after the run (default false).
+    #[serde(default)]
+    pub keep: Option<Tmpl<bool>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmSection {
+    pub service: Text,
+}
+
+/// Readiness: poll until 2xx, never a fixed sleep.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadySection {
+    /// One URL to poll (e.g. the load balancer's health endpoint).
+    #[serde(default)]
+    pub url: Option<Text>,
+    /// A path polled on every replica endpoint instead.
+    #[serde(default)]
+    pub path: Option<Text>,
+    /// Give up after this long (default 60s).
+    #[serde(default)]
+    pub timeout: Option<Tmpl<Duration>>,
+    /// Poll interval (default 100ms).
+    #[serde(default)]
+    pub interval: Option<Tmpl<Duration>>,
+}
+
+/// The load to send.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSection {
+    /// native | locust (default native).
+    pub engine: Tmpl<Engine>,
+    /// Target URL; may be left out with the local backend (every replica is targeted).
+    pub base_url: Option<Text>,
+    /// Closed model: concurrent virtual users.
+    pub users: Option<Tmpl<Count>>,
+    /// Open model: arrivals per second; latency is measured from the intended start.
+    pub rate: Option<Tmpl<Number>>,
+    /// Open model: a sequence of rate stages instead of one rate.
+    pub stages: Vec<StageSection>,
+    /// Users started per second while ramping (default: all at once).
+    pub spawn_rate: Option<Tmpl<Number>>,
+    /// Load-generator workers: threads (native) or processes (locust). Default 1.
+    pub workers: Tmpl<Count>,
+    /// Uniform pause between a user's requests, e.g. "0.5s..1s" (default 0s).
+    pub think_time: Tmpl<ThinkTime>,
+    /// Per-request timeout (default 30s).
+    pub timeout: Tmpl<Duration>,
+    /// Open model: arrivals beyond this many outstanding requests are dropped and counted (default 10000).
+    pub max_in_flight: Tmpl<Count>,
+    pub request: Vec<RequestSection>,
+    /// locust engine: the locustfile, relative to the plan's folder.
+    pub locustfile: Option<Text>,
+    pub tags: Vec<Text>,
+    pub user_classes: Vec<Text>,
+    /// Extra command-line arguments for locust.
+    pub args: Vec<Text>,
+    /// locust engine: "local" starts the workers; "external" waits for workers started elsewhere.
+    pub workers_at: Tmpl<WorkersAt>,
+    /// locust engine: master bind address (default 127.0.0.1).
+    pub master_bind: Option<Text>,
+}
+
+impl Default for LoadSection {
+    fn default() -> Self {
+        LoadSection {
+            engine: Tmpl::literal(Scalar::Str("native".into())),
+            base_url: None,
+            users: None,
+            rate: None,
+            stages: Vec::new(),
+            spawn_rate: None,
+            workers: Tmpl::literal(Scalar::Int(1)),
+            think_time: Tmpl::literal(Scalar::Str("0s".into())),
+            timeout: Tmpl::literal(Scalar::Str("30s".into())),
+            max_in_flight: Tmpl::literal(Scalar::Int(10_000)),
+            request: Vec::new(),
+            locustfile: None,
+            tags: Vec::new(),
+            user_classes: Vec::new(),
+            args: Vec::new(),
+            workers_at: Tmpl::literal(Scalar::Str("local".into())),
+            master_bind: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageSection {
+    pub rate: Tmpl<Number>,
+    pub duration: Tmpl<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSection {
+    /// Default: "METHOD path".
+    #[serde(default)]
+    pub name: Option<Text>,
+    /// Default GET.
+    #[serde(default)]
+    pub method: Option<Tmpl<HttpMethod>>,
+    pub path: Text,
+    /// Relative frequency in the mix (default 1).
+    #[serde(default)]
+    pub weight: Option<Tmpl<Count>>,
+    /// Values from `env` are secrets: never written to outputs.
+    #[serde(default)]
+    pub headers: IndexMap<String, Text>,
+    #[serde(default)]
+    pub body: Option<Text>,
+    #[serde(default)]
+    pub expect: Option<ExpectSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSection {
+    /// Expected status; default: any 2xx or 3xx.
+    #[serde(default)]
+    pub status: Option<Tmpl<Count>>,
+}
+
+/// A preflight check; exactly one of http, disk, docker, command.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSection {
+    pub name: Text,
+    #[serde(default)]
+    pub http: Option<HttpCheck>,
+    #[serde(default)]
+    pub disk: Option<DiskCheck>,
+    #[serde(default)]
+    pub docker: Option<DockerCheck>,
+    #[serde(default)]
+    pub command: Option<CommandCheck>,
+    /// Give up after this long (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Tmpl<Duration>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: Text,
+    /// Expected status (default 200).
+    #[serde(default)]
+    pub status: Option<Tmpl<Count>>,
+    #[serde(default)]
+    pub method: Option<Tmpl<HttpMethod>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskCheck {
+    pub path: Text,
+    pub min_free: Tmpl<Size>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerCheck {
+    pub service: Text,
+    /// Default 1.
+    #[serde(default)]
+    pub min_running: Option<Tmpl<Count>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandCheck {
+    /// argv; no shell unless `shell = true`.
+    pub run: Vec<Text>,
+    #[serde(default)]
+    pub shell: bool,
+    /// Expected exit status (default 0).
+    #[serde(default)]
+    pub exit: Option<Tmpl<Count>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Check,
+    Scale,
+    Ready,
+    Load,
+    Exec,
+    Sleep,
+    Scrape,
+    Analyze,
+    Report,
+    Gate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    Abort,
+    Continue,
+}
+
+/// A step of the pipeline DAG. Steps add to the default pipeline; a step
+/// with the id of a default step (preflight, scale, ready, load, cooldown,
+/// analyze, report, gate) replaces it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSection {
+    pub id: Sp<String>,
+    pub uses: Sp<StepKind>,
+    /// exec: argv (no shell unless `shell = true`).
+    #[serde(default)]
+    pub run: Option<Vec<Text>>,
+    #[serde(default)]
+    pub shell: bool,
+    /// One node per cell instead of one for the run.
+    #[serde(default)]
+    pub per_cell: Option<bool>,
+    /// Steps that must finish first.
+    #[serde(default)]
+    pub needs: Vec<Sp<String>>,
+    /// Steps that must wait for this one (the reverse of `needs`).
+    #[serde(default)]
+    pub before: Vec<Sp<String>>,
+    /// Default: abort for plan-level steps, continue for per-cell steps.
+    #[serde(default)]
+    pub on_failure: Option<OnFailure>,
+    /// exec, check, scrape: give up after this long (default 60s).
+    #[serde(default)]
+    pub timeout: Option<Tmpl<Duration>>,
+    /// sleep: how long.
+    #[serde(default)]
+    pub duration: Option<Tmpl<Duration>>,
+    /// scrape: URL to fetch into the cell folder.
+    #[serde(default)]
+    pub url: Option<Text>,
+    /// scrape: file name in the cell folder; report: output file.
+    #[serde(default)]
+    pub output: Option<Text>,
+    /// report: template file.
+    #[serde(default)]
+    pub template: Option<Text>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every cell must hold it.
+    #[default]
+    Cell,
+    /// Evaluated once over all cells, e.g. `max(rps) >= 100`.
+    Run,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSection {
+    /// e.g. `p95 < 500ms`, `fail_rate < 1%`, `max(rps) >= 100`.
+    pub expr: Sp<String>,
+    /// Filter on matrix values, e.g. `users <= 400`.
+    #[serde(default, rename = "where")]
+    pub filter: Option<Sp<String>>,
+    #[serde(default)]
+    pub scope: Option<Sp<Scope>>,
+    /// Stop the run at the first breach.
+    #[serde(default)]
+    pub abort: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisSection {
+    /// What "acceptable" means, e.g. `{ p95 = "500ms", fail_rate = "1%" }`.
+    pub slo: IndexMap<String, Text>,
+    pub cost: Option<CostSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostSection {
+    #[serde(default)]
+    pub per_replica_hour: Option<Tmpl<Number>>,
+    #[serde(default)]
+    pub per_worker_hour: Option<Tmpl<Number>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// Template file relative to the plan folder; the embedded defaults are used by name.
+    pub template: Text,
+    pub output: Text,
+}
+
+impl JsonSchema for RawMatrix {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Matrix".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let scalar = schemars::json_schema!({ "type": ["string", "integer", "number", "boolean"] });
+        let selector = schemars::json_schema!({ "type": "array", "items": { "type": "object", "additionalProperties": scalar } });
+        schemars::json_schema!({
+            "description": "Cartesian product of the axes in key order (first key outermost), minus `exclude`, plus `include`.",
+            "type": "object",
+            "properties": {
+                "exclude": selector.clone(),
+                "include": selector,
+            },
+            "additionalProperties": { "type": "array", "minItems": 1, "items": scalar },
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! The minijinja environment every plan string is rendered with: strict
+//! undefined, a `random` filter, and an `env` object that remembers which
+//! variables were read so their values can be kept out of every output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::{Environment, UndefinedBehavior};
+
+/// The process environment as seen by templates.
+#[derive(Debug, Default)]
+pub struct EnvVars {
+    values: BTreeMap<String, String>,
+    read: Mutex<BTreeSet<String>>,
+}
+
+impl EnvVars {
+    pub fn from_process() -> Self {
+        Self::from_map(std::env::vars().collect())
+    }
+
+    pub fn from_map(values: BTreeMap<String, String>) -> Self {
+        EnvVars {
+            values,
+            read: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// Values of every variable a template has read: the secrets to redact.
+    pub fn secrets(&self) -> Vec<String> {
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.iter()
+            .filter_map(|k| self.values.get(k))
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect()
+    }
+}
+
+impl Object for EnvVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        let value = self.values.get(key)?;
+        self.read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned());
+        Some(Value::from(value.as_str()))
+    }
+
+    // Iterating would read every variable at once; secrets must be named.
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::NonEnumerable
+    }
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+    pub env_vars: Arc<EnvVars>,
+}
+
+impl Templates {
+    pub fn new(env_vars: EnvVars) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("random", random_filter);
+        env.add_function("random_int", random_int);
+        Templates {
+            env,
+            env_vars: Arc::new(env_vars),
+        }
+    }
+
+    pub fn env_value(&self) -> Value {
+        Value::from_dyn_object(self.env_vars.clone())
+    }
+
+    pub fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        self.env.render_str(source, ctx)
+    }
+
+    pub fn environment(&self) -> &Environment<'static> {
+        &self.env
+    }
+}
+
+static RANDOM_STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+
+/// splitmix64: plenty for request bodies, and no RNG crate in the plan layer.
+fn next_random() -> u64 {
+    let mut z = RANDOM_STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn random_unit() -> f64 {
+    (next_random() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `seq | random` picks an element (as in Jinja2); on a number or anything
+/// else it gives a uniform float in [0, 1), so `range(8) | map("random")`
+/// makes eight random inputs.
+fn random_filter(value: Value) -> Value {
+    if let Ok(len) = value.len().ok_or(()) {
+        if len > 0 && !value.is_number() && value.as_str().is_none() {
+            let index = (next_random() % len as u64) as usize;
+            if let Ok(item) = value.get_item(&Value::from(index)) {
+                return item;
+            }
+        }
+    }
+    Value::from(random_unit())
+}
+
+/// `random_int(a, b)`: uniform integer in [a, b].
+fn random_int(low: i64, high: i64) -> Result<i64, minijinja::Error> {
+    if high < low {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("random_int({low}, {high}): the low bound is above the high bound"),
+        ));
+    }
+    let span = (high - low) as u64 + 1;
+    Ok(low + (next_random() % span.max(1)) as i64)
+}
+
+/// Replaces every secret value in `text` with `***`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets {
+        if s.len() >= MIN_SECRET_LEN && out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// Shorter values would mangle ordinary numbers and words in outputs.
+pub const MIN_SECRET_LEN: usize = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn templates(vars: &[(&str, &str)]) -> Templates {
+        Templates::new(EnvVars::from_map(
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn env_reads_are_recorded_as_secrets() {
+        let t = templates(&[("API_TOKEN", "s3cr3t-value"), ("OTHER", "unused")]);
+        let ctx = minijinja::context! { env => t.env_value() };
+        let out = t.render("Bearer {{ env.API_TOKEN }}", &ctx).unwrap();
+        assert_eq!(out, "Bearer s3cr3t-value");
+        assert_eq!(t.env_vars.secrets(), vec!["s3cr3t-value".to_string()]);
+        assert_eq!(redact(&out, &t.env_vars.secrets()), "Bearer ***");
+    }
+
+    #[test]
+    fn undefined_is_an_error() {
+        let t = templates(&[]);
+        let ctx = minijinja::context! { matrix => minijinja::context!{ users => 3 }, env => t.env_value() };
+        assert!(t.render("{{ matrix.user }}", &ctx).is_err());
+        assert!(t.render("{{ env.MISSING }}", &ctx).is_err());
+        assert_eq!(t.render("{{ matrix.users }}", &ctx).unwrap(), "3");
+    }
+
+    #[test]
+    fn random_filter_makes_numbers_and_picks_elements() {
+        let t = templates(&[]);
+        let out = t
+            .render(
+                r#"{{ range(8) | map("random") | join(",") }}"#,
+                &Value::UNDEFINED,
+            )
+            .unwrap();
+        let numbers: Vec<f64> = out.split(',').map(|s| s.parse().unwrap()).collect();
+        assert_eq!(numbers.len(), 8);
+        assert!(numbers.iter().all(|x| (0.0..1.0).contains(x)));
+        assert!(numbers.windows(2).any(|w| w[0] != w[1]));
+        let pick = t
+            .render(r#"{{ ["a", "b"] | random }}"#, &Value::UNDEFINED)
+            .unwrap();
+        assert!(pick == "a" || pick == "b");
+    }
+}
