@@ -1,1 +1,2 @@
 //! loadmatrix: matrices of load tests from one declarative TOML plan.
+pub mod demo_target;
