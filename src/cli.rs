@@ -38,6 +38,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of the plan format.
     Schema,
+    /// The built-in simulated inference service: slots, service times, faults.
+    DemoTarget(crate::demo_target::DemoTargetArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -17,6 +17,13 @@ pub fn run(cli: Cli) -> u8 {
             print!("{}", plan::json_schema());
             exit_code::OK
         }
+        Command::DemoTarget(args) => match crate::demo_target::run(args) {
+            Ok(()) => exit_code::OK,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit_code::INVALID
+            }
+        },
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod demo_target;
 pub mod diagnostic;
 pub mod exit_code;
 pub mod plan;
