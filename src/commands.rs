@@ -103,12 +103,21 @@ pub fn plan_text(plan: &Plan) -> String {
     out.push('\n');
     let mut header: Vec<String> = vec!["#".into(), "cell".into()];
     header.extend(plan.axes.iter().cloned());
+    // Replicas and workers are shown once, under the axis name when they vary.
+    let show_replicas = !plan.axes.iter().any(|a| a == "replicas");
+    let show_workers = !plan.axes.iter().any(|a| a == "workers");
+    header.push("backend".into());
+    if show_replicas {
+        header.push("replicas".into());
+    }
+    header.push("load".into());
+    if show_workers {
+        header.push("workers".into());
+    }
     header.extend(
-        [
-            "backend", "replicas", "load", "workers", "warmup", "measure", "cooldown", "repeat",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
+        ["warmup", "measure", "cooldown", "repeat"]
+            .iter()
+            .map(|s| s.to_string()),
     );
     let mut rows = vec![header];
     for c in &plan.cells {
@@ -125,11 +134,15 @@ pub fn plan_text(plan: &Plan) -> String {
             }
             LoadModel::Open { stages, .. } => format!("{} stages", stages.len()),
         };
+        row.push(c.system.backend.as_str().to_string());
+        if show_replicas {
+            row.push(c.system.replicas.to_string());
+        }
+        row.push(format!("{load} ({})", c.load.engine.as_str()));
+        if show_workers {
+            row.push(c.load.workers.to_string());
+        }
         row.extend([
-            c.system.backend.as_str().to_string(),
-            c.system.replicas.to_string(),
-            format!("{load} ({})", c.load.engine.as_str()),
-            c.load.workers.to_string(),
             format_duration(c.timing.warmup),
             format_duration(c.measured_duration()),
             format_duration(c.timing.cooldown),

@@ -6,3 +6,5 @@ pub mod demo_target;
 pub mod diagnostic;
 pub mod exit_code;
 pub mod plan;
+pub mod results;
+pub mod system;

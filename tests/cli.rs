@@ -39,7 +39,7 @@ fn validate_exits_2_with_file_line_column() {
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("tests/plans/invalid/template-typo.toml:6:"),
+        err.contains("tests/plans/invalid/template-typo.toml:7:13"),
         "{err}"
     );
     assert!(err.contains("did you mean `matrix.users`?"), "{err}");
@@ -93,6 +93,7 @@ fn plan_estimates_the_seed_matrix_at_about_54_minutes() {
     assert!(out.contains("24 cells"));
     assert!(out.contains("replicas8_workers8_users800"));
     // the default pipeline, in dependency order
+    let steps = &out[out.find("steps (").unwrap()..];
     let order: Vec<usize> = [
         "preflight",
         "scale",
@@ -105,7 +106,8 @@ fn plan_estimates_the_seed_matrix_at_about_54_minutes() {
     ]
     .iter()
     .map(|s| {
-        out.find(&format!("  {s} "))
+        steps
+            .find(&format!("  {s} "))
             .unwrap_or_else(|| panic!("{s} missing:\n{out}"))
     })
     .collect();

@@ -89,7 +89,7 @@ fn truncated_and_mutated_plans_never_panic() {
         for _ in 0..40 {
             let at = boundaries[(rng.next() as usize) % boundaries.len()];
             let mut mutated = text.clone();
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 let frag = INTERESTING[(rng.next() as usize) % INTERESTING.len()];
                 mutated.insert_str(at, frag);
             } else {

@@ -11,8 +11,9 @@ use crate::plan::units;
 pub type Span = std::ops::Range<usize>;
 
 /// Deeper nesting than this is certainly a mistake, and the limit keeps the
-/// recursive parser from overflowing the stack on hostile input.
-const MAX_DEPTH: usize = 64;
+/// recursive parser from overflowing the stack on hostile input (about 8 KiB
+/// per level in unoptimised builds).
+const MAX_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
@@ -344,7 +345,7 @@ impl Membership {
             return Err(EvalError {
                 span: self.span.clone(),
                 message: format!(
-                    "the list holds no values of the same type as {} ({value})",
+                    "cannot look for {} ({value}) in a list of other types",
                     value.type_name()
                 ),
             });
@@ -368,8 +369,8 @@ pub enum Expr {
         inner: Box<Expr>,
         span: Span,
     },
-    Compare(Comparison),
-    In(Membership),
+    Compare(Box<Comparison>),
+    In(Box<Membership>),
     Bool {
         value: bool,
         span: Span,
@@ -436,7 +437,7 @@ impl Expr {
         let mut out = Vec::new();
         self.walk(&mut |e| {
             if let Expr::Compare(c) = e {
-                out.push(c);
+                out.push(&**c);
             }
         });
         out
@@ -735,46 +736,26 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let expr = p.cond(parsed)?;
     let tok = p.peek()?;
     if tok.tok != Tok::Eof {
-        let message = format!("unexpected {} after a complete condition", p.describe(&tok));
-        let hint = match &tok.tok {
-            Tok::RParen => "this `)` has no matching `(`".to_string(),
-            Tok::Ident(word)
-                if ["and", "or", "not", "in", "true", "false"]
-                    .contains(&word.to_ascii_lowercase().as_str()) =>
-            {
-                format!(
-                    "keywords are lowercase: write `{}`",
-                    word.to_ascii_lowercase()
-                )
-            }
-            _ => "join conditions with `and` or `or`".to_string(),
-        };
-        return Err(ParseError::new(tok.span, message).with_hint(hint));
+        return Err(p.trailing(&tok));
     }
     Ok(expr)
 }
 
+// The recursive functions below keep error formatting in separate functions:
+// unoptimised builds give every temporary its own stack slot, and nesting
+// must stay affordable on a 2 MiB thread stack.
 impl Parser<'_> {
     fn peek(&self) -> Result<Token, ParseError> {
         match self.tokens.get(self.pos) {
             Some(token) => Ok(token.clone()),
             // Past the tokens means the lexer stopped at an error.
-            None => Err(self.lex_error.clone().unwrap_or_else(|| {
-                ParseError::new(self.src.len()..self.src.len(), "unexpected end of input")
-            })),
+            None => Err(self.past_end()),
         }
     }
 
     fn bump(&mut self) {
         if self.tokens.get(self.pos).is_some_and(|t| t.tok != Tok::Eof) {
             self.pos += 1;
-        }
-    }
-
-    fn describe(&self, token: &Token) -> String {
-        match token.tok {
-            Tok::Eof => "end of input".to_string(),
-            _ => format!("`{}`", snippet(self.src, &token.span)),
         }
     }
 
@@ -796,14 +777,7 @@ impl Parser<'_> {
             Node::Val(Operand::Literal(Literal::Bool { value, span })) => {
                 Ok(Expr::Bool { value, span })
             }
-            Node::Val(_) => {
-                let text = snippet(self.src, &parsed.span);
-                Err(
-                    ParseError::new(parsed.span.clone(), COMPARISON_EXAMPLE).with_hint(format!(
-                        "compare `{text}` with a value using <, <=, >, >=, == or !="
-                    )),
-                )
-            }
+            Node::Val(_) => Err(self.not_a_condition(&parsed.span)),
         }
     }
 
@@ -811,11 +785,7 @@ impl Parser<'_> {
     fn value(&self, parsed: Parsed) -> Result<Operand, ParseError> {
         match parsed.node {
             Node::Val(operand) => Ok(operand),
-            Node::Cond(_) => Err(ParseError::new(
-                parsed.span,
-                "expected a value, found a condition",
-            )
-            .with_hint("conditions can only be combined with `and`, `or` and `not`")),
+            Node::Cond(_) => Err(not_a_value(&parsed.span)),
         }
     }
 
@@ -869,10 +839,10 @@ impl Parser<'_> {
         let inner = self.parse_not()?;
         self.depth -= 1;
         let span = tok.span.start..inner.span.end;
-        let inner = self.cond(inner)?;
+        let inner = Box::new(self.cond(inner)?);
         Ok(Parsed {
             node: Node::Cond(Expr::Not {
-                inner: Box::new(inner),
+                inner,
                 span: span.clone(),
             }),
             span,
@@ -882,98 +852,75 @@ impl Parser<'_> {
     fn parse_cmp(&mut self) -> Result<Parsed, ParseError> {
         let lhs = self.parse_primary()?;
         let tok = self.peek()?;
-        let (node, end) = match tok.tok {
-            Tok::Cmp(op) => {
-                let start = lhs.span.start;
-                let lhs = self.value(lhs)?;
-                self.bump();
-                let rhs = self.parse_primary()?;
-                let end = rhs.span.end;
-                let rhs = self.value(rhs)?;
-                let node = Expr::Compare(Comparison {
-                    lhs,
-                    op,
-                    op_span: tok.span,
-                    rhs,
-                    span: start..end,
-                });
-                (node, end)
-            }
-            Tok::In => {
-                let start = lhs.span.start;
-                let operand = self.value(lhs)?;
-                self.bump();
-                let (items, end) = self.parse_list()?;
-                let span = start..end;
-                let node = Expr::In(Membership {
-                    operand,
-                    items,
-                    span,
-                });
-                (node, end)
-            }
+        let node = match tok.tok {
+            Tok::Cmp(op) => self.finish_comparison(lhs, op, tok.span)?,
+            Tok::In => self.finish_membership(lhs)?,
             Tok::And | Tok::Or | Tok::RParen | Tok::RBracket | Tok::Comma | Tok::Eof => {
                 return Ok(lhs);
             }
-            _ => {
-                if matches!(lhs.node, Node::Cond(_)) {
-                    return Ok(lhs);
-                }
-                let lhs_text = snippet(self.src, &lhs.span);
-                let hint = if tok.tok == Tok::Not {
-                    format!("to negate a list test, write `not ({lhs_text} in [...])`")
-                } else {
-                    "use <, <=, >, >=, ==, != or in".to_string()
-                };
-                return Err(ParseError::new(
-                    tok.span.clone(),
-                    format!(
-                        "expected a comparison operator after `{lhs_text}`, found {}",
-                        self.describe(&tok)
-                    ),
-                )
-                .with_hint(hint));
-            }
+            _ => match lhs.node {
+                Node::Cond(_) => return Ok(lhs),
+                Node::Val(_) => return Err(self.missing_operator(&lhs.span, &tok)),
+            },
         };
         let next = self.peek()?;
         if matches!(next.tok, Tok::Cmp(_) | Tok::In) {
-            return Err(ParseError::new(next.span, "comparisons cannot be chained")
-                .with_hint("write `a < b and b < c`"));
+            return Err(chained(next.span));
         }
-        let start = node.span().start;
+        let span = node.span();
         Ok(Parsed {
             node: Node::Cond(node),
-            span: start..end,
+            span,
         })
+    }
+
+    fn finish_comparison(
+        &mut self,
+        lhs: Parsed,
+        op: CmpOp,
+        op_span: Span,
+    ) -> Result<Expr, ParseError> {
+        let start = lhs.span.start;
+        let lhs = self.value(lhs)?;
+        self.bump();
+        let rhs = self.parse_primary()?;
+        let end = rhs.span.end;
+        let rhs = self.value(rhs)?;
+        Ok(Expr::Compare(Box::new(Comparison {
+            lhs,
+            op,
+            op_span,
+            rhs,
+            span: start..end,
+        })))
+    }
+
+    fn finish_membership(&mut self, lhs: Parsed) -> Result<Expr, ParseError> {
+        let start = lhs.span.start;
+        let operand = self.value(lhs)?;
+        self.bump();
+        let (items, end) = self.parse_list()?;
+        Ok(Expr::In(Box::new(Membership {
+            operand,
+            items,
+            span: start..end,
+        })))
     }
 
     /// `[literal, ...]` after `in`; returns the items and the end of `]`.
     fn parse_list(&mut self) -> Result<(Vec<Literal>, usize), ParseError> {
         let open = self.peek()?;
         if open.tok != Tok::LBracket {
-            return Err(ParseError::new(
-                open.span.clone(),
-                format!("expected `[` after `in`, found {}", self.describe(&open)),
-            )
-            .with_hint("write a list, e.g. `replicas in [1, 2]`"));
+            return Err(self.expected_list(&open));
         }
         self.bump();
         let mut items = Vec::new();
         loop {
             let tok = self.peek()?;
-            let literal = match self.parse_primary_token(&tok)? {
-                Some(Node::Val(Operand::Literal(lit))) => lit,
-                _ => {
-                    return Err(ParseError::new(
-                        tok.span.clone(),
-                        format!(
-                            "expected a number, string or boolean in the list, found {}",
-                            self.describe(&tok)
-                        ),
-                    ));
-                }
-            };
-            items.push(literal);
+            match self.parse_literal(&tok)? {
+                Some(literal) => items.push(literal),
+                None => return Err(self.expected_list_item(&tok)),
+            }
             let sep = self.peek()?;
             match sep.tok {
                 Tok::Comma => self.bump(),
@@ -981,69 +928,47 @@ impl Parser<'_> {
                     self.bump();
                     return Ok((items, sep.span.end));
                 }
-                _ => {
-                    return Err(ParseError::new(
-                        sep.span.clone(),
-                        format!(
-                            "expected `,` or `]` in the list, found {}",
-                            self.describe(&sep)
-                        ),
-                    ));
-                }
+                _ => return Err(self.expected_list_separator(&sep)),
             }
         }
     }
 
     fn parse_primary(&mut self) -> Result<Parsed, ParseError> {
         let tok = self.peek()?;
-        if let Some(node) = self.parse_primary_token(&tok)? {
-            let span = match &node {
-                Node::Val(operand) => operand.span(),
-                Node::Cond(expr) => expr.span(),
-            };
-            return Ok(Parsed { node, span });
-        }
         match tok.tok {
+            Tok::LParen => self.parse_group(tok.span),
             Tok::Ident(name) => self.parse_ident(name, tok.span),
-            Tok::LParen => {
-                self.bump();
-                self.enter(&tok.span)?;
-                let inner = self.parse_or()?;
-                self.depth -= 1;
-                let close = self.peek()?;
-                if close.tok != Tok::RParen {
-                    return Err(ParseError::new(
-                        close.span.clone(),
-                        format!("expected `)` to match `(`, found {}", self.describe(&close)),
-                    )
-                    .with_hint(format!("the `(` is at byte {}", tok.span.start)));
-                }
-                self.bump();
-                Ok(Parsed {
-                    node: inner.node,
-                    span: tok.span.start..close.span.end,
-                })
-            }
             _ => {
-                let message = match self.pos.checked_sub(1).and_then(|i| self.tokens.get(i)) {
-                    Some(prev) => format!(
-                        "expected a value after {}, found {}",
-                        self.describe(prev),
-                        self.describe(&tok)
-                    ),
-                    None => format!("{COMPARISON_EXAMPLE}, found {}", self.describe(&tok)),
+                let Some(literal) = self.parse_literal(&tok)? else {
+                    return Err(self.expected_value(&tok));
                 };
-                let e = ParseError::new(tok.span.clone(), message);
-                Err(match tok.tok {
-                    Tok::PercentSign => e.with_hint("write `%` right after a number, e.g. `1%`"),
-                    _ => e,
+                Ok(Parsed {
+                    span: literal.span(),
+                    node: Node::Val(Operand::Literal(literal)),
                 })
             }
         }
     }
 
-    /// Literals, consumed and returned; `None` (nothing consumed) otherwise.
-    fn parse_primary_token(&mut self, tok: &Token) -> Result<Option<Node>, ParseError> {
+    /// `( expr )`; the result may be a condition or a value.
+    fn parse_group(&mut self, open: Span) -> Result<Parsed, ParseError> {
+        self.bump();
+        self.enter(&open)?;
+        let inner = self.parse_or()?;
+        self.depth -= 1;
+        let close = self.peek()?;
+        if close.tok != Tok::RParen {
+            return Err(self.unclosed_group(&open, &close));
+        }
+        self.bump();
+        Ok(Parsed {
+            node: inner.node,
+            span: open.start..close.span.end,
+        })
+    }
+
+    /// Consumes and returns a literal; `None`, consuming nothing, otherwise.
+    fn parse_literal(&mut self, tok: &Token) -> Result<Option<Literal>, ParseError> {
         let span = tok.span.clone();
         let literal = match &tok.tok {
             Tok::Num { value, unit } => Literal::Num {
@@ -1070,7 +995,7 @@ impl Parser<'_> {
         {
             self.reject_spaced_unit(tok)?;
         }
-        Ok(Some(Node::Val(Operand::Literal(literal))))
+        Ok(Some(literal))
     }
 
     /// `500 ms` and `1 %`: never valid, so say what was probably meant.
@@ -1104,28 +1029,12 @@ impl Parser<'_> {
         self.bump();
         let arg_tok = self.peek()?;
         let Tok::Ident(arg) = arg_tok.tok.clone() else {
-            return Err(ParseError::new(
-                arg_tok.span.clone(),
-                format!(
-                    "expected a metric name inside `{name}(...)`, found {}",
-                    self.describe(&arg_tok)
-                ),
-            )
-            .with_hint(format!("e.g. `{name}(rps)`")));
+            return Err(self.expected_aggregate_arg(&name, &arg_tok));
         };
         self.bump();
         let close = self.peek()?;
         if close.tok != Tok::RParen {
-            return Err(ParseError::new(
-                close.span.clone(),
-                format!(
-                    "expected `)` to close `{name}(`, found {}",
-                    self.describe(&close)
-                ),
-            )
-            .with_hint(format!(
-                "an aggregate takes exactly one metric, e.g. `{name}({arg})`"
-            )));
+            return Err(self.unclosed_call(&name, &arg, &close));
         }
         self.bump();
         let whole = span.start..close.span.end;
@@ -1140,6 +1049,152 @@ impl Parser<'_> {
             span: whole,
         })
     }
+}
+
+/// Error construction, kept out of the recursive functions above.
+impl Parser<'_> {
+    fn describe(&self, token: &Token) -> String {
+        match token.tok {
+            Tok::Eof => "end of input".to_string(),
+            _ => format!("`{}`", snippet(self.src, &token.span)),
+        }
+    }
+
+    fn past_end(&self) -> ParseError {
+        self.lex_error.clone().unwrap_or_else(|| {
+            ParseError::new(self.src.len()..self.src.len(), "unexpected end of input")
+        })
+    }
+
+    fn trailing(&self, tok: &Token) -> ParseError {
+        let message = format!(
+            "unexpected {} after a complete condition",
+            self.describe(tok)
+        );
+        let hint = match &tok.tok {
+            Tok::RParen => "this `)` has no matching `(`".to_string(),
+            Tok::Ident(word)
+                if ["and", "or", "not", "in", "true", "false"]
+                    .contains(&word.to_ascii_lowercase().as_str()) =>
+            {
+                format!(
+                    "keywords are lowercase: write `{}`",
+                    word.to_ascii_lowercase()
+                )
+            }
+            _ => "join conditions with `and` or `or`".to_string(),
+        };
+        ParseError::new(tok.span.clone(), message).with_hint(hint)
+    }
+
+    fn not_a_condition(&self, span: &Span) -> ParseError {
+        let text = snippet(self.src, span);
+        ParseError::new(span.clone(), COMPARISON_EXAMPLE).with_hint(format!(
+            "compare `{text}` with a value using <, <=, >, >=, == or !="
+        ))
+    }
+
+    fn missing_operator(&self, lhs: &Span, tok: &Token) -> ParseError {
+        let lhs_text = snippet(self.src, lhs);
+        let hint = if tok.tok == Tok::Not {
+            format!("to negate a list test, write `not ({lhs_text} in [...])`")
+        } else {
+            "use <, <=, >, >=, ==, != or in".to_string()
+        };
+        ParseError::new(
+            tok.span.clone(),
+            format!(
+                "expected a comparison operator after `{lhs_text}`, found {}",
+                self.describe(tok)
+            ),
+        )
+        .with_hint(hint)
+    }
+
+    fn expected_value(&self, tok: &Token) -> ParseError {
+        let message = match self.pos.checked_sub(1).and_then(|i| self.tokens.get(i)) {
+            Some(prev) => format!(
+                "expected a value after {}, found {}",
+                self.describe(prev),
+                self.describe(tok)
+            ),
+            None => format!("{COMPARISON_EXAMPLE}, found {}", self.describe(tok)),
+        };
+        let e = ParseError::new(tok.span.clone(), message);
+        match tok.tok {
+            Tok::PercentSign => e.with_hint("write `%` right after a number, e.g. `1%`"),
+            _ => e,
+        }
+    }
+
+    fn unclosed_group(&self, open: &Span, close: &Token) -> ParseError {
+        ParseError::new(
+            close.span.clone(),
+            format!("expected `)` to match `(`, found {}", self.describe(close)),
+        )
+        .with_hint(format!("the `(` is at byte {}", open.start))
+    }
+
+    fn expected_list(&self, tok: &Token) -> ParseError {
+        ParseError::new(
+            tok.span.clone(),
+            format!("expected `[` after `in`, found {}", self.describe(tok)),
+        )
+        .with_hint("write a list, e.g. `replicas in [1, 2]`")
+    }
+
+    fn expected_list_item(&self, tok: &Token) -> ParseError {
+        ParseError::new(
+            tok.span.clone(),
+            format!(
+                "expected a number, string or boolean in the list, found {}",
+                self.describe(tok)
+            ),
+        )
+    }
+
+    fn expected_list_separator(&self, tok: &Token) -> ParseError {
+        ParseError::new(
+            tok.span.clone(),
+            format!(
+                "expected `,` or `]` in the list, found {}",
+                self.describe(tok)
+            ),
+        )
+    }
+
+    fn expected_aggregate_arg(&self, func: &str, tok: &Token) -> ParseError {
+        ParseError::new(
+            tok.span.clone(),
+            format!(
+                "expected a metric name inside `{func}(...)`, found {}",
+                self.describe(tok)
+            ),
+        )
+        .with_hint(format!("e.g. `{func}(rps)`"))
+    }
+
+    fn unclosed_call(&self, func: &str, arg: &str, tok: &Token) -> ParseError {
+        ParseError::new(
+            tok.span.clone(),
+            format!(
+                "expected `)` to close `{func}(`, found {}",
+                self.describe(tok)
+            ),
+        )
+        .with_hint(format!(
+            "an aggregate takes exactly one metric, e.g. `{func}({arg})`"
+        ))
+    }
+}
+
+fn not_a_value(span: &Span) -> ParseError {
+    ParseError::new(span.clone(), "expected a value, found a condition")
+        .with_hint("conditions can only be combined with `and`, `or` and `not`")
+}
+
+fn chained(span: Span) -> ParseError {
+    ParseError::new(span, "comparisons cannot be chained").with_hint("write `a < b and b < c`")
 }
 
 // ------------------------------------------------------ threshold checks
@@ -1473,7 +1528,7 @@ mod tests {
             panic!("{expr:?}")
         };
         assert_eq!(
-            c,
+            *c,
             Comparison {
                 lhs: Operand::Ident {
                     name: "p95".into(),
@@ -1637,8 +1692,8 @@ mod tests {
         assert_error("x < %", 4..5, &["right after a number"]);
         assert_error("p95 < 1.", 7..8, &["unexpected character `.`"]);
         let deep = format!("{}x < 1{}", "(".repeat(200), ")".repeat(200));
-        assert_error(&deep, 64..65, &["nested"]);
-        assert_error(&"not ".repeat(100), 256..259, &["nested"]);
+        assert_error(&deep, 32..33, &["nested"]);
+        assert_error(&"not ".repeat(100), 128..131, &["nested"]);
         let huge = format!("x < {}", "9".repeat(400));
         assert_error(&huge, 4..404, &["too large"]);
     }

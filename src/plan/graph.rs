@@ -304,12 +304,31 @@ pub fn expand(graph: &StepGraph, cells: usize) -> DiGraph<Node, ()> {
             }
         }
     }
-    let per_cell: Vec<usize> = (0..graph.steps.len())
-        .filter(|i| graph.steps[*i].per_cell)
+    // Sequencing: the last per-cell steps of one cell before the first of the next.
+    let per_cell = |i: &usize| graph.steps[*i].per_cell;
+    let needs_per_cell = |i: usize| {
+        graph.steps[i]
+            .needs
+            .iter()
+            .any(|n| per_cell(&index[n.as_str()]))
+    };
+    let needed_by_per_cell = |i: usize| {
+        graph
+            .steps
+            .iter()
+            .any(|s| s.per_cell && s.needs.contains(&graph.steps[i].id))
+    };
+    let firsts: Vec<usize> = (0..graph.steps.len())
+        .filter(per_cell)
+        .filter(|i| !needs_per_cell(*i))
+        .collect();
+    let lasts: Vec<usize> = (0..graph.steps.len())
+        .filter(per_cell)
+        .filter(|i| !needed_by_per_cell(*i))
         .collect();
     for c in 1..cells {
-        for &a in &per_cell {
-            for &b in &per_cell {
+        for &a in &lasts {
+            for &b in &firsts {
                 g.add_edge(at[&(a, Some(c - 1))], at[&(b, Some(c))], ());
             }
         }

@@ -112,12 +112,14 @@ fn random_unit() -> f64 {
 /// else it gives a uniform float in [0, 1), so `range(8) | map("random")`
 /// makes eight random inputs.
 fn random_filter(value: Value) -> Value {
-    if let Ok(len) = value.len().ok_or(()) {
-        if len > 0 && !value.is_number() && value.as_str().is_none() {
-            let index = (next_random() % len as u64) as usize;
-            if let Ok(item) = value.get_item(&Value::from(index)) {
-                return item;
-            }
+    if let Some(len) = value.len()
+        && len > 0
+        && !value.is_number()
+        && value.as_str().is_none()
+    {
+        let index = (next_random() % len as u64) as usize;
+        if let Ok(item) = value.get_item(&Value::from(index)) {
+            return item;
         }
     }
     Value::from(random_unit())

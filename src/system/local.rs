@@ -1,0 +1,218 @@
+//! `backend = "local"`: replica processes on free loopback ports.
+//!
+//! Replicas get their own process group (a Ctrl-C at the terminal reaches
+//! loadmatrix alone, which then stops load before replicas) and a parent-death
+//! signal, so they die with loadmatrix even when it is SIGKILLed. The death
+//! signal follows the spawning *thread*: spawn only from the thread that lives
+//! for the whole run (the dispatcher's).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use super::BackendError;
+
+#[derive(Debug)]
+struct Replica {
+    index: usize,
+    port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct LocalBackend {
+    replicas: Vec<Replica>,
+    log_dir: PathBuf,
+}
+
+/// A port the kernel just handed out on 127.0.0.1.
+pub fn free_port() -> Result<u16, BackendError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(BackendError::Port)?;
+    Ok(l.local_addr().map_err(BackendError::Port)?.port())
+}
+
+impl LocalBackend {
+    pub fn new(log_dir: &Path) -> Self {
+        LocalBackend {
+            replicas: Vec::new(),
+            log_dir: log_dir.to_path_buf(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+
+    /// Starts or stops replicas so exactly `n` run: only the difference,
+    /// surplus stopped highest index first. Returns one event line per change.
+    pub fn scale(
+        &mut self,
+        n: usize,
+        argv_for: &dyn Fn(usize, u16) -> Result<Vec<String>, String>,
+        env: &IndexMap<String, String>,
+    ) -> Result<Vec<String>, BackendError> {
+        let mut events = Vec::new();
+        while self.replicas.len() > n {
+            if let Some(mut r) = self.replicas.pop() {
+                let status = stop(&mut r.child);
+                events.push(format!(
+                    "stopped replica {} (port {}, pid {}): {status}",
+                    r.index,
+                    r.port,
+                    r.child.id()
+                ));
+            }
+        }
+        while self.replicas.len() < n {
+            let index = self.replicas.len();
+            let port = free_port()?;
+            let argv = argv_for(index, port).map_err(|message| BackendError::Render {
+                replica: index,
+                message,
+            })?;
+            let log = self.log_dir.join(format!("replica-{index}.log"));
+            let child = spawn(&argv, env, &log).map_err(|error| BackendError::Spawn {
+                replica: index,
+                command: argv.join(" "),
+                error,
+            })?;
+            events.push(format!(
+                "started replica {index} on port {port} (pid {}): {}",
+                child.id(),
+                argv.join(" ")
+            ));
+            self.replicas.push(Replica {
+                index,
+                port,
+                child,
+                log,
+            });
+        }
+        Ok(events)
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.replicas
+            .iter()
+            .map(|r| format!("http://127.0.0.1:{}", r.port))
+            .collect()
+    }
+
+    /// (replica label, pid) of every running replica.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.replicas
+            .iter()
+            .map(|r| (format!("replica-{}", r.index), r.child.id()))
+            .collect()
+    }
+
+    /// The first replica that has exited, with its status and last output.
+    pub fn exited(&mut self) -> Option<BackendError> {
+        for r in &mut self.replicas {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                return Some(BackendError::ExitedEarly {
+                    replica: r.index,
+                    status: status.to_string(),
+                    tail: tail(&r.log, 20),
+                });
+            }
+        }
+        None
+    }
+
+    pub fn stop_all(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        while let Some(mut r) = self.replicas.pop() {
+            let status = stop(&mut r.child);
+            events.push(format!("stopped replica {}: {status}", r.index));
+        }
+        events
+    }
+}
+
+impl Drop for LocalBackend {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn spawn(argv: &[String], env: &IndexMap<String, String>, log: &Path) -> std::io::Result<Child> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "empty command",
+        ));
+    };
+    let program = if program == "loadmatrix" {
+        std::env::current_exe()?
+    } else {
+        PathBuf::from(program)
+    };
+    let out = OpenOptions::new().create(true).append(true).open(log)?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The parent may have died between fork and prctl.
+            if libc::getppid() == 1 {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// SIGTERM, up to 5 s to finish in-flight work, then SIGKILL.
+fn stop(child: &mut Child) -> String {
+    if let Ok(Some(status)) = child.try_wait() {
+        return format!("had already exited ({status})");
+    }
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return format!("exited ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    "killed after 5s".into()
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(16 * 1024);
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,40 @@
+//! Backends for the system under test: they scale replicas, report their
+//! endpoints and sample their CPU and memory.
+
+pub mod local;
+pub mod proc_stats;
+pub mod ready;
+
+/// One sample of one replica, a row of `system.csv`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SystemSample {
+    /// Seconds since the measured window began (negative during warm-up).
+    pub t: f64,
+    pub replica: String,
+    pub cpu_pct: f64,
+    pub mem_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot start replica {replica} (`{command}`): {error}")]
+    Spawn {
+        replica: usize,
+        command: String,
+        error: std::io::Error,
+    },
+    #[error("replica {replica} exited during start-up ({status}); last output:\n{tail}")]
+    ExitedEarly {
+        replica: usize,
+        status: String,
+        tail: String,
+    },
+    #[error("cannot render the command of replica {replica}: {message}")]
+    Render { replica: usize, message: String },
+    #[error("no free loopback port: {0}")]
+    Port(std::io::Error),
+    #[error("the {backend} backend is not available in this version: {why}")]
+    Unsupported { backend: &'static str, why: String },
+    #[error("{0}")]
+    Ready(String),
+}

@@ -1,0 +1,83 @@
+//! Readiness: poll until the system answers, bounded by a timeout; never a
+//! fixed sleep.
+
+use std::time::{Duration, Instant};
+
+use crate::plan::{Ready, ReadyTarget};
+
+/// Waits until `ready` holds for `endpoints`. `failed` is asked between polls
+/// whether the system already failed (a replica exited), to stop early.
+pub async fn wait_ready(
+    ready: &Ready,
+    endpoints: &[String],
+    failed: &mut dyn FnMut() -> Option<String>,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(
+            ready
+                .interval
+                .max(Duration::from_millis(500))
+                .min(Duration::from_secs(5)),
+        )
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let targets: Vec<String> = match &ready.target {
+        ReadyTarget::Nothing => return Ok(Duration::ZERO),
+        ReadyTarget::Url(u) => vec![u.clone()],
+        ReadyTarget::Path(p) => endpoints.iter().map(|e| format!("{e}{p}")).collect(),
+        ReadyTarget::Tcp => endpoints.to_vec(),
+    };
+    let mut pending: Vec<String> = targets;
+    let mut last_error = String::new();
+    loop {
+        if let Some(reason) = failed() {
+            return Err(reason);
+        }
+        let mut still = Vec::new();
+        for t in pending {
+            let result = match ready.target {
+                ReadyTarget::Tcp => tcp_ready(&t).await,
+                _ => http_ready(&client, &t).await,
+            };
+            if let Err(e) = result {
+                last_error = e;
+                still.push(t);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= ready.timeout {
+            return Err(format!(
+                "not ready after {:?}: {} of the endpoints still failing (last: {last_error})",
+                ready.timeout,
+                pending.len()
+            ));
+        }
+        tokio::time::sleep(ready.interval).await;
+    }
+}
+
+async fn http_ready(client: &reqwest::Client, url: &str) -> Result<(), String> {
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("{url} answered {}", r.status())),
+        Err(e) => Err(format!("{url}: {e}")),
+    }
+}
+
+async fn tcp_ready(base: &str) -> Result<(), String> {
+    let hostport = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    tokio::net::TcpStream::connect(&hostport)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{hostport}: {e}"))
+}
