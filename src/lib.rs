@@ -1,1 +1,3 @@
 //! loadmatrix: matrices of load tests from one declarative TOML plan.
+
+pub mod engine;
