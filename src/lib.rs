@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo_target;
 pub mod diagnostic;
+pub mod engine;
 pub mod exit_code;
 pub mod plan;
 pub mod results;

@@ -1,0 +1,402 @@
+//! Latency statistics: HDR histograms recorded per worker and merged exactly.
+//!
+//! Every histogram is created by [`latency_histogram`] (microseconds, 3
+//! significant digits, auto-resizing), so bucket boundaries line up and
+//! `Histogram::add` merges are exact: percentiles of a merge equal those of one
+//! histogram fed every sample.
+
+use hdrhistogram::Histogram;
+use indexmap::IndexMap;
+use serde::Serialize;
+
+/// Significant decimal digits of every latency histogram.
+pub const LATENCY_SIGFIG: u8 = 3;
+
+/// An empty latency histogram: values in microseconds, 3 significant digits,
+/// auto-resizing (no upper bound to configure or overflow).
+pub fn latency_histogram() -> Histogram<u64> {
+    // `Histogram::new` fails only for more than 5 significant digits.
+    Histogram::new(LATENCY_SIGFIG).expect("3 significant digits is a valid HDR configuration")
+}
+
+/// Adds `src` into `dst` exactly.
+pub fn add_histogram(dst: &mut Histogram<u64>, src: &Histogram<u64>) {
+    if dst.add(src).is_err() {
+        // Only reachable if `dst` was built without auto-resize; re-recording
+        // every bucket keeps the merge exact anyway.
+        for v in src.iter_recorded() {
+            record_n(dst, v.value_iterated_to(), v.count_at_value());
+        }
+    }
+}
+
+/// Records `value` `n` times, growing the histogram as needed; values beyond
+/// the largest resizable range (about 146 years in µs) are clamped.
+pub(crate) fn record_n(h: &mut Histogram<u64>, value: u64, n: u64) {
+    // `saturating_record*` clamps to the current range instead of growing it.
+    if h.record_n(value, n).is_err() {
+        h.saturating_record_n(value, n);
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// A response arrived but its status was not the expected one (or, with
+    /// no expectation, not 2xx/3xx).
+    Status,
+    /// No full response within `request_timeout`.
+    Timeout,
+    /// TCP connect (or HTTP handshake) failed.
+    Connect,
+    /// The connection broke while sending or receiving.
+    Io,
+}
+
+/// Failure counts by [`FailureKind`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FailureCounts {
+    pub status: u64,
+    pub timeout: u64,
+    pub connect: u64,
+    pub io: u64,
+}
+
+impl FailureCounts {
+    pub fn add(&mut self, kind: FailureKind) {
+        let slot = match kind {
+            FailureKind::Status => &mut self.status,
+            FailureKind::Timeout => &mut self.timeout,
+            FailureKind::Connect => &mut self.connect,
+            FailureKind::Io => &mut self.io,
+        };
+        *slot += 1;
+    }
+
+    pub fn merge(&mut self, other: &FailureCounts) {
+        self.status += other.status;
+        self.timeout += other.timeout;
+        self.connect += other.connect;
+        self.io += other.io;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.status + self.timeout + self.connect + self.io
+    }
+}
+
+/// Outcome counts and latency distribution of one request name, or of all
+/// names merged.
+///
+/// Latency of failures: only successful requests are recorded in `hist` and
+/// therefore in the percentiles. Failures are counted in `failures` /
+/// `failures_by_kind` but carry no latency, so a stream of instantly refused
+/// connections or fast 500s cannot make the service look faster (k6 records
+/// both). `requests` and `rps` count successes and failures alike.
+///
+/// The derived fields (`rps`, `*_ms`) are filled by [`RequestStats::finalize`];
+/// `requests`, `failures*` and `hist` are the source of truth and are what
+/// [`RequestStats::merge`] combines.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestStats {
+    pub requests: u64,
+    pub failures: u64,
+    pub failures_by_kind: FailureCounts,
+    /// Requests (successes and failures) per measured second.
+    pub rps: f64,
+    pub mean_ms: f64,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p75_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// Latencies of successful requests in microseconds.
+    #[serde(skip)]
+    pub hist: Histogram<u64>,
+}
+
+impl Default for RequestStats {
+    fn default() -> Self {
+        RequestStats {
+            requests: 0,
+            failures: 0,
+            failures_by_kind: FailureCounts::default(),
+            rps: 0.0,
+            mean_ms: 0.0,
+            min_ms: 0.0,
+            p50_ms: 0.0,
+            p75_ms: 0.0,
+            p90_ms: 0.0,
+            p95_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            hist: latency_histogram(),
+        }
+    }
+}
+
+impl RequestStats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record_success(&mut self, latency_us: u64) {
+        self.requests += 1;
+        record_n(&mut self.hist, latency_us, 1);
+    }
+
+    pub fn record_failure(&mut self, kind: FailureKind) {
+        self.requests += 1;
+        self.failures += 1;
+        self.failures_by_kind.add(kind);
+    }
+
+    /// Exact merge of counts and histogram; call [`RequestStats::finalize`]
+    /// afterwards to refresh the derived fields.
+    pub fn merge(&mut self, other: &RequestStats) {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.failures_by_kind.merge(&other.failures_by_kind);
+        add_histogram(&mut self.hist, &other.hist);
+    }
+
+    /// Recomputes `rps` and the latency fields from the counts and histogram.
+    pub fn finalize(&mut self, measured_secs: f64) {
+        self.rps = per_sec(self.requests, measured_secs);
+        let h = &self.hist;
+        if h.is_empty() {
+            self.mean_ms = 0.0;
+            self.min_ms = 0.0;
+            self.p50_ms = 0.0;
+            self.p75_ms = 0.0;
+            self.p90_ms = 0.0;
+            self.p95_ms = 0.0;
+            self.p99_ms = 0.0;
+            self.p999_ms = 0.0;
+            self.max_ms = 0.0;
+            return;
+        }
+        self.mean_ms = h.mean() / 1000.0;
+        self.min_ms = us_to_ms(h.min());
+        self.p50_ms = quantile_ms(h, 0.50);
+        self.p75_ms = quantile_ms(h, 0.75);
+        self.p90_ms = quantile_ms(h, 0.90);
+        self.p95_ms = quantile_ms(h, 0.95);
+        self.p99_ms = quantile_ms(h, 0.99);
+        self.p999_ms = quantile_ms(h, 0.999);
+        self.max_ms = us_to_ms(h.max());
+    }
+}
+
+/// Exact merge of several [`RequestStats`], finalized for `measured_secs`.
+pub fn merge<'a>(
+    parts: impl IntoIterator<Item = &'a RequestStats>,
+    measured_secs: f64,
+) -> RequestStats {
+    let mut out = RequestStats::new();
+    for p in parts {
+        out.merge(p);
+    }
+    out.finalize(measured_secs);
+    out
+}
+
+/// One second of the measured window. Requests are attributed to the second
+/// in which their response completed; responses that complete after the
+/// window (during the drain) are attributed to the last row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineRow {
+    /// Seconds since the start of the measured window.
+    pub t: u64,
+    /// Closed model: active virtual users; open model: requests in flight.
+    /// Sampled at the start of the second, summed over workers.
+    pub users: u64,
+    pub rps: f64,
+    pub requests: u64,
+    pub failures: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Result of one load run (one cell of the matrix).
+#[derive(Debug, Clone, Serialize)]
+pub struct CellStats {
+    /// All request names merged.
+    pub total: RequestStats,
+    /// Per request name, in `RequestSpec` order; specs sharing a name are merged.
+    pub by_name: IndexMap<String, RequestStats>,
+    pub timeline: Vec<TimelineRow>,
+    /// Length of the measured window (shorter than `duration` if cancelled).
+    pub measured_secs: f64,
+    /// Open model: arrivals in the measured window not sent because
+    /// `max_in_flight` requests were outstanding.
+    pub dropped: u64,
+    /// CPU time of the worker threads over the measured window, as a
+    /// percentage of `min(workers, cores) * wall`.
+    pub client_cpu_pct: f64,
+    /// `client_cpu_pct >= 90`: the figures may describe the client, not the server.
+    pub client_bound: bool,
+    /// The run was stopped by the cancel token.
+    pub cancelled: bool,
+    pub warnings: Vec<String>,
+}
+
+pub(crate) fn us_to_ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+pub(crate) fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        us_to_ms(h.value_at_quantile(q))
+    }
+}
+
+pub(crate) fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+/// One worker's share of one timeline row.
+#[derive(Debug)]
+pub(crate) struct RowPart {
+    pub idx: usize,
+    pub users: u64,
+    pub requests: u64,
+    pub failures: u64,
+    pub hist: Histogram<u64>,
+}
+
+impl RowPart {
+    pub fn new(idx: usize, users: u64) -> Self {
+        RowPart {
+            idx,
+            users,
+            requests: 0,
+            failures: 0,
+            hist: latency_histogram(),
+        }
+    }
+}
+
+struct PendingRow {
+    parts: usize,
+    users: u64,
+    requests: u64,
+    failures: u64,
+    hist: Option<Histogram<u64>>,
+    /// p50, p95, p99 once all workers reported and the histogram was dropped.
+    done: Option<[f64; 3]>,
+}
+
+/// Merges per-worker row parts exactly. A row's histogram is dropped as soon
+/// as every worker has reported it, so memory stays flat on long runs.
+pub(crate) struct TimelineBuilder {
+    workers: usize,
+    rows: Vec<PendingRow>,
+}
+
+impl TimelineBuilder {
+    pub fn new(workers: usize) -> Self {
+        TimelineBuilder {
+            workers,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, part: RowPart) {
+        while self.rows.len() <= part.idx {
+            self.rows.push(PendingRow {
+                parts: 0,
+                users: 0,
+                requests: 0,
+                failures: 0,
+                hist: None,
+                done: None,
+            });
+        }
+        let row = &mut self.rows[part.idx];
+        row.parts += 1;
+        row.users += part.users;
+        row.requests += part.requests;
+        row.failures += part.failures;
+        match &mut row.hist {
+            Some(h) => add_histogram(h, &part.hist),
+            None => row.hist = Some(part.hist),
+        }
+        if row.parts >= self.workers {
+            row.done = Some(row_quantiles(row.hist.take()));
+        }
+    }
+
+    /// Rows `0..ceil(measured_secs)`; rows missing a worker's part (cancelled
+    /// runs) are merged from the parts that arrived.
+    pub fn finish(mut self, measured_secs: f64) -> Vec<TimelineRow> {
+        let n = if measured_secs > 0.0 {
+            (measured_secs - 1e-9).ceil().max(1.0) as usize
+        } else {
+            0
+        };
+        self.rows.truncate(n);
+        let mut out = Vec::with_capacity(n);
+        for (t, row) in self.rows.into_iter().enumerate() {
+            let q = match row.done {
+                Some(q) => q,
+                None => row_quantiles(row.hist),
+            };
+            let len = (measured_secs - t as f64).clamp(1e-9, 1.0);
+            out.push(TimelineRow {
+                t: t as u64,
+                users: row.users,
+                rps: row.requests as f64 / len,
+                requests: row.requests,
+                failures: row.failures,
+                p50_ms: q[0],
+                p95_ms: q[1],
+                p99_ms: q[2],
+            });
+        }
+        out
+    }
+}
+
+fn row_quantiles(h: Option<Histogram<u64>>) -> [f64; 3] {
+    match h {
+        Some(h) => [
+            quantile_ms(&h, 0.50),
+            quantile_ms(&h, 0.95),
+            quantile_ms(&h, 0.99),
+        ],
+        None => [0.0; 3],
+    }
+}
+
+/// Merges per-worker, per-spec stats into the total and the by-name map.
+pub(crate) fn assemble(
+    names: &[String],
+    per_worker: &[Vec<RequestStats>],
+    measured_secs: f64,
+) -> (RequestStats, IndexMap<String, RequestStats>) {
+    let mut by_name: IndexMap<String, RequestStats> = IndexMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let entry = by_name.entry(name.clone()).or_default();
+        for worker in per_worker {
+            if let Some(s) = worker.get(i) {
+                entry.merge(s);
+            }
+        }
+    }
+    let mut total = RequestStats::new();
+    for s in by_name.values_mut() {
+        total.merge(s);
+        s.finalize(measured_secs);
+    }
+    total.finalize(measured_secs);
+    (total, by_name)
+}

@@ -1,0 +1,572 @@
+//! One load worker: an OS thread with its own current-thread tokio runtime,
+//! its own connections and its own statistics. Nothing is shared with other
+//! workers in the hot path except a few owner-written atomics for progress.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tokio::sync::Notify;
+use tokio::task::{LocalSet, spawn_local, yield_now};
+use tokio::time::{sleep, sleep_until, timeout};
+
+use super::conn::{Conn, Outcome, exchange};
+use super::cpu;
+use super::native::{CancelToken, LoadSpec, Model};
+use super::plan::Plan;
+use super::stats::{RequestStats, RowPart, record_n};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// Schedule origin: the first user / arrival starts here.
+    pub t0: Instant,
+    pub measure_start: Instant,
+    /// No request is started at or after `end`.
+    pub end: Instant,
+    /// In-flight requests are abandoned here.
+    pub hard_stop: Instant,
+    pub last_row: usize,
+}
+
+/// Progress counters of one worker, written only by that worker (plain
+/// stores), read by the coordinator. Padded so workers don't share a line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Live {
+    completed: AtomicU64,
+    failures: AtomicU64,
+    active: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Live {
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) enum Msg {
+    /// A finished timeline row of one worker.
+    Row(RowPart),
+    Done(usize, Result<WorkerOutput, String>),
+}
+
+pub(crate) struct WorkerOutput {
+    /// Per `RequestSpec`, measured window only.
+    pub specs: Vec<RequestStats>,
+    /// The row still open when the worker stopped (sent here, not as `Msg::Row`).
+    pub last_row: Option<RowPart>,
+    pub dropped_measured: u64,
+    pub abandoned: u64,
+    pub max_lag: Duration,
+    pub cancelled: bool,
+    pub stopped_at: Option<Instant>,
+    /// Thread CPU ticks and wall time over the measured window.
+    pub cpu: Option<(u64, Duration)>,
+}
+
+pub(crate) struct WorkerArgs {
+    pub index: usize,
+    pub workers: usize,
+    pub spec: Arc<LoadSpec>,
+    pub addrs: Arc<Vec<SocketAddr>>,
+    pub timing: Timing,
+    pub cancel: CancelToken,
+    pub abort: Arc<AtomicBool>,
+    pub live: Arc<[Live]>,
+    pub tx: Sender<Msg>,
+    pub seed: u64,
+}
+
+/// Thread entry point; always reports `Msg::Done`.
+pub(crate) fn run(args: WorkerArgs) {
+    let index = args.index;
+    let tx = args.tx.clone();
+    let result = run_inner(args);
+    let _ = tx.send(Msg::Done(index, result));
+}
+
+struct State {
+    open: bool,
+    specs: Vec<RequestStats>,
+    row: Option<RowPart>,
+    tx: Sender<Msg>,
+    completed: u64,
+    failures: u64,
+    in_flight: u64,
+    users: u64,
+    dropped: u64,
+    dropped_measured: u64,
+    max_lag: Duration,
+    cpu_start: Option<(u64, Instant)>,
+    cpu: Option<(u64, Duration)>,
+}
+
+struct Ctx {
+    index: usize,
+    workers: usize,
+    plan: Plan,
+    model: Model,
+    timing: Timing,
+    request_timeout: Duration,
+    cancel: CancelToken,
+    abort: Arc<AtomicBool>,
+    live: Arc<[Live]>,
+    state: RefCell<State>,
+    rng: RefCell<SmallRng>,
+    body_seq: Vec<Cell<usize>>,
+    /// Open model: idle keep-alive connections per endpoint.
+    pool: RefCell<Vec<Vec<Conn>>>,
+    pool_cap: usize,
+    /// Open model: signalled when the last in-flight request completes.
+    idle: Notify,
+}
+
+enum Finish {
+    Completed,
+    Cut,
+    Cancelled,
+}
+
+fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build runtime: {e}"))?;
+    let plan = Plan::build(&args.spec, &args.addrs).map_err(|e| e.to_string())?;
+    let open = matches!(args.spec.model, Model::Open { .. });
+    let specs = (0..plan.requests.len())
+        .map(|_| RequestStats::new())
+        .collect();
+    let body_seq = (0..plan.requests.len()).map(|_| Cell::new(0)).collect();
+    let pool_cap = match args.spec.model {
+        Model::Open { max_in_flight, .. } => {
+            usize::try_from(share(max_in_flight, args.workers, args.index)).unwrap_or(usize::MAX)
+        }
+        Model::Closed { .. } => 0,
+    };
+    let ctx = Rc::new(Ctx {
+        index: args.index,
+        workers: args.workers,
+        pool: RefCell::new((0..plan.addrs.len()).map(|_| Vec::new()).collect()),
+        plan,
+        model: args.spec.model.clone(),
+        timing: args.timing,
+        request_timeout: args.spec.request_timeout,
+        cancel: args.cancel,
+        abort: args.abort,
+        live: args.live,
+        state: RefCell::new(State {
+            open,
+            specs,
+            row: Some(RowPart::new(0, 0)),
+            tx: args.tx,
+            completed: 0,
+            failures: 0,
+            in_flight: 0,
+            users: 0,
+            dropped: 0,
+            dropped_measured: 0,
+            max_lag: Duration::ZERO,
+            cpu_start: None,
+            cpu: None,
+        }),
+        rng: RefCell::new(SmallRng::seed_from_u64(args.seed)),
+        body_seq,
+        pool_cap,
+        idle: Notify::new(),
+    });
+
+    let local = LocalSet::new();
+    let finish = rt.block_on(local.run_until({
+        let ctx = ctx.clone();
+        async move {
+            spawn_local(ticker(ctx.clone()));
+            let work = async {
+                if open {
+                    run_open(ctx.clone()).await;
+                } else {
+                    run_closed(ctx.clone()).await;
+                }
+            };
+            tokio::select! {
+                _ = work => Finish::Completed,
+                _ = sleep_until(ctx.timing.hard_stop.into()) => Finish::Cut,
+                _ = watch_cancel(&ctx) => Finish::Cancelled,
+            }
+        }
+    }));
+    let stopped_at = Instant::now();
+    {
+        // Drop in-flight tasks (and their connections) inside the runtime.
+        let _guard = rt.enter();
+        drop(local);
+    }
+    let mut st = ctx.state.borrow_mut();
+    if st.cpu.is_none()
+        && let Some((start, at)) = st.cpu_start
+    {
+        st.cpu = cpu::thread_ticks().map(|t| (t.saturating_sub(start), stopped_at - at));
+    }
+    Ok(WorkerOutput {
+        specs: std::mem::take(&mut st.specs),
+        last_row: st.row.take(),
+        dropped_measured: st.dropped_measured,
+        abandoned: if matches!(finish, Finish::Cut) {
+            st.in_flight
+        } else {
+            0
+        },
+        max_lag: st.max_lag,
+        cancelled: matches!(finish, Finish::Cancelled),
+        stopped_at: Some(stopped_at),
+        cpu: st.cpu,
+    })
+}
+
+/// This worker's share of `total` when split over `workers`.
+fn share(total: u64, workers: usize, index: usize) -> u64 {
+    let w = workers.max(1) as u64;
+    total / w + u64::from((index as u64) < total % w)
+}
+
+async fn watch_cancel(ctx: &Ctx) {
+    while !ctx.cancel.is_cancelled() && !ctx.abort.load(Ordering::Relaxed) {
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Closes timeline rows at second boundaries (even when idle, so the
+/// coordinator can merge them) and samples thread CPU over the window.
+async fn ticker(ctx: Rc<Ctx>) {
+    let t = ctx.timing;
+    sleep_until(t.measure_start.into()).await;
+    {
+        let mut st = ctx.state.borrow_mut();
+        let users = st.users_now();
+        if let Some(row) = st.row.as_mut() {
+            row.users = users;
+        }
+        st.cpu_start = cpu::thread_ticks().map(|c| (c, Instant::now()));
+    }
+    for k in 1..=t.last_row {
+        let Some(at) = t.measure_start.checked_add(Duration::from_secs(k as u64)) else {
+            break;
+        };
+        sleep_until(at.into()).await;
+        ctx.state.borrow_mut().advance(k);
+    }
+    sleep_until(t.end.into()).await;
+    let mut st = ctx.state.borrow_mut();
+    if let Some((start, at)) = st.cpu_start {
+        st.cpu = cpu::thread_ticks().map(|c| (c.saturating_sub(start), Instant::now() - at));
+    }
+}
+
+impl State {
+    /// Closed model: active virtual users; open model: requests in flight.
+    fn users_now(&self) -> u64 {
+        if self.open {
+            self.in_flight
+        } else {
+            self.users
+        }
+    }
+
+    /// Sends finished rows up to (excluding) `idx` and opens row `idx`.
+    fn advance(&mut self, idx: usize) {
+        let users = self.users_now();
+        while let Some(row) = self.row.take_if(|r| r.idx < idx) {
+            self.row = Some(RowPart::new(row.idx + 1, users));
+            let _ = self.tx.send(Msg::Row(row));
+        }
+    }
+}
+
+impl Ctx {
+    fn live(&self) -> &Live {
+        &self.live[self.index]
+    }
+
+    fn publish_users(&self, st: &State) {
+        self.live().active.store(st.users_now(), Ordering::Relaxed);
+    }
+
+    fn record(&self, spec: usize, start: Instant, done: Instant, outcome: Outcome) {
+        let mut st = self.state.borrow_mut();
+        st.completed += 1;
+        self.live().completed.store(st.completed, Ordering::Relaxed);
+        if outcome.is_err() {
+            st.failures += 1;
+            self.live().failures.store(st.failures, Ordering::Relaxed);
+        }
+        let t = &self.timing;
+        if start < t.measure_start || start >= t.end {
+            return;
+        }
+        let latency_us =
+            u64::try_from(done.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX);
+        if let Some(s) = st.specs.get_mut(spec) {
+            match outcome {
+                Ok(()) => s.record_success(latency_us),
+                Err(kind) => s.record_failure(kind),
+            }
+        }
+        let idx =
+            (done.saturating_duration_since(t.measure_start).as_secs() as usize).min(t.last_row);
+        st.advance(idx);
+        if let Some(row) = st.row.as_mut() {
+            row.requests += 1;
+            match outcome {
+                Ok(()) => record_n(&mut row.hist, latency_us, 1),
+                Err(_) => row.failures += 1,
+            }
+        }
+    }
+
+    fn next_body(&self, i: usize) -> usize {
+        match self.body_seq.get(i) {
+            Some(c) if self.plan.body_variants(i) > 1 => {
+                let n = c.get();
+                c.set(n.wrapping_add(1));
+                n
+            }
+            _ => 0,
+        }
+    }
+
+    fn pick(&self) -> usize {
+        self.plan.pick(&mut self.rng.borrow_mut())
+    }
+
+    fn change_in_flight(&self, up: bool) {
+        let mut st = self.state.borrow_mut();
+        if up {
+            st.in_flight += 1;
+        } else {
+            st.in_flight = st.in_flight.saturating_sub(1);
+            if st.in_flight == 0 {
+                self.idle.notify_one();
+            }
+        }
+        self.publish_users(&st);
+    }
+
+    /// One request on the caller's connection slot, bounded by the timeout.
+    async fn send(&self, slot: &mut Option<Conn>, i: usize, ep: usize) -> Outcome {
+        let req = self.plan.request(i, ep, self.next_body(i));
+        let addr = self.plan.addrs[ep];
+        let expect = self.plan.requests[i].expect_status;
+        match timeout(self.request_timeout, exchange(slot, addr, req, expect)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // The connection is mid-exchange; it cannot be reused.
+                *slot = None;
+                Err(super::stats::FailureKind::Timeout)
+            }
+        }
+    }
+}
+
+async fn run_closed(ctx: Rc<Ctx>) {
+    let Model::Closed { users, .. } = ctx.model else {
+        return;
+    };
+    let mut handles = Vec::new();
+    let mut u = ctx.index as u64;
+    while u < users {
+        handles.push(spawn_local(user_loop(ctx.clone(), u)));
+        u += ctx.workers as u64;
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+async fn user_loop(ctx: Rc<Ctx>, user: u64) {
+    let Model::Closed {
+        spawn_rate,
+        think_min,
+        think_max,
+        ..
+    } = ctx.model
+    else {
+        return;
+    };
+    let t = ctx.timing;
+    let offset = if spawn_rate > 0.0 {
+        Duration::try_from_secs_f64(user as f64 / spawn_rate).ok()
+    } else {
+        Some(Duration::ZERO)
+    };
+    let Some(begin) = offset.and_then(|o| t.t0.checked_add(o)) else {
+        return;
+    };
+    if begin >= t.end {
+        return;
+    }
+    sleep_until(begin.into()).await;
+    {
+        let mut st = ctx.state.borrow_mut();
+        st.users += 1;
+        ctx.publish_users(&st);
+    }
+    let ep = (user % ctx.plan.addrs.len() as u64) as usize;
+    let think_lo = u64::try_from(think_min.as_nanos()).unwrap_or(u64::MAX);
+    let think_hi = u64::try_from(think_max.as_nanos()).unwrap_or(u64::MAX);
+    let mut conn: Option<Conn> = None;
+    while Instant::now() < t.end {
+        let i = ctx.pick();
+        let start = Instant::now();
+        ctx.change_in_flight(true);
+        let outcome = ctx.send(&mut conn, i, ep).await;
+        let done = Instant::now();
+        ctx.change_in_flight(false);
+        ctx.record(i, start, done, outcome);
+        if outcome.is_err() {
+            // Failures such as a refused connect can complete without ever
+            // yielding; let the ticker and cancel watcher run.
+            yield_now().await;
+        }
+        if think_hi > 0 {
+            let ns = if think_hi > think_lo {
+                ctx.rng.borrow_mut().random_range(think_lo..=think_hi)
+            } else {
+                think_lo
+            };
+            let wake = done
+                .checked_add(Duration::from_nanos(ns))
+                .map_or(t.end, |w| w.min(t.end));
+            sleep_until(wake.into()).await;
+        }
+    }
+    let mut st = ctx.state.borrow_mut();
+    st.users = st.users.saturating_sub(1);
+    ctx.publish_users(&st);
+}
+
+/// Open model: worker `w` of `W` owns arrivals `w, w+W, w+2W, ...` of the
+/// global schedule `t0 + n / rate`, so the union over workers is exact.
+async fn run_open(ctx: Rc<Ctx>) {
+    let Model::Open { rate, .. } = ctx.model else {
+        return;
+    };
+    let t = ctx.timing;
+    let w = ctx.index as f64;
+    let ws = ctx.workers as f64;
+    let limit = ctx.pool_cap as u64;
+    let at = |k: u64| -> Option<Instant> {
+        let secs = (w + k as f64 * ws) / rate;
+        t.t0.checked_add(Duration::try_from_secs_f64(secs).ok()?)
+    };
+    // Arrivals with t_k <= offset (seconds from t0): count of k.
+    let due_count = |offset: Duration| -> u64 {
+        let x = (offset.as_secs_f64() * rate - w) / ws;
+        if x < 0.0 { 0 } else { x.floor() as u64 + 1 }
+    };
+    let first_measured = due_count(
+        t.measure_start
+            .saturating_duration_since(t.t0)
+            .saturating_sub(Duration::from_nanos(1)),
+    );
+    let end_count = due_count(
+        t.end
+            .saturating_duration_since(t.t0)
+            .saturating_sub(Duration::from_nanos(1)),
+    );
+    let mut k: u64 = 0;
+    let mut next_ep = ctx.index;
+    while let Some(first) = at(k) {
+        if first >= t.end {
+            break;
+        }
+        sleep_until(first.into()).await;
+        let now = Instant::now();
+        let mut spawned = 0u32;
+        while let Some(intended) = at(k) {
+            if intended >= t.end || intended > now {
+                break;
+            }
+            let full = {
+                let mut st = ctx.state.borrow_mut();
+                if intended >= t.measure_start {
+                    st.max_lag = st.max_lag.max(now.saturating_duration_since(intended));
+                }
+                if st.in_flight >= limit {
+                    // Drop everything due now in one step: at absurd rates a
+                    // per-arrival loop could never catch up.
+                    let due = due_count(now.min(t.end).saturating_duration_since(t.t0));
+                    let upto = due.min(end_count).max(k + 1);
+                    st.dropped += upto - k;
+                    st.dropped_measured += upto.saturating_sub(k.max(first_measured));
+                    ctx.live().dropped.store(st.dropped, Ordering::Relaxed);
+                    k = upto;
+                }
+                st.in_flight >= limit
+            };
+            if full {
+                break;
+            }
+            let i = ctx.pick();
+            let ep = next_ep % ctx.plan.addrs.len();
+            next_ep = next_ep.wrapping_add(1);
+            ctx.change_in_flight(true);
+            spawn_local(arrival(ctx.clone(), intended, i, ep));
+            k += 1;
+            spawned += 1;
+            if spawned.is_multiple_of(256) {
+                yield_now().await;
+            }
+        }
+    }
+    loop {
+        if ctx.state.borrow().in_flight == 0 {
+            break;
+        }
+        ctx.idle.notified().await;
+    }
+}
+
+async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
+    let mut conn = take_pooled(&ctx, ep);
+    let outcome = ctx.send(&mut conn, i, ep).await;
+    let done = Instant::now();
+    if let Some(c) = conn
+        && !c.is_closed()
+    {
+        let mut pool = ctx.pool.borrow_mut();
+        if let Some(p) = pool.get_mut(ep)
+            && p.len() < ctx.pool_cap
+        {
+            p.push(c);
+        }
+    }
+    ctx.change_in_flight(false);
+    ctx.record(i, intended, done, outcome);
+}
+
+fn take_pooled(ctx: &Ctx, ep: usize) -> Option<Conn> {
+    let mut pool = ctx.pool.borrow_mut();
+    let p = pool.get_mut(ep)?;
+    while let Some(c) = p.pop() {
+        if !c.is_closed() {
+            return Some(c);
+        }
+    }
+    None
+}
