@@ -18,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole pipeline: preflight, every cell, analysis, reports, gate.
+    Run(RunArgs),
     /// Parse, validate and render every cell's templates; no traffic is sent.
     Validate {
         /// Plan files.

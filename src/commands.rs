@@ -11,6 +11,7 @@ use crate::plan::{self, LoadModel, LoadOptions, Override, Plan, PlanError};
 
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
+        Command::Run(args) => crate::run::run(args),
         Command::Validate { plans, set } => validate(&plans, &set),
         Command::Plan { plan, format, set } => show_plan(&plan, format, &set),
         Command::Schema => {

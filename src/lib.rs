@@ -8,4 +8,6 @@ pub mod engine;
 pub mod exit_code;
 pub mod plan;
 pub mod results;
+pub mod run;
+pub mod steps;
 pub mod system;

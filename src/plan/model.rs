@@ -36,6 +36,10 @@ pub struct Plan {
     pub analysis: Analysis,
     pub reports: Vec<ReportSpec>,
     pub templates: Arc<Templates>,
+    /// What templates see as `run`.
+    pub run_value: minijinja::Value,
+    /// Each cell's rendered `vars`, for templates rendered while running.
+    pub cell_vars: Vec<minijinja::Value>,
 }
 
 impl Plan {

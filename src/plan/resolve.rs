@@ -352,6 +352,7 @@ pub fn resolve(
     let env = templates.env_value();
     let count = cells_values.len();
     let mut cells = Vec::with_capacity(count);
+    let mut cell_vars = Vec::with_capacity(count);
     for (index, values) in cells_values.iter().enumerate() {
         let id = matrix::cell_id(values);
         r.cell = Some(id.clone());
@@ -362,6 +363,7 @@ pub fn resolve(
             run => run_value.clone(),
         };
         let vars = render_vars(&mut r, raw, &base);
+        cell_vars.push(vars.clone());
         let ctx = minijinja::context! { vars => vars, ..base };
         if let Some(cell) = resolve_cell(&mut r, raw, &ctx, id, index, values, graph.as_ref()) {
             cells.push(cell);
@@ -406,6 +408,8 @@ pub fn resolve(
         analysis,
         reports,
         templates,
+        run_value,
+        cell_vars,
     })
 }
 

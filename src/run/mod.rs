@@ -1,0 +1,219 @@
+//! `loadmatrix run`: load the plan, open the results folder, dispatch the
+//! step graph, and turn the outcome into an exit code.
+
+pub mod dispatcher;
+pub mod state;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use minijinja::Value;
+use tokio::sync::Mutex;
+
+use crate::cli::RunArgs;
+use crate::exit_code;
+use crate::plan::{self, LoadOptions, Plan, RunInfo};
+use crate::results::{self, CellEntry, CellStatus, Manifest, RunDir, RunStatus};
+use dispatcher::Outcome;
+use state::RunState;
+
+/// The template context of one cell; `replica` gives `replica` and `port`.
+pub fn cell_context(plan: &Plan, c: usize, replica: Option<(usize, u16)>) -> Value {
+    let cell = &plan.cells[c];
+    let base = minijinja::context! {
+        matrix => Value::from(minijinja::value::Serde(&cell.matrix)),
+        env => plan.templates.env_value(),
+        cell => minijinja::context! { id => cell.id.clone(), index => c, number => c + 1, count => plan.cells.len() },
+        run => plan.run_value.clone(),
+        vars => plan.cell_vars[c].clone(),
+    };
+    match replica {
+        Some((r, port)) => minijinja::context! { replica => r, port => port, ..base },
+        None => base,
+    }
+}
+
+pub fn run(args: RunArgs) -> u8 {
+    let overrides = match crate::commands::parse_overrides(&args.set) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INVALID;
+        }
+    };
+    let base = args.out.clone().unwrap_or_else(|| PathBuf::from("results"));
+    // The run id is part of the template context, so it is fixed before loading.
+    let started = SystemTime::now();
+    let id = results::run_id(started);
+    let peek_name = match std::fs::read_to_string(&args.plan)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_owned)))
+    {
+        Some(n) => n,
+        None => "plan".into(),
+    };
+    let run_info = RunInfo {
+        id: id.clone(),
+        dir: base.join(&peek_name).join(&id).display().to_string(),
+    };
+    let plan = match plan::load(
+        &args.plan,
+        LoadOptions {
+            overrides,
+            run: Some(run_info),
+            env: None,
+        },
+    ) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprint!("{}", crate::commands::render_plan_error(&e));
+            return exit_code::INVALID;
+        }
+    };
+    if args.resume.is_some() || args.only.is_some() {
+        eprintln!("error: --resume and --only are not available in this build yet");
+        return exit_code::INVALID;
+    }
+    let dir = match RunDir::create(&base, &plan.name, &id) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "error: cannot create the results folder under {}: {e}",
+                base.display()
+            );
+            return exit_code::RUN_FAILED;
+        }
+    };
+    let secrets = plan.secrets();
+    let manifest = Manifest {
+        plan: plan.name.clone(),
+        plan_file: plan.file.display().to_string(),
+        plan_hash: plan.hash.clone(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        run_id: dir.id(),
+        started: results::timestamp(started),
+        finished: None,
+        status: RunStatus::Running,
+        axes: plan.axes.clone(),
+        cells: plan
+            .cells
+            .iter()
+            .map(|c| CellEntry {
+                id: c.id.clone(),
+                index: c.index,
+                matrix: c.matrix.clone(),
+                status: CellStatus::Pending,
+                started: None,
+                finished: None,
+                message: None,
+            })
+            .collect(),
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let state = Arc::new(RunState {
+        plan: plan.clone(),
+        dir: dir.clone(),
+        manifest: Mutex::new(manifest),
+        backend: Mutex::new(state::Backend::None),
+        cells: Mutex::new(HashMap::new()),
+        run_events: Mutex::new(Vec::new()),
+        cancel: cancel.clone(),
+        secrets,
+        analysis: Mutex::new(None),
+        thresholds_failed: AtomicBool::new(false),
+    });
+    // The plan as written: templates unexpanded, so no secret is in it.
+    if let Err(e) = dir.write("plan.toml", plan.source.as_bytes()) {
+        eprintln!("error: cannot write to {}: {e}", dir.root.display());
+        return exit_code::RUN_FAILED;
+    }
+    eprintln!(
+        "loadmatrix: running {} ({} cells) into {}",
+        plan.name,
+        plan.cells.len(),
+        dir.root.display()
+    );
+
+    // One thread runs the dispatcher and every step: local replicas are
+    // spawned from it, and their parent-death signal is tied to it.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit_code::RUN_FAILED;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let outcome = runtime.block_on(local.run_until(async {
+        let signals = tokio::spawn(watch_signals(cancel.clone()));
+        crate::steps::cell::write_manifest(&state).await;
+        let outcome = dispatcher::dispatch(state.clone()).await;
+        let stopped = state.backend.lock().await.stop_all();
+        for e in stopped {
+            state.run_event(e).await;
+        }
+        if matches!(outcome, Outcome::Interrupted | Outcome::Aborted(_)) {
+            // Keep what was measured: summary and report over finished cells.
+            let _ = crate::steps::analyze::analyze(&state).await;
+            let _ = crate::steps::report::report(&state, None).await;
+        }
+        signals.abort();
+        outcome
+    }));
+    let status = match &outcome {
+        Outcome::Completed => RunStatus::Complete,
+        Outcome::PreflightFailed(_) => RunStatus::PreflightFailed,
+        Outcome::Aborted(_) => RunStatus::Aborted,
+        Outcome::Interrupted => RunStatus::Interrupted,
+    };
+    runtime.block_on(async {
+        {
+            let mut m = state.manifest.lock().await;
+            m.status = status;
+            m.finished = Some(results::timestamp(SystemTime::now()));
+        }
+        crate::steps::cell::write_manifest(&state).await;
+        crate::steps::cell::write_run_events(&state).await;
+    });
+    eprintln!("results: {}", dir.root.display());
+    match outcome {
+        Outcome::Completed if state.thresholds_failed.load(Ordering::Relaxed) => {
+            exit_code::THRESHOLD_FAILED
+        }
+        Outcome::Completed => exit_code::OK,
+        Outcome::PreflightFailed(_) => exit_code::PREFLIGHT_FAILED,
+        Outcome::Aborted(_) if state.thresholds_failed.load(Ordering::Relaxed) => {
+            exit_code::THRESHOLD_FAILED
+        }
+        Outcome::Aborted(_) => exit_code::RUN_FAILED,
+        Outcome::Interrupted => exit_code::INTERRUPTED,
+    }
+}
+
+async fn watch_signals(cancel: Arc<AtomicBool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("\ninterrupted: stopping load, keeping finished cells (Ctrl-C again to force)");
+    cancel.store(true, Ordering::Relaxed);
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(i32::from(exit_code::INTERRUPTED));
+}

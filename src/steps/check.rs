@@ -1,0 +1,218 @@
+//! Preflight: every `[[check]]` at once, each bounded by its timeout; a table
+//! of all of them when any fails.
+
+use std::time::{Duration, Instant};
+
+use crate::plan::{Check, CheckKind};
+use crate::run::state::RunState;
+use crate::steps::StepError;
+
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub took: Duration,
+}
+
+pub async fn preflight(state: &RunState) -> Result<(), StepError> {
+    let checks = &state.plan.checks;
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let results = run_all(checks).await;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    let mut rows = vec![vec!["check".into(), "result".into(), "detail".into()]];
+    for r in &results {
+        rows.push(vec![
+            r.name.clone(),
+            if r.ok { "ok".into() } else { "FAILED".into() },
+            format!(
+                "{} ({:.0} ms)",
+                state.redact(&r.detail),
+                r.took.as_secs_f64() * 1000.0
+            ),
+        ]);
+        state
+            .run_event(format!(
+                "preflight {}: {} {}",
+                r.name,
+                if r.ok { "ok" } else { "FAILED" },
+                r.detail
+            ))
+            .await;
+    }
+    let table = crate::commands::table(&rows);
+    if failed > 0 {
+        eprintln!("preflight failed ({failed} of {}):\n{table}", results.len());
+        return Err(StepError::new(format!(
+            "{failed} preflight check(s) failed"
+        )));
+    }
+    eprintln!("preflight: {} checks passed", results.len());
+    Ok(())
+}
+
+/// Runs every check concurrently; results in declaration order.
+pub async fn run_all(checks: &[Check]) -> Vec<CheckResult> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, c) in checks.iter().cloned().enumerate() {
+        set.spawn(async move { (i, run_check(&c).await) });
+    }
+    let mut out: Vec<Option<CheckResult>> = vec![None; checks.len()];
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, r)) = joined {
+            out[i] = Some(r);
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+pub async fn run_check(check: &Check) -> CheckResult {
+    let start = Instant::now();
+    let result = tokio::time::timeout(check.timeout, check_kind(&check.kind)).await;
+    let (ok, detail) = match result {
+        Ok(Ok(detail)) => (true, detail),
+        Ok(Err(detail)) => (false, detail),
+        Err(_) => (false, format!("timed out after {:?}", check.timeout)),
+    };
+    CheckResult {
+        name: check.name.clone(),
+        ok,
+        detail,
+        took: start.elapsed(),
+    }
+}
+
+async fn check_kind(kind: &CheckKind) -> Result<String, String> {
+    match kind {
+        CheckKind::Http {
+            url,
+            status,
+            method,
+        } => {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
+                .map_err(|e| e.to_string())?;
+            match client.request(method, url).send().await {
+                Ok(r) if r.status().as_u16() == *status => {
+                    Ok(format!("{url} answered {}", r.status()))
+                }
+                Ok(r) => Err(format!("{url} answered {}, expected {status}", r.status())),
+                Err(e) => Err(format!("{url}: {}", error_chain(&e))),
+            }
+        }
+        CheckKind::Disk { path, min_free } => {
+            let free = free_bytes(path)?;
+            let shown = crate::plan::units::format_size;
+            if free >= *min_free {
+                Ok(format!("{} free at {}", shown(free), path.display()))
+            } else {
+                Err(format!(
+                    "only {} free at {}, need {}",
+                    shown(free),
+                    path.display(),
+                    shown(*min_free)
+                ))
+            }
+        }
+        CheckKind::Command { argv, shell, exit } => {
+            let mut cmd = if *shell {
+                let mut c = tokio::process::Command::new("sh");
+                c.arg("-c").arg(argv.join(" "));
+                c
+            } else {
+                let mut c = tokio::process::Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            };
+            cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
+            let out = cmd
+                .output()
+                .await
+                .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
+            let code = out.status.code().unwrap_or(-1);
+            if code == *exit {
+                Ok(format!("`{}` exited {code}", argv.join(" ")))
+            } else {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+                Err(format!(
+                    "`{}` exited {code}, expected {exit}{}",
+                    argv.join(" "),
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": {}",
+                            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                        )
+                    }
+                ))
+            }
+        }
+        CheckKind::Docker {
+            service,
+            min_running,
+        } => {
+            let out = tokio::process::Command::new("docker")
+                .args(["ps", "-q", "--filter", "status=running", "--filter"])
+                .arg(format!("label=com.docker.compose.service={service}"))
+                .output()
+                .await
+                .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
+            let mut running = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+            let out = tokio::process::Command::new("docker")
+                .args(["ps", "-q", "--filter", "status=running", "--filter"])
+                .arg(format!("label=loadmatrix.service={service}"))
+                .output()
+                .await
+                .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "docker engine not reachable: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            running += String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+            if running >= *min_running {
+                Ok(format!("{running} container(s) of `{service}` running"))
+            } else {
+                Err(format!(
+                    "{running} container(s) of `{service}` running, need {min_running}"
+                ))
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+fn free_bytes(path: &std::path::Path) -> Result<u64, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("bad path {}", path.display()))?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path and stat a valid out pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return Err(format!(
+            "cannot stat {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+}

@@ -1,0 +1,350 @@
+//! The load step: warm-up and measured window of one cell with the native
+//! engine, while the system under test is sampled every second.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::engine::{
+    self, CancelToken, CellStats, Endpoint, LoadSpec, Model, ProgressTick, RequestSpec,
+};
+use crate::plan::spanned::Engine as EngineKind;
+use crate::plan::{Cell, LoadModel, Plan};
+use crate::run::state::{Backend, RunState};
+use crate::steps::StepError;
+use crate::system::SystemSample;
+use crate::system::proc_stats::CpuMeter;
+
+/// Pre-rendered variants of each body template: templates with `random`
+/// differ per variant; the engine cycles through them.
+const BODY_VARIANTS: usize = 16;
+
+pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
+    let plan = state.plan.clone();
+    let cell = &plan.cells[c];
+    if cell.load.engine == EngineKind::Locust {
+        return Err(StepError::new(
+            "engine \"locust\" cannot be run by this build yet: the plan is validated, but the Locust driver arrives with the Locust engine",
+        ));
+    }
+    let endpoints = match &cell.load.base_url {
+        Some(url) => vec![url.clone()],
+        None => state.backend.lock().await.endpoints(),
+    };
+    if endpoints.is_empty() {
+        return Err(StepError::new(
+            "no endpoint to send load to: set `load.base_url`",
+        ));
+    }
+    let endpoints = endpoints
+        .iter()
+        .map(|u| Endpoint::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let requests = request_specs(&plan, c)?;
+    let label = cell_label(cell);
+    let stages = stages(cell);
+    for repetition in 0..cell.timing.repeat {
+        let mut parts = Vec::new();
+        let mut samples = Vec::new();
+        for (i, (model, duration)) in stages.iter().enumerate() {
+            let spec = LoadSpec {
+                endpoints: endpoints.clone(),
+                requests: requests.clone(),
+                model: model.clone(),
+                workers: cell.load.workers as usize,
+                warmup: if i == 0 {
+                    cell.timing.warmup
+                } else {
+                    Duration::ZERO
+                },
+                duration: *duration,
+                request_timeout: cell.load.timeout,
+            };
+            let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
+            let (stats, stage_samples) =
+                run_one(state, c, spec, &label, repetition, offset).await?;
+            samples.extend(stage_samples);
+            parts.push(stats);
+        }
+        let stats = combine_sequential(parts);
+        for w in &stats.warnings {
+            state.cell_event(c, format!("engine: {w}")).await;
+        }
+        if stats.cancelled {
+            return Err(StepError::interrupted());
+        }
+        let died = match &mut *state.backend.lock().await {
+            Backend::Local(l) => l.exited().map(|e| e.to_string()),
+            Backend::None => None,
+        };
+        let mut cells = state.cells.lock().await;
+        let rec = cells.entry(c).or_default();
+        rec.runs.push(stats);
+        rec.samples.extend(samples);
+        if let Some(d) = died {
+            let msg = format!("a replica died during the measured window: {d}");
+            rec.degraded.get_or_insert(msg.clone());
+            drop(cells);
+            state.cell_event(c, msg).await;
+        }
+    }
+    Ok(())
+}
+
+/// The engine run and a sampler of the system under test, side by side.
+async fn run_one(
+    state: &RunState,
+    c: usize,
+    spec: LoadSpec,
+    label: &str,
+    repetition: u64,
+    offset: f64,
+) -> Result<(CellStats, Vec<SystemSample>), StepError> {
+    let cancel = CancelToken::from_flag(state.cancel.clone());
+    let total = spec.warmup + spec.duration;
+    let warmup = spec.warmup.as_secs_f64();
+    let progress = Progress::new(label.to_string(), total, repetition);
+    let engine_task = tokio::task::spawn_blocking(move || {
+        let r = engine::run_load(&spec, cancel, &|tick| progress.tick(&tick));
+        progress.finish();
+        r
+    });
+    let pids = match &*state.backend.lock().await {
+        Backend::Local(l) => l.pids(),
+        Backend::None => Vec::new(),
+    };
+    let mut meters: Vec<(String, CpuMeter)> = pids
+        .into_iter()
+        .map(|(l, p)| (l, CpuMeter::new(p)))
+        .collect();
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    tokio::pin!(engine_task);
+    let stats = loop {
+        tokio::select! {
+            joined = &mut engine_task => break joined,
+            _ = tick.tick() => {
+                let t = started.elapsed().as_secs_f64() - warmup + offset;
+                for (label, meter) in &mut meters {
+                    if let Some((cpu_pct, mem_bytes)) = meter.sample() {
+                        samples.push(SystemSample { t: (t * 1000.0).round() / 1000.0, replica: label.clone(), cpu_pct, mem_bytes });
+                    }
+                }
+            }
+        }
+    };
+    let stats = stats.map_err(|e| StepError::new(format!("load engine crashed: {e}")))??;
+    let _ = c;
+    Ok((stats, samples))
+}
+
+fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
+    match &cell.load.model {
+        LoadModel::Closed {
+            users,
+            spawn_rate,
+            think_time,
+        } => vec![(
+            Model::Closed {
+                users: *users,
+                spawn_rate: spawn_rate.unwrap_or(0.0),
+                think_min: think_time.min,
+                think_max: think_time.max,
+            },
+            cell.timing.duration,
+        )],
+        LoadModel::Open {
+            stages,
+            max_in_flight,
+        } if stages.len() == 1 && stages[0].duration.is_zero() => vec![(
+            Model::Open {
+                rate: stages[0].rate,
+                max_in_flight: *max_in_flight,
+            },
+            cell.timing.duration,
+        )],
+        LoadModel::Open {
+            stages,
+            max_in_flight,
+        } => stages
+            .iter()
+            .map(|s| {
+                (
+                    Model::Open {
+                        rate: s.rate,
+                        max_in_flight: *max_in_flight,
+                    },
+                    s.duration,
+                )
+            })
+            .collect(),
+    }
+}
+
+fn request_specs(plan: &Arc<Plan>, c: usize) -> Result<Vec<RequestSpec>, StepError> {
+    let cell = &plan.cells[c];
+    let ctx = crate::run::cell_context(plan, c, None);
+    let mut out = Vec::new();
+    for r in &cell.load.requests {
+        let mut bodies: Vec<Bytes> = Vec::new();
+        if let Some(template) = &r.body {
+            for _ in 0..BODY_VARIANTS {
+                let body = plan
+                    .templates
+                    .render(template, &ctx)
+                    .map_err(|e| StepError::new(format!("body of `{}`: {e}", r.name)))?;
+                let body = Bytes::from(body);
+                if bodies.first() == Some(&body) {
+                    break;
+                }
+                bodies.push(body);
+            }
+        }
+        let mut headers = r.headers.clone();
+        if r.body.is_some()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("Content-Type".into(), "application/json".into()));
+        }
+        out.push(RequestSpec {
+            name: r.name.clone(),
+            method: r.method.as_str().to_string(),
+            path: r.path.clone(),
+            headers,
+            bodies,
+            weight: u32::try_from(r.weight).unwrap_or(u32::MAX),
+            expect_status: r.expect_status,
+        });
+    }
+    Ok(out)
+}
+
+/// Stages run back to back make one measured window: counts and histograms
+/// merged exactly, timelines laid end to end.
+pub fn combine_sequential(mut parts: Vec<CellStats>) -> CellStats {
+    if parts.len() == 1 {
+        return parts.remove(0);
+    }
+    let measured: f64 = parts.iter().map(|p| p.measured_secs).sum();
+    let mut out = parts.remove(0);
+    let mut offset = out.timeline.len() as u64;
+    let mut cpu_weighted = out.client_cpu_pct * out.measured_secs;
+    for p in parts {
+        out.total.merge(&p.total);
+        for (name, s) in &p.by_name {
+            out.by_name.entry(name.clone()).or_default().merge(s);
+        }
+        for mut row in p.timeline {
+            row.t += offset;
+            out.timeline.push(row);
+        }
+        offset = out.timeline.len() as u64;
+        out.dropped += p.dropped;
+        cpu_weighted += p.client_cpu_pct * p.measured_secs;
+        out.cancelled |= p.cancelled;
+        out.warnings.extend(p.warnings);
+    }
+    out.measured_secs = measured;
+    out.total.finalize(measured);
+    for s in out.by_name.values_mut() {
+        s.finalize(measured);
+    }
+    out.client_cpu_pct = if measured > 0.0 {
+        cpu_weighted / measured
+    } else {
+        0.0
+    };
+    out.client_bound = out.client_cpu_pct >= 90.0;
+    out
+}
+
+pub fn cell_label(cell: &Cell) -> String {
+    if cell.matrix.is_empty() {
+        return format!("[{}]", cell.id);
+    }
+    let parts: Vec<String> = cell
+        .matrix
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("[{}]", parts.join(" "))
+}
+
+/// One progress line per cell: a bar on a terminal, plain lines otherwise.
+struct Progress {
+    label: String,
+    total: Duration,
+    bar: Option<indicatif::ProgressBar>,
+    last_plain: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Progress {
+    fn new(label: String, total: Duration, repetition: u64) -> Self {
+        let label = if repetition > 0 {
+            format!("{label} (repeat {})", repetition + 1)
+        } else {
+            label
+        };
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
+            let style =
+                indicatif::ProgressStyle::with_template("{prefix} {bar:10} {percent:>3}% | {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("█░");
+            bar.set_style(style);
+            bar.set_prefix(label.clone());
+            bar
+        });
+        Progress {
+            label,
+            total,
+            bar,
+            last_plain: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn tick(&self, t: &ProgressTick) {
+        let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}ms"));
+        let phase = match t.phase {
+            engine::Phase::Warmup => "warm-up | ",
+            engine::Phase::Measure => "",
+            engine::Phase::Drain => "draining | ",
+        };
+        let msg = format!(
+            "{phase}RPS {:.1} | p50 {} | p95 {} | reqs {} | fails {}",
+            t.rps,
+            fmt_ms(t.p50_ms),
+            fmt_ms(t.p95_ms),
+            t.requests,
+            t.failures
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(t.elapsed.as_millis().min(self.total.as_millis()) as u64);
+                bar.set_message(msg);
+            }
+            None => {
+                let mut last = self.last_plain.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_none_or(|l| l.elapsed() >= Duration::from_secs(5)) {
+                    *last = Some(Instant::now());
+                    let pct = (t.elapsed.as_secs_f64() / self.total.as_secs_f64().max(0.001)
+                        * 100.0)
+                        .min(100.0);
+                    eprintln!("{} {pct:>3.0}% | {msg}", self.label);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Reports: the plan's templates (or the embedded defaults) rendered over the
+//! summary, threshold results and cells.
+
+use std::path::Path;
+
+use minijinja::Value;
+
+use crate::plan::{ReportTemplate, StepConfig};
+use crate::run::state::RunState;
+use crate::steps::StepError;
+
+pub const EMBEDDED: &[(&str, &str)] = &[(
+    "summary.md.j2",
+    include_str!("../../report-templates/summary.md.j2"),
+)];
+
+pub fn embedded(name: &str) -> Option<&'static str> {
+    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(), StepError> {
+    let plan = &state.plan;
+    let analysis = state.analysis.lock().await.clone().unwrap_or_default();
+    let status = format!("{:?}", state.manifest.lock().await.status).to_lowercase();
+    let ctx = minijinja::context! {
+        plan => minijinja::context! {
+            name => plan.name.clone(),
+            description => plan.description.clone(),
+            file => plan.file.display().to_string(),
+            hash => plan.hash.clone(),
+            axes => plan.axes.clone(),
+            cells => plan.cells.len(),
+        },
+        run => minijinja::context! { id => state.dir.id(), dir => state.dir.root.display().to_string(), status => status },
+        summary => Value::from(minijinja::value::Serde(&analysis.rows)),
+        thresholds => Value::from(minijinja::value::Serde(&analysis.thresholds)),
+    };
+    let specs: Vec<(ReportTemplate, String)> = match declared {
+        Some(cfg) => vec![(
+            match &cfg.template {
+                Some(p) if p.is_file() => ReportTemplate::File(p.clone()),
+                Some(p) => ReportTemplate::Embedded(
+                    p.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+                None => ReportTemplate::Embedded("summary.md.j2".into()),
+            },
+            cfg.output.clone().unwrap_or_else(|| "report.md".into()),
+        )],
+        None => plan
+            .reports
+            .iter()
+            .map(|r| (r.template.clone(), r.output.clone()))
+            .collect(),
+    };
+    for (template, output) in specs {
+        let (name, source) = match &template {
+            ReportTemplate::File(p) => (p.display().to_string(), std::fs::read_to_string(p)?),
+            ReportTemplate::Embedded(n) => (
+                n.clone(),
+                embedded(n)
+                    .ok_or_else(|| StepError::new(format!("no embedded template `{n}`")))?
+                    .to_string(),
+            ),
+        };
+        let text = plan.templates.render(&source, &ctx).map_err(|e| {
+            let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+            StepError::new(format!("report template {name}{line}: {e}"))
+        })?;
+        let text = state.redact(&text);
+        state.dir.write(&output, text.as_bytes())?;
+        if output == "report.md" {
+            append_step_summary(&text);
+        }
+    }
+    Ok(())
+}
+
+/// GitHub Actions shows this file on the run page.
+fn append_step_summary(text: &str) {
+    if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY")
+        && !path.is_empty()
+    {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(&path))
+        {
+            let _ = writeln!(f, "{text}");
+        }
+    }
+}
