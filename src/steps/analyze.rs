@@ -40,6 +40,8 @@ pub struct SummaryRow {
     /// Metric name -> value; latencies in ms, percentages in percent.
     pub metrics: IndexMap<String, f64>,
     pub client_bound: bool,
+    /// Engine warnings of the cell, e.g. a closed-model stall.
+    pub warnings: Vec<String>,
 }
 
 impl SummaryRow {
@@ -110,6 +112,7 @@ pub fn summary_row(plan: &Plan, c: usize, rec: &CellRecord) -> SummaryRow {
         status: rec.status.unwrap_or_else(|| cell_status(rec)),
         metrics,
         client_bound: stats.as_ref().is_some_and(|s| s.client_bound),
+        warnings: stats.map(|s| s.warnings).unwrap_or_default(),
     }
 }
 

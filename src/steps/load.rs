@@ -68,7 +68,12 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
             samples.extend(stage_samples);
             parts.push(stats);
         }
-        let stats = combine_sequential(parts);
+        let mut stats = combine_sequential(parts);
+        if matches!(cell.load.model, LoadModel::Closed { .. })
+            && let Some(w) = closed_model_stall_warning(&stats)
+        {
+            stats.warnings.push(w);
+        }
         for w in &stats.warnings {
             state.cell_event(c, format!("engine: {w}")).await;
         }
@@ -140,6 +145,28 @@ async fn run_one(
     let stats = stats.map_err(|e| StepError::new(format!("load engine crashed: {e}")))??;
     let _ = c;
     Ok((stats, samples))
+}
+
+/// In the closed model a stalled system silences the users waiting on it, so
+/// the stall shows as missing requests, not as latency. A second with less
+/// than half the median throughput is the sign.
+pub fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
+    let mut rates: Vec<f64> = stats.timeline.iter().map(|r| r.rps).collect();
+    if rates.len() < 3 {
+        return None;
+    }
+    let low = stats
+        .timeline
+        .iter()
+        .min_by(|a, b| a.rps.total_cmp(&b.rps))?;
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    (median > 0.0 && low.rps < 0.5 * median).then(|| {
+        format!(
+            "closed model: throughput fell to {:.0}/s in second {} (median {median:.0}/s); users waiting on a stalled system send nothing, so latency percentiles may under-report (coordinated omission). Measure latency with the open model (`rate`).",
+            low.rps, low.t
+        )
+    })
 }
 
 fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
