@@ -78,6 +78,10 @@ pub fn run(args: RunArgs) -> u8 {
         eprintln!("error: --resume and --only are not available in this build yet");
         return exit_code::INVALID;
     }
+    if let Err(e) = raise_fd_limit(&plan) {
+        eprintln!("error: {e}");
+        return exit_code::RUN_FAILED;
+    }
     let dir = match RunDir::create(&base, &plan.name, &id) {
         Ok(d) => d,
         Err(e) => {
@@ -195,6 +199,47 @@ pub fn run(args: RunArgs) -> u8 {
         Outcome::Aborted(_) => exit_code::RUN_FAILED,
         Outcome::Interrupted => exit_code::INTERRUPTED,
     }
+}
+
+/// One socket per user (or open-model request in flight), and some to spare.
+fn fds_needed(plan: &Plan) -> u64 {
+    let per_cell = plan.cells.iter().map(|c| match &c.load.model {
+        plan::LoadModel::Closed { users, .. } => *users,
+        plan::LoadModel::Open { max_in_flight, .. } => *max_in_flight,
+    });
+    per_cell.max().unwrap_or(0) + 512
+}
+
+/// Raises the soft RLIMIT_NOFILE to what the plan needs, or says before any
+/// load is sent that the hard limit is too low.
+fn raise_fd_limit(plan: &Plan) -> Result<(), String> {
+    let needed = fds_needed(plan);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(());
+    }
+    if lim.rlim_cur >= needed {
+        return Ok(());
+    }
+    if lim.rlim_max < needed {
+        return Err(format!(
+            "the plan needs {needed} open files (one socket per user), but the hard limit is {}; raise it (e.g. `ulimit -Hn {needed}` as root, or LimitNOFILE in systemd) or lower `users`",
+            lim.rlim_max
+        ));
+    }
+    lim.rlim_cur = needed;
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(format!(
+            "cannot raise the open-file limit to {needed}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 async fn watch_signals(cancel: Arc<AtomicBool>) {
