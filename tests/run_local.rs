@@ -427,3 +427,119 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn declared_steps_run_as_written() {
+    let plan = r#"
+name = "steps"
+[matrix]
+users = [1, 2]
+[cell]
+duration = "1s"
+[system]
+backend = "local"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--service-time", "5ms"]
+[load]
+users = "{{ matrix.users }}"
+[[load.request]]
+path = "/health"
+
+[[step]]
+id = "mark"
+uses = "exec"
+run = ["sh", "-c", "echo {{ cell.id }} > marker-{{ cell.id }}.txt; echo hello-{{ matrix.users }}"]
+per_cell = true
+needs = ["ready"]
+before = ["load"]
+
+[[step]]
+id = "slow"
+uses = "exec"
+run = ["sleep", "5"]
+timeout = "200ms"
+per_cell = true
+needs = ["load"]
+
+[[step]]
+id = "final"
+uses = "report"
+template = "summary.md.j2"
+output = "final.md"
+needs = ["load"]
+"#;
+    let run = run_plan("steps", plan, &[]);
+    let err = stderr(&run.output);
+    assert_eq!(run.output.status.code(), Some(0), "{err}");
+    let plan_dir = run
+        .dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap();
+    for cell in ["users1", "users2"] {
+        let marker = std::fs::read_to_string(plan_dir.join(format!("marker-{cell}.txt"))).unwrap();
+        assert_eq!(marker.trim(), cell);
+        let events =
+            std::fs::read_to_string(run.dir.join("cells").join(cell).join("events.log")).unwrap();
+        let users = &cell[5..];
+        assert!(
+            events.contains(&format!("stdout: hello-{users}")),
+            "{events}"
+        );
+        assert!(
+            events.contains("still running after 200ms: killed"),
+            "{events}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("run.json")).unwrap()).unwrap();
+    for c in manifest["cells"].as_array().unwrap() {
+        assert_eq!(c["status"], "degraded", "{c}");
+        assert!(c["message"].as_str().unwrap().contains("slow"), "{c}");
+    }
+    assert!(run.dir.join("final.md").is_file());
+    assert!(run.dir.join("report.md").is_file());
+}
+
+#[test]
+fn a_failed_preflight_exits_3_before_any_load() {
+    let plan = r#"
+name = "preflight"
+[cell]
+duration = "1s"
+[system]
+backend = "local"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}"]
+[load]
+users = 1
+[[load.request]]
+path = "/health"
+
+[[check]]
+name = "nothing listens here"
+http = { url = "http://127.0.0.1:9/health" }
+timeout = "2s"
+
+[[check]]
+name = "disk"
+disk = { path = ".", min_free = "1KiB" }
+
+[[check]]
+name = "false"
+command = { run = ["false"] }
+"#;
+    let run = run_plan("preflight", plan, &[]);
+    let err = stderr(&run.output);
+    assert_eq!(run.output.status.code(), Some(3), "{err}");
+    assert!(err.contains("preflight failed (2 of 3)"), "{err}");
+    assert!(err.contains("nothing listens here  FAILED"), "{err}");
+    assert!(err.contains("disk                  ok"), "{err}");
+    assert!(err.contains("`false` exited 1, expected 0"), "{err}");
+    assert!(!run.dir.join("cells/default").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "preflight_failed");
+    assert_eq!(manifest["cells"][0]["status"], "pending");
+}
