@@ -38,6 +38,21 @@ pub enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Re-analyze and re-render a finished or partial run; no traffic.
+    Report {
+        run_dir: PathBuf,
+        /// Render this template instead of the plan's reports (output: its name without .j2).
+        #[arg(long)]
+        template: Option<PathBuf>,
+    },
+    /// Regression gate between two runs: per-cell RPS and p95 deltas.
+    Compare {
+        base: PathBuf,
+        new: PathBuf,
+        /// Largest tolerated RPS drop or p95 rise, e.g. 10%.
+        #[arg(long, default_value = "10%")]
+        max_regression: String,
+    },
     /// Print the JSON Schema of the plan format.
     Schema,
     /// The built-in simulated inference service: slots, service times, faults.

@@ -12,6 +12,14 @@ use crate::plan::{self, LoadModel, LoadOptions, Override, Plan, PlanError};
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => crate::run::run(args),
+        Command::Report { run_dir, template } => {
+            crate::report::report_command(&run_dir, template.as_deref())
+        }
+        Command::Compare {
+            base,
+            new,
+            max_regression,
+        } => crate::compare::compare_command(&base, &new, &max_regression),
         Command::Validate { plans, set } => validate(&plans, &set),
         Command::Plan { plan, format, set } => show_plan(&plan, format, &set),
         Command::Schema => {

@@ -2,11 +2,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod demo_target;
 pub mod diagnostic;
 pub mod engine;
 pub mod exit_code;
 pub mod plan;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod steps;

@@ -543,3 +543,98 @@ command = { run = ["false"] }
     assert_eq!(manifest["status"], "preflight_failed");
     assert_eq!(manifest["cells"][0]["status"], "pending");
 }
+
+fn loadmatrix(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn report_rebuilds_outputs_and_compare_gates_regressions() {
+    let plan = r#"
+name = "regress"
+[vars]
+svc = "10ms"
+[matrix]
+users = [2, 4]
+[cell]
+duration = "2s"
+[system]
+backend = "local"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--slots", "8", "--service-time", "{{ vars.svc }}"]
+[load]
+users = "{{ matrix.users }}"
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = '{"inputs": [1]}'
+[[threshold]]
+expr = "p95 < 1s"
+"#;
+    let base = run_plan("regress-base", plan, &[]);
+    assert_eq!(
+        base.output.status.code(),
+        Some(0),
+        "{}",
+        stderr(&base.output)
+    );
+    let slow = run_plan("regress-new", plan, &["--set", "vars.svc=20ms"]);
+    assert_eq!(
+        slow.output.status.code(),
+        Some(0),
+        "{}",
+        stderr(&slow.output)
+    );
+
+    // report: outputs rebuilt from the cell folders alone
+    let summary = std::fs::read_to_string(base.dir.join("summary.csv")).unwrap();
+    let report = std::fs::read_to_string(base.dir.join("report.md")).unwrap();
+    for f in ["summary.csv", "summary.json", "report.md", "junit.xml"] {
+        std::fs::remove_file(base.dir.join(f)).unwrap();
+    }
+    let o = loadmatrix(&["report".as_ref(), base.dir.as_os_str()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(base.dir.join("summary.csv")).unwrap(),
+        summary
+    );
+    assert_eq!(
+        std::fs::read_to_string(base.dir.join("report.md")).unwrap(),
+        report
+    );
+    let junit = std::fs::read_to_string(base.dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 2, "{junit}");
+
+    // compare: a run against itself holds; double the service time regresses
+    let o = loadmatrix(&[
+        "compare".as_ref(),
+        base.dir.as_os_str(),
+        base.dir.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = loadmatrix(&[
+        "compare".as_ref(),
+        base.dir.as_os_str(),
+        slow.dir.as_os_str(),
+        "--max-regression".as_ref(),
+        "10%".as_ref(),
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("| users2 |") && table.contains("**regressed**"),
+        "{table}"
+    );
+    assert!(
+        table.contains("2 of 2 cells regressed by more than 10%"),
+        "{table}"
+    );
+    let o = loadmatrix(&[
+        "compare".as_ref(),
+        base.dir.as_os_str(),
+        "/nonexistent".as_ref(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -32,7 +32,7 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "sut_mem_mb",
 ];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SummaryRow {
     pub cell: String,
     pub matrix: CellValues,
@@ -41,6 +41,7 @@ pub struct SummaryRow {
     pub metrics: IndexMap<String, f64>,
     pub client_bound: bool,
     /// Engine warnings of the cell, e.g. a closed-model stall.
+    #[serde(default)]
     pub warnings: Vec<String>,
 }
 
@@ -282,25 +283,39 @@ pub async fn analyze(state: &RunState) -> Result<(), StepError> {
             .filter_map(|c| cells.get(&c).map(|rec| summary_row(plan, c, rec)))
             .collect()
     };
+    let result = write_summary(&state.dir, plan, rows, &state.secrets)?;
+    *state.analysis.lock().await = Some(result);
+    Ok(())
+}
+
+/// Thresholds over `rows`, then summary.csv, summary.json and junit.xml.
+pub fn write_summary(
+    dir: &crate::results::RunDir,
+    plan: &Plan,
+    rows: Vec<SummaryRow>,
+    secrets: &[String],
+) -> std::io::Result<AnalysisResult> {
     let thresholds = evaluate_thresholds(plan, &rows);
-    state
-        .dir
-        .write("summary.csv", summary_csv(plan, &rows).as_bytes())?;
+    dir.write("summary.csv", summary_csv(plan, &rows).as_bytes())?;
     let json = serde_json::json!({
         "plan": plan.name,
-        "run": state.dir.id(),
+        "run": dir.id(),
         "columns": METRIC_COLUMNS,
         "rows": rows,
         "thresholds": thresholds,
     });
     let mut text = serde_json::to_vec_pretty(&json)?;
     text.push(b'\n');
-    state.dir.write(
+    let redact = |t: &str| crate::plan::template::redact(t, secrets);
+    dir.write(
         "summary.json",
-        state.redact(&String::from_utf8_lossy(&text)).as_bytes(),
+        redact(&String::from_utf8_lossy(&text)).as_bytes(),
     )?;
-    *state.analysis.lock().await = Some(AnalysisResult { rows, thresholds });
-    Ok(())
+    dir.write(
+        "junit.xml",
+        redact(&crate::report::junit::junit_xml(&plan.name, &thresholds)).as_bytes(),
+    )?;
+    Ok(AnalysisResult { rows, thresholds })
 }
 
 pub fn summary_csv(plan: &Plan, rows: &[SummaryRow]) -> String {

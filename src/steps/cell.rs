@@ -120,6 +120,7 @@ fn cell_files(state: &RunState, c: usize, rec: &CellRecord) -> Vec<(String, Vec<
         "engine": cell.load.engine.as_str(),
         "latency_unit": "ms",
         "histogram": "HDR, microsecond resolution, 3 significant digits; per-worker histograms merged exactly; failures carry no latency",
+        "summary": crate::steps::analyze::summary_row(&state.plan, c, rec),
         "stats": merged,
         "repetitions": repetitions,
     });

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use minijinja::Value;
 
-use crate::plan::{ReportTemplate, StepConfig};
+use crate::plan::{Plan, ReportTemplate, StepConfig};
+use crate::results::RunDir;
 use crate::run::state::RunState;
 use crate::steps::StepError;
+use crate::steps::analyze::AnalysisResult;
 
 pub const EMBEDDED: &[(&str, &str)] = &[(
     "summary.md.j2",
@@ -19,22 +21,8 @@ pub fn embedded(name: &str) -> Option<&'static str> {
 }
 
 pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(), StepError> {
-    let plan = &state.plan;
     let analysis = state.analysis.lock().await.clone().unwrap_or_default();
     let status = format!("{:?}", state.manifest.lock().await.status).to_lowercase();
-    let ctx = minijinja::context! {
-        plan => minijinja::context! {
-            name => plan.name.clone(),
-            description => plan.description.clone(),
-            file => plan.file.display().to_string(),
-            hash => plan.hash.clone(),
-            axes => plan.axes.clone(),
-            cells => plan.cells.len(),
-        },
-        run => minijinja::context! { id => state.dir.id(), dir => state.dir.root.display().to_string(), status => status },
-        summary => Value::from(minijinja::value::Serde(&analysis.rows)),
-        thresholds => Value::from(minijinja::value::Serde(&analysis.thresholds)),
-    };
     let specs: Vec<(ReportTemplate, String)> = match declared {
         Some(cfg) => vec![(
             match &cfg.template {
@@ -48,28 +36,67 @@ pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(
             },
             cfg.output.clone().unwrap_or_else(|| "report.md".into()),
         )],
-        None => plan
+        None => state
+            .plan
             .reports
             .iter()
             .map(|r| (r.template.clone(), r.output.clone()))
             .collect(),
     };
+    render_reports(
+        &state.dir,
+        &state.plan,
+        &status,
+        &analysis,
+        &state.secrets,
+        &specs,
+    )
+    .map_err(StepError::new)
+}
+
+/// Renders each (template, output) into the run folder.
+pub fn render_reports(
+    dir: &RunDir,
+    plan: &Plan,
+    status: &str,
+    analysis: &AnalysisResult,
+    secrets: &[String],
+    specs: &[(ReportTemplate, String)],
+) -> Result<(), String> {
+    let ctx = minijinja::context! {
+        plan => minijinja::context! {
+            name => plan.name.clone(),
+            description => plan.description.clone(),
+            file => plan.file.display().to_string(),
+            hash => plan.hash.clone(),
+            axes => plan.axes.clone(),
+            cells => plan.cells.len(),
+        },
+        run => minijinja::context! { id => dir.id(), dir => dir.root.display().to_string(), status => status },
+        summary => Value::from(minijinja::value::Serde(&analysis.rows)),
+        thresholds => Value::from(minijinja::value::Serde(&analysis.thresholds)),
+    };
     for (template, output) in specs {
-        let (name, source) = match &template {
-            ReportTemplate::File(p) => (p.display().to_string(), std::fs::read_to_string(p)?),
+        let (name, source) = match template {
+            ReportTemplate::File(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read report template {}: {e}", p.display()))?,
+            ),
             ReportTemplate::Embedded(n) => (
                 n.clone(),
                 embedded(n)
-                    .ok_or_else(|| StepError::new(format!("no embedded template `{n}`")))?
+                    .ok_or_else(|| format!("no embedded template `{n}`"))?
                     .to_string(),
             ),
         };
         let text = plan.templates.render(&source, &ctx).map_err(|e| {
             let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-            StepError::new(format!("report template {name}{line}: {e}"))
+            format!("report template {name}{line}: {e}")
         })?;
-        let text = state.redact(&text);
-        state.dir.write(&output, text.as_bytes())?;
+        let text = crate::plan::template::redact(&text, secrets);
+        dir.write(output, text.as_bytes())
+            .map_err(|e| format!("cannot write {output}: {e}"))?;
         if output == "report.md" {
             append_step_summary(&text);
         }
