@@ -279,6 +279,14 @@ const MAX_USERS: u64 = 1_000_000;
 /// Upper bound for the coordinator's sleep, so cancellation is noticed quickly.
 const POLL: Duration = Duration::from_millis(100);
 
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidSpec(msg.into())
 }
@@ -374,6 +382,12 @@ fn resolve(endpoints: &[Endpoint]) -> Result<Vec<SocketAddr>, EngineError> {
 /// Runs one load test and blocks until it ends (warm-up + duration + drain),
 /// or about a second after `cancel` is set. `progress` is called about once
 /// per second on the calling thread.
+///
+/// Blocking: from async code, call it via `spawn_blocking` or a plain thread.
+/// Only requests whose (intended) start lies in the measured window are
+/// counted; those still running when the window closes are awaited for at
+/// most `min(request_timeout, 5 s)`. A cancelled run returns the figures of
+/// the window so far with `cancelled` set.
 pub fn run_load(
     spec: &LoadSpec,
     cancel: CancelToken,
@@ -404,6 +418,8 @@ pub fn run_load(
 
     let live: Arc<[Live]> = (0..workers).map(|_| Live::default()).collect();
     let abort = Arc::new(AtomicBool::new(false));
+    // Stops the workers if we leave early, e.g. when `progress` panics.
+    let _stop_workers = StopOnDrop(abort.clone());
     let shared = Arc::new(spec.clone());
     let addrs = Arc::new(addrs);
     let seed = std::time::SystemTime::now()
@@ -571,6 +587,7 @@ pub fn run_load(
             cpu_secs / (workers.min(cores) as f64 * cpu_wall.as_secs_f64()) * 100.0
         }
         Some(_) => 0.0,
+        None if measured_secs == 0.0 => 0.0,
         None => {
             warnings.push("client CPU could not be measured (needs Linux /proc)".into());
             0.0

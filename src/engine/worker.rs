@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use super::conn::{Conn, Outcome, exchange};
 use super::cpu;
 use super::native::{CancelToken, LoadSpec, Model};
 use super::plan::Plan;
-use super::stats::{RequestStats, RowPart, record_n};
+use super::stats::{FailureKind, RequestStats, RowPart, record_n};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
@@ -367,19 +368,11 @@ impl Ctx {
         self.publish_users(&st);
     }
 
-    /// One request on the caller's connection slot, bounded by the timeout.
-    async fn send(&self, slot: &mut Option<Conn>, i: usize, ep: usize) -> Outcome {
+    /// One request on the caller's connection slot; callers bound it in time.
+    async fn exchange(&self, slot: &mut Option<Conn>, i: usize, ep: usize) -> Outcome {
         let req = self.plan.request(i, ep, self.next_body(i));
-        let addr = self.plan.addrs[ep];
         let expect = self.plan.requests[i].expect_status;
-        match timeout(self.request_timeout, exchange(slot, addr, req, expect)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                // The connection is mid-exchange; it cannot be reused.
-                *slot = None;
-                Err(super::stats::FailureKind::Timeout)
-            }
-        }
+        exchange(slot, self.plan.addrs[ep], req, expect).await
     }
 }
 
@@ -430,11 +423,28 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
     let think_lo = u64::try_from(think_min.as_nanos()).unwrap_or(u64::MAX);
     let think_hi = u64::try_from(think_max.as_nanos()).unwrap_or(u64::MAX);
     let mut conn: Option<Conn> = None;
+    // One timer per user, re-armed per request: pushing a registered deadline
+    // later is a single atomic update, while a fresh timer takes the
+    // driver's lock twice.
+    let mut deadline = pin!(sleep(ctx.request_timeout));
     while Instant::now() < t.end {
         let i = ctx.pick();
         let start = Instant::now();
+        let limit = start
+            .checked_add(ctx.request_timeout)
+            .unwrap_or(t.hard_stop);
+        deadline.as_mut().reset(limit.into());
         ctx.change_in_flight(true);
-        let outcome = ctx.send(&mut conn, i, ep).await;
+        let finished = tokio::select! {
+            biased;
+            outcome = ctx.exchange(&mut conn, i, ep) => Some(outcome),
+            _ = deadline.as_mut() => None,
+        };
+        let outcome = finished.unwrap_or_else(|| {
+            // The connection is mid-exchange; it cannot be reused.
+            conn = None;
+            Err(FailureKind::Timeout)
+        });
         let done = Instant::now();
         ctx.change_in_flight(false);
         ctx.record(i, start, done, outcome);
@@ -544,7 +554,13 @@ async fn run_open(ctx: Rc<Ctx>) {
 
 async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
     let mut conn = take_pooled(&ctx, ep);
-    let outcome = ctx.send(&mut conn, i, ep).await;
+    let outcome = match timeout(ctx.request_timeout, ctx.exchange(&mut conn, i, ep)).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            conn = None;
+            Err(FailureKind::Timeout)
+        }
+    };
     let done = Instant::now();
     if let Some(c) = conn
         && !c.is_closed()
