@@ -76,6 +76,12 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// Identifies the cell's resolved configuration (secrets excluded: header
+    /// values are not serialized).
+    pub fn hash(&self) -> String {
+        super::resolve::fnv1a(&serde_json::to_vec(self).unwrap_or_default())
+    }
+
     pub fn wall_time(&self) -> Duration {
         let t = &self.timing;
         (t.warmup + self.measured_duration() + t.cooldown) * t.repeat as u32

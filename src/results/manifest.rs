@@ -50,6 +50,9 @@ pub struct CellEntry {
     pub finished: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// Hash of the cell's resolved configuration; resume compares it.
+    #[serde(default)]
+    pub hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -34,6 +34,27 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Removes half-written files a killed run left behind (hidden temp files
+/// and cell folders that were never renamed into place).
+pub fn clean_stale_temp(root: &Path) {
+    for dir in [root.to_path_buf(), root.join("cells")] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp-") {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+    }
+}
+
 /// `YYYYmmdd-HHMMSS` in UTC.
 pub fn run_id(now: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil(now);

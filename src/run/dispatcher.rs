@@ -44,8 +44,30 @@ pub async fn dispatch(state: Arc<RunState>) -> Outcome {
     let mut running: JoinSet<(NodeIndex, Result<(), StepError>)> = JoinSet::new();
     let mut stop: Option<Outcome> = None;
     let mut cells_finished = vec![false; plan.cells.len()];
+    // Cells measured by a resumed run, or left out by --only, do not run.
+    {
+        let records = state.cells.lock().await;
+        for n in g.node_indices() {
+            if let Some(c) = g[n].cell
+                && let Some(rec) = records.get(&c)
+            {
+                if rec.prior.is_some() {
+                    states[n.index()] = NodeState::Done;
+                } else if rec.excluded {
+                    states[n.index()] = NodeState::Skipped;
+                }
+            }
+        }
+    }
 
     loop {
+        // Cells are written (and abort thresholds checked) before the next
+        // cell may start.
+        if let Some(breach) = finish_cells(&state, &g, &states, &mut cells_finished).await
+            && stop.is_none()
+        {
+            stop = Some(Outcome::Aborted(breach));
+        }
         if stop.is_none() && state.cancelled() {
             stop = Some(Outcome::Interrupted);
         }
@@ -86,7 +108,6 @@ pub async fn dispatch(state: Arc<RunState>) -> Outcome {
                 break;
             }
         }
-        finish_cells(&state, &g, &states, &mut cells_finished).await;
         let Some(joined) = running.join_next().await else {
             break;
         };
@@ -136,13 +157,15 @@ pub async fn dispatch(state: Arc<RunState>) -> Outcome {
     stop.unwrap_or(Outcome::Completed)
 }
 
-/// Writes each cell's folder once all its per-cell nodes are finished.
+/// Writes each cell's folder once all its per-cell nodes are finished;
+/// returns the breach of an `abort = true` threshold, if any.
 async fn finish_cells(
     state: &Arc<RunState>,
     g: &DiGraph<Node, ()>,
     states: &[NodeState],
     finished: &mut [bool],
-) {
+) -> Option<String> {
+    let mut breach = None;
     for (c, done) in finished.iter_mut().enumerate() {
         if *done {
             continue;
@@ -156,5 +179,9 @@ async fn finish_cells(
             .iter()
             .all(|n| states[n.index()] == NodeState::Skipped);
         steps::cell::finish_cell(state, c, all_skipped).await;
+        if breach.is_none() {
+            breach = steps::gate::abort_breach(state, c).await;
+        }
     }
+    breach
 }

@@ -45,20 +45,33 @@ pub fn run(args: RunArgs) -> u8 {
         }
     };
     let base = args.out.clone().unwrap_or_else(|| PathBuf::from("results"));
+    let prior = match &args.resume {
+        Some(dir) => match crate::report::read_manifest(dir) {
+            Ok(m) => Some((dir.clone(), m)),
+            Err(e) => {
+                eprintln!("error: --resume: {e}");
+                return exit_code::INVALID;
+            }
+        },
+        None => None,
+    };
     // The run id is part of the template context, so it is fixed before loading.
     let started = SystemTime::now();
-    let id = results::run_id(started);
-    let peek_name = match std::fs::read_to_string(&args.plan)
+    let id = match &prior {
+        Some((_, m)) => m.run_id.clone(),
+        None => results::run_id(started),
+    };
+    let peek_name = std::fs::read_to_string(&args.plan)
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
         .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_owned)))
-    {
-        Some(n) => n,
-        None => "plan".into(),
-    };
+        .unwrap_or_else(|| "plan".into());
     let run_info = RunInfo {
         id: id.clone(),
-        dir: base.join(&peek_name).join(&id).display().to_string(),
+        dir: match &prior {
+            Some((dir, _)) => dir.display().to_string(),
+            None => base.join(&peek_name).join(&id).display().to_string(),
+        },
     };
     let plan = match plan::load(
         &args.plan,
@@ -74,56 +87,79 @@ pub fn run(args: RunArgs) -> u8 {
             return exit_code::INVALID;
         }
     };
-    if args.resume.is_some() || args.only.is_some() {
-        eprintln!("error: --resume and --only are not available in this build yet");
-        return exit_code::INVALID;
-    }
+    let only = match &args.only {
+        Some(text) => match only_filter(&plan, text) {
+            Ok(selected) => Some(selected),
+            Err(e) => {
+                eprintln!("error: --only: {e}");
+                return exit_code::INVALID;
+            }
+        },
+        None => None,
+    };
     if let Err(e) = raise_fd_limit(&plan) {
         eprintln!("error: {e}");
         return exit_code::RUN_FAILED;
     }
-    let dir = match RunDir::create(&base, &plan.name, &id) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!(
-                "error: cannot create the results folder under {}: {e}",
-                base.display()
-            );
-            return exit_code::RUN_FAILED;
+    let mut records: HashMap<usize, state::CellRecord> = HashMap::new();
+    let (dir, manifest) = match prior {
+        Some((dir, old)) => {
+            let manifest = match resume_manifest(&plan, &dir, old, &mut records) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("error: --resume: {e}");
+                    return exit_code::INVALID;
+                }
+            };
+            (RunDir::open(&dir), manifest)
+        }
+        None => {
+            let dir = match RunDir::create(&base, &plan.name, &id) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot create the results folder under {}: {e}",
+                        base.display()
+                    );
+                    return exit_code::RUN_FAILED;
+                }
+            };
+            let manifest = Manifest {
+                plan: plan.name.clone(),
+                plan_file: plan.file.display().to_string(),
+                plan_hash: plan.hash.clone(),
+                tool_version: env!("CARGO_PKG_VERSION").into(),
+                run_id: dir.id(),
+                started: results::timestamp(started),
+                finished: None,
+                status: RunStatus::Running,
+                axes: plan.axes.clone(),
+                cells: plan.cells.iter().map(new_entry).collect(),
+            };
+            (dir, manifest)
         }
     };
+    if let Some(selected) = &only {
+        for (c, keep) in selected.iter().enumerate() {
+            if !keep && !records.contains_key(&c) {
+                records.insert(
+                    c,
+                    state::CellRecord {
+                        excluded: true,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
     let secrets = plan.secrets();
-    let manifest = Manifest {
-        plan: plan.name.clone(),
-        plan_file: plan.file.display().to_string(),
-        plan_hash: plan.hash.clone(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        run_id: dir.id(),
-        started: results::timestamp(started),
-        finished: None,
-        status: RunStatus::Running,
-        axes: plan.axes.clone(),
-        cells: plan
-            .cells
-            .iter()
-            .map(|c| CellEntry {
-                id: c.id.clone(),
-                index: c.index,
-                matrix: c.matrix.clone(),
-                status: CellStatus::Pending,
-                started: None,
-                finished: None,
-                message: None,
-            })
-            .collect(),
-    };
     let cancel = Arc::new(AtomicBool::new(false));
     let state = Arc::new(RunState {
         plan: plan.clone(),
         dir: dir.clone(),
         manifest: Mutex::new(manifest),
         backend: Mutex::new(state::Backend::None),
-        cells: Mutex::new(HashMap::new()),
+        cells: Mutex::new(records),
         run_events: Mutex::new(Vec::new()),
         cancel: cancel.clone(),
         secrets,
@@ -186,6 +222,7 @@ pub fn run(args: RunArgs) -> u8 {
         crate::steps::cell::write_manifest(&state).await;
         crate::steps::cell::write_run_events(&state).await;
     });
+    redact_logs(&dir, &state.secrets);
     eprintln!("results: {}", dir.root.display());
     match outcome {
         Outcome::Completed if state.thresholds_failed.load(Ordering::Relaxed) => {
@@ -199,6 +236,129 @@ pub fn run(args: RunArgs) -> u8 {
         Outcome::Aborted(_) => exit_code::RUN_FAILED,
         Outcome::Interrupted => exit_code::INTERRUPTED,
     }
+}
+
+/// Replica output is written by the replicas themselves; scrub it once they are gone.
+fn redact_logs(dir: &RunDir, secrets: &[String]) {
+    let Ok(entries) = std::fs::read_dir(dir.root.join("logs")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if let Ok(text) = std::fs::read_to_string(e.path()) {
+            let clean = plan::template::redact(&text, secrets);
+            if clean != text {
+                let _ = results::write_atomic(&e.path(), clean.as_bytes());
+            }
+        }
+    }
+}
+
+fn new_entry(c: &plan::Cell) -> CellEntry {
+    CellEntry {
+        id: c.id.clone(),
+        index: c.index,
+        matrix: c.matrix.clone(),
+        status: CellStatus::Pending,
+        started: None,
+        finished: None,
+        message: None,
+        hash: Some(c.hash()),
+    }
+}
+
+/// Which cells `--only` selects, by a filter over matrix values.
+fn only_filter(plan: &Plan, text: &str) -> Result<Vec<bool>, String> {
+    let e = plan::expr::parse(text).map_err(|p| p.render(text))?;
+    for id in e.idents() {
+        if !plan.axes.contains(&id.name) {
+            return Err(format!(
+                "`{}` is not a matrix axis (axes: {})",
+                id.name,
+                plan.axes.join(", ")
+            ));
+        }
+    }
+    plan.cells
+        .iter()
+        .map(|c| {
+            e.eval(
+                &|name| c.matrix.get(name).map(crate::steps::analyze::matrix_value),
+                &|_, _| None,
+            )
+            .map_err(|err| err.message)
+        })
+        .collect()
+}
+
+/// The manifest of a run being resumed: measured cells are kept (their
+/// records loaded from disk) when their configuration is unchanged; a cell
+/// whose configuration changed refuses the resume.
+fn resume_manifest(
+    plan: &Plan,
+    dir: &std::path::Path,
+    old: Manifest,
+    records: &mut HashMap<usize, state::CellRecord>,
+) -> Result<Manifest, String> {
+    if old.plan != plan.name {
+        return Err(format!(
+            "{} is a run of plan `{}`, not `{}`",
+            dir.display(),
+            old.plan,
+            plan.name
+        ));
+    }
+    let rows = crate::report::load_rows(dir, &old);
+    let mut cells = Vec::new();
+    for c in &plan.cells {
+        let prior = old.cells.iter().zip(&rows).find(|(e, _)| e.id == c.id);
+        match prior {
+            Some((entry, row)) if entry.status.is_measured() => {
+                if entry.hash.as_deref() != Some(c.hash().as_str()) {
+                    return Err(format!(
+                        "cell {} was measured with a different configuration than the plan now gives it; start a new run (or restore the plan)",
+                        c.id
+                    ));
+                }
+                if row.metrics.is_empty() {
+                    // Measured by the manifest but its folder is gone: measure again.
+                    cells.push(new_entry(c));
+                    continue;
+                }
+                records.insert(
+                    c.index,
+                    state::CellRecord {
+                        status: Some(entry.status),
+                        prior: Some(row.clone()),
+                        ..Default::default()
+                    },
+                );
+                cells.push(entry.clone());
+            }
+            _ => cells.push(new_entry(c)),
+        }
+    }
+    for e in &old.cells {
+        if e.status.is_measured() && !plan.cells.iter().any(|c| c.id == e.id) {
+            return Err(format!(
+                "cell {} was measured, but the plan no longer has it; start a new run (or restore the plan)",
+                e.id
+            ));
+        }
+    }
+    crate::results::clean_stale_temp(dir);
+    eprintln!(
+        "resuming {}: {} of {} cells already measured",
+        dir.display(),
+        records.len(),
+        plan.cells.len()
+    );
+    Ok(Manifest {
+        status: RunStatus::Running,
+        finished: None,
+        plan_hash: plan.hash.clone(),
+        cells,
+        ..old
+    })
 }
 
 /// One socket per user (or open-model request in flight), and some to spare.

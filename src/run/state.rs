@@ -50,6 +50,10 @@ pub struct CellRecord {
     pub failed: Option<String>,
     pub degraded: Option<String>,
     pub started: Option<String>,
+    /// Measured by an earlier run that is being resumed: not run again.
+    pub prior: Option<crate::steps::analyze::SummaryRow>,
+    /// Left out by `--only`.
+    pub excluded: bool,
 }
 
 pub struct RunState {

@@ -74,6 +74,9 @@ pub struct AnalysisResult {
 }
 
 pub fn summary_row(plan: &Plan, c: usize, rec: &CellRecord) -> SummaryRow {
+    if let Some(prior) = &rec.prior {
+        return prior.clone();
+    }
     let cell = &plan.cells[c];
     let mut metrics = IndexMap::new();
     let stats = merged_stats(&rec.runs);
@@ -134,7 +137,7 @@ fn sut_usage(samples: &[crate::system::SystemSample]) -> (f64, f64) {
     (cpu, mem)
 }
 
-fn matrix_value(v: &MatrixValue) -> Value {
+pub fn matrix_value(v: &MatrixValue) -> Value {
     match v {
         MatrixValue::Bool(b) => Value::Bool(*b),
         MatrixValue::Int(i) => Value::Num(*i as f64),
@@ -296,7 +299,8 @@ pub fn write_summary(
     secrets: &[String],
 ) -> std::io::Result<AnalysisResult> {
     let thresholds = evaluate_thresholds(plan, &rows);
-    dir.write("summary.csv", summary_csv(plan, &rows).as_bytes())?;
+    let redact = |t: &str| crate::plan::template::redact(t, secrets);
+    dir.write("summary.csv", redact(&summary_csv(plan, &rows)).as_bytes())?;
     let json = serde_json::json!({
         "plan": plan.name,
         "run": dir.id(),
@@ -306,7 +310,6 @@ pub fn write_summary(
     });
     let mut text = serde_json::to_vec_pretty(&json)?;
     text.push(b'\n');
-    let redact = |t: &str| crate::plan::template::redact(t, secrets);
     dir.write(
         "summary.json",
         redact(&String::from_utf8_lossy(&text)).as_bytes(),

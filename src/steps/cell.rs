@@ -60,6 +60,9 @@ pub async fn finish_cell(state: &RunState, c: usize, all_skipped: bool) {
     let cell = &plan.cells[c];
     let mut cells = state.cells.lock().await;
     let rec = cells.entry(c).or_default();
+    if rec.prior.is_some() {
+        return;
+    }
     let status = if all_skipped && rec.runs.is_empty() {
         CellStatus::Skipped
     } else {
@@ -140,6 +143,15 @@ fn cell_files(state: &RunState, c: usize, rec: &CellRecord) -> Vec<(String, Vec<
     files.push(("events.log".to_string(), events.into_bytes()));
     for (name, bytes) in &rec.files {
         files.push((name.clone(), bytes.clone()));
+    }
+    // Request names, bodies and scraped pages may carry env values.
+    for (_, bytes) in &mut files {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let clean = state.redact(text);
+            if clean != text {
+                *bytes = clean.into_bytes();
+            }
+        }
     }
     files
 }

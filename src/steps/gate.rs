@@ -45,3 +45,33 @@ pub async fn gate(state: &RunState) -> Result<(), StepError> {
     }
     Ok(())
 }
+
+/// The first `abort = true` threshold cell `c` breaches, as a message; the
+/// dispatcher stops the run on it (the cell's files are already written).
+pub async fn abort_breach(state: &RunState, c: usize) -> Option<String> {
+    let plan = &state.plan;
+    if !plan.thresholds.iter().any(|t| t.abort) {
+        return None;
+    }
+    let row = {
+        let cells = state.cells.lock().await;
+        crate::steps::analyze::summary_row(plan, c, cells.get(&c)?)
+    };
+    if !row.status.is_measured() {
+        return None;
+    }
+    let results = crate::steps::analyze::evaluate_thresholds(plan, std::slice::from_ref(&row));
+    let breach = plan
+        .thresholds
+        .iter()
+        .filter(|t| t.abort && t.scope == crate::plan::raw::Scope::Cell)
+        .find_map(|t| results.iter().find(|r| r.threshold == t.name && !r.passed))?;
+    state.thresholds_failed.store(true, Ordering::Relaxed);
+    let msg = format!(
+        "threshold `{}` (abort = true) breached in cell {}: {}; stopping the run",
+        breach.threshold, row.cell, breach.detail
+    );
+    eprintln!("{msg}");
+    state.run_event(msg.clone()).await;
+    Some(msg)
+}
