@@ -89,7 +89,7 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
         rec.runs.push(stats);
         rec.samples.extend(samples);
         if let Some(d) = died {
-            let msg = format!("a replica died during the measured window: {d}");
+            let msg = format!("degraded: a replica died during the cell: {d}");
             rec.degraded.get_or_insert(msg.clone());
             drop(cells);
             state.cell_event(c, msg).await;

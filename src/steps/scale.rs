@@ -30,6 +30,9 @@ pub async fn scale(state: &RunState, c: usize) -> Result<(), StepError> {
                     .map(|arg| plan.templates.render(arg, &ctx).map_err(|e| e.to_string()))
                     .collect()
             };
+            for e in local.reap() {
+                state.cell_event(c, e).await;
+            }
             let before = local.len();
             let events = local.scale(sys.replicas as usize, &argv_for, &sys.env)?;
             for e in events {

@@ -55,6 +55,25 @@ impl LocalBackend {
 
     /// Starts or stops replicas so exactly `n` run: only the difference,
     /// surplus stopped highest index first. Returns one event line per change.
+    /// Forgets replicas that have exited, returning one event each, so the
+    /// next scale starts replacements.
+    pub fn reap(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        self.replicas.retain_mut(|r| match r.child.try_wait() {
+            Ok(Some(status)) => {
+                events.push(format!(
+                    "replica {} (port {}) had exited ({status}); last output:\n{}",
+                    r.index,
+                    r.port,
+                    tail(&r.log, 10)
+                ));
+                false
+            }
+            _ => true,
+        });
+        events
+    }
+
     pub fn scale(
         &mut self,
         n: usize,
@@ -74,7 +93,10 @@ impl LocalBackend {
             }
         }
         while self.replicas.len() < n {
-            let index = self.replicas.len();
+            // A replica that died leaves a gap: reuse its index.
+            let index = (0..)
+                .find(|i| !self.replicas.iter().any(|r| r.index == *i))
+                .unwrap_or(self.replicas.len());
             let port = free_port()?;
             let argv = argv_for(index, port).map_err(|message| BackendError::Render {
                 replica: index,
