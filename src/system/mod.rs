@@ -2,6 +2,7 @@
 //! endpoints and sample their CPU and memory.
 
 pub mod docker;
+pub mod docker_image;
 pub mod engine;
 pub mod local;
 pub mod proc_stats;
