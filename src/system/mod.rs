@@ -1,6 +1,7 @@
 //! Backends for the system under test: they scale replicas, report their
 //! endpoints and sample their CPU and memory.
 
+pub mod compose;
 pub mod docker;
 pub mod docker_image;
 pub mod engine;
