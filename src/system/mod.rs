@@ -8,6 +8,7 @@ pub mod engine;
 pub mod local;
 pub mod proc_stats;
 pub mod ready;
+pub mod swarm;
 
 /// One sample of one replica, a row of `system.csv`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
