@@ -50,11 +50,18 @@ fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_loadmatrix"))
 }
 
-/// Identical contexts hit the engine's layer cache, so every test may build.
+/// Identical contexts hit the engine's layer cache, so every test may build;
+/// a lock across the test processes keeps two cold builds from racing (the
+/// loser's image would be left untagged).
 async fn demo_image(docker: &Docker) {
+    let lock = std::fs::File::create(std::env::temp_dir().join("loadmatrix-test-image.lock"))
+        .expect("create the image lock file");
+    // SAFETY: flock on a descriptor we own; released when `lock` closes.
+    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
     build_demo_image(docker, binary(), IMAGE)
         .await
         .expect("build the demo image");
+    drop(lock);
 }
 
 fn unique(what: &str) -> String {
@@ -288,7 +295,37 @@ async fn docker_reports_a_killed_replica() {
     backend.scale(2).await.unwrap();
     let ids = assert_replicas(&docker, &service, 2).await;
     assert_ne!(ids[&1], victim);
-    backend.stop_all().await;
+    // Dropped without stop_all (an early return, a panic): still removed.
+    drop(backend);
+    assert!(
+        with_label(&docker, &format!("{SERVICE_LABEL}={service}"))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn docker_keeps_containers_and_a_later_run_adopts_them() {
+    let Some(docker) = engine().await else { return };
+    demo_image(&docker).await;
+    let service = unique("keep");
+    let _cleanup = Cleanup::new(SERVICE_LABEL, &service);
+    let mut kept = spec(&service, IMAGE);
+    kept.keep = true;
+    let mut first = DockerBackend::connect(&kept).await.unwrap();
+    first.scale(2).await.unwrap();
+    let events = first.stop_all().await;
+    assert!(events[0].starts_with("kept 2 container(s)"), "{events:?}");
+    drop(first);
+    let ids = assert_replicas(&docker, &service, 2).await;
+
+    let mut second = DockerBackend::connect(&spec(&service, IMAGE))
+        .await
+        .unwrap();
+    assert_eq!(second.scale(2).await.unwrap(), Vec::<String>::new());
+    assert_eq!(assert_replicas(&docker, &service, 2).await, ids);
+    second.wait_ready(&ready(ReadyTarget::Tcp)).await.unwrap();
+    assert_eq!(second.stop_all().await.len(), 2);
     assert!(
         with_label(&docker, &format!("{SERVICE_LABEL}={service}"))
             .await

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bollard::Docker;
-use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use super::BackendError;
@@ -46,6 +46,7 @@ pub async fn build_binary_image(
         .await
         .map_err(|e| fail(format!("the build-context task failed: {e}")))?
         .map_err(fail)?;
+    let superseded = docker.inspect_image(tag).await.ok().and_then(|i| i.id);
     let options = BuildImageOptionsBuilder::new()
         .t(tag)
         .rm(true)
@@ -68,12 +69,21 @@ pub async fn build_binary_image(
             Err(e) => return Err(fail(format!("{}\n{}", message(&e), output.join("")))),
         }
     }
-    docker.inspect_image(tag).await.map(|_| ()).map_err(|e| {
+    let built = docker.inspect_image(tag).await.map_err(|e| {
         fail(format!(
             "the build ended without the image: {}",
             message(&e)
         ))
-    })
+    })?;
+    // Each rebuild of a changed binary would otherwise leave the previous
+    // image behind untagged. Not forced: an image containers use stays.
+    if let Some(old) = superseded
+        && built.id.as_ref() != Some(&old)
+    {
+        let options = RemoveImageOptionsBuilder::new().build();
+        let _ = docker.remove_image(&old, Some(options), None).await;
+    }
+    Ok(())
 }
 
 /// What `loadmatrix demo-image` runs: the demo image from this very binary.
