@@ -1,9 +1,14 @@
 //! Backends for the system under test: they scale replicas, report their
 //! endpoints and sample their CPU and memory.
 
+pub mod compose;
+pub mod docker;
+pub mod docker_image;
+pub mod engine;
 pub mod local;
 pub mod proc_stats;
 pub mod ready;
+pub mod swarm;
 
 /// One sample of one replica, a row of `system.csv`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -37,4 +42,15 @@ pub enum BackendError {
     Unsupported { backend: &'static str, why: String },
     #[error("{0}")]
     Ready(String),
+    /// The Docker engine cannot be reached; the text says why and what to do.
+    #[error("{0}")]
+    Engine(String),
+    #[error("image `{image}` is not in the local Docker engine (loadmatrix never pulls): {hint}")]
+    ImageMissing { image: String, hint: String },
+    #[error("{what}: {message}")]
+    Docker { what: String, message: String },
+    #[error("cannot build image `{tag}`: {message}")]
+    Build { tag: String, message: String },
+    #[error("`{command}` failed: {output}")]
+    Compose { command: String, output: String },
 }
