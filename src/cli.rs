@@ -55,6 +55,11 @@ pub enum Command {
     },
     /// Print the JSON Schema of the plan format.
     Schema,
+    /// Build the demo target image FROM scratch (no registry needed) through the Engine API.
+    DemoImage {
+        #[arg(long, default_value = crate::system::docker_image::DEMO_IMAGE)]
+        tag: String,
+    },
     /// The built-in simulated inference service: slots, service times, faults.
     DemoTarget(crate::demo_target::DemoTargetArgs),
 }

@@ -26,6 +26,16 @@ pub fn run(cli: Cli) -> u8 {
             print!("{}", plan::json_schema());
             exit_code::OK
         }
+        Command::DemoImage { tag } => match crate::system::docker_image::demo_image_command(&tag) {
+            Ok(()) => {
+                eprintln!("built image {tag}");
+                exit_code::OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit_code::RUN_FAILED
+            }
+        },
         Command::DemoTarget(args) => match crate::demo_target::run(args) {
             Ok(()) => exit_code::OK,
             Err(e) => {

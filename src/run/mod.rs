@@ -195,7 +195,7 @@ pub fn run(args: RunArgs) -> u8 {
         let signals = tokio::spawn(watch_signals(cancel.clone()));
         crate::steps::cell::write_manifest(&state).await;
         let outcome = dispatcher::dispatch(state.clone()).await;
-        let stopped = state.backend.lock().await.stop_all();
+        let stopped = state.backend.lock().await.stop_all().await;
         for e in stopped {
             state.run_event(e).await;
         }

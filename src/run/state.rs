@@ -11,7 +11,10 @@ use crate::engine::CellStats;
 use crate::plan::Plan;
 use crate::results::{CellStatus, Manifest, RunDir};
 use crate::system::SystemSample;
+use crate::system::compose::ComposeBackend;
+use crate::system::docker::DockerBackend;
 use crate::system::local::LocalBackend;
+use crate::system::swarm::SwarmBackend;
 
 /// The running system under test.
 #[derive(Debug, Default)]
@@ -19,6 +22,9 @@ pub enum Backend {
     #[default]
     None,
     Local(LocalBackend),
+    Docker(DockerBackend),
+    Compose(ComposeBackend),
+    Swarm(SwarmBackend),
 }
 
 impl Backend {
@@ -26,13 +32,41 @@ impl Backend {
         match self {
             Backend::None => Vec::new(),
             Backend::Local(l) => l.endpoints(),
+            Backend::Docker(d) => d.endpoints(),
+            Backend::Compose(c) => c.endpoints(),
+            Backend::Swarm(s) => s.endpoints(),
         }
     }
 
-    pub fn stop_all(&mut self) -> Vec<String> {
+    /// A replica that died since the last call.
+    pub async fn exited(&mut self) -> Option<String> {
+        match self {
+            Backend::None => None,
+            Backend::Local(l) => l.exited().map(|e| e.to_string()),
+            Backend::Docker(d) => d.exited().await,
+            Backend::Compose(c) => c.exited().await,
+            Backend::Swarm(s) => s.exited().await,
+        }
+    }
+
+    /// Container backends sample through the Engine API; local replicas are
+    /// sampled from /proc by the load step itself.
+    pub async fn sample_containers(&mut self, t: f64) -> Vec<SystemSample> {
+        match self {
+            Backend::Docker(d) => d.sample(t).await,
+            Backend::Compose(c) => c.sample(t).await,
+            Backend::Swarm(s) => s.sample(t).await,
+            Backend::None | Backend::Local(_) => Vec::new(),
+        }
+    }
+
+    pub async fn stop_all(&mut self) -> Vec<String> {
         match self {
             Backend::None => Vec::new(),
             Backend::Local(l) => l.stop_all(),
+            Backend::Docker(d) => d.stop_all().await,
+            Backend::Compose(c) => c.stop_all().await,
+            Backend::Swarm(s) => s.stop_all().await,
         }
     }
 }

@@ -158,26 +158,9 @@ async fn check_kind(kind: &CheckKind) -> Result<String, String> {
             service,
             min_running,
         } => {
-            let out = tokio::process::Command::new("docker")
-                .args(["ps", "-q", "--filter", "status=running", "--filter"])
-                .arg(format!("label=com.docker.compose.service={service}"))
-                .output()
+            let running = crate::system::docker::count_running(service)
                 .await
-                .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
-            let mut running = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
-            let out = tokio::process::Command::new("docker")
-                .args(["ps", "-q", "--filter", "status=running", "--filter"])
-                .arg(format!("label=loadmatrix.service={service}"))
-                .output()
-                .await
-                .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "docker engine not reachable: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-            running += String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+                .map_err(|e| e.to_string())?;
             if running >= *min_running {
                 Ok(format!("{running} container(s) of `{service}` running"))
             } else {

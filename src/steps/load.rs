@@ -80,10 +80,7 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
         if stats.cancelled {
             return Err(StepError::interrupted());
         }
-        let died = match &mut *state.backend.lock().await {
-            Backend::Local(l) => l.exited().map(|e| e.to_string()),
-            Backend::None => None,
-        };
+        let died = state.backend.lock().await.exited().await;
         let mut cells = state.cells.lock().await;
         let rec = cells.entry(c).or_default();
         rec.runs.push(stats);
@@ -118,7 +115,7 @@ async fn run_one(
     });
     let pids = match &*state.backend.lock().await {
         Backend::Local(l) => l.pids(),
-        Backend::None => Vec::new(),
+        _ => Vec::new(),
     };
     let mut meters: Vec<(String, CpuMeter)> = pids
         .into_iter()
@@ -134,10 +131,14 @@ async fn run_one(
             joined = &mut engine_task => break joined,
             _ = tick.tick() => {
                 let t = started.elapsed().as_secs_f64() - warmup + offset;
+                let t = (t * 1000.0).round() / 1000.0;
                 for (label, meter) in &mut meters {
                     if let Some((cpu_pct, mem_bytes)) = meter.sample() {
-                        samples.push(SystemSample { t: (t * 1000.0).round() / 1000.0, replica: label.clone(), cpu_pct, mem_bytes });
+                        samples.push(SystemSample { t, replica: label.clone(), cpu_pct, mem_bytes });
                     }
+                }
+                if meters.is_empty() {
+                    samples.extend(state.backend.lock().await.sample_containers(t).await);
                 }
             }
         }

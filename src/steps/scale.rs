@@ -4,8 +4,11 @@
 use crate::plan::spanned::Backend as BackendKind;
 use crate::run::state::{Backend, RunState};
 use crate::steps::StepError;
+use crate::system::compose::ComposeBackend;
+use crate::system::docker::DockerBackend;
 use crate::system::local::LocalBackend;
 use crate::system::ready::wait_ready;
+use crate::system::swarm::SwarmBackend;
 
 pub async fn scale(state: &RunState, c: usize) -> Result<(), StepError> {
     let cell = &state.plan.cells[c];
@@ -46,24 +49,85 @@ pub async fn scale(state: &RunState, c: usize) -> Result<(), StepError> {
                 .await;
             Ok(())
         }
-        other => Err(StepError::new(format!(
-            "backend \"{}\" cannot be run by this build yet: it is validated, but scaling it arrives with the Docker backends",
-            other.as_str()
-        ))),
+        BackendKind::Docker | BackendKind::Compose | BackendKind::Swarm => {
+            let mut backend = state.backend.lock().await;
+            let events = match (sys.backend, &mut *backend) {
+                (BackendKind::Docker, Backend::Docker(d)) => d.scale(sys.replicas as usize).await?,
+                (BackendKind::Compose, Backend::Compose(d)) => {
+                    d.scale(sys.replicas as usize).await?
+                }
+                (BackendKind::Swarm, Backend::Swarm(d)) => d.scale(sys.replicas as usize).await?,
+                (kind, slot) => {
+                    // First cell (or the backend changed): connect, then scale.
+                    let old = slot.stop_all().await;
+                    for e in old {
+                        state.cell_event(c, e).await;
+                    }
+                    *slot = match kind {
+                        BackendKind::Docker => {
+                            let spec = sys.docker.as_ref().ok_or_else(|| {
+                                StepError::new("backend docker without [system.docker]")
+                            })?;
+                            Backend::Docker(DockerBackend::connect(spec).await?)
+                        }
+                        BackendKind::Compose => {
+                            let spec = sys.compose.as_ref().ok_or_else(|| {
+                                StepError::new("backend compose without [system.compose]")
+                            })?;
+                            Backend::Compose(ComposeBackend::connect(spec).await?)
+                        }
+                        _ => {
+                            let service = sys.swarm_service.as_deref().ok_or_else(|| {
+                                StepError::new("backend swarm without [system.swarm]")
+                            })?;
+                            Backend::Swarm(SwarmBackend::connect(service).await?)
+                        }
+                    };
+                    match slot {
+                        Backend::Docker(d) => d.scale(sys.replicas as usize).await?,
+                        Backend::Compose(d) => d.scale(sys.replicas as usize).await?,
+                        Backend::Swarm(d) => d.scale(sys.replicas as usize).await?,
+                        _ => Vec::new(),
+                    }
+                }
+            };
+            drop(backend);
+            for e in events {
+                state.cell_event(c, e).await;
+            }
+            state
+                .cell_event(
+                    c,
+                    format!(
+                        "scaled {} to {} replicas",
+                        sys.backend.as_str(),
+                        sys.replicas
+                    ),
+                )
+                .await;
+            Ok(())
+        }
     }
 }
 
 pub async fn ready(state: &RunState, c: usize) -> Result<(), StepError> {
     let cell = &state.plan.cells[c];
-    let endpoints = state.backend.lock().await.endpoints();
+    let ready = &cell.system.ready;
     let mut backend = state.backend.lock().await;
-    let mut failed = || match &mut *backend {
-        Backend::Local(l) => l.exited().map(|e| e.to_string()),
-        Backend::None => None,
+    let result = match &mut *backend {
+        Backend::Docker(d) => d.wait_ready(ready).await,
+        Backend::Compose(d) => d.wait_ready(ready).await,
+        Backend::Swarm(d) => d.wait_ready(ready).await,
+        Backend::Local(l) => {
+            let endpoints = l.endpoints();
+            let mut failed = || l.exited().map(|e| e.to_string());
+            wait_ready(ready, &endpoints, &mut failed).await
+        }
+        Backend::None => wait_ready(ready, &[], &mut || None).await,
     };
-    match wait_ready(&cell.system.ready, &endpoints, &mut failed).await {
+    drop(backend);
+    match result {
         Ok(took) => {
-            drop(backend);
             state
                 .cell_event(c, format!("ready after {:.2}s", took.as_secs_f64()))
                 .await;

@@ -85,7 +85,10 @@ mod tests {
         let wall = start.elapsed().as_secs_f64();
         let (pct, _) = meter.sample().unwrap();
         let floor = 0.2 / wall * 100.0 * 0.9;
-        assert!(pct >= floor, "200 ms of CPU in {wall:.2} s measured at {pct}%");
+        assert!(
+            pct >= floor,
+            "200 ms of CPU in {wall:.2} s measured at {pct}%"
+        );
         assert!(read(u32::MAX - 1).is_none());
     }
 }

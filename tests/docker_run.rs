@@ -1,0 +1,113 @@
+//! `loadmatrix run` with `backend = "docker"` against the real engine: the
+//! demo image built by `loadmatrix demo-image`, replicas scaled per cell,
+//! container stats in system.csv and summary.csv, nothing left behind.
+
+use std::process::Command;
+
+fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("CI is set but the Docker engine is unreachable");
+    }
+    if !ok {
+        eprintln!("skipping: the Docker engine is unreachable");
+    }
+    ok
+}
+
+fn containers_labelled(service: &str) -> usize {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=loadmatrix.service={service}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn a_docker_matrix_scales_containers_and_samples_their_stats() {
+    if !docker_available() {
+        return;
+    }
+    let tag = "loadmatrix-demo:e2e";
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("loadmatrix-test-image.lock")).unwrap();
+    // SAFETY: flock on a descriptor we own; released when `lock` closes.
+    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .args(["demo-image", "--tag", tag])
+        .output()
+        .unwrap();
+    drop(lock);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let service = format!("lme2e{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("lm-docker-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = format!(
+        r#"
+name = "docker-e2e"
+[matrix]
+replicas = [1, 2]
+users = [2, 8]
+[cell]
+duration = "5s"
+[system]
+backend = "docker"
+replicas = "{{{{ matrix.replicas }}}}"
+docker = {{ image = "{tag}", service = "{service}", port = 8080, command = ["demo-target", "--host", "0.0.0.0", "--port", "8080", "--service-time", "10ms", "--cpu"] }}
+ready = {{ path = "/health", timeout = "30s" }}
+[load]
+users = "{{{{ matrix.users }}}}"
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = '{{"inputs": [1]}}'
+[[check]]
+name = "engine"
+command = {{ run = ["docker", "info"] }}
+"#
+    );
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("run")
+        .arg(dir.join("plan.toml"))
+        .arg("--out")
+        .arg(dir.join("results"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(containers_labelled(&service), 0, "containers left behind");
+    let run = std::fs::read_dir(dir.join("results/docker-e2e"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary = std::fs::read_to_string(run.join("summary.csv")).unwrap();
+    let mut lines = summary.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "{summary}");
+    for r in &rows {
+        let cpu: f64 = r[col("sut_cpu_pct")].parse().unwrap();
+        let mem: f64 = r[col("sut_mem_mb")].parse().unwrap();
+        assert!(cpu > 1.0 && mem > 0.0, "{summary}");
+        assert_eq!(r[col("status")], "complete");
+    }
+    // the 2-replica cells sampled both containers
+    let system = std::fs::read_to_string(run.join("cells/replicas2_users8/system.csv")).unwrap();
+    let replicas: std::collections::BTreeSet<&str> = system
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(replicas.len(), 2, "{system}");
+    let events = std::fs::read_to_string(run.join("cells/replicas2_users2/events.log")).unwrap();
+    assert!(events.contains("scaled docker to 2 replicas"), "{events}");
+}
