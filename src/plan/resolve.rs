@@ -955,7 +955,10 @@ fn load(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value, system: Option<&System
     };
     if base_url.is_none()
         && let Some(sys) = system
-        && !matches!(sys.backend, Backend::Local | Backend::Docker | Backend::Compose)
+        && !matches!(
+            sys.backend,
+            Backend::Local | Backend::Docker | Backend::Compose
+        )
     {
         r.error(section, format!("[load] has no `base_url`, and backend \"{}\" gives no replica endpoints", sys.backend.as_str()), Some("add `base_url = \"http://127.0.0.1:8080\"` (local, docker and compose backends can leave it out: load goes to every replica)".into()));
         return None;

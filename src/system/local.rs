@@ -23,6 +23,9 @@ struct Replica {
     port: u16,
     child: Child,
     log: PathBuf,
+    /// What it was started with: a cell that renders differently restarts it.
+    argv: Vec<String>,
+    env: IndexMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -81,6 +84,30 @@ impl LocalBackend {
         env: &IndexMap<String, String>,
     ) -> Result<Vec<String>, BackendError> {
         let mut events = Vec::new();
+        // Replicas whose command or environment changed with the cell are
+        // started afresh on their port.
+        for r in &mut self.replicas {
+            let argv = argv_for(r.index, r.port).map_err(|message| BackendError::Render {
+                replica: r.index,
+                message,
+            })?;
+            if argv != r.argv || *env != r.env {
+                let status = stop(&mut r.child);
+                r.child = spawn(&argv, env, &r.log).map_err(|error| BackendError::Spawn {
+                    replica: r.index,
+                    command: argv.join(" "),
+                    error,
+                })?;
+                events.push(format!(
+                    "restarted replica {} on port {} with a new command ({status}): {}",
+                    r.index,
+                    r.port,
+                    argv.join(" ")
+                ));
+                r.argv = argv;
+                r.env = env.clone();
+            }
+        }
         while self.replicas.len() > n {
             if let Some(mut r) = self.replicas.pop() {
                 let status = stop(&mut r.child);
@@ -118,7 +145,10 @@ impl LocalBackend {
                 port,
                 child,
                 log,
+                argv,
+                env: env.clone(),
             });
+            self.replicas.sort_by_key(|r| r.index);
         }
         Ok(events)
     }
