@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use loadmatrix::demo_target::{self, DemoConfig, Jitter, ServiceTime};
-use loadmatrix::engine::CancelToken;
 use loadmatrix::engine::locust::{LocustError, LocustSpec, run_locust};
+use loadmatrix::engine::{CancelToken, Phase};
 
 /// The demo target on an ephemeral port, served until dropped.
 struct Target {
@@ -266,11 +266,23 @@ fn run_and_compare(workers: usize, warmup: u64, duration: u64) {
     assert!(stats.client_cpu_pct > 0.0);
     let ticks = ticks.into_inner().unwrap();
     assert!(ticks.len() as u64 >= duration, "{} ticks", ticks.len());
+    let warm_ticks = ticks.iter().filter(|t| t.phase == Phase::Warmup).count();
+    assert_eq!(warm_ticks > 0, warmup > 0, "{ticks:?}");
+    assert!(
+        ticks
+            .iter()
+            .any(|t| t.phase == Phase::Measure && t.requests > 0)
+    );
 }
 
 #[test]
 fn one_worker_totals_and_percentiles_match_locust() {
     run_and_compare(1, 0, 5);
+}
+
+#[test]
+fn two_workers_totals_and_percentiles_match_locust() {
+    run_and_compare(2, 0, 5);
 }
 
 #[test]
@@ -366,6 +378,11 @@ fn external_workers_that_never_come() {
     let mut spec = spec_for(dir.path(), LOCUSTFILE, "http://127.0.0.1:9");
     spec.workers = 2;
     spec.external_workers = true;
+    spec.master_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     spec.expect_workers_timeout = Duration::from_secs(2);
     let t0 = Instant::now();
     let err = run_locust(&spec, CancelToken::new(), &no_progress).unwrap_err();
@@ -411,4 +428,56 @@ fn cancel_stops_everything_within_a_second_or_two() {
     assert!(stats.total.requests > 0);
     assert!(stats.measured_secs < 10.0);
     assert!(stop_took < Duration::from_millis(2500), "{stop_took:?}");
+}
+
+/// Run by `driver_killed_leaves_no_orphans` in a child process of its own.
+#[test]
+#[ignore = "helper: runs only as the child of driver_killed_leaves_no_orphans"]
+fn long_run_in_child() {
+    let (Some(dir), Some(url)) = (
+        std::env::var_os("LM_LOCUST_CHILD_DIR"),
+        std::env::var_os("LM_LOCUST_CHILD_URL"),
+    ) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let mut spec = spec_for(dir, LOCUSTFILE, &url.to_string_lossy());
+    spec.users = 5;
+    spec.workers = 2;
+    spec.duration = Duration::from_secs(60);
+    let _ = run_locust(&spec, CancelToken::new(), &no_progress);
+}
+
+#[test]
+fn driver_killed_leaves_no_orphans() {
+    let target = fast_target();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "long_run_in_child", "--ignored", "--nocapture"])
+        .env("LM_LOCUST_CHILD_DIR", dir.path())
+        .env("LM_LOCUST_CHILD_URL", target.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let work_dir = dir.path().join("out");
+    let progress = work_dir.join("loadmatrix_progress.jsonl");
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&progress).is_ok_and(|p| p.contains("\"measure\"")) {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child's Locust run never started measuring");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let marker = work_dir.to_string_lossy().into_owned();
+    assert_eq!(
+        processes_with(&marker).len(),
+        3,
+        "master and two workers run"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_orphans(&work_dir);
 }

@@ -26,6 +26,26 @@
 //! locustfile and the probe from the master. Reports without probe data fail
 //! the run with [`LocustError::ProbeMissing`].
 //!
+//! # Other figures
+//!
+//! - Failures: classified on the worker from the exception Locust reports:
+//!   timeouts -> `timeout`, refused / unestablished connections -> `connect`,
+//!   a response with a status outside 2xx/3xx (or an `HTTPError`) -> `status`,
+//!   anything else (e.g. a `catch_response` failure on a 200) -> `io`. As in
+//!   the native engine, failures carry no latency (Locust's own percentiles
+//!   include them).
+//! - `by_name` keys are Locust's request names; a name seen with several
+//!   methods is split into `"METHOD name"` keys.
+//! - Timeline: per second of the measured window, by completion time on the
+//!   worker; `users` is the master's user count at the end of each second
+//!   (Locust learns counts from worker messages, so a start-of-second sample
+//!   would lag a ramp).
+//! - `client_cpu_pct`: CPU seconds of the worker processes over their
+//!   measured wall time (100% = one core per worker). `client_bound` is set
+//!   if that reaches 90% or any Locust process logged its "CPU usage above
+//!   90%" warning (Locust checks every 10 s, so short runs rarely log it).
+//! - `--run-time` takes whole seconds: warm-up + duration is rounded up.
+//!
 //! Locust's `--csv` (with `--csv-full-history`) and `--json-file` outputs are
 //! still written to `work_dir` (`locust_stats*.csv`, `locust.json`) for
 //! people to read; the driver does not depend on them.
@@ -65,8 +85,8 @@ pub struct LocustSpec {
     pub external_workers: bool,
     /// `--master-bind-host`; `*` or `0.0.0.0` for every interface.
     pub master_bind: String,
-    /// `--master-bind-port`; 0 picks a free one (external workers need a
-    /// known port).
+    /// `--master-bind-port`; 0 picks a free one, or Locust's default 5557
+    /// with `external_workers` (where `locust --worker` connects by default).
     pub master_port: u16,
     /// `--tags`: only tasks with one of these tags run.
     pub tags: Vec<String>,
@@ -76,7 +96,9 @@ pub struct LocustSpec {
     pub args: Vec<String>,
     pub warmup: Duration,
     pub duration: Duration,
-    /// Where CSV/JSON outputs, the probe and the process logs go.
+    /// Where CSV/JSON outputs, the probe and the process logs
+    /// (`locust-master.log`, `locust-worker-N.log`) go. Locust itself runs in
+    /// the locustfile's directory, as if started there by hand.
     pub work_dir: PathBuf,
     /// How long to wait for every worker to connect.
     pub expect_workers_timeout: Duration,
@@ -185,6 +207,7 @@ pub enum LocustError {
     Cancelled,
 }
 
+const LOCUST_DEFAULT_MASTER_PORT: u16 = 5557;
 const PROBE_FILE: &str = "loadmatrix_locust_probe.py";
 const PROBE_SOURCE: &str = include_str!("locust/probe.py");
 const POLL: Duration = Duration::from_millis(100);
@@ -457,9 +480,14 @@ pub fn run_locust(
         })?;
     let files = prepare(spec)?;
     let port = match spec.master_port {
+        // Where `locust --worker` connects unless told otherwise.
+        0 if spec.external_workers => LOCUST_DEFAULT_MASTER_PORT,
         0 => pick_port(&spec.master_bind)?,
         p => p,
     };
+    if cancel.is_cancelled() {
+        return Err(LocustError::Cancelled);
+    }
     let total = spec.warmup.saturating_add(spec.duration);
     // Locust's --run-time takes whole seconds.
     let run_secs = total.as_secs_f64().ceil().max(1.0) as u64;
@@ -549,7 +577,8 @@ pub fn run_locust(
         for line in reader.read() {
             match line {
                 ProgressLine::Waiting { connected: c } => connected = c,
-                ProgressLine::Started { .. } => {
+                ProgressLine::Started { connected: c } => {
+                    connected = c;
                     started_at.get_or_insert_with(Instant::now);
                 }
                 ProgressLine::Tick {

@@ -74,7 +74,6 @@ pub(super) enum ProgressLine {
         connected: u64,
     },
     Started {
-        #[allow(dead_code)]
         connected: u64,
     },
     Tick {
@@ -153,6 +152,7 @@ pub(super) struct Context {
     /// Rows of the timeline: whole or partial seconds of the measured window.
     pub rows: usize,
     pub cancelled: bool,
+    /// A Locust process logged its CPU warning.
     pub client_bound: bool,
     pub warnings: Vec<String>,
 }
@@ -222,11 +222,16 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
     if !out.measure_started {
         warnings.push("the measured window never started".into());
     }
+    let client_bound = ctx.client_bound || client_cpu_pct >= 90.0;
     if ctx.client_bound {
         warnings.push(
             "a Locust process logged CPU usage above 90%: the load generator may be the bottleneck"
                 .into(),
         );
+    } else if client_bound {
+        warnings.push(format!(
+            "Locust workers at {client_cpu_pct:.0}% CPU: the load generator may be the bottleneck"
+        ));
     }
     if ctx.cancelled {
         warnings.push(format!(
@@ -244,7 +249,7 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
         measured_secs,
         dropped: 0,
         client_cpu_pct,
-        client_bound: ctx.client_bound,
+        client_bound,
         cancelled: ctx.cancelled,
         warnings,
     }
