@@ -481,3 +481,48 @@ fn driver_killed_leaves_no_orphans() {
     child.wait().unwrap();
     assert_no_orphans(&work_dir);
 }
+
+/// Kills the process on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn external_worker_fetches_locustfile_and_probe_from_master() {
+    let target = fast_target();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec_for(dir.path(), LOCUSTFILE, &target.url());
+    spec.users = 5;
+    spec.external_workers = true;
+    spec.master_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    spec.warmup = Duration::from_secs(1);
+    spec.duration = Duration::from_secs(3);
+    spec.expect_workers_timeout = Duration::from_secs(20);
+    let port = spec.master_port.to_string();
+    // Retries the connection until the master is up.
+    let worker = KillOnDrop(
+        std::process::Command::new("locust")
+            .args(["--worker", "-f", "-", "--master-host", "127.0.0.1"])
+            .args(["--master-port", &port])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("locust on PATH"),
+    );
+    let stats =
+        run_locust(&spec, CancelToken::new(), &no_progress).unwrap_or_else(|e| panic!("{e}"));
+    drop(worker);
+    assert_no_orphans(&spec.work_dir);
+    assert!(processes_with(&format!("--master-port {port}")).is_empty());
+    assert!(stats.total.requests > 0);
+    assert_eq!(stats.timeline.len(), 3);
+}

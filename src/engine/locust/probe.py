@@ -64,7 +64,6 @@ def merge_entry(dst, src):
     for k, v in src.get("k", {}).items():
         dst["k"][k] = dst["k"].get(k, 0) + v
     for b, c in src.get("rt", {}).items():
-        b = int(b)
         dst["rt"][b] = dst["rt"].get(b, 0) + c
 
 
@@ -146,6 +145,7 @@ class MasterProbe:
         ev.test_start.add_listener(self.on_test_start)
         ev.test_stopping.add_listener(self.on_stopping)
         ev.quit.add_listener(self.on_quit)
+        ev.worker_connect.add_listener(self.on_worker_connect)
         gevent.spawn(self.waiting_loop)
 
     def emit(self, line):
@@ -167,6 +167,11 @@ class MasterProbe:
     def start_measuring(self):
         self.boundary = time.monotonic()
         self.runner.send_message(MEASURE_MSG)
+
+    def on_worker_connect(self, client_id=None, **_kw):
+        # A worker joining mid-run (e.g. one that reconnected) measures too.
+        if self.boundary is not None and client_id is not None:
+            self.runner.send_message(MEASURE_MSG, client_id=client_id)
 
     def on_test_start(self, **_kw):
         if self.started is not None:
@@ -231,7 +236,7 @@ class MasterProbe:
         for by_name in (lm.get("meas") or {}).values():
             for entry in by_name.values():
                 for b, c in entry.get("rt", {}).items():
-                    self.meas_rt[int(b)] = self.meas_rt.get(int(b), 0) + c
+                    self.meas_rt[b] = self.meas_rt.get(b, 0) + c
         for s, row in (lm.get("secs") or {}).items():
             merge_entry(self.secs.setdefault(int(s), new_entry()), row)
         if lm.get("cpu"):
