@@ -526,3 +526,42 @@ fn external_worker_fetches_locustfile_and_probe_from_master() {
     assert!(stats.total.requests > 0);
     assert_eq!(stats.timeline.len(), 3);
 }
+
+#[test]
+fn user_classes_and_tags_select_what_runs() {
+    let target = fast_target();
+    let locustfile = r#"
+from locust import HttpUser, task, tag, constant
+
+class A(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def a(self):
+        self.client.get("/health", name="a")
+
+class B(HttpUser):
+    wait_time = constant(0.1)
+
+    @tag("x")
+    @task
+    def bx(self):
+        self.client.get("/health", name="bx")
+
+    @tag("y")
+    @task
+    def by(self):
+        self.client.get("/health", name="by")
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec_for(dir.path(), locustfile, &target.url());
+    spec.users = 4;
+    spec.duration = Duration::from_secs(2);
+    spec.user_classes = vec!["B".into()];
+    spec.tags = vec!["x".into()];
+    let stats =
+        run_locust(&spec, CancelToken::new(), &no_progress).unwrap_or_else(|e| panic!("{e}"));
+    assert_no_orphans(&spec.work_dir);
+    let names: Vec<&str> = stats.by_name.keys().map(String::as_str).collect();
+    assert_eq!(names, ["bx"]);
+}
