@@ -4,6 +4,7 @@
 
 mod conn;
 mod cpu;
+pub mod locust;
 pub mod native;
 mod plan;
 pub mod stats;

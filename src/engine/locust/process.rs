@@ -1,0 +1,203 @@
+//! Locust processes: spawned so that none outlives the driver, and stopped on
+//! every exit path.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How to start Locust: `[locust]` or `[python3, -m, locust]`.
+#[derive(Debug, Clone)]
+pub(super) struct Launcher {
+    pub argv: Vec<OsString>,
+}
+
+pub(super) struct Proc {
+    pub name: String,
+    pub log: PathBuf,
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Exit status once exited (reaps the child).
+    pub fn poll(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none()
+            && let Ok(Some(s)) = self.child.try_wait()
+        {
+            self.status = Some(s);
+        }
+        self.status
+    }
+
+    /// Signals the child's whole process group, unless it was already reaped
+    /// (its pid, and so its group id, could then belong to someone else).
+    pub fn signal(&mut self, sig: libc::c_int) {
+        if self.poll().is_none() {
+            // SAFETY: kill(2) on the group of our own unreaped child.
+            unsafe {
+                libc::kill(-(self.child.id() as libc::pid_t), sig);
+            }
+        }
+    }
+}
+
+/// The processes of one run. Dropping it kills whatever still runs.
+#[derive(Default)]
+pub(super) struct Procs {
+    pub list: Vec<Proc>,
+}
+
+impl Procs {
+    /// Spawns `launcher args` with stdout and stderr appended to `log`.
+    ///
+    /// Must be called on the thread that waits for the run: PR_SET_PDEATHSIG
+    /// fires when the spawning *thread* exits.
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        launcher: &Launcher,
+        args: &[OsString],
+        env: &[(&str, OsString)],
+        cwd: &Path,
+        log: &Path,
+    ) -> io::Result<()> {
+        let Some((program, pre)) = launcher.argv.split_first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+        };
+        let out = OpenOptions::new().create(true).append(true).open(log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(program);
+        cmd.args(pre)
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            // Its own group, so a cancel reaches anything the locustfile started.
+            .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died between fork and prctl.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        self.list.push(Proc {
+            name: name.to_string(),
+            log: log.to_path_buf(),
+            child,
+            status: None,
+        });
+        Ok(())
+    }
+
+    pub fn signal(&mut self, sig: libc::c_int) {
+        for p in &mut self.list {
+            p.signal(sig);
+        }
+    }
+
+    pub fn all_exited(&mut self) -> bool {
+        self.list.iter_mut().all(|p| p.poll().is_some())
+    }
+
+    /// Waits up to `grace` for every process to exit, then SIGTERM, then
+    /// SIGKILL after `kill_after`; always reaps.
+    pub fn stop(&mut self, grace: Duration, kill_after: Duration) {
+        let t0 = Instant::now();
+        while !self.all_exited() && t0.elapsed() < grace {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if self.all_exited() {
+            return;
+        }
+        self.signal(libc::SIGTERM);
+        let t1 = Instant::now();
+        while !self.all_exited() && t1.elapsed() < kill_after {
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
+        for p in &mut self.list {
+            if p.poll().is_none() {
+                p.signal(libc::SIGKILL);
+                if let Ok(s) = p.child.wait() {
+                    p.status = Some(s);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
+/// Directories of a PATH value.
+fn path_dirs(path: &OsString) -> Vec<PathBuf> {
+    std::env::split_paths(path).collect()
+}
+
+fn executable_in(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    dirs.iter().map(|d| d.join(name)).find(|p| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// `locust` on `path`, else `python3 -m locust` if that Python has Locust.
+pub(super) fn find_launcher(path: &OsString) -> Option<Launcher> {
+    let dirs = path_dirs(path);
+    if let Some(p) = executable_in(&dirs, "locust") {
+        return Some(Launcher {
+            argv: vec![p.into_os_string()],
+        });
+    }
+    let python = executable_in(&dirs, "python3")?;
+    let mut child = Command::new(&python)
+        .args(["-c", "import locust"])
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let t0 = Instant::now();
+    let ok = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s.success(),
+            Ok(None) if t0.elapsed() < Duration::from_secs(30) => {
+                thread::sleep(Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+        }
+    };
+    ok.then(|| Launcher {
+        argv: vec![python.into_os_string(), "-m".into(), "locust".into()],
+    })
+}
