@@ -24,11 +24,6 @@ const BODY_VARIANTS: usize = 16;
 pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
     let plan = state.plan.clone();
     let cell = &plan.cells[c];
-    if cell.load.engine == EngineKind::Locust {
-        return Err(StepError::new(
-            "engine \"locust\" cannot be run by this build yet: the plan is validated, but the Locust driver arrives with the Locust engine",
-        ));
-    }
     let endpoints = match &cell.load.base_url {
         Some(url) => vec![url.clone()],
         None => state.backend.lock().await.endpoints(),
@@ -37,6 +32,9 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
         return Err(StepError::new(
             "no endpoint to send load to: set `load.base_url`",
         ));
+    }
+    if cell.load.engine == EngineKind::Locust {
+        return locust(state, c, &endpoints).await;
     }
     let endpoints = endpoints
         .iter()
@@ -63,8 +61,7 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
                 request_timeout: cell.load.timeout,
             };
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
-            let (stats, stage_samples) =
-                run_one(state, c, spec, &label, repetition, offset).await?;
+            let (stats, stage_samples) = run_one(state, spec, &label, repetition, offset).await?;
             samples.extend(stage_samples);
             parts.push(stats);
         }
@@ -74,42 +71,145 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
         {
             stats.warnings.push(w);
         }
-        for w in &stats.warnings {
-            state.cell_event(c, format!("engine: {w}")).await;
-        }
-        if stats.cancelled {
-            return Err(StepError::interrupted());
-        }
-        let died = state.backend.lock().await.exited().await;
-        let mut cells = state.cells.lock().await;
-        let rec = cells.entry(c).or_default();
-        rec.runs.push(stats);
-        rec.samples.extend(samples);
-        if let Some(d) = died {
-            let msg = format!("degraded: a replica died during the cell: {d}");
-            rec.degraded.get_or_insert(msg.clone());
-            drop(cells);
-            state.cell_event(c, msg).await;
-        }
+        record(state, c, stats, samples).await?;
     }
     Ok(())
 }
 
-/// The engine run and a sampler of the system under test, side by side.
-async fn run_one(
+/// `engine = "locust"`: the user's locustfile, run by Locust's own master and
+/// workers, ingested into the same statistics.
+async fn locust(state: &RunState, c: usize, endpoints: &[String]) -> Result<(), StepError> {
+    let plan = state.plan.clone();
+    let cell = &plan.cells[c];
+    let Some(cfg) = &cell.load.locust else {
+        return Err(StepError::new("engine \"locust\" without a locustfile"));
+    };
+    let LoadModel::Closed {
+        users, spawn_rate, ..
+    } = &cell.load.model
+    else {
+        return Err(StepError::new(
+            "engine \"locust\" runs the closed model: set `users`",
+        ));
+    };
+    if endpoints.len() > 1 {
+        state
+            .cell_event(c, format!(
+                "locust targets one host: {} (of {} replica endpoints); put a load balancer in front and set `load.base_url` to spread load",
+                endpoints[0],
+                endpoints.len()
+            ))
+            .await;
+    }
+    let label = cell_label(cell);
+    for repetition in 0..cell.timing.repeat {
+        let folder = if cell.timing.repeat > 1 {
+            format!("{}-r{}", cell.id, repetition + 1)
+        } else {
+            cell.id.clone()
+        };
+        let work_dir = state.dir.root.join("logs").join("locust").join(folder);
+        std::fs::create_dir_all(&work_dir)?;
+        let mut spec =
+            crate::engine::locust::LocustSpec::new(cfg.locustfile.clone(), &endpoints[0], work_dir);
+        spec.users = *users;
+        spec.spawn_rate = spawn_rate.unwrap_or(0.0);
+        spec.workers = cell.load.workers as usize;
+        spec.external_workers = cfg.workers_at == crate::plan::spanned::WorkersAt::External;
+        spec.master_bind = cfg.master_bind.clone();
+        spec.tags = cfg.tags.clone();
+        spec.user_classes = cfg.user_classes.clone();
+        spec.args = cfg.args.clone();
+        spec.warmup = cell.timing.warmup;
+        spec.duration = cell.timing.duration;
+        let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
+        let (stats, samples) = run_sampled(
+            state,
+            &label,
+            repetition,
+            warmup,
+            total,
+            0.0,
+            move |cancel, progress| {
+                crate::engine::locust::run_locust(&spec, cancel, progress)
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await?;
+        record(state, c, stats, samples).await?;
+    }
+    Ok(())
+}
+
+/// Keeps one repetition's statistics and samples; notes a replica that died.
+async fn record(
     state: &RunState,
     c: usize,
+    stats: CellStats,
+    samples: Vec<SystemSample>,
+) -> Result<(), StepError> {
+    for w in &stats.warnings {
+        state.cell_event(c, format!("engine: {w}")).await;
+    }
+    if stats.cancelled {
+        return Err(StepError::interrupted());
+    }
+    let died = state.backend.lock().await.exited().await;
+    let mut cells = state.cells.lock().await;
+    let rec = cells.entry(c).or_default();
+    rec.runs.push(stats);
+    rec.samples.extend(samples);
+    if let Some(d) = died {
+        let msg = format!("degraded: a replica died during the cell: {d}");
+        rec.degraded.get_or_insert(msg.clone());
+        drop(cells);
+        state.cell_event(c, msg).await;
+    }
+    Ok(())
+}
+
+/// The native engine run and a sampler of the system under test, side by side.
+async fn run_one(
+    state: &RunState,
     spec: LoadSpec,
     label: &str,
     repetition: u64,
     offset: f64,
 ) -> Result<(CellStats, Vec<SystemSample>), StepError> {
+    let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
+    run_sampled(
+        state,
+        label,
+        repetition,
+        warmup,
+        total,
+        offset,
+        move |cancel, progress| {
+            engine::run_load(&spec, cancel, progress).map_err(|e| e.to_string())
+        },
+    )
+    .await
+}
+
+/// Runs a blocking engine on its own thread while the system under test is
+/// sampled every second.
+async fn run_sampled<F>(
+    state: &RunState,
+    label: &str,
+    repetition: u64,
+    warmup: Duration,
+    total: Duration,
+    offset: f64,
+    engine_fn: F,
+) -> Result<(CellStats, Vec<SystemSample>), StepError>
+where
+    F: FnOnce(CancelToken, &dyn Fn(ProgressTick)) -> Result<CellStats, String> + Send + 'static,
+{
     let cancel = CancelToken::from_flag(state.cancel.clone());
-    let total = spec.warmup + spec.duration;
-    let warmup = spec.warmup.as_secs_f64();
+    let warmup = warmup.as_secs_f64();
     let progress = Progress::new(label.to_string(), total, repetition);
     let engine_task = tokio::task::spawn_blocking(move || {
-        let r = engine::run_load(&spec, cancel, &|tick| progress.tick(&tick));
+        let r = engine_fn(cancel, &|tick| progress.tick(&tick));
         progress.finish();
         r
     });
@@ -143,8 +243,9 @@ async fn run_one(
             }
         }
     };
-    let stats = stats.map_err(|e| StepError::new(format!("load engine crashed: {e}")))??;
-    let _ = c;
+    let stats = stats
+        .map_err(|e| StepError::new(format!("load engine crashed: {e}")))?
+        .map_err(StepError::new)?;
     Ok((stats, samples))
 }
 
