@@ -328,3 +328,94 @@ fn demo_pids(marker: &str) -> Vec<u32> {
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn a_full_disk_stops_the_run_with_exit_4_and_keeps_finished_cells() {
+    let dir = temp_dir("disk-full");
+    let mount = dir.join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must be able to mount a tmpfs"
+        );
+        eprintln!("skipping: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mount.clone());
+    std::fs::write(
+        dir.join("plan.toml"),
+        r#"
+name = "disk-full"
+[matrix]
+users = [1, 2, 3]
+[cell]
+duration = "1s"
+[system]
+backend = "local"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--service-time", "5ms"]
+[load]
+users = "{{ matrix.users }}"
+[[load.request]]
+path = "/health"
+"#,
+    )
+    .unwrap();
+    let results = mount.join("results");
+    let child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("run")
+        .arg(dir.join("plan.toml"))
+        .arg("--out")
+        .arg(&results)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first cell is written, fill the disk.
+    let start = Instant::now();
+    let run = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the first cell never appeared"
+        );
+        if let Some(run) = std::fs::read_dir(results.join("disk-full"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+        {
+            if run.path().join("cells/users1/stats.json").is_file() {
+                break run.path();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut filler = std::fs::File::create(mount.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while filler.write_all(&chunk).is_ok() {}
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let stats = std::fs::read_to_string(run.join("cells/users1/stats.json")).unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&stats).is_ok(),
+        "cell 1 damaged"
+    );
+    assert!(!run.join("cells/users3").exists());
+    let half_written: Vec<_> = std::fs::read_dir(run.join("cells"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "users1")
+        .collect();
+    assert!(half_written.is_empty(), "{half_written:?}");
+}

@@ -148,24 +148,38 @@ impl RunDir {
     /// Writes a cell's files into a hidden folder, then renames it into place:
     /// a cell folder exists only when all its files do.
     pub fn write_cell(&self, cell_id: &str, files: &[(&str, Vec<u8>)]) -> io::Result<()> {
+        let tmp = self
+            .root
+            .join("cells")
+            .join(format!(".{cell_id}.tmp-{}", std::process::id()));
+        self.write_cell_via(&tmp, cell_id, files).inspect_err(|_| {
+            let _ = fs::remove_dir_all(&tmp);
+        })
+    }
+
+    fn write_cell_via(
+        &self,
+        tmp: &Path,
+        cell_id: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> io::Result<()> {
         let cells = self.root.join("cells");
         fs::create_dir_all(&cells)?;
-        let tmp = cells.join(format!(".{cell_id}.tmp-{}", std::process::id()));
         if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
+            fs::remove_dir_all(tmp)?;
         }
-        fs::create_dir_all(&tmp)?;
+        fs::create_dir_all(tmp)?;
         for (name, bytes) in files {
             let mut f = File::create(tmp.join(name))?;
             f.write_all(bytes)?;
             f.sync_all()?;
         }
-        sync_dir(&tmp);
+        sync_dir(tmp);
         let dest = self.cell_dir(cell_id);
         if dest.exists() {
             fs::remove_dir_all(&dest)?;
         }
-        fs::rename(&tmp, &dest)?;
+        fs::rename(tmp, &dest)?;
         sync_dir(&cells);
         Ok(())
     }

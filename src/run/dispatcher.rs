@@ -158,7 +158,8 @@ pub async fn dispatch(state: Arc<RunState>) -> Outcome {
 }
 
 /// Writes each cell's folder once all its per-cell nodes are finished;
-/// returns the breach of an `abort = true` threshold, if any.
+/// returns why the run must stop: the cell folder could not be written, or
+/// an `abort = true` threshold was breached.
 async fn finish_cells(
     state: &Arc<RunState>,
     g: &DiGraph<Node, ()>,
@@ -178,7 +179,10 @@ async fn finish_cells(
         let all_skipped = nodes
             .iter()
             .all(|n| states[n.index()] == NodeState::Skipped);
-        steps::cell::finish_cell(state, c, all_skipped).await;
+        if let Err(e) = steps::cell::finish_cell(state, c, all_skipped).await {
+            breach.get_or_insert(e);
+            continue;
+        }
         if breach.is_none() {
             breach = steps::gate::abort_breach(state, c).await;
         }

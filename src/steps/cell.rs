@@ -55,13 +55,15 @@ pub fn cell_status(rec: &CellRecord) -> CellStatus {
     }
 }
 
-pub async fn finish_cell(state: &RunState, c: usize, all_skipped: bool) {
+/// Writes the cell folder; an error means results can no longer be kept
+/// (the disk is full, say) and the run must stop.
+pub async fn finish_cell(state: &RunState, c: usize, all_skipped: bool) -> Result<(), String> {
     let plan = &state.plan;
     let cell = &plan.cells[c];
     let mut cells = state.cells.lock().await;
     let rec = cells.entry(c).or_default();
     if rec.prior.is_some() {
-        return;
+        return Ok(());
     }
     let status = if all_skipped && rec.runs.is_empty() {
         CellStatus::Skipped
@@ -73,7 +75,7 @@ pub async fn finish_cell(state: &RunState, c: usize, all_skipped: bool) {
     if status == CellStatus::Skipped && state.cancelled() {
         // Interrupted before it began: leave it pending for a resume.
         drop(cells);
-        return;
+        return Ok(());
     }
     let files = if status.is_measured() {
         Some(cell_files(state, c, rec))
@@ -101,10 +103,14 @@ pub async fn finish_cell(state: &RunState, c: usize, all_skipped: bool) {
             e.message = write_error.clone().or(message).map(|m| state.redact(&m));
         }
     }
-    if let Some(e) = write_error {
-        eprintln!("error: {e}");
-    }
     write_manifest(state).await;
+    match write_error {
+        Some(e) => {
+            eprintln!("error: {e}");
+            Err(e)
+        }
+        None => Ok(()),
+    }
 }
 
 fn cell_files(state: &RunState, c: usize, rec: &CellRecord) -> Vec<(String, Vec<u8>)> {
