@@ -392,10 +392,9 @@ path = "/health"
             .ok()
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok())
+            && run.path().join("cells/users1/stats.json").is_file()
         {
-            if run.path().join("cells/users1/stats.json").is_file() {
-                break run.path();
-            }
+            break run.path();
         }
         std::thread::sleep(Duration::from_millis(20));
     };
