@@ -122,6 +122,14 @@ async fn locust(state: &RunState, c: usize, endpoints: &[String]) -> Result<(), 
         spec.args = cfg.args.clone();
         spec.warmup = cell.timing.warmup;
         spec.duration = cell.timing.duration;
+        if spec.external_workers {
+            let msg = format!(
+                "waiting for {} external Locust worker(s): on each load host run `locust --worker -f - --master-host <this host> --master-port 5557` (master bound to {})",
+                spec.workers, spec.master_bind
+            );
+            eprintln!("{msg}");
+            state.cell_event(c, msg).await;
+        }
         let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
         let (stats, samples) = run_sampled(
             state,
