@@ -111,3 +111,104 @@ command = {{ run = ["docker", "info"] }}
     let events = std::fs::read_to_string(run.join("cells/replicas2_users2/events.log")).unwrap();
     assert!(events.contains("scaled docker to 2 replicas"), "{events}");
 }
+
+#[test]
+fn a_container_killed_mid_cell_degrades_the_cell_and_the_run_goes_on() {
+    if !docker_available() {
+        return;
+    }
+    let tag = "loadmatrix-demo:e2e";
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("loadmatrix-test-image.lock")).unwrap();
+    // SAFETY: flock on a descriptor we own; released when `lock` closes.
+    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .args(["demo-image", "--tag", tag])
+        .output()
+        .unwrap();
+    drop(lock);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let service = format!("lmkill{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("lm-docker-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = format!(
+        r#"
+name = "docker-kill"
+[matrix]
+users = [4, 2]
+[cell]
+duration = "6s"
+[system]
+backend = "docker"
+replicas = 2
+docker = {{ image = "{tag}", service = "{service}", port = 8080, command = ["demo-target", "--host", "0.0.0.0", "--port", "8080", "--service-time", "10ms"] }}
+ready = {{ path = "/health", timeout = "30s" }}
+[load]
+users = "{{{{ matrix.users }}}}"
+timeout = "1s"
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = '{{"inputs": [1]}}'
+"#
+    );
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("run")
+        .arg(dir.join("plan.toml"))
+        .arg("--out")
+        .arg(dir.join("results"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for cell 1's load (both containers up and the first cell started), then kill one.
+    let start = std::time::Instant::now();
+    loop {
+        assert!(start.elapsed().as_secs() < 60, "containers never came up");
+        let running = Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=loadmatrix.service={service}"))
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&running.stdout).lines().count() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let killed = Command::new("docker")
+        .args(["kill", &format!("loadmatrix-{service}-1")])
+        .output()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        killed.status.success(),
+        "docker kill: {}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert_eq!(containers_labelled(&service), 0, "containers left behind");
+    let run = std::fs::read_dir(dir.join("results/docker-kill"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(manifest["cells"][0]["status"], "degraded", "{manifest}");
+    assert_eq!(manifest["cells"][1]["status"], "complete", "{manifest}");
+    let stats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("cells/users4/stats.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        stats["stats"]["total"]["failures"].as_u64().unwrap() > 0,
+        "{}",
+        stats["stats"]["total"]
+    );
+    let events = std::fs::read_to_string(run.join("cells/users4/events.log")).unwrap();
+    assert!(events.contains("exited"), "{events}");
+}

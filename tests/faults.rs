@@ -418,3 +418,36 @@ path = "/health"
         .collect();
     assert!(half_written.is_empty(), "{half_written:?}");
 }
+
+#[test]
+fn too_many_users_for_the_open_file_limit_fail_before_any_load() {
+    let dir = temp_dir("fd-limit");
+    std::fs::write(
+        dir.join("plan.toml"),
+        r#"
+name = "fd-limit"
+[cell]
+duration = "1s"
+[load]
+base_url = "http://127.0.0.1:9"
+users = 100000000
+[[load.request]]
+path = "/"
+"#,
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("run")
+        .arg(dir.join("plan.toml"))
+        .arg("--out")
+        .arg(dir.join("results"))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("the plan needs 100000512 open files"), "{err}");
+    assert!(
+        !dir.join("results").exists(),
+        "a results folder was created"
+    );
+}
