@@ -1,5 +1,6 @@
 //! Reports from a finished (or partial) run folder, without traffic.
 
+pub mod cells;
 pub mod junit;
 
 use std::path::{Path, PathBuf};
@@ -93,8 +94,7 @@ pub fn report_command(run_dir: &Path, template: Option<&Path>) -> u8 {
                 .map(|r| (r.template.clone(), r.output.clone()))
                 .collect(),
         };
-        let status = format!("{:?}", manifest.status).to_lowercase();
-        crate::steps::report::render_reports(&dir, &plan, &status, &analysis, &secrets, &specs)?;
+        crate::steps::report::render_reports(&dir, &plan, &manifest, &analysis, &secrets, &specs)?;
         eprintln!(
             "report: {} cells, {} threshold checks, written to {}",
             analysis.rows.len(),

@@ -6,15 +6,21 @@ use std::path::Path;
 use minijinja::Value;
 
 use crate::plan::{Plan, ReportTemplate, StepConfig};
-use crate::results::RunDir;
+use crate::results::{Manifest, RunDir};
 use crate::run::state::RunState;
 use crate::steps::StepError;
 use crate::steps::analyze::AnalysisResult;
 
-pub const EMBEDDED: &[(&str, &str)] = &[(
-    "summary.md.j2",
-    include_str!("../../report-templates/summary.md.j2"),
-)];
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "summary.md.j2",
+        include_str!("../../report-templates/summary.md.j2"),
+    ),
+    (
+        "cell.md.j2",
+        include_str!("../../report-templates/cell.md.j2"),
+    ),
+];
 
 pub fn embedded(name: &str) -> Option<&'static str> {
     EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
@@ -22,7 +28,7 @@ pub fn embedded(name: &str) -> Option<&'static str> {
 
 pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(), StepError> {
     let analysis = state.analysis.lock().await.clone().unwrap_or_default();
-    let status = format!("{:?}", state.manifest.lock().await.status).to_lowercase();
+    let manifest = state.manifest.lock().await.clone();
     let specs: Vec<(ReportTemplate, String)> = match declared {
         Some(cfg) => vec![(
             match &cfg.template {
@@ -46,7 +52,7 @@ pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(
     render_reports(
         &state.dir,
         &state.plan,
-        &status,
+        &manifest,
         &analysis,
         &state.secrets,
         &specs,
@@ -58,11 +64,13 @@ pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(
 pub fn render_reports(
     dir: &RunDir,
     plan: &Plan,
-    status: &str,
+    manifest: &Manifest,
     analysis: &AnalysisResult,
     secrets: &[String],
     specs: &[(ReportTemplate, String)],
 ) -> Result<(), String> {
+    let status = format!("{:?}", manifest.status).to_lowercase();
+    let cells = crate::report::cells::cell_contexts(&dir.root, manifest);
     let ctx = minijinja::context! {
         plan => minijinja::context! {
             name => plan.name.clone(),
@@ -72,7 +80,15 @@ pub fn render_reports(
             axes => plan.axes.clone(),
             cells => plan.cells.len(),
         },
-        run => minijinja::context! { id => dir.id(), dir => dir.root.display().to_string(), status => status },
+        run => minijinja::context! {
+            id => dir.id(),
+            dir => dir.root.display().to_string(),
+            status => status,
+            started => manifest.started.clone(),
+            finished => manifest.finished.clone(),
+            tool_version => manifest.tool_version.clone(),
+        },
+        cells => Value::from(minijinja::value::Serde(&cells)),
         summary => Value::from(minijinja::value::Serde(&analysis.rows)),
         thresholds => Value::from(minijinja::value::Serde(&analysis.thresholds)),
     };
@@ -100,6 +116,23 @@ pub fn render_reports(
         if output == "report.md" {
             append_step_summary(&text);
         }
+    }
+    // One page per measured cell, beside its files.
+    let cell_template = embedded("cell.md.j2").unwrap_or_default();
+    for cell in &cells {
+        if cell.get("measured") != Some(&serde_json::Value::Bool(true)) {
+            continue;
+        }
+        let id = cell.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+        let cell_ctx = minijinja::context! { cell => Value::from(minijinja::value::Serde(cell)), ..ctx.clone() };
+        let text = plan
+            .templates
+            .render(cell_template, &cell_ctx)
+            .map_err(|e| format!("report template cell.md.j2:{}: {e}", e.line().unwrap_or(0)))?;
+        let text = crate::plan::template::redact(&text, secrets);
+        let path = dir.cell_dir(id).join("cell.md");
+        crate::results::write_atomic(&path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
