@@ -8,6 +8,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod exit_code;
 pub mod plan;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod steps;

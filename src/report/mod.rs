@@ -1,0 +1,3 @@
+//! Report rendering helpers: charts for the Markdown report and SVG files.
+
+pub mod charts;
