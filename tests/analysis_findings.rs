@@ -563,6 +563,7 @@ fn charts_for_replicas_and_users() {
             .contains("line \"users=100\" [100.00, 190.00, 350.00]")
     );
     assert_eq!(line_count(&cs[1].mermaid), 3);
+    assert_eq!(cs[1].legend, ["replicas=1", "replicas=2", "replicas=4"]);
     for c in &cs {
         assert_balanced_svg(&c.svg);
         assert!(c.svg.contains(&c.title));
@@ -592,11 +593,13 @@ fn mermaid_block_has_one_line_per_series() {
         ("a \"quoted\"".to_string(), vec![(1.0, 10.0), (2.0, 20.0)]),
         ("b".to_string(), vec![(2.0, 5.0), (4.0, 8.0), (1.0, 1.0)]),
         ("c".to_string(), vec![(1.0, 3.0), (4.0, f64::NAN)]),
+        // A missing category in the middle is interpolated.
+        ("d".to_string(), vec![(1.0, 10.0), (4.0, 40.0)]),
     ];
     let m = mermaid_xy("RPS vs replicas", "replicas", "RPS", &series);
     assert!(m.starts_with("```mermaid\nxychart-beta\n"), "{m}");
     assert!(m.trim_end().ends_with("```"));
-    assert_eq!(line_count(&m), 3, "{m}");
+    assert_eq!(line_count(&m), 4, "{m}");
     assert!(
         m.contains("x-axis \"replicas\" [\"1\", \"2\", \"4\"]"),
         "{m}"
@@ -604,6 +607,7 @@ fn mermaid_block_has_one_line_per_series() {
     assert!(m.contains("line \"a 'quoted'\" [10.00, 20.00]"), "{m}");
     assert!(m.contains("line \"b\" [1.00, 5.00, 8.00]"), "{m}");
     assert!(m.contains("line \"c\" [3.00]"), "{m}");
+    assert!(m.contains("line \"d\" [10.00, 20.00, 40.00]"), "{m}");
     let empty = mermaid_xy("t", "x", "y", &[]);
     assert!(empty.starts_with("```mermaid"));
     assert_eq!(line_count(&empty), 1);

@@ -19,6 +19,9 @@ pub struct Chart {
     pub mermaid: String,
     /// A standalone SVG document.
     pub svg: String,
+    /// Series names in line order: GitHub's Mermaid draws no legend, so a
+    /// template can list these under the block.
+    pub legend: Vec<String>,
 }
 
 /// Series points with NaN and infinities dropped, sorted by x.
@@ -370,6 +373,7 @@ fn chart(analysis: &Analysis, axis: &str, y: Y) -> Option<Chart> {
     Some(Chart {
         mermaid: mermaid_xy(&title, axis, y_label, &series),
         svg: svg_line_chart(&title, axis, y_label, &series),
+        legend: series.into_iter().map(|(name, _)| name).collect(),
         id,
         title,
     })
