@@ -44,8 +44,6 @@ pub struct Point {
     pub gain: Option<f64>,
     pub x0: f64,
     pub rps0: f64,
-    pub prev_x: Option<f64>,
-    pub prev_rps: Option<f64>,
 }
 
 /// RPS across the repetitions of one cell.
@@ -360,14 +358,7 @@ impl Table {
             get("m:p95")?,
             get("m:fail_pct")?,
         );
-        let (eff, gain, x0, rps0, prev_x, prev_rps) = (
-            get("efficiency")?,
-            get("gain")?,
-            get("x0")?,
-            get("rps0")?,
-            get("prev_x")?,
-            get("prev_rps")?,
-        );
+        let (eff, gain, x0, rps0) = (get("efficiency")?, get("gain")?, get("x0")?, get("rps0")?);
         let mut out: Vec<Vec<Point>> = Vec::new();
         let mut last_key: Option<Vec<&str>> = None;
         for (k, &row) in r.iter().enumerate() {
@@ -390,8 +381,6 @@ impl Table {
                 gain: gain[k],
                 x0: x0[k].unwrap_or(x),
                 rps0: rps0[k].unwrap_or(rps),
-                prev_x: prev_x[k],
-                prev_rps: prev_rps[k],
             };
             match out.last_mut() {
                 Some(series) if last_key.as_ref() == Some(&key) => series.push(point),

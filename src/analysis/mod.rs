@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::plan::model::Cost;
 use crate::steps::analyze::SummaryRow;
 
-pub use frame::Table;
+use frame::Table;
 
 /// RPS gains below this fraction over the previous step are a plateau.
 pub const PLATEAU_GAIN: f64 = 0.05;
