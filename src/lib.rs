@@ -1,5 +1,6 @@
 //! loadmatrix: matrices of load tests from one declarative TOML plan.
 
+pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod compare;

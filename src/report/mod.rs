@@ -1,6 +1,7 @@
 //! Reports from a finished (or partial) run folder, without traffic.
 
 pub mod cells;
+pub mod charts;
 pub mod junit;
 
 use std::path::{Path, PathBuf};

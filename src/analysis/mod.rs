@@ -1,0 +1,149 @@
+//! Analysis of a finished matrix: scaling efficiency, plateaus, capacity and
+//! the optimal config under the SLO, client-bound cells, latency degradation,
+//! failure onset and unstable repeats. The numbers come from a polars lazy
+//! query over one DataFrame of the summary rows; this module turns the
+//! collected results into typed findings with one plain sentence each.
+
+mod findings;
+mod frame;
+mod text;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::plan::model::Cost;
+use crate::steps::analyze::SummaryRow;
+
+use frame::Table;
+
+/// RPS gains below this fraction over the previous step are a plateau.
+pub const PLATEAU_GAIN: f64 = 0.05;
+/// Client CPU at or above this percent marks the load generator as the bottleneck.
+pub const CLIENT_CPU_BOUND_PCT: f64 = 90.0;
+/// More workers giving more than this fraction of extra RPS marks a cell client-bound.
+pub const MORE_WORKERS_GAIN: f64 = 0.10;
+/// Failure percentage that starts "failure onset" when the SLO has no fail_rate.
+pub const DEFAULT_FAIL_PCT: f64 = 1.0;
+/// Coefficient of variation of RPS across repeats above which a cell is unstable.
+pub const UNSTABLE_CV: f64 = 0.10;
+
+pub struct AnalysisInput<'a> {
+    pub axes: &'a [String],
+    pub rows: &'a [SummaryRow],
+    /// Metric -> limit: ms for latencies, percent for fail_rate, a floor for rps.
+    pub slo: &'a IndexMap<String, f64>,
+    pub cost: Option<&'a Cost>,
+    /// Per row: the replicas the cell ran with.
+    pub replicas_of: Vec<u64>,
+    /// Per row: the load-generator workers the cell ran with.
+    pub workers_of: Vec<u64>,
+    /// Per row: the RPS of each repetition (one entry without repeat).
+    pub repeats: Vec<Vec<f64>>,
+}
+
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Analysis {
+    pub findings: Vec<Finding>,
+    pub scaling: Vec<ScalingSeries>,
+    pub recommendations: Vec<String>,
+}
+
+impl Analysis {
+    pub fn of_kind(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.kind == kind)
+    }
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub cells: Vec<String>,
+    /// The axis the finding is about, when it is about one.
+    pub dimension: Option<String>,
+    pub numbers: IndexMap<String, f64>,
+    /// One plain English sentence with the numbers.
+    pub message: String,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    ScalingEfficiency,
+    Plateau,
+    Capacity,
+    OptimalConfig,
+    ClientBound,
+    LatencyDegradation,
+    FailureOnset,
+    Unstable,
+    SloExcluded,
+    NoCellMeetsSlo,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// RPS and p95 along one numeric axis with every other axis fixed.
+#[derive(Serialize, Clone, Debug)]
+pub struct ScalingSeries {
+    pub dimension: String,
+    /// The other axes' values, as they appear in the plan.
+    pub fixed: IndexMap<String, String>,
+    /// (axis value, rps, p95 ms); p95 is NaN (null in JSON) when not measured.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+impl ScalingSeries {
+    /// "users=400, workers=4", or "all" without other axes.
+    pub fn label(&self) -> String {
+        text::fixed_label(&self.fixed).unwrap_or_else(|| "all".into())
+    }
+}
+
+/// What an axis means, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Replicas,
+    Workers,
+    Users,
+    Rate,
+    Other,
+}
+
+impl Role {
+    pub fn of(axis: &str) -> Role {
+        match axis.to_ascii_lowercase().as_str() {
+            "replicas" | "replica" => Role::Replicas,
+            "workers" | "worker" => Role::Workers,
+            "users" | "user" | "vus" | "concurrency" => Role::Users,
+            "rate" | "arrival_rate" => Role::Rate,
+            _ => Role::Other,
+        }
+    }
+
+    /// Axes that set the offered load rather than the resources serving it.
+    pub fn is_load(self) -> bool {
+        matches!(self, Role::Users | Role::Rate)
+    }
+}
+
+/// Runs every analysis over the rows. Never panics; a part that cannot be
+/// computed is left out and said so in `recommendations`.
+pub fn analyze(input: &AnalysisInput) -> Analysis {
+    let table = match Table::build(input) {
+        Ok(t) => t,
+        Err(e) => {
+            return Analysis {
+                recommendations: vec![format!("The analysis could not be computed: {e}")],
+                ..Analysis::default()
+            };
+        }
+    };
+    findings::all(input, &table)
+}
