@@ -8,6 +8,8 @@
 //! mistaken for part of it. Every limit is enforced here, so no input makes
 //! the caller's buffer grow without bound.
 
+use std::mem::MaybeUninit;
+
 use httparse::Status;
 
 /// Headers per response (hyper's default is 100 too).
@@ -194,9 +196,15 @@ impl ResponseParser {
         if buf.is_empty() {
             return Ok(None);
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let n = match resp.parse(buf) {
+        // Left uninitialized: filling 100 empty headers per response would
+        // cost more than parsing a typical head.
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let n = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            buf,
+            &mut headers,
+        ) {
             Ok(Status::Complete(n)) => n,
             Ok(Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
             Ok(Status::Partial) => return Err(ParseError::HeadTooLarge),
