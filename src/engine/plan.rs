@@ -153,8 +153,10 @@ impl Plan {
     /// Request `i` for endpoint `ep`, using body variant `seq`.
     pub fn request(&self, i: usize, ep: usize, seq: usize) -> Outgoing<'_> {
         let p = &self.requests[i];
-        let eps = p.wire.len() / p.variants;
-        let idx = (ep % eps) * p.variants + seq % p.variants;
+        let eps = self.addrs.len();
+        let ep = if ep < eps { ep } else { ep % eps };
+        let body = if p.variants == 1 { 0 } else { seq % p.variants };
+        let idx = ep * p.variants + body;
         Outgoing {
             bytes: &p.wire[idx],
             head: p.head,

@@ -145,8 +145,11 @@ enum Finish {
 }
 
 fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
+    // I/O and timers only: the signal and process drivers would add work to
+    // every park of a runtime that uses neither.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()
         .map_err(|e| format!("cannot build runtime: {e}"))?;
     let plan = Plan::build(&args.spec, &args.addrs).map_err(|e| e.to_string())?;
