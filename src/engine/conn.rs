@@ -1,72 +1,169 @@
-//! One HTTP/1.1 keep-alive connection and the request/response exchange.
-//!
-//! hyper's connection future is driven inline by the task that owns the
-//! connection instead of being spawned: a request then costs no task switch
-//! or cross-task wake-up, which is most of hyper's per-request overhead.
+//! One HTTP/1.1 keep-alive connection and the request/response exchange: a
+//! minimal client over a `TcpStream`. Requests arrive pre-serialized (see
+//! `plan.rs`) and go out in one write; responses are parsed by
+//! [`ResponseParser`] from a per-connection buffer and their bodies
+//! discarded, so a request allocates nothing.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
+use std::io;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::http1::{MAX_HEAD, ResponseParser};
 use super::stats::FailureKind;
 
 pub(crate) type Outcome = Result<(), FailureKind>;
-type Body = Full<Bytes>;
-type Driver = Connection<TokioIo<TcpStream>, Body>;
+
+/// Initial read buffer per connection; it grows (up to `MAX_BUF`) only for
+/// response heads or chunk lines that do not fit.
+const INITIAL_BUF: usize = 8 * 1024;
+/// Larger than every limit of the parser, so a response it accepts fits.
+const MAX_BUF: usize = 2 * MAX_HEAD;
+
+/// One request as sent on the wire, with what the exchange must know of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing<'a> {
+    /// Request line, headers and body.
+    pub bytes: &'a [u8],
+    /// A HEAD request: its response has no body.
+    pub head: bool,
+    /// Safe to send again if a reused connection turns out to have been
+    /// closed before any response byte arrived (GET, HEAD, OPTIONS, TRACE).
+    pub replayable: bool,
+    /// The request asks for `Connection: close`.
+    pub close: bool,
+    pub expect_status: Option<u16>,
+}
 
 pub(crate) struct Conn {
-    sender: SendRequest<Body>,
-    driver: Driver,
-    /// The driver has finished: the connection is gone.
-    finished: bool,
+    stream: TcpStream,
+    buf: Box<[u8]>,
+    /// `buf[pos..end]` holds bytes read but not yet parsed.
+    pos: usize,
+    end: usize,
+    parser: ResponseParser,
+}
+
+/// How a round trip failed.
+enum Failed {
+    /// Nothing was written; the request can be sent on another connection.
+    Unwritten,
+    /// The connection ended (or was reset) before any response byte.
+    ClosedEarly,
+    Other,
 }
 
 impl Conn {
+    async fn connect(addr: SocketAddr) -> io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        // Small requests must not wait for Nagle.
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: vec![0; INITIAL_BUF].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            parser: ResponseParser::new(),
+        })
+    }
+
+    /// The server closed (or wrote to) this idle connection. Costs no system
+    /// call unless the socket was reported readable: an idle keep-alive
+    /// connection has nothing to read, so any byte or EOF means it is unusable.
     pub fn is_closed(&self) -> bool {
-        self.finished || self.sender.is_closed()
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        }
+    }
+
+    /// Writes `req` and reads its whole response. `Ok(keep_alive)`.
+    async fn round_trip(&mut self, req: &Outgoing<'_>) -> Result<(u16, bool), Failed> {
+        let mut written = 0;
+        while written < req.bytes.len() {
+            match write_some(&mut self.stream, &req.bytes[written..]).await {
+                Ok(0) | Err(_) if written == 0 => return Err(Failed::Unwritten),
+                Ok(0) | Err(_) => return Err(Failed::Other),
+                Ok(n) => written += n,
+            }
+        }
+        self.parser.start(req.head);
+        let mut received = false;
+        loop {
+            let (used, done) = self
+                .parser
+                .feed(&self.buf[self.pos..self.end])
+                .map_err(|_| Failed::Other)?;
+            self.pos += used;
+            if let Some(resp) = done {
+                // We never pipeline: bytes beyond the response were not asked
+                // for, so the connection is out of step and is not reused.
+                let clean = self.pos == self.end;
+                return Ok((resp.status, resp.keep_alive && clean && !req.close));
+            }
+            self.make_room().ok_or(Failed::Other)?;
+            match read_some(&mut self.stream, &mut self.buf[self.end..]).await {
+                Ok(0) => {
+                    if !received {
+                        return Err(Failed::ClosedEarly);
+                    }
+                    let resp = self.parser.eof().map_err(|_| Failed::Other)?;
+                    return Ok((resp.status, false));
+                }
+                Ok(n) => {
+                    received = true;
+                    self.end += n;
+                }
+                Err(e) if !received && e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(Failed::ClosedEarly);
+                }
+                Err(_) => return Err(Failed::Other),
+            }
+        }
+    }
+
+    /// Ensures free space after `end`: moves unparsed bytes to the front, or
+    /// grows the buffer. `None` if it is already at its maximum and full
+    /// (the parser's limits make that unreachable).
+    fn make_room(&mut self) -> Option<()> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        }
+        if self.end < self.buf.len() {
+            return Some(());
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+            return Some(());
+        }
+        if self.buf.len() >= MAX_BUF {
+            return None;
+        }
+        let mut bigger = vec![0; (self.buf.len() * 2).min(MAX_BUF)];
+        bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
+        self.buf = bigger.into_boxed_slice();
+        Some(())
     }
 }
 
-pub(crate) async fn connect(addr: SocketAddr) -> Option<Conn> {
-    let stream = TcpStream::connect(addr).await.ok()?;
-    // Small requests must not wait for Nagle.
-    let _ = stream.set_nodelay(true);
-    let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.ok()?;
-    Some(Conn {
-        sender,
-        driver,
-        finished: false,
-    })
+/// One `read` through tokio's `AsyncRead`, which (unlike `try_read`) clears
+/// the socket's cached readiness after a short read, so the next read of an
+/// idle connection costs no system call.
+async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut buf = ReadBuf::new(buf);
+    poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf)).await?;
+    Ok(buf.filled().len())
 }
 
-/// Polls `fut` while driving the connection. `None` if the connection ended
-/// while `fut` was still waiting on it (it could never complete).
-async fn driven<F: Future>(driver: &mut Driver, finished: &mut bool, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    poll_fn(move |cx| {
-        if !*finished && Pin::new(&mut *driver).poll(cx).is_ready() {
-            *finished = true;
-        }
-        match fut.as_mut().poll(cx) {
-            std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-            std::task::Poll::Pending if *finished => std::task::Poll::Ready(None),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    })
-    .await
-}
-
-enum Attempt {
-    Done(Outcome),
-    /// Not sent; may be retried on a fresh connection.
-    Unsent(Box<Request<Body>>),
+async fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await
 }
 
 /// Sends `req` on `slot` (connecting if empty or closed) and reads the whole
@@ -74,72 +171,299 @@ enum Attempt {
 pub(crate) async fn exchange(
     slot: &mut Option<Conn>,
     addr: SocketAddr,
-    req: Request<Body>,
-    expect_status: Option<u16>,
+    req: Outgoing<'_>,
 ) -> Outcome {
-    let mut req = req;
-    // A reused connection may have been closed by the server while idle; the
-    // request is then retried once on a fresh connection, which is safe
-    // because hyper hands it back only if nothing was written.
+    // A reused connection may have been closed by the server while idle
+    // without us noticing yet; the request is then sent again, once, on a
+    // fresh connection, if nothing was written or no response byte came back
+    // and the request is one that may be repeated.
     for _ in 0..2 {
-        let fresh = match slot {
-            Some(c) if !c.is_closed() => false,
+        let reused = match slot {
+            Some(c) if !c.is_closed() => true,
             _ => {
                 *slot = None;
-                *slot = Some(connect(addr).await.ok_or(FailureKind::Connect)?);
-                true
+                *slot = Some(
+                    Conn::connect(addr)
+                        .await
+                        .map_err(|_| FailureKind::Connect)?,
+                );
+                false
             }
         };
         let Some(conn) = slot.as_mut() else {
             return Err(FailureKind::Connect);
         };
-        let Conn {
-            sender,
-            driver,
-            finished,
-        } = conn;
-        let attempt = driven(driver, finished, async {
-            if sender.ready().await.is_err() {
-                return Attempt::Unsent(Box::new(req));
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let mut body = resp.into_body();
-                    while let Some(frame) = body.frame().await {
-                        if frame.is_err() {
-                            return Attempt::Done(Err(FailureKind::Io));
-                        }
-                    }
-                    let ok = match expect_status {
-                        Some(want) => status == want,
-                        None => (200..400).contains(&status),
-                    };
-                    Attempt::Done(if ok { Ok(()) } else { Err(FailureKind::Status) })
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => Attempt::Unsent(Box::new(unsent)),
-                    None => Attempt::Done(Err(FailureKind::Io)),
-                },
-            }
-        })
-        .await;
-        match attempt {
-            Some(Attempt::Done(outcome)) => {
-                if matches!(outcome, Err(FailureKind::Io)) {
+        match conn.round_trip(&req).await {
+            Ok((status, keep_alive)) => {
+                if !keep_alive {
                     *slot = None;
                 }
-                return outcome;
+                let ok = match req.expect_status {
+                    Some(want) => status == want,
+                    None => (200..400).contains(&status),
+                };
+                return if ok { Ok(()) } else { Err(FailureKind::Status) };
             }
-            Some(Attempt::Unsent(unsent)) if !fresh => {
+            Err(failed) => {
                 *slot = None;
-                req = *unsent;
-            }
-            Some(Attempt::Unsent(_)) | None => {
-                *slot = None;
-                return Err(FailureKind::Io);
+                let retry = match failed {
+                    Failed::Unwritten => true,
+                    Failed::ClosedEarly => req.replayable,
+                    Failed::Other => false,
+                };
+                if !(reused && retry) {
+                    return Err(FailureKind::Io);
+                }
             }
         }
     }
     Err(FailureKind::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client over real sockets against a scripted server that writes
+    //! each response in pieces, so every read boundary is exercised.
+
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread::{self, JoinHandle};
+    use std::time::Duration;
+
+    use super::*;
+
+    struct Step {
+        pieces: Vec<Vec<u8>>,
+        /// Close the connection after writing.
+        close: bool,
+    }
+
+    fn step(pieces: &[&[u8]], close: bool) -> Step {
+        Step {
+            pieces: pieces.iter().map(|p| p.to_vec()).collect(),
+            close,
+        }
+    }
+
+    fn bytewise(s: &[u8]) -> Vec<&[u8]> {
+        s.chunks(1).collect()
+    }
+
+    /// Answers each request (one at a time, over as many connections as the
+    /// client opens) with the next step; returns when the script is done.
+    fn scripted(script: Vec<Step>) -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let thread = thread::spawn(move || {
+            let mut steps = script.into_iter();
+            'accept: loop {
+                let Ok((mut s, _)) = listener.accept() else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = s.set_nodelay(true);
+                loop {
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut b) {
+                            Ok(0) | Err(_) => continue 'accept,
+                            Ok(n) => req.extend_from_slice(&b[..n]),
+                        }
+                    }
+                    let Some(step) = steps.next() else {
+                        return;
+                    };
+                    for p in &step.pieces {
+                        let _ = s.write_all(p);
+                        let _ = s.flush();
+                        thread::sleep(Duration::from_micros(300));
+                    }
+                    if steps.len() == 0 {
+                        return;
+                    }
+                    if step.close {
+                        continue 'accept;
+                    }
+                }
+            }
+        });
+        (addr, accepted, thread)
+    }
+
+    fn get() -> Outgoing<'static> {
+        Outgoing {
+            bytes: b"GET / HTTP/1.1\r\nhost: t\r\n\r\n",
+            head: false,
+            replayable: true,
+            close: false,
+            expect_status: None,
+        }
+    }
+
+    fn post() -> Outgoing<'static> {
+        Outgoing {
+            bytes: b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n",
+            replayable: false,
+            ..get()
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    async fn ex(slot: &mut Option<Conn>, addr: SocketAddr, req: Outgoing<'_>) -> Outcome {
+        tokio::time::timeout(Duration::from_secs(10), exchange(slot, addr, req))
+            .await
+            .expect("exchange hung")
+    }
+
+    #[test]
+    fn responses_in_pieces_keep_alive_and_reconnects() {
+        let chunked = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\
+            Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n";
+        let big_head = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+            "b".repeat(3 * INITIAL_BUF)
+        );
+        let big_body = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1 << 20);
+        let body = vec![b'x'; 1 << 20];
+        let script = vec![
+            Step {
+                pieces: bytewise(chunked).into_iter().map(<[u8]>::to_vec).collect(),
+                close: false,
+            },
+            step(
+                &[
+                    b"HTTP/1.1 200 OK\r\nContent-",
+                    b"Length: 3\r\n\r",
+                    b"\nab",
+                    b"c",
+                ],
+                false,
+            ),
+            step(&[big_head.as_bytes()], false),
+            step(&[big_body.as_bytes(), &body[..1000], &body[1000..]], false),
+            step(
+                &[b"HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"],
+                true,
+            ),
+            // Close-delimited body on the new connection.
+            step(&[b"HTTP/1.1 200 OK\r\n\r\nuntil ", b"close"], true),
+            // Bytes beyond the response: the connection is not reused.
+            step(
+                &[b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"],
+                false,
+            ),
+            step(
+                &[b"HTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\n?"],
+                false,
+            ),
+            step(&[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!"], false),
+        ];
+        let (addr, accepted, server) = scripted(script);
+        block_on(async {
+            let mut slot = None;
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert!(slot.is_some());
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+            assert_eq!(ex(&mut slot, addr, get()).await, Err(FailureKind::Status));
+            assert!(slot.is_none());
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert!(slot.is_none());
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert!(slot.is_none());
+            assert_eq!(accepted.load(Ordering::SeqCst), 3);
+            let expect_404 = Outgoing {
+                expect_status: Some(404),
+                ..get()
+            };
+            assert_eq!(ex(&mut slot, addr, expect_404).await, Ok(()));
+            assert_eq!(
+                ex(&mut slot, addr, expect_404).await,
+                Err(FailureKind::Status)
+            );
+            assert_eq!(accepted.load(Ordering::SeqCst), 4);
+        });
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn broken_responses_are_io_failures() {
+        let script = vec![
+            step(
+                &[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
+                true,
+            ),
+            step(&[b"HTTP/1.1 abc\r\n\r\n"], false),
+            step(
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"],
+                true,
+            ),
+            step(&[b"HTTP/1.1 100 Continue\r\n\r\n"], true),
+            step(&[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], false),
+        ];
+        let (addr, accepted, server) = scripted(script);
+        block_on(async {
+            let mut slot = None;
+            for _ in 0..4 {
+                assert_eq!(ex(&mut slot, addr, get()).await, Err(FailureKind::Io));
+                assert!(slot.is_none());
+            }
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert_eq!(accepted.load(Ordering::SeqCst), 5);
+        });
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn idle_close_is_retried_only_when_safe() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let script = vec![
+            step(&[ok], false),
+            // The server drops a reused connection without answering: a GET
+            // is sent again on a new connection...
+            step(&[], true),
+            step(&[ok], false),
+            // ...a POST is not.
+            step(&[], true),
+            step(&[ok], false),
+        ];
+        let (addr, accepted, server) = scripted(script);
+        block_on(async {
+            let mut slot = None;
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert_eq!(ex(&mut slot, addr, get()).await, Ok(()));
+            assert_eq!(accepted.load(Ordering::SeqCst), 2);
+            assert_eq!(ex(&mut slot, addr, post()).await, Err(FailureKind::Io));
+            assert!(slot.is_none());
+            assert_eq!(ex(&mut slot, addr, post()).await, Ok(()));
+            assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        });
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn refused_connection_is_a_connect_failure() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        block_on(async {
+            let mut slot = None;
+            assert_eq!(ex(&mut slot, addr, get()).await, Err(FailureKind::Connect));
+        });
+    }
 }

@@ -1,9 +1,10 @@
-//! Native load generator: HTTP/1.1 over hyper's low-level client, one
+//! Native load generator: a minimal HTTP/1.1 client over tokio's TCP, one
 //! current-thread runtime per worker thread, exact HDR-histogram merges and
 //! coordinated-omission-free open-model latency.
 
 mod conn;
 mod cpu;
+mod http1;
 pub mod locust;
 pub mod native;
 mod plan;

@@ -148,8 +148,9 @@ pub struct RequestSpec {
     pub method: String,
     /// Origin form: `/path?query`. Empty means `/`.
     pub path: String,
-    /// Sent as given, except `Content-Length` (derived from the body). A
-    /// `Host` header is added unless present.
+    /// Sent as given (names lower-cased), except `Content-Length` and
+    /// `Transfer-Encoding`: the body is always framed by a `Content-Length`
+    /// derived from it. A `Host` header is added unless present.
     pub headers: Vec<(String, String)>,
     /// Empty: no body. Several: pre-rendered variants used round-robin.
     pub bodies: Vec<Bytes>,

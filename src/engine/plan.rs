@@ -1,24 +1,26 @@
-//! The request mix compiled once per worker: parsed methods, URIs and header
-//! maps (Host included), so building a request is a few cheap clones.
+//! The request mix compiled once per worker: every (request, endpoint, body
+//! variant) serialized to the exact bytes sent, so a request costs one write.
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Uri};
+use bytes::{BufMut, Bytes, BytesMut};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use hyper::{Method, Uri};
 use rand::RngExt;
 use rand::rngs::SmallRng;
 
+use super::conn::Outgoing;
 use super::native::{EngineError, LoadSpec};
 
 pub(crate) struct PlannedRequest {
-    method: Method,
-    uri: Uri,
-    /// One per endpoint: they differ only in `Host`.
-    headers: Vec<HeaderMap>,
-    bodies: Vec<Bytes>,
-    pub expect_status: Option<u16>,
+    /// Index `ep * variants + body`: request line, headers, body.
+    wire: Vec<Bytes>,
+    /// Body variants (at least 1: an empty body).
+    variants: usize,
+    head: bool,
+    replayable: bool,
+    close: bool,
+    expect_status: Option<u16>,
 }
 
 pub(crate) struct Plan {
@@ -48,35 +50,78 @@ impl Plan {
             }
             let uri =
                 Uri::try_from(path).map_err(|e| bad(format!("invalid path {path:?}: {e}")))?;
-            let mut base = HeaderMap::with_capacity(r.headers.len() + 1);
+            let target = uri.path_and_query().map_or(path, |pq| pq.as_str());
+            let mut headers = Vec::with_capacity(r.headers.len());
+            let mut has_host = false;
+            let mut close = false;
             for (k, v) in &r.headers {
                 let name = HeaderName::from_bytes(k.trim().as_bytes())
                     .map_err(|_| bad(format!("invalid header name {k:?}")))?;
                 let value = HeaderValue::from_bytes(v.trim().as_bytes())
                     .map_err(|_| bad(format!("invalid value for header {k:?}")))?;
-                // hyper derives Content-Length from each body variant.
-                if name != CONTENT_LENGTH {
-                    base.append(name, value);
+                // The body's framing is always a Content-Length of our own.
+                if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+                    continue;
                 }
+                has_host |= name == HOST;
+                if name == CONNECTION {
+                    close |= value
+                        .as_bytes()
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+                }
+                headers.push((name, value));
             }
-            let mut headers = Vec::with_capacity(spec.endpoints.len());
+            // Methods that define a meaning for a body state its length even
+            // when it is empty; others only when they carry one.
+            let length_always = matches!(method, Method::POST | Method::PUT | Method::PATCH);
+            let bodies: Vec<&[u8]> = if r.bodies.is_empty() {
+                vec![&[]]
+            } else {
+                r.bodies.iter().map(|b| &b[..]).collect()
+            };
+            let mut wire = Vec::with_capacity(spec.endpoints.len() * bodies.len());
             for e in &spec.endpoints {
-                let mut h = base.clone();
-                if !h.contains_key(HOST) {
-                    let host = HeaderValue::from_str(&e.authority())
-                        .map_err(|_| bad(format!("invalid host {:?}", e.host)))?;
-                    h.insert(HOST, host);
+                let authority = e.authority();
+                if !has_host && HeaderValue::from_str(&authority).is_err() {
+                    return Err(bad(format!("invalid host {:?}", e.host)));
                 }
-                headers.push(h);
+                for body in &bodies {
+                    let mut w = BytesMut::with_capacity(128 + target.len() + body.len());
+                    w.put_slice(method.as_str().as_bytes());
+                    w.put_u8(b' ');
+                    w.put_slice(target.as_bytes());
+                    w.put_slice(b" HTTP/1.1\r\n");
+                    if !has_host {
+                        w.put_slice(b"host: ");
+                        w.put_slice(authority.as_bytes());
+                        w.put_slice(b"\r\n");
+                    }
+                    for (name, value) in &headers {
+                        w.put_slice(name.as_str().as_bytes());
+                        w.put_slice(b": ");
+                        w.put_slice(value.as_bytes());
+                        w.put_slice(b"\r\n");
+                    }
+                    if length_always || !body.is_empty() {
+                        w.put_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+                    }
+                    w.put_slice(b"\r\n");
+                    w.put_slice(body);
+                    wire.push(w.freeze());
+                }
             }
             total_weight += u64::from(r.weight);
             cumulative.push(total_weight);
             requests.push(PlannedRequest {
-                method,
-                uri,
-                headers,
-                // Copies, so workers never share reference counts.
-                bodies: r.bodies.iter().map(|b| Bytes::copy_from_slice(b)).collect(),
+                wire,
+                variants: bodies.len(),
+                head: method == Method::HEAD,
+                replayable: matches!(
+                    method,
+                    Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+                ),
+                close,
                 expect_status: r.expect_status,
             });
         }
@@ -105,21 +150,23 @@ impl Plan {
             .min(self.requests.len() - 1)
     }
 
-    /// Builds request `i` for endpoint `ep`, using body variant `seq`.
-    pub fn request(&self, i: usize, ep: usize, seq: usize) -> Request<Full<Bytes>> {
+    /// Request `i` for endpoint `ep`, using body variant `seq`.
+    pub fn request(&self, i: usize, ep: usize, seq: usize) -> Outgoing<'_> {
         let p = &self.requests[i];
-        let body = match p.bodies.len() {
-            0 => Bytes::new(),
-            n => p.bodies[seq % n].clone(),
-        };
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = p.method.clone();
-        *req.uri_mut() = p.uri.clone();
-        *req.headers_mut() = p.headers[ep % p.headers.len()].clone();
-        req
+        let eps = self.addrs.len();
+        let ep = if ep < eps { ep } else { ep % eps };
+        let body = if p.variants == 1 { 0 } else { seq % p.variants };
+        let idx = ep * p.variants + body;
+        Outgoing {
+            bytes: &p.wire[idx],
+            head: p.head,
+            replayable: p.replayable,
+            close: p.close,
+            expect_status: p.expect_status,
+        }
     }
 
     pub fn body_variants(&self, i: usize) -> usize {
-        self.requests[i].bodies.len()
+        self.requests[i].variants
     }
 }

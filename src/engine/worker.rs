@@ -4,7 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +15,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::Notify;
 use tokio::task::{LocalSet, spawn_local, yield_now};
-use tokio::time::{sleep, sleep_until, timeout};
+use tokio::time::{Sleep, sleep, sleep_until, timeout};
 
 use super::conn::{Conn, Outcome, exchange};
 use super::cpu;
@@ -145,8 +145,11 @@ enum Finish {
 }
 
 fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
+    // I/O and timers only: the signal and process drivers would add work to
+    // every park of a runtime that uses neither.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()
         .map_err(|e| format!("cannot build runtime: {e}"))?;
     let plan = Plan::build(&args.spec, &args.addrs).map_err(|e| e.to_string())?;
@@ -371,8 +374,7 @@ impl Ctx {
     /// One request on the caller's connection slot; callers bound it in time.
     async fn exchange(&self, slot: &mut Option<Conn>, i: usize, ep: usize) -> Outcome {
         let req = self.plan.request(i, ep, self.next_body(i));
-        let expect = self.plan.requests[i].expect_status;
-        exchange(slot, self.plan.addrs[ep], req, expect).await
+        exchange(slot, self.plan.addrs[ep], req).await
     }
 }
 
@@ -423,22 +425,31 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
     let think_lo = u64::try_from(think_min.as_nanos()).unwrap_or(u64::MAX);
     let think_hi = u64::try_from(think_max.as_nanos()).unwrap_or(u64::MAX);
     let mut conn: Option<Conn> = None;
-    // One timer per user, re-armed per request: pushing a registered deadline
-    // later is a single atomic update, while a fresh timer takes the
-    // driver's lock twice.
-    let mut deadline = pin!(sleep(ctx.request_timeout));
-    while Instant::now() < t.end {
+    // One timer per user, armed at `armed` (never after the current
+    // request's limit) and re-armed only when it fires early: a request
+    // then costs no timer update at all.
+    let mut armed = Instant::now()
+        .checked_add(ctx.request_timeout)
+        .unwrap_or(t.hard_stop);
+    let mut deadline = pin!(sleep_until(armed.into()));
+    loop {
         let i = ctx.pick();
         let start = Instant::now();
+        if start >= t.end {
+            break;
+        }
         let limit = start
             .checked_add(ctx.request_timeout)
             .unwrap_or(t.hard_stop);
-        deadline.as_mut().reset(limit.into());
+        if armed > limit {
+            deadline.as_mut().reset(limit.into());
+            armed = limit;
+        }
         ctx.change_in_flight(true);
         let finished = tokio::select! {
             biased;
             outcome = ctx.exchange(&mut conn, i, ep) => Some(outcome),
-            _ = deadline.as_mut() => None,
+            _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
         };
         let outcome = finished.unwrap_or_else(|| {
             // The connection is mid-exchange; it cannot be reused.
@@ -468,6 +479,19 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
     let mut st = ctx.state.borrow_mut();
     st.users = st.users.saturating_sub(1);
     ctx.publish_users(&st);
+}
+
+/// Waits until `limit` on `deadline`, which is armed at `armed <= limit`;
+/// when it fires before `limit` it is re-armed there.
+async fn wait_until(mut deadline: Pin<&mut Sleep>, armed: &mut Instant, limit: Instant) {
+    loop {
+        deadline.as_mut().await;
+        if *armed >= limit {
+            return;
+        }
+        deadline.as_mut().reset(limit.into());
+        *armed = limit;
+    }
 }
 
 /// Open model: worker `w` of `W` owns arrivals `w, w+W, w+2W, ...` of the
@@ -585,4 +609,38 @@ fn take_pooled(ctx: &Ctx, ep: usize) -> Option<Conn> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_deadline_is_rearmed_to_the_limit() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let start = Instant::now();
+            let mut armed = start + Duration::from_millis(30);
+            let mut deadline = pin!(sleep_until(armed.into()));
+            // Fires at 30 ms, is re-armed, returns at the limit.
+            let limit = start + Duration::from_millis(120);
+            wait_until(deadline.as_mut(), &mut armed, limit).await;
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(120), "{took:?}");
+            assert!(took < Duration::from_millis(300), "{took:?}");
+            assert_eq!(armed, limit);
+            // Armed at the limit: one wait. Already elapsed: no wait.
+            let limit = Instant::now() + Duration::from_millis(40);
+            deadline.as_mut().reset(limit.into());
+            armed = limit;
+            wait_until(deadline.as_mut(), &mut armed, limit).await;
+            assert!(Instant::now() >= limit);
+            let again = Instant::now();
+            wait_until(deadline.as_mut(), &mut armed, limit).await;
+            assert!(again.elapsed() < Duration::from_millis(20));
+        });
+    }
 }
