@@ -638,3 +638,52 @@ expr = "p95 < 1s"
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn the_report_names_the_plateau_and_the_optimal_replica_count() {
+    // 8 users against replicas of 4 slots x 50 ms: 1 replica serves 80 RPS,
+    // 2 serve all 8 users at 160 RPS, and more replicas add nothing.
+    let plan = r#"
+name = "plateau"
+[matrix]
+replicas = [1, 2, 4]
+[cell]
+duration = "3s"
+[system]
+backend = "local"
+replicas = "{{ matrix.replicas }}"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--slots", "4", "--service-time", "50ms"]
+ready = { path = "/health" }
+[load]
+users = 8
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = '{"inputs": [1]}'
+[analysis]
+slo = { p95 = "500ms", fail_rate = "1%" }
+cost = { per_replica_hour = 1.0, per_worker_hour = 1.0 }
+"#;
+    // With the generator's own cost, 2 replicas serve the most per dollar.
+    let run = run_plan("plateau", plan, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", stderr(&run.output));
+    let report = std::fs::read_to_string(run.dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("RPS plateaus along replicas after 2: 2 -> 4"),
+        "{report}"
+    );
+    assert!(
+        report.contains("replicas2 gives the most RPS per dollar under the SLO"),
+        "{report}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("summary.json")).unwrap())
+            .unwrap();
+    let optimal = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "optimal_config")
+        .unwrap();
+    assert_eq!(optimal["cells"][0], "replicas2", "{optimal}");
+}

@@ -65,6 +65,7 @@ pub fn load_rows(dir: &Path, manifest: &Manifest) -> Vec<SummaryRow> {
                 metrics: Default::default(),
                 client_bound: false,
                 warnings: Vec::new(),
+                repeat_rps: Vec::new(),
             })
         })
         .collect()
@@ -95,7 +96,9 @@ pub fn report_command(run_dir: &Path, template: Option<&Path>) -> u8 {
                 .map(|r| (r.template.clone(), r.output.clone()))
                 .collect(),
         };
-        crate::steps::report::render_reports(&dir, &plan, &manifest, &analysis, &secrets, &specs)?;
+        crate::steps::report::render_reports(
+            &dir, &plan, &manifest, &analysis, &secrets, &specs, true,
+        )?;
         eprintln!(
             "report: {} cells, {} threshold checks, written to {}",
             analysis.rows.len(),

@@ -202,7 +202,7 @@ pub fn run(args: RunArgs) -> u8 {
         if matches!(outcome, Outcome::Interrupted | Outcome::Aborted(_)) {
             // Keep what was measured: summary and report over finished cells.
             let _ = crate::steps::analyze::analyze(&state).await;
-            let _ = crate::steps::report::report(&state, None).await;
+            let _ = crate::steps::report::report(&state, None, false).await;
         }
         signals.abort();
         outcome
@@ -220,6 +220,12 @@ pub fn run(args: RunArgs) -> u8 {
             m.finished = Some(results::timestamp(SystemTime::now()));
         }
         crate::steps::cell::write_manifest(&state).await;
+        // Reports rendered during the run said "running": render them with the final status.
+        if state.analysis.lock().await.is_some()
+            && let Err(e) = crate::steps::report::report(&state, None, true).await
+        {
+            eprintln!("error: {}", e.message);
+        }
         crate::steps::cell::write_run_events(&state).await;
     });
     redact_logs(&dir, &state.secrets);

@@ -43,6 +43,9 @@ pub struct SummaryRow {
     /// Engine warnings of the cell, e.g. a closed-model stall.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// RPS of each repetition (one entry without `repeat`).
+    #[serde(default)]
+    pub repeat_rps: Vec<f64>,
 }
 
 impl SummaryRow {
@@ -71,6 +74,49 @@ pub struct ThresholdResult {
 pub struct AnalysisResult {
     pub rows: Vec<SummaryRow>,
     pub thresholds: Vec<ThresholdResult>,
+    /// Findings, scaling series and recommendations (polars).
+    pub analysis: crate::analysis::Analysis,
+    pub charts: Vec<crate::report::charts::Chart>,
+}
+
+/// The polars analysis of the summary rows under the plan's SLO and cost.
+pub fn findings(plan: &Plan, rows: &[SummaryRow]) -> crate::analysis::Analysis {
+    let cell_of = |row: &SummaryRow| plan.cells.iter().find(|c| c.id == row.cell);
+    let input = crate::analysis::AnalysisInput {
+        axes: &plan.axes,
+        rows,
+        slo: &plan.analysis.slo,
+        cost: plan.analysis.cost.as_ref(),
+        replicas_of: rows
+            .iter()
+            .map(|r| cell_of(r).map_or(0, |c| c.system.replicas))
+            .collect(),
+        workers_of: rows
+            .iter()
+            .map(|r| cell_of(r).map_or(0, |c| c.load.workers))
+            .collect(),
+        repeats: rows
+            .iter()
+            .map(|r| {
+                if r.repeat_rps.is_empty() {
+                    r.metric("rps").into_iter().collect()
+                } else {
+                    r.repeat_rps.clone()
+                }
+            })
+            .collect(),
+    };
+    // polars must not run inside the dispatcher's async runtime (it blocks
+    // in place), and a failure in it must not take the run down: its own thread.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| crate::analysis::analyze(&input))
+            .join()
+            .unwrap_or_else(|_| crate::analysis::Analysis {
+                recommendations: vec!["The analysis failed unexpectedly; the summary table and thresholds are complete.".into()],
+                ..Default::default()
+            })
+    })
 }
 
 pub fn summary_row(plan: &Plan, c: usize, rec: &CellRecord) -> SummaryRow {
@@ -117,6 +163,7 @@ pub fn summary_row(plan: &Plan, c: usize, rec: &CellRecord) -> SummaryRow {
         metrics,
         client_bound: stats.as_ref().is_some_and(|s| s.client_bound),
         warnings: stats.map(|s| s.warnings).unwrap_or_default(),
+        repeat_rps: rec.runs.iter().map(|r| r.total.rps).collect(),
     }
 }
 
@@ -299,6 +346,8 @@ pub fn write_summary(
     secrets: &[String],
 ) -> std::io::Result<AnalysisResult> {
     let thresholds = evaluate_thresholds(plan, &rows);
+    let analysis = findings(plan, &rows);
+    let charts = crate::report::charts::charts(&analysis, &plan.axes);
     let redact = |t: &str| crate::plan::template::redact(t, secrets);
     dir.write("summary.csv", redact(&summary_csv(plan, &rows)).as_bytes())?;
     let json = serde_json::json!({
@@ -306,6 +355,9 @@ pub fn write_summary(
         "run": dir.id(),
         "columns": METRIC_COLUMNS,
         "rows": rows,
+        "findings": analysis.findings,
+        "recommendations": analysis.recommendations,
+        "scaling": analysis.scaling,
         "thresholds": thresholds,
     });
     let mut text = serde_json::to_vec_pretty(&json)?;
@@ -318,7 +370,15 @@ pub fn write_summary(
         "junit.xml",
         redact(&crate::report::junit::junit_xml(&plan.name, &thresholds)).as_bytes(),
     )?;
-    Ok(AnalysisResult { rows, thresholds })
+    for chart in &charts {
+        dir.write(&format!("{}.svg", chart.id), redact(&chart.svg).as_bytes())?;
+    }
+    Ok(AnalysisResult {
+        rows,
+        thresholds,
+        analysis,
+        charts,
+    })
 }
 
 pub fn summary_csv(plan: &Plan, rows: &[SummaryRow]) -> String {

@@ -83,7 +83,7 @@ pub async fn execute(state: &RunState, step: &Step, cell: Option<usize>) -> Resu
             exec::scrape(state, &step.id, &cfg, cell).await
         }
         (StepKind::Analyze, _) => analyze::analyze(state).await,
-        (StepKind::Report, _) => report::report(state, declared(None).as_ref()).await,
+        (StepKind::Report, _) => report::report(state, declared(None).as_ref(), false).await,
         (StepKind::Gate, _) => gate::gate(state).await,
         (kind, None) => Err(StepError::new(format!(
             "a `{}` step runs per cell; set per_cell = true",

@@ -26,7 +26,13 @@ pub fn embedded(name: &str) -> Option<&'static str> {
     EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
-pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(), StepError> {
+/// `step_summary`: also append report.md to `$GITHUB_STEP_SUMMARY` (done once,
+/// by the final rendering of a run).
+pub async fn report(
+    state: &RunState,
+    declared: Option<&StepConfig>,
+    step_summary: bool,
+) -> Result<(), StepError> {
     let analysis = state.analysis.lock().await.clone().unwrap_or_default();
     let manifest = state.manifest.lock().await.clone();
     let specs: Vec<(ReportTemplate, String)> = match declared {
@@ -56,6 +62,7 @@ pub async fn report(state: &RunState, declared: Option<&StepConfig>) -> Result<(
         &analysis,
         &state.secrets,
         &specs,
+        step_summary,
     )
     .map_err(StepError::new)
 }
@@ -68,6 +75,7 @@ pub fn render_reports(
     analysis: &AnalysisResult,
     secrets: &[String],
     specs: &[(ReportTemplate, String)],
+    step_summary: bool,
 ) -> Result<(), String> {
     let status = format!("{:?}", manifest.status).to_lowercase();
     let cells = crate::report::cells::cell_contexts(&dir.root, manifest);
@@ -81,7 +89,7 @@ pub fn render_reports(
             cells => plan.cells.len(),
         },
         run => minijinja::context! {
-            id => dir.id(),
+            id => manifest.run_id.clone(),
             dir => dir.root.display().to_string(),
             status => status,
             started => manifest.started.clone(),
@@ -91,6 +99,11 @@ pub fn render_reports(
         cells => Value::from(minijinja::value::Serde(&cells)),
         summary => Value::from(minijinja::value::Serde(&analysis.rows)),
         thresholds => Value::from(minijinja::value::Serde(&analysis.thresholds)),
+        findings => Value::from(minijinja::value::Serde(&analysis.analysis.findings)),
+        recommendations => Value::from(minijinja::value::Serde(&analysis.analysis.recommendations)),
+        scaling => Value::from(minijinja::value::Serde(&analysis.analysis.scaling)),
+        charts => Value::from(minijinja::value::Serde(&analysis.charts)),
+        slo => Value::from(minijinja::value::Serde(&plan.analysis.slo)),
     };
     for (template, output) in specs {
         let (name, source) = match template {
@@ -113,7 +126,7 @@ pub fn render_reports(
         let text = crate::plan::template::redact(&text, secrets);
         dir.write(output, text.as_bytes())
             .map_err(|e| format!("cannot write {output}: {e}"))?;
-        if output == "report.md" {
+        if step_summary && output == "report.md" {
             append_step_summary(&text);
         }
     }

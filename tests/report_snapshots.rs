@@ -1,0 +1,122 @@
+//! Reports rendered from committed results folders (no traffic): the summary
+//! page, every cell page, summary.csv and junit.xml, for a complete run with
+//! failing thresholds and for an interrupted, partial run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn render(fixture: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/runs")
+        .join(fixture);
+    let dir = std::env::temp_dir().join(format!("lm-report-{fixture}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&src, &dir);
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("report")
+        .arg(&dir)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    // Both fixtures fail a threshold.
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    dir
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn complete_run_with_failing_thresholds() {
+    let dir = render("complete");
+    insta::assert_snapshot!("complete_report", read(&dir, "report.md"));
+    insta::assert_snapshot!("complete_summary_csv", read(&dir, "summary.csv"));
+    insta::assert_snapshot!("complete_junit", read(&dir, "junit.xml"));
+    for cell in [
+        "replicas1_users4",
+        "replicas1_users16",
+        "replicas2_users4",
+        "replicas2_users16",
+    ] {
+        insta::assert_snapshot!(
+            format!("complete_cell_{cell}"),
+            read(&dir, &format!("cells/{cell}/cell.md"))
+        );
+    }
+    for svg in ["rps-vs-replicas.svg", "p95-vs-users.svg"] {
+        assert!(read(&dir, svg).starts_with("<svg"), "{svg}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(&read(&dir, "summary.json")).unwrap();
+    let kinds: Vec<&str> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "optimal_config",
+        "capacity",
+        "scaling_efficiency",
+        "latency_degradation",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+}
+
+#[test]
+fn partial_run_reports_what_was_measured() {
+    let dir = render("partial");
+    let report = read(&dir, "report.md");
+    assert!(
+        report.contains("**interrupted**, 2 of 4 cells measured"),
+        "{report}"
+    );
+    insta::assert_snapshot!("partial_report", report);
+    assert!(!dir.join("cells/replicas2_users4/cell.md").exists());
+    insta::assert_snapshot!(
+        "partial_cell_replicas1_users16",
+        read(&dir, "cells/replicas1_users16/cell.md")
+    );
+}
+
+#[test]
+fn the_summary_is_appended_to_the_github_step_summary() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/complete");
+    let dir = std::env::temp_dir().join(format!("lm-report-gh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&src, &dir);
+    let summary_file = dir.join("step-summary.md");
+    std::fs::write(&summary_file, "earlier step\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("report")
+        .arg(&dir)
+        .env("GITHUB_STEP_SUMMARY", &summary_file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let text = std::fs::read_to_string(&summary_file).unwrap();
+    assert!(text.starts_with("earlier step\n"));
+    assert_eq!(
+        text.matches("# fixture-scaling: load test report").count(),
+        1,
+        "{text}"
+    );
+}
