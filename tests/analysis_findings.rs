@@ -21,6 +21,7 @@ fn row(axes: &[(&str, i64)], metrics: &[(&str, f64)]) -> SummaryRow {
         metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         client_bound: false,
         warnings: Vec::new(),
+        repeat_rps: Vec::new(),
     }
 }
 
@@ -785,6 +786,7 @@ fn arbitrary_rows_never_panic() {
                 metrics,
                 client_bound: next() % 7 == 0,
                 warnings: Vec::new(),
+                repeat_rps: Vec::new(),
             });
         }
         let mut case = Case::new(&axes, rows);
