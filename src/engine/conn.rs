@@ -19,7 +19,7 @@ pub(crate) type Outcome = Result<(), FailureKind>;
 
 /// Initial read buffer per connection; it grows (up to `MAX_BUF`) only for
 /// response heads or chunk lines that do not fit.
-const INITIAL_BUF: usize = 8 * 1024;
+const INITIAL_BUF: usize = 4 * 1024;
 /// Larger than every limit of the parser, so a response it accepts fits.
 const MAX_BUF: usize = 2 * MAX_HEAD;
 
