@@ -128,19 +128,50 @@ fn custom_templates_see_the_documented_context_and_errors_name_file_and_line() {
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&src, &dir);
     // The example from docs/templates.md, verbatim.
-    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/templates.md")).unwrap();
-    let example = docs.split("```jinja\n").nth(1).unwrap().split("```").next().unwrap();
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/templates.md"))
+            .unwrap();
+    let example = docs
+        .split("```jinja\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     let template = dir.join("capacity.md.j2");
     std::fs::write(&template, example).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix")).arg("report").arg(&dir).arg("--template").arg(&template).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("report")
+        .arg(&dir)
+        .arg("--template")
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = read(&dir, "capacity.md");
-    assert!(out.contains("**Capacity:** Capacity under the SLO"), "{out}");
-    assert!(out.contains("| 1.0 → 2.0 (replicas1_users16, replicas2_users16) | 1.00 |"), "{out}");
+    assert!(
+        out.contains("**Capacity:** Capacity under the SLO"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| 1.0 → 2.0 (replicas1_users16, replicas2_users16) | 1.00 |"),
+        "{out}"
+    );
 
     let broken = dir.join("broken.md.j2");
     std::fs::write(&broken, "line one\n{{ summary[0].nope.deeper }}\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix")).arg("report").arg(&dir).arg("--template").arg(&broken).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("report")
+        .arg(&dir)
+        .arg("--template")
+        .arg(&broken)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("broken.md.j2:2"), "{err}");
