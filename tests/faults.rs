@@ -1,52 +1,14 @@
 //! Faults during a cell are recorded in events.log and the cell status, and
 //! the run goes on to the next cell.
 
-use std::collections::HashMap;
+mod common;
+use common::*;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Run {
-    output: Output,
-    dir: PathBuf,
-}
-
-fn run(name: &str, plan: &str) -> Run {
-    let dir = temp_dir(name);
-    std::fs::write(dir.join("plan.toml"), plan).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .arg("run")
-        .arg(dir.join("plan.toml"))
-        .arg("--out")
-        .arg(dir.join("results"))
-        .output()
-        .unwrap();
-    let runs = dir.join("results").join(name);
-    let dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    Run { output, dir }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn manifest(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
-}
 
 fn stats(dir: &Path, cell: &str) -> serde_json::Value {
     serde_json::from_str(
@@ -59,24 +21,9 @@ fn events(dir: &Path, cell: &str) -> String {
     std::fs::read_to_string(dir.join("cells").join(cell).join("events.log")).unwrap_or_default()
 }
 
-fn summary(dir: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split(','))
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn server_errors_are_counted_by_kind_and_the_next_cell_runs() {
-    let r = run(
+    let r = run_plan(
         "errors",
         r#"
 name = "errors"
@@ -97,6 +44,7 @@ expect = { status = 200 }
 [[threshold]]
 expr = "fail_rate < 1%"
 "#,
+        &[],
     );
     assert_eq!(r.output.status.code(), Some(1), "{}", stderr(&r.output));
     let s = stats(&r.dir, "fail0.3");
@@ -120,7 +68,7 @@ expr = "fail_rate < 1%"
 #[test]
 fn a_system_that_never_becomes_ready_fails_its_cell_and_the_run_goes_on() {
     let start = Instant::now();
-    let r = run(
+    let r = run_plan(
         "never-ready",
         r#"
 name = "never-ready"
@@ -137,6 +85,7 @@ users = 1
 [[load.request]]
 path = "/health"
 "#,
+        &[],
     );
     assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
     assert!(start.elapsed() < Duration::from_secs(20));
@@ -233,7 +182,7 @@ body = '{{"inputs": [1]}}'
 
 #[test]
 fn requests_stalled_past_the_timeout_count_as_timeouts() {
-    let r = run(
+    let r = run_plan(
         "stall-timeout",
         r#"
 name = "stall-timeout"
@@ -250,6 +199,7 @@ method = "POST"
 path = "/predict"
 body = '{"inputs": [1]}'
 "#,
+        &[],
     );
     assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
     let total = &stats(&r.dir, "default")["stats"]["total"];
@@ -282,7 +232,7 @@ fn connections_reset_by_the_target_are_io_failures() {
             }
         }
     });
-    let r = run(
+    let r = run_plan(
         "resets",
         &format!(
             r#"
@@ -296,6 +246,7 @@ users = 2
 path = "/"
 "#
         ),
+        &[],
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     server.join().unwrap();
@@ -306,27 +257,6 @@ path = "/"
         "{total}"
     );
     assert_eq!(total["failures"], total["requests"]);
-}
-
-fn demo_pids(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains("demo-target") && cmd.contains(marker) {
-                pids.push(pid);
-            }
-        }
-    }
-    pids.sort();
-    pids
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }
 
 #[test]

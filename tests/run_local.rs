@@ -1,69 +1,12 @@
 //! `loadmatrix run` end to end against local demo-target replicas: real
 //! processes, real HTTP on loopback, measured against queueing arithmetic.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-struct Run {
-    output: Output,
-    dir: PathBuf,
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run_plan(name: &str, plan: &str, args: &[&str]) -> Run {
-    let dir = temp_dir(name);
-    let file = dir.join("plan.toml");
-    std::fs::write(&file, plan).unwrap();
-    let out = dir.join("results");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .args(args)
-        .output()
-        .unwrap();
-    let plan_name = plan
-        .lines()
-        .find_map(|l| l.strip_prefix("name = \""))
-        .map(|l| l.trim_end_matches('"').to_string())
-        .unwrap();
-    let runs = out.join(plan_name);
-    let run_dir = std::fs::read_dir(&runs)
-        .map(|mut d| d.next().unwrap().unwrap().path())
-        .unwrap_or(runs);
-    Run {
-        output,
-        dir: run_dir,
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// summary.csv as (header -> value) maps.
-fn summary(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split(','))
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
 
 fn num(row: &std::collections::HashMap<String, String>, key: &str) -> f64 {
     row[key].parse().unwrap()
@@ -300,22 +243,6 @@ fn quickstart_runs_in_under_a_minute_and_writes_every_file() {
     assert_eq!(summary(&run).len(), 4);
 }
 
-fn demo_processes(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains("demo-target") && cmd.contains(marker) {
-                pids.push(pid);
-            }
-        }
-    }
-    pids
-}
-
 fn long_plan(name: &str, seed: &str) -> String {
     format!(
         r#"
@@ -351,25 +278,17 @@ fn start_run(name: &str, plan: &str) -> (std::process::Child, PathBuf) {
     (child, dir)
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn replicas_die_with_a_sigkilled_loadmatrix() {
     let seed = format!("{}", 900_000 + std::process::id() % 1000);
     let (mut child, _dir) = start_run("orphans", &long_plan("orphans", &seed));
     wait_for("2 replicas", Duration::from_secs(20), || {
-        demo_processes(&seed).len() == 2
+        demo_pids(&seed).len() == 2
     });
     child.kill().unwrap();
     child.wait().unwrap();
     wait_for("replicas to exit", Duration::from_secs(5), || {
-        demo_processes(&seed).is_empty()
+        demo_pids(&seed).is_empty()
     });
 }
 
@@ -398,7 +317,7 @@ fn ctrl_c_stops_within_a_second_keeps_finished_cells_and_exits_130() {
     std::thread::sleep(Duration::from_millis(500));
     let sent = Instant::now();
     // SAFETY: plain kill(2) on our own child.
-    unsafe { libc_kill(child.id() as i32, 2) };
+    unsafe { kill(child.id() as i32, 2) };
     let status = child.wait().unwrap();
     let took = sent.elapsed();
     assert_eq!(status.code(), Some(130));
@@ -419,13 +338,8 @@ fn ctrl_c_stops_within_a_second_keeps_finished_cells_and_exits_130() {
     assert!(!run.join("cells/users4").exists());
     assert!(run.join("summary.csv").is_file());
     wait_for("replicas to exit", Duration::from_secs(5), || {
-        demo_processes(&seed).is_empty()
+        demo_pids(&seed).is_empty()
     });
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 #[test]
