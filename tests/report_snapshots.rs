@@ -174,5 +174,8 @@ fn custom_templates_see_the_documented_context_and_errors_name_file_and_line() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("broken.md.j2:2"), "{err}");
+    assert!(
+        err.contains("broken.md.j2:2: `summary[0].nope.deeper` is undefined"),
+        "{err}"
+    );
 }

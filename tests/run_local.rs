@@ -601,3 +601,36 @@ cost = { per_replica_hour = 1.0, per_worker_hour = 1.0 }
         .unwrap();
     assert_eq!(optimal["cells"][0], "replicas2", "{optimal}");
 }
+
+#[test]
+fn repeated_cells_report_mean_and_spread() {
+    let plan = format!(
+        "name = \"repeats\"\n{}",
+        SMALL.replace("duration = \"1s\"", "duration = \"1s\"\nrepeat = 3")
+    );
+    let run = run_plan("repeats", &plan, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", stderr(&run.output));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("summary.json")).unwrap())
+            .unwrap();
+    for row in summary["rows"].as_array().unwrap() {
+        let m = &row["metrics"];
+        let (min, max, rps) = (
+            m["rps_min"].as_f64().unwrap(),
+            m["rps_max"].as_f64().unwrap(),
+            m["rps"].as_f64().unwrap(),
+        );
+        assert!(min <= rps && rps <= max, "{m}");
+        assert!(m["rps_cv_pct"].as_f64().unwrap() >= 0.0);
+        assert_eq!(row["repeat_rps"].as_array().unwrap().len(), 3);
+    }
+    let stats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.dir.join("cells/users1/stats.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stats["repetitions"].as_array().unwrap().len(), 3);
+    let timeline = std::fs::read_to_string(run.dir.join("cells/users1/timeline.csv")).unwrap();
+    assert!(timeline.starts_with("repeat,t,"), "{timeline}");
+    let page = std::fs::read_to_string(run.dir.join("cells/users1/cell.md")).unwrap();
+    assert!(page.contains("over 3 repetitions (RPS"), "{page}");
+}

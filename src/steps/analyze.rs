@@ -152,6 +152,29 @@ pub fn summary_row(plan: &Plan, c: usize, rec: &CellRecord) -> SummaryRow {
         ] {
             metrics.insert(k.to_string(), v);
         }
+        if rec.runs.len() > 1 {
+            // Spread of repeated measurements: min, max and coefficient of variation of RPS.
+            let rates: Vec<f64> = rec.runs.iter().map(|r| r.total.rps).collect();
+            let n = rates.len() as f64;
+            let mean = rates.iter().sum::<f64>() / n;
+            let var = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            metrics.insert(
+                "rps_min".into(),
+                rates.iter().copied().fold(f64::INFINITY, f64::min),
+            );
+            metrics.insert(
+                "rps_max".into(),
+                rates.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+            metrics.insert(
+                "rps_cv_pct".into(),
+                if mean > 0.0 {
+                    var.sqrt() / mean * 100.0
+                } else {
+                    0.0
+                },
+            );
+        }
         let (cpu, mem) = sut_usage(&rec.samples);
         metrics.insert("sut_cpu_pct".into(), cpu);
         metrics.insert("sut_mem_mb".into(), mem);

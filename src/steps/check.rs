@@ -17,10 +17,11 @@ pub struct CheckResult {
 
 pub async fn preflight(state: &RunState) -> Result<(), StepError> {
     let checks = &state.plan.checks;
-    if checks.is_empty() {
+    let mut results = run_all(checks).await;
+    results.extend(backend_checks(&state.plan).await);
+    if results.is_empty() {
         return Ok(());
     }
-    let results = run_all(checks).await;
     let failed = results.iter().filter(|r| !r.ok).count();
     let mut rows = vec![vec!["check".into(), "result".into(), "detail".into()]];
     for r in &results {
@@ -51,6 +52,66 @@ pub async fn preflight(state: &RunState) -> Result<(), StepError> {
     }
     eprintln!("preflight: {} checks passed", results.len());
     Ok(())
+}
+
+/// Checks the plan implies: the Docker engine is reachable when a cell uses a
+/// container backend, and every image a docker cell runs is present (no
+/// registry can be assumed), so a missing image fails before any load.
+async fn backend_checks(plan: &crate::plan::Plan) -> Vec<CheckResult> {
+    use crate::plan::spanned::Backend;
+    let containers = plan.cells.iter().any(|c| {
+        matches!(
+            c.system.backend,
+            Backend::Docker | Backend::Compose | Backend::Swarm
+        )
+    });
+    if !containers {
+        return Vec::new();
+    }
+    let start = Instant::now();
+    let docker = match crate::system::engine::connect_engine().await {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![CheckResult {
+                name: "docker engine (backend)".into(),
+                ok: false,
+                detail: e.to_string(),
+                took: start.elapsed(),
+            }];
+        }
+    };
+    let mut out = vec![CheckResult {
+        name: "docker engine (backend)".into(),
+        ok: true,
+        detail: "reachable".into(),
+        took: start.elapsed(),
+    }];
+    let mut images: Vec<&str> = plan
+        .cells
+        .iter()
+        .filter_map(|c| c.system.docker.as_ref().map(|d| d.image.as_str()))
+        .collect();
+    images.sort();
+    images.dedup();
+    for image in images {
+        let start = Instant::now();
+        let (ok, detail) = match docker.inspect_image(image).await {
+            Ok(_) => (true, "present".to_string()),
+            Err(e) => (
+                false,
+                format!(
+                    "missing or unreadable ({e}); build it (for the demo target: `loadmatrix demo-image --tag {image}`) or load it (`docker load`)"
+                ),
+            ),
+        };
+        out.push(CheckResult {
+            name: format!("docker image {image}"),
+            ok,
+            detail,
+            took: start.elapsed(),
+        });
+    }
+    out
 }
 
 /// Runs every check concurrently; results in declaration order.

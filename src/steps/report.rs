@@ -119,10 +119,10 @@ pub fn render_reports(
                     .to_string(),
             ),
         };
-        let text = plan.templates.render(&source, &ctx).map_err(|e| {
-            let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-            format!("report template {name}{line}: {e}")
-        })?;
+        let text = plan
+            .templates
+            .render(&source, &ctx)
+            .map_err(|e| template_error(&name, &source, &e))?;
         let text = crate::plan::template::redact(&text, secrets);
         dir.write(output, text.as_bytes())
             .map_err(|e| format!("cannot write {output}: {e}"))?;
@@ -141,13 +141,35 @@ pub fn render_reports(
         let text = plan
             .templates
             .render(cell_template, &cell_ctx)
-            .map_err(|e| format!("report template cell.md.j2:{}: {e}", e.line().unwrap_or(0)))?;
+            .map_err(|e| template_error("cell.md.j2", cell_template, &e))?;
         let text = crate::plan::template::redact(&text, secrets);
         let path = dir.cell_dir(id).join("cell.md");
         crate::results::write_atomic(&path, text.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// "report template FILE:LINE: `expr` is undefined" and the like.
+fn template_error(name: &str, source: &str, e: &minijinja::Error) -> String {
+    let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+    // The error's range may cover only the failing attribute; name the whole
+    // `{{ ... }}` expression around it.
+    let snippet = e
+        .range()
+        .and_then(|r| {
+            let open = source.get(..r.start)?.rfind("{{").map(|i| i + 2)?;
+            let close = source.get(r.end..)?.find("}}").map(|i| r.end + i)?;
+            source.get(open..close).or_else(|| source.get(r))
+        })
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    match (e.kind(), snippet) {
+        (minijinja::ErrorKind::UndefinedError, Some(expr)) => format!(
+            "report template {name}{line}: `{expr}` is undefined (the context is documented in docs/templates.md)"
+        ),
+        _ => format!("report template {name}{line}: {e}"),
+    }
 }
 
 /// GitHub Actions shows this file on the run page.
