@@ -27,11 +27,9 @@ fn containers_labelled(service: &str) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
-#[test]
-fn a_docker_matrix_scales_containers_and_samples_their_stats() {
-    if !docker_available() {
-        return;
-    }
+/// `loadmatrix demo-image` builds the image the tests run; a lock across test
+/// processes keeps two builds of the same tag from racing.
+fn build_test_image() -> &'static str {
     let tag = "loadmatrix-demo:e2e";
     let lock =
         std::fs::File::create(std::env::temp_dir().join("loadmatrix-test-image.lock")).unwrap();
@@ -43,6 +41,15 @@ fn a_docker_matrix_scales_containers_and_samples_their_stats() {
         .unwrap();
     drop(lock);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    tag
+}
+
+#[test]
+fn a_docker_matrix_scales_containers_and_samples_their_stats() {
+    if !docker_available() {
+        return;
+    }
+    let tag = build_test_image();
 
     let service = format!("lme2e{}", std::process::id());
     let dir = std::env::temp_dir().join(format!("lm-docker-run-{}", std::process::id()));
@@ -117,17 +124,7 @@ fn a_container_killed_mid_cell_degrades_the_cell_and_the_run_goes_on() {
     if !docker_available() {
         return;
     }
-    let tag = "loadmatrix-demo:e2e";
-    let lock =
-        std::fs::File::create(std::env::temp_dir().join("loadmatrix-test-image.lock")).unwrap();
-    // SAFETY: flock on a descriptor we own; released when `lock` closes.
-    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .args(["demo-image", "--tag", tag])
-        .output()
-        .unwrap();
-    drop(lock);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tag = build_test_image();
 
     let service = format!("lmkill{}", std::process::id());
     let dir = std::env::temp_dir().join(format!("lm-docker-kill-{}", std::process::id()));

@@ -286,13 +286,7 @@ fn only_filter(plan: &Plan, text: &str) -> Result<Vec<bool>, String> {
     }
     plan.cells
         .iter()
-        .map(|c| {
-            e.eval(
-                &|name| c.matrix.get(name).map(crate::steps::analyze::matrix_value),
-                &|_, _| None,
-            )
-            .map_err(|err| err.message)
-        })
+        .map(|c| crate::steps::analyze::matrix_matches(&e, &c.matrix))
         .collect()
 }
 

@@ -216,12 +216,17 @@ pub fn matrix_value(v: &MatrixValue) -> Value {
     }
 }
 
+/// Whether a cell's matrix values satisfy a filter (`where`, `--only`).
+pub fn matrix_matches(filter: &expr::Expr, values: &CellValues) -> Result<bool, String> {
+    filter
+        .eval(&|name| values.get(name).map(matrix_value), &|_, _| None)
+        .map_err(|e| e.message)
+}
+
 fn matches_filter(filter: &Option<(String, expr::Expr)>, row: &SummaryRow) -> Result<bool, String> {
     match filter {
         None => Ok(true),
-        Some((_, f)) => f
-            .eval(&|name| row.matrix.get(name).map(matrix_value), &|_, _| None)
-            .map_err(|e| e.message),
+        Some((_, f)) => matrix_matches(f, &row.matrix),
     }
 }
 

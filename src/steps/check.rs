@@ -181,15 +181,7 @@ async fn check_kind(kind: &CheckKind) -> Result<String, String> {
             }
         }
         CheckKind::Command { argv, shell, exit } => {
-            let mut cmd = if *shell {
-                let mut c = tokio::process::Command::new("sh");
-                c.arg("-c").arg(argv.join(" "));
-                c
-            } else {
-                let mut c = tokio::process::Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
-            };
+            let mut cmd = crate::steps::exec::command(argv, *shell);
             cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
             let out = cmd
                 .output()

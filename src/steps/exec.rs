@@ -7,21 +7,26 @@ use crate::plan::StepConfig;
 use crate::run::state::RunState;
 use crate::steps::StepError;
 
+/// `argv` as given, or joined into one `sh -c` line when `shell` is set.
+pub fn command(argv: &[String], shell: bool) -> tokio::process::Command {
+    let mut c;
+    if shell {
+        c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(argv.join(" "));
+    } else {
+        c = tokio::process::Command::new(argv.first().map_or("", String::as_str));
+        c.args(argv.iter().skip(1));
+    }
+    c
+}
+
 pub async fn exec(
     state: &RunState,
     id: &str,
     cfg: &StepConfig,
     cell: Option<usize>,
 ) -> Result<(), StepError> {
-    let mut cmd = if cfg.shell {
-        let mut c = tokio::process::Command::new("sh");
-        c.arg("-c").arg(cfg.run.join(" "));
-        c
-    } else {
-        let mut c = tokio::process::Command::new(&cfg.run[0]);
-        c.args(&cfg.run[1..]);
-        c
-    };
+    let mut cmd = command(&cfg.run, cfg.shell);
     cmd.stdin(Stdio::null())
         .kill_on_drop(true)
         .current_dir(&state.plan.dir);

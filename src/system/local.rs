@@ -217,19 +217,9 @@ fn spawn(argv: &[String], env: &IndexMap<String, String>, log: &Path) -> std::io
         .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err));
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setpgid(0, 0);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            // The parent may have died between fork and prctl.
-            if libc::getppid() == 1 {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+        .stderr(Stdio::from(err))
+        .process_group(0);
+    super::die_with_parent(&mut cmd);
     cmd.spawn()
 }
 

@@ -83,20 +83,7 @@ impl Procs {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died between fork and prctl.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        crate::system::die_with_parent(&mut cmd);
         let child = cmd.spawn()?;
         self.list.push(Proc {
             name: name.to_string(),
