@@ -1,4 +1,4 @@
-//! The command line: one subcommand per verb of DESIGN.md.
+//! The command line: one clap subcommand per verb.
 
 use std::path::PathBuf;
 
