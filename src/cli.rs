@@ -37,6 +37,9 @@ pub enum Command {
         format: PlanFormat,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Preview which cells `run --only FILTER` would measure.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Re-analyze and re-render a finished or partial run; no traffic.
     Report {
@@ -62,6 +65,9 @@ pub enum Command {
     },
     /// The built-in simulated inference service: slots, service times, faults.
     DemoTarget(crate::demo_target::DemoTargetArgs),
+    /// Internal: runs one local replica as the leader of its process group.
+    #[command(hide = true)]
+    Supervise(crate::system::supervise::SuperviseArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,10 +3,10 @@
 pub mod analysis;
 pub mod cli;
 pub mod commands;
-pub mod compare;
 pub mod demo_target;
 pub mod diagnostic;
 pub mod engine;
+pub mod error;
 pub mod exit_code;
 pub mod plan;
 pub mod report;

@@ -7,7 +7,7 @@ use loadmatrix::plan::Cost;
 use loadmatrix::plan::matrix::{CellValues, MatrixValue, cell_id};
 use loadmatrix::report::charts::{charts, mermaid_xy, svg_line_chart};
 use loadmatrix::results::CellStatus;
-use loadmatrix::steps::analyze::SummaryRow;
+use loadmatrix::results::SummaryRow;
 
 fn row(axes: &[(&str, i64)], metrics: &[(&str, f64)]) -> SummaryRow {
     let matrix: CellValues = axes
@@ -486,7 +486,7 @@ fn failed_cells_nan_and_missing_metrics_do_not_panic() {
     let mut failed = row(&[("replicas", 8), ("users", 100)], &[("rps", 5000.0)]);
     failed.status = CellStatus::Failed;
     let mut skipped = row(&[("replicas", 16), ("users", 100)], &[]);
-    skipped.status = CellStatus::Skipped;
+    skipped.status = CellStatus::Interrupted;
     let mut degraded = row(
         &[("replicas", 4), ("users", 100)],
         &[("rps", 380.0), ("p95", 90.0)],
@@ -750,7 +750,7 @@ fn arbitrary_rows_never_panic() {
         CellStatus::Complete,
         CellStatus::Degraded,
         CellStatus::Failed,
-        CellStatus::Skipped,
+        CellStatus::Interrupted,
         CellStatus::Pending,
     ];
     let axes = ["replicas", "workers", "users", "rate", "mode"];

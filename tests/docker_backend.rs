@@ -18,6 +18,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder,
 };
 use loadmatrix::plan::{Compose, Docker as DockerSpec, Ready, ReadyTarget};
+use loadmatrix::system::Backend as _;
 use loadmatrix::system::BackendError;
 use loadmatrix::system::compose::ComposeBackend;
 use loadmatrix::system::docker::{

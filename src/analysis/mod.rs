@@ -4,22 +4,26 @@
 //! query over one DataFrame of the summary rows; this module turns the
 //! collected results into typed findings with one plain sentence each.
 
+pub mod compare;
 mod findings;
 mod frame;
 mod text;
+pub mod thresholds;
 
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::plan::Plan;
 use crate::plan::model::Cost;
-use crate::steps::analyze::SummaryRow;
+use crate::results::SummaryRow;
+pub use thresholds::ThresholdResult;
 
 use frame::Table;
 
 /// RPS gains below this fraction over the previous step are a plateau.
 pub const PLATEAU_GAIN: f64 = 0.05;
 /// Client CPU at or above this percent marks the load generator as the bottleneck.
-pub const CLIENT_CPU_BOUND_PCT: f64 = 90.0;
+pub use crate::engine::stats::CLIENT_BOUND_CPU_PCT as CLIENT_CPU_BOUND_PCT;
 /// More workers giving more than this fraction of extra RPS marks a cell client-bound.
 pub const MORE_WORKERS_GAIN: f64 = 0.10;
 /// Failure percentage that starts "failure onset" when the SLO has no fail_rate.
@@ -146,4 +150,69 @@ pub fn analyze(input: &AnalysisInput) -> Analysis {
         }
     };
     findings::all(input, &table)
+}
+
+/// What the analysis of a run produced: the rows it saw, the threshold
+/// results and the findings.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AnalysisResult {
+    pub rows: Vec<SummaryRow>,
+    pub thresholds: Vec<ThresholdResult>,
+    pub analysis: Analysis,
+}
+
+impl AnalysisResult {
+    pub fn failed_thresholds(&self) -> usize {
+        self.thresholds.iter().filter(|t| !t.passed).count()
+    }
+}
+
+/// Thresholds and findings over the summary rows under the plan's SLO and cost.
+pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
+    let thresholds = thresholds::evaluate(plan, &rows);
+    let analysis = findings_of(plan, &rows);
+    AnalysisResult {
+        rows,
+        thresholds,
+        analysis,
+    }
+}
+
+fn findings_of(plan: &Plan, rows: &[SummaryRow]) -> Analysis {
+    let cell_of = |row: &SummaryRow| plan.cells.iter().find(|c| c.id == row.cell);
+    let input = AnalysisInput {
+        axes: &plan.axes,
+        rows,
+        slo: &plan.analysis.slo,
+        cost: plan.analysis.cost.as_ref(),
+        replicas_of: rows
+            .iter()
+            .map(|r| cell_of(r).map_or(0, |c| c.system.replicas))
+            .collect(),
+        workers_of: rows
+            .iter()
+            .map(|r| cell_of(r).map_or(0, |c| c.load.workers))
+            .collect(),
+        repeats: rows
+            .iter()
+            .map(|r| {
+                if r.repeat_rps.is_empty() {
+                    r.metric("rps").into_iter().collect()
+                } else {
+                    r.repeat_rps.clone()
+                }
+            })
+            .collect(),
+    };
+    // polars must not run inside an async runtime (it blocks in place), and
+    // a failure in it must not take the run down: its own thread.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| analyze(&input))
+            .join()
+            .unwrap_or_else(|_| Analysis {
+                recommendations: vec!["The analysis failed unexpectedly; the summary table and thresholds are complete.".into()],
+                ..Default::default()
+            })
+    })
 }

@@ -17,4 +17,6 @@ mod tests;
 pub use native::{
     CancelToken, Endpoint, EngineError, LoadSpec, Model, Phase, ProgressTick, RequestSpec, run_load,
 };
-pub use stats::{CellStats, FailureCounts, FailureKind, RequestStats, TimelineRow};
+pub use stats::{
+    CLIENT_BOUND_CPU_PCT, CellStats, FailureCounts, FailureKind, RequestStats, TimelineRow,
+};

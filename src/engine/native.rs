@@ -594,7 +594,7 @@ pub fn run_load(
             0.0
         }
     };
-    let client_bound = client_cpu_pct >= 90.0;
+    let client_bound = client_cpu_pct >= super::stats::CLIENT_BOUND_CPU_PCT;
     if client_bound {
         warnings.push(format!(
             "client CPU at {client_cpu_pct:.0}%: the load generator may be the bottleneck"

@@ -7,7 +7,11 @@
 
 use hdrhistogram::Histogram;
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Generator CPU (percent of its workers' cores) at and above which a cell's
+/// figures may describe the load generator rather than the system under test.
+pub const CLIENT_BOUND_CPU_PCT: f64 = 90.0;
 
 /// Significant decimal digits of every latency histogram.
 pub const LATENCY_SIGFIG: u8 = 3;
@@ -40,7 +44,7 @@ pub(crate) fn record_n(h: &mut Histogram<u64>, value: u64, n: u64) {
 }
 
 /// Why a request failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureKind {
     /// A response arrived but its status was not the expected one (or, with
@@ -55,7 +59,8 @@ pub enum FailureKind {
 }
 
 /// Failure counts by [`FailureKind`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FailureCounts {
     pub status: u64,
     pub timeout: u64,
@@ -98,7 +103,7 @@ impl FailureCounts {
 /// The derived fields (`rps`, `*_ms`) are filled by [`RequestStats::finalize`];
 /// `requests`, `failures*` and `hist` are the source of truth and are what
 /// [`RequestStats::merge`] combines.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestStats {
     pub requests: u64,
     pub failures: u64,
@@ -114,8 +119,9 @@ pub struct RequestStats {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
-    /// Latencies of successful requests in microseconds.
-    #[serde(skip)]
+    /// Latencies of successful requests in microseconds (not in stats.json:
+    /// a file read back has the derived figures only).
+    #[serde(skip, default = "latency_histogram")]
     pub hist: Histogram<u64>,
 }
 
@@ -209,7 +215,7 @@ pub fn merge<'a>(
 /// One second of the measured window. Requests are attributed to the second
 /// in which their response completed; responses that complete after the
 /// window (during the drain) are attributed to the last row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineRow {
     /// Seconds since the start of the measured window.
     pub t: u64,
@@ -225,7 +231,7 @@ pub struct TimelineRow {
 }
 
 /// Result of one load run (one cell of the matrix).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellStats {
     /// All request names merged.
     pub total: RequestStats,
@@ -240,11 +246,57 @@ pub struct CellStats {
     /// CPU time of the worker threads over the measured window, as a
     /// percentage of `min(workers, cores) * wall`.
     pub client_cpu_pct: f64,
-    /// `client_cpu_pct >= 90`: the figures may describe the client, not the server.
+    /// `client_cpu_pct >= CLIENT_BOUND_CPU_PCT`: the figures may describe the client, not the server.
     pub client_bound: bool,
     /// The run was stopped by the cancel token.
     pub cancelled: bool,
     pub warnings: Vec<String>,
+}
+
+impl CellStats {
+    /// Parts measured back to back (stages, repetitions) as one measured
+    /// window: counts and histograms merged exactly, timelines laid end to end.
+    pub fn combine_sequential(mut parts: Vec<CellStats>) -> Option<CellStats> {
+        if parts.len() <= 1 {
+            return parts.pop();
+        }
+        let measured: f64 = parts.iter().map(|p| p.measured_secs).sum();
+        let mut out = parts.remove(0);
+        let mut offset = out.timeline.len() as u64;
+        let mut cpu_weighted = out.client_cpu_pct * out.measured_secs;
+        for p in parts {
+            out.total.merge(&p.total);
+            for (name, s) in &p.by_name {
+                out.by_name.entry(name.clone()).or_default().merge(s);
+            }
+            for mut row in p.timeline {
+                row.t += offset;
+                out.timeline.push(row);
+            }
+            offset = out.timeline.len() as u64;
+            out.dropped += p.dropped;
+            cpu_weighted += p.client_cpu_pct * p.measured_secs;
+            out.cancelled |= p.cancelled;
+            out.warnings.extend(p.warnings);
+        }
+        out.measured_secs = measured;
+        out.total.finalize(measured);
+        for s in out.by_name.values_mut() {
+            s.finalize(measured);
+        }
+        out.client_cpu_pct = if measured > 0.0 {
+            cpu_weighted / measured
+        } else {
+            0.0
+        };
+        out.client_bound = out.client_cpu_pct >= CLIENT_BOUND_CPU_PCT;
+        Some(out)
+    }
+
+    /// Requests that succeeded.
+    pub fn successes(&self) -> u64 {
+        self.total.requests - self.total.failures
+    }
 }
 
 pub(crate) fn us_to_ms(us: u64) -> f64 {

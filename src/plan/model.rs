@@ -48,6 +48,22 @@ impl Plan {
         self.templates.env_vars.secrets()
     }
 
+    /// The template context of cell `c`; `replica` adds `replica` and `port`.
+    pub fn cell_context(&self, c: usize, replica: Option<(usize, u16)>) -> minijinja::Value {
+        let cell = &self.cells[c];
+        let base = minijinja::context! {
+            matrix => minijinja::Value::from(minijinja::value::Serde(&cell.matrix)),
+            env => self.templates.env_value(),
+            cell => minijinja::context! { id => cell.id.clone(), index => c, number => c + 1, count => self.cells.len() },
+            run => self.run_value.clone(),
+            vars => self.cell_vars[c].clone(),
+        };
+        match replica {
+            Some((r, port)) => minijinja::context! { replica => r, port => port, ..base },
+            None => base,
+        }
+    }
+
     /// Estimated wall time of the whole run, without scaling and readiness.
     pub fn estimated_wall_time(&self) -> Duration {
         self.cells.iter().map(Cell::wall_time).sum()

@@ -137,12 +137,15 @@ fn random_int(low: i64, high: i64) -> Result<i64, minijinja::Error> {
     Ok(low + (next_random() % span.max(1)) as i64)
 }
 
+/// What a secret is replaced with in outputs.
+pub const MASK: &str = "***";
+
 /// Replaces every secret value in `text` with `***`.
 pub fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for s in secrets {
         if s.len() >= MIN_SECRET_LEN && out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "***");
+            out = out.replace(s.as_str(), MASK);
         }
     }
     out

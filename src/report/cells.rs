@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use crate::results::Manifest;
+use crate::results::read::{read_events_tail, read_stats};
 
 /// One context object per cell of the manifest, in matrix order.
 pub fn cell_contexts(dir: &Path, manifest: &Manifest) -> Vec<Value> {
@@ -15,29 +16,33 @@ pub fn cell_contexts(dir: &Path, manifest: &Manifest) -> Vec<Value> {
         .iter()
         .map(|entry| {
             let folder = dir.join("cells").join(&entry.id);
-            let stats: Value = std::fs::read_to_string(folder.join("stats.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(Value::Null);
-            let events: Vec<String> = std::fs::read_to_string(folder.join("events.log"))
-                .map(|t| {
-                    let lines: Vec<&str> = t.lines().collect();
-                    lines[lines.len().saturating_sub(30)..]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let stats = read_stats(dir, &entry.id);
+            let events = read_events_tail(dir, &entry.id, 30);
+            let measured = entry.status.is_measured() && stats.is_some();
+            let (summary, cell_stats, repetitions, warnings) = match &stats {
+                Some(f) => (
+                    json!(f.summary),
+                    json!(f.stats),
+                    json!(f.repetitions),
+                    json!(
+                        f.stats
+                            .as_ref()
+                            .map(|s| s.warnings.clone())
+                            .unwrap_or_default()
+                    ),
+                ),
+                None => (Value::Null, Value::Null, json!([]), json!([])),
+            };
             json!({
                 "id": entry.id,
                 "matrix": entry.matrix,
                 "status": entry.status,
                 "message": entry.message,
-                "measured": entry.status.is_measured() && !stats.is_null(),
-                "summary": stats.get("summary").cloned().unwrap_or(Value::Null),
-                "stats": stats.get("stats").cloned().unwrap_or(Value::Null),
-                "repetitions": stats.get("repetitions").cloned().unwrap_or(json!([])),
-                "warnings": stats.pointer("/stats/warnings").cloned().unwrap_or(json!([])),
+                "measured": measured,
+                "summary": summary,
+                "stats": cell_stats,
+                "repetitions": repetitions,
+                "warnings": warnings,
                 "system": system_summary(&folder.join("system.csv")),
                 "events": events,
                 "page": format!("cells/{}/cell.md", entry.id),

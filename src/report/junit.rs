@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::steps::analyze::ThresholdResult;
+use crate::analysis::ThresholdResult;
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -22,19 +22,50 @@ pub enum RunStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CellStatus {
+    /// Not run yet: also every cell `--only` left out, and cells after an abort.
+    #[serde(alias = "skipped")]
     Pending,
+    /// Only while the process that runs it lives.
     Running,
     /// Measured, files written.
     Complete,
     /// Measured, but something went wrong on the way (a replica died, ...).
     Degraded,
+    /// No successful request, or a step of the cell failed before it measured.
     Failed,
-    Skipped,
+    /// Stopped by Ctrl-C or SIGTERM while it ran; a resume measures it again.
+    Interrupted,
 }
 
 impl CellStatus {
+    /// Its figures are in the cell folder.
     pub fn is_measured(self) -> bool {
         matches!(self, CellStatus::Complete | CellStatus::Degraded)
+    }
+
+    /// A resume keeps it as it is.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            CellStatus::Complete | CellStatus::Degraded | CellStatus::Failed
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellStatus::Pending => "pending",
+            CellStatus::Running => "running",
+            CellStatus::Complete => "complete",
+            CellStatus::Degraded => "degraded",
+            CellStatus::Failed => "failed",
+            CellStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for CellStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -67,5 +98,24 @@ pub struct Manifest {
     pub finished: Option<String>,
     pub status: RunStatus,
     pub axes: Vec<String>,
+    /// `--set KEY=VALUE` overrides the run was made with (secret values
+    /// masked); `--resume` applies them again.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// The `--only` filter of the latest invocation, if any.
+    #[serde(default)]
+    pub only: Option<String>,
     pub cells: Vec<CellEntry>,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::PreflightFailed => "preflight_failed",
+            RunStatus::Aborted => "aborted",
+        }
+    }
 }

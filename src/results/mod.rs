@@ -1,14 +1,36 @@
-//! The results folder: atomic files, the run manifest, cell folders that
-//! appear only when complete.
+//! The results folder as a typed model: the manifest, summary rows, cell
+//! records and their files, the lock; every file written atomically and
+//! through the redactor, so none can be written with a secret in it.
 
+pub mod lock;
 pub mod manifest;
+pub mod read;
+pub mod record;
+pub mod summary;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use lock::RunLock;
 pub use manifest::{CellEntry, CellStatus, Manifest, RunStatus};
+pub use read::{load_rows, read_manifest};
+pub use record::{CellRecord, StatsFile};
+pub use summary::{METRIC_COLUMNS, SummaryRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("{} is not a run folder: cannot read run.json: {error}", dir.display())]
+    NotARun { dir: PathBuf, error: io::Error },
+    #[error("{} is damaged: {message}", path.display())]
+    Damaged { path: PathBuf, message: String },
+    #[error("cannot write {}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error("{} is in use by another loadmatrix process{}; wait for it to finish (or stop it) and try again", dir.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { dir: PathBuf, holder: Option<u32> },
+}
 
 /// Writes `bytes` to `path` so that readers see the old file or the whole new
 /// one, never a part: temp file in the same folder, fsync, rename.
@@ -94,10 +116,12 @@ fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
-/// One run's folder: `<base>/<plan-name>/<run-id>/`.
+/// One run's folder: `<base>/<plan-name>/<run-id>/`. Text written through it
+/// is redacted first: secrets never reach the disk.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub root: PathBuf,
+    secrets: Arc<[String]>,
 }
 
 impl RunDir {
@@ -115,7 +139,7 @@ impl RunDir {
             match fs::create_dir(&root) {
                 Ok(()) => {
                     fs::create_dir_all(root.join("cells"))?;
-                    return Ok(RunDir { root });
+                    return Ok(RunDir::open(&root));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -127,7 +151,30 @@ impl RunDir {
     pub fn open(root: &Path) -> RunDir {
         RunDir {
             root: root.to_path_buf(),
+            secrets: Arc::from(Vec::new()),
         }
+    }
+
+    /// The same folder, redacting these secrets from everything written.
+    pub fn with_secrets(mut self, secrets: Vec<String>) -> RunDir {
+        self.secrets = Arc::from(secrets);
+        self
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        crate::plan::template::redact(text, &self.secrets)
+    }
+
+    /// Text bytes with every secret masked; other bytes as they are.
+    fn clean(&self, bytes: &[u8]) -> Vec<u8> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.redact(text).into_bytes(),
+            Err(_) => bytes.to_vec(),
+        }
+    }
+
+    pub fn lock(&self) -> Result<RunLock, ResultsError> {
+        RunLock::acquire(&self.root)
     }
 
     pub fn id(&self) -> String {
@@ -141,19 +188,49 @@ impl RunDir {
         self.root.join("cells").join(cell_id)
     }
 
-    pub fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        write_atomic(&self.root.join(name), bytes)
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), ResultsError> {
+        let path = self.root.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|error| ResultsError::Io {
+                path: parent.to_path_buf(),
+                error,
+            })?;
+        }
+        write_atomic(&path, &self.clean(bytes)).map_err(|error| ResultsError::Io { path, error })
+    }
+
+    /// A file inside a cell folder that already exists (its report page).
+    pub fn write_in_cell(
+        &self,
+        cell_id: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(), ResultsError> {
+        let path = self.cell_dir(cell_id).join(name);
+        write_atomic(&path, &self.clean(bytes)).map_err(|error| ResultsError::Io { path, error })
     }
 
     /// Writes a cell's files into a hidden folder, then renames it into place:
     /// a cell folder exists only when all its files do.
-    pub fn write_cell(&self, cell_id: &str, files: &[(&str, Vec<u8>)]) -> io::Result<()> {
+    pub fn write_cell(
+        &self,
+        cell_id: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<(), ResultsError> {
         let tmp = self
             .root
             .join("cells")
             .join(format!(".{cell_id}.tmp-{}", std::process::id()));
-        self.write_cell_via(&tmp, cell_id, files).inspect_err(|_| {
+        let files: Vec<(&str, Vec<u8>)> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), self.clean(b)))
+            .collect();
+        self.write_cell_via(&tmp, cell_id, &files).map_err(|error| {
             let _ = fs::remove_dir_all(&tmp);
+            ResultsError::Io {
+                path: self.cell_dir(cell_id),
+                error,
+            }
         })
     }
 
@@ -209,8 +286,8 @@ mod tests {
         a.write_cell(
             "c1",
             &[
-                ("stats.json", b"{}".to_vec()),
-                ("timeline.csv", b"t\n".to_vec()),
+                ("stats.json".to_string(), b"{}".to_vec()),
+                ("timeline.csv".to_string(), b"t\n".to_vec()),
             ],
         )
         .unwrap();

@@ -1,25 +1,36 @@
-//! The dispatcher owns the state of every node of the expanded step graph: it
-//! decides what runs next, what is skipped, when the run aborts, and when a
-//! cell is finished. The executor (`crate::steps`) only runs one step.
+//! The dispatcher owns a run: the state of every node of the expanded step
+//! graph and every figure the steps hand back. It alone decides what runs
+//! next: plan-level steps as their needs allow, and exactly one cell's
+//! per-cell steps at a time, in matrix order, whatever subset was selected.
+//! It writes each cell's folder and the manifest as cells finish.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::SystemTime;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use tokio::task::JoinSet;
 
+use crate::analysis::AnalysisResult;
+use crate::engine::CancelToken;
+use crate::plan::Plan;
 use crate::plan::graph::{self, Node};
 use crate::plan::raw::{OnFailure, StepKind};
-use crate::run::state::RunState;
-use crate::steps::{self, StepError};
+use crate::results::{self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow};
+use crate::steps::{Executor, StepError, StepInput, StepOutput, StepReport};
 
 #[derive(Debug, Clone, PartialEq)]
 enum NodeState {
     Pending,
     Running,
     Done,
-    Failed(String),
+    Failed,
+    /// Not run: something it needs failed.
     Skipped,
+    /// Not run: its cell is not part of this invocation (left out by
+    /// `--only`, or measured by the run being resumed).
+    NotSelected,
 }
 
 impl NodeState {
@@ -33,159 +44,404 @@ impl NodeState {
 pub enum Outcome {
     Completed,
     PreflightFailed(String),
+    /// A step failed whose `on_failure` is abort, or the results folder
+    /// could not be written.
     Aborted(String),
+    /// An `abort = true` threshold was breached.
+    ThresholdAbort(String),
     Interrupted,
 }
 
-pub async fn dispatch(state: Arc<RunState>) -> Outcome {
-    let plan = state.plan.clone();
-    let g: DiGraph<Node, ()> = graph::expand(&plan.graph, plan.cells.len());
-    let mut states = vec![NodeState::Pending; g.node_count()];
-    let mut running: JoinSet<(NodeIndex, Result<(), StepError>)> = JoinSet::new();
-    let mut stop: Option<Outcome> = None;
-    let mut cells_finished = vec![false; plan.cells.len()];
-    // Cells measured by a resumed run, or left out by --only, do not run.
-    {
-        let records = state.cells.lock().await;
-        for n in g.node_indices() {
-            if let Some(c) = g[n].cell
-                && let Some(rec) = records.get(&c)
-            {
-                if rec.prior.is_some() {
-                    states[n.index()] = NodeState::Done;
-                } else if rec.excluded {
-                    states[n.index()] = NodeState::Skipped;
-                }
-            }
-        }
-    }
-
-    loop {
-        // Cells are written (and abort thresholds checked) before the next
-        // cell may start.
-        if let Some(breach) = finish_cells(&state, &g, &states, &mut cells_finished).await
-            && stop.is_none()
-        {
-            stop = Some(Outcome::Aborted(breach));
-        }
-        if stop.is_none() && state.cancelled() {
-            stop = Some(Outcome::Interrupted);
-        }
-        // Repeat until stable: skipping a node can decide its successors, and
-        // sequencing edges run from later steps of one cell to earlier steps of the next.
-        while stop.is_none() {
-            let mut changed = false;
-            for n in g.node_indices() {
-                if states[n.index()] != NodeState::Pending {
-                    continue;
-                }
-                let preds: Vec<NodeIndex> = g.neighbors_directed(n, Direction::Incoming).collect();
-                if !preds.iter().all(|p| states[p.index()].finished()) {
-                    continue;
-                }
-                changed = true;
-                let node = &g[n];
-                // A failure skips what depends on it in the same cell, and
-                // everything after a failed plan-level step; the next cell
-                // and plan-level steps after per-cell ones still run.
-                let blocked = preds.iter().any(|p| {
-                    let pn = &g[*p];
-                    let same_scope = pn.cell.is_none() || pn.cell == node.cell;
-                    same_scope
-                        && matches!(states[p.index()], NodeState::Failed(_) | NodeState::Skipped)
-                });
-                if blocked {
-                    states[n.index()] = NodeState::Skipped;
-                    continue;
-                }
-                states[n.index()] = NodeState::Running;
-                let st = state.clone();
-                let step = plan.graph.steps[node.step].clone();
-                let cell = node.cell;
-                running.spawn_local(async move { (n, steps::execute(&st, &step, cell).await) });
-            }
-            if !changed {
-                break;
-            }
-        }
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
-        let Ok((n, result)) = joined else {
-            continue;
-        };
-        let node = &g[n];
-        let step = &plan.graph.steps[node.step];
-        match result {
-            Ok(()) => states[n.index()] = NodeState::Done,
-            Err(e) => {
-                let message = state.redact(&e.message);
-                let where_ = match node.cell {
-                    Some(c) => format!("step `{}` of cell {}", step.id, plan.cells[c].id),
-                    None => format!("step `{}`", step.id),
-                };
-                eprintln!("error: {where_} failed: {message}");
-                state.run_event(format!("{where_} failed: {message}")).await;
-                if let Some(c) = node.cell {
-                    state
-                        .cell_event(c, format!("step `{}` failed: {message}", step.id))
-                        .await;
-                    let mut cells = state.cells.lock().await;
-                    let rec = cells.entry(c).or_default();
-                    if rec.failed.is_none() {
-                        rec.failed = Some(format!("{}: {message}", step.id));
-                    }
-                }
-                states[n.index()] = NodeState::Failed(message.clone());
-                if stop.is_none() {
-                    if e.interrupted {
-                        stop = Some(Outcome::Interrupted);
-                    } else if e.abort_run {
-                        stop = Some(Outcome::Aborted(message));
-                    } else if step.on_failure == OnFailure::Abort {
-                        stop = Some(if step.kind == StepKind::Check {
-                            Outcome::PreflightFailed(message)
-                        } else {
-                            Outcome::Aborted(format!("{where_}: {message}"))
-                        });
-                    }
-                }
-            }
-        }
-    }
-    finish_cells(&state, &g, &states, &mut cells_finished).await;
-    stop.unwrap_or(Outcome::Completed)
+/// Everything a run has produced: owned by the dispatcher, written by it.
+#[derive(Debug)]
+pub struct RunData {
+    pub manifest: Manifest,
+    pub cells: Vec<CellRecord>,
+    pub run_events: Vec<String>,
+    pub analysis: Option<AnalysisResult>,
+    /// Threshold checks the gate saw fail (an abort breach counts too).
+    pub thresholds_failed: usize,
+    pub reported: bool,
 }
 
-/// Writes each cell's folder once all its per-cell nodes are finished;
-/// returns why the run must stop: the cell folder could not be written, or
-/// an `abort = true` threshold was breached.
-async fn finish_cells(
-    state: &Arc<RunState>,
-    g: &DiGraph<Node, ()>,
-    states: &[NodeState],
-    finished: &mut [bool],
-) -> Option<String> {
-    let mut breach = None;
-    for (c, done) in finished.iter_mut().enumerate() {
-        if *done {
-            continue;
-        }
-        let nodes: Vec<NodeIndex> = g.node_indices().filter(|n| g[*n].cell == Some(c)).collect();
-        if nodes.is_empty() || !nodes.iter().all(|n| states[n.index()].finished()) {
-            continue;
-        }
-        *done = true;
-        let all_skipped = nodes
+impl RunData {
+    /// One row per cell of the plan, in matrix order.
+    pub fn rows(&self, plan: &Plan) -> Vec<SummaryRow> {
+        plan.cells
             .iter()
-            .all(|n| states[n.index()] == NodeState::Skipped);
-        if let Err(e) = steps::cell::finish_cell(state, c, all_skipped).await {
-            breach.get_or_insert(e);
-            continue;
-        }
-        if breach.is_none() {
-            breach = steps::gate::abort_breach(state, c).await;
+            .zip(&self.cells)
+            .map(|(cell, rec)| SummaryRow::from_record(&cell.id, &cell.matrix, rec))
+            .collect()
+    }
+
+    fn event(&mut self, line: String) {
+        self.run_events.push(stamp(&line));
+    }
+}
+
+fn stamp(line: &str) -> String {
+    format!("{} {line}", results::timestamp(SystemTime::now()))
+}
+
+pub struct Dispatcher<'a, E: Executor> {
+    plan: &'a Plan,
+    dir: &'a RunDir,
+    cancel: CancelToken,
+    executor: Rc<E>,
+    g: DiGraph<Node, ()>,
+    states: Vec<NodeState>,
+    data: RunData,
+    stop: Option<Outcome>,
+    /// Cells to measure, in matrix order; `current` is the one running.
+    queue: VecDeque<usize>,
+    current: Option<usize>,
+}
+
+impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
+    /// `selected[c]`: cell `c` is measured by this invocation.
+    pub fn new(
+        plan: &'a Plan,
+        dir: &'a RunDir,
+        data: RunData,
+        selected: &[bool],
+        executor: Rc<E>,
+        cancel: CancelToken,
+    ) -> Self {
+        let g = graph::expand(&plan.graph, plan.cells.len());
+        let states = g
+            .node_indices()
+            .map(|n| match g[n].cell {
+                Some(c) if !selected[c] => NodeState::NotSelected,
+                _ => NodeState::Pending,
+            })
+            .collect();
+        Dispatcher {
+            plan,
+            dir,
+            cancel,
+            executor,
+            g,
+            states,
+            data,
+            stop: None,
+            queue: (0..plan.cells.len()).filter(|c| selected[*c]).collect(),
+            current: None,
         }
     }
-    breach
+
+    pub async fn run(mut self) -> (Outcome, RunData) {
+        let mut running: JoinSet<(NodeIndex, StepReport)> = JoinSet::new();
+        self.write_manifest();
+        loop {
+            if self.stop.is_none() && self.cancel.is_cancelled() {
+                self.stop = Some(Outcome::Interrupted);
+            }
+            self.settle(&mut running);
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            if let Ok((n, report)) = joined {
+                self.record(n, report);
+            }
+        }
+        // Stopped while a cell ran: it ends here, as what it got to.
+        if let Some(c) = self.current.take() {
+            self.finish_cell(c);
+        }
+        (self.stop.unwrap_or(Outcome::Completed), self.data)
+    }
+
+    /// Advances cells and starts every node that may start, until nothing changes.
+    fn settle(&mut self, running: &mut JoinSet<(NodeIndex, StepReport)>) {
+        loop {
+            let mut changed = false;
+            if let Some(c) = self.current
+                && self
+                    .cell_nodes(c)
+                    .all(|n| self.states[n.index()].finished())
+            {
+                self.current = None;
+                self.finish_cell(c);
+                changed = true;
+            }
+            if self.current.is_none() && self.stop.is_none() {
+                if let Some(c) = self.queue.pop_front() {
+                    self.current = Some(c);
+                    changed = true;
+                } else if self.data.manifest.status == RunStatus::Running && self.cells_done() {
+                    // Every cell is done: plan-level steps from here on see the final status.
+                    self.data.manifest.status = RunStatus::Complete;
+                    self.data.manifest.finished = Some(results::timestamp(SystemTime::now()));
+                    self.write_manifest();
+                }
+            }
+            if self.stop.is_none() {
+                changed |= self.start_ready(running);
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    fn cells_done(&self) -> bool {
+        self.g
+            .node_indices()
+            .filter(|n| self.g[*n].cell.is_some())
+            .all(|n| self.states[n.index()].finished())
+    }
+
+    fn cell_nodes(&self, c: usize) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.g
+            .node_indices()
+            .filter(move |n| self.g[*n].cell == Some(c))
+    }
+
+    fn start_ready(&mut self, running: &mut JoinSet<(NodeIndex, StepReport)>) -> bool {
+        let mut changed = false;
+        for n in self.g.node_indices() {
+            if self.states[n.index()] != NodeState::Pending {
+                continue;
+            }
+            let node = self.g[n].clone();
+            if node.cell.is_some() && node.cell != self.current {
+                continue;
+            }
+            let preds: Vec<NodeIndex> = self.g.neighbors_directed(n, Direction::Incoming).collect();
+            if !preds.iter().all(|p| self.states[p.index()].finished()) {
+                continue;
+            }
+            changed = true;
+            // A failure skips what depends on it in the same cell, and
+            // everything after a failed plan-level step; plan-level steps
+            // after per-cell ones still run.
+            let blocked = preds.iter().any(|p| {
+                let pn = &self.g[*p];
+                let same_scope = pn.cell.is_none() || pn.cell == node.cell;
+                same_scope
+                    && matches!(
+                        self.states[p.index()],
+                        NodeState::Failed | NodeState::Skipped
+                    )
+            });
+            if blocked {
+                self.states[n.index()] = NodeState::Skipped;
+                continue;
+            }
+            self.states[n.index()] = NodeState::Running;
+            if let Some(c) = node.cell {
+                self.mark_started(c);
+            }
+            let step = &self.plan.graph.steps[node.step];
+            let input = self.input_for(step.kind);
+            let fut = self.executor.execute(step, node.cell, input);
+            running.spawn_local(async move { (n, fut.await) });
+        }
+        changed
+    }
+
+    /// What a step of this kind needs from the run's data.
+    fn input_for(&self, kind: StepKind) -> StepInput {
+        let analysis = || Box::new(self.data.analysis.clone().unwrap_or_default());
+        match kind {
+            StepKind::Analyze => StepInput::Rows(self.data.rows(self.plan)),
+            StepKind::Report if self.data.analysis.is_some() => StepInput::Report {
+                manifest: Box::new(self.data.manifest.clone()),
+                analysis: analysis(),
+            },
+            StepKind::Gate if self.data.analysis.is_some() => StepInput::Gate {
+                analysis: analysis(),
+                measured: self
+                    .data
+                    .cells
+                    .iter()
+                    .filter(|r| r.status != CellStatus::Pending)
+                    .count(),
+                pending: self
+                    .data
+                    .cells
+                    .iter()
+                    .filter(|r| r.status == CellStatus::Pending)
+                    .count(),
+            },
+            _ => StepInput::None,
+        }
+    }
+
+    fn record(&mut self, n: NodeIndex, report: StepReport) {
+        let node = self.g[n].clone();
+        let step = &self.plan.graph.steps[node.step];
+        match node.cell {
+            Some(c) => self.data.cells[c].events.extend(report.events),
+            None => self.data.run_events.extend(report.events),
+        }
+        match report.result {
+            Ok(output) => {
+                self.states[n.index()] = NodeState::Done;
+                self.keep(node.cell, output);
+            }
+            Err(mut e) => {
+                self.states[n.index()] = NodeState::Failed;
+                if let Some(c) = node.cell {
+                    let partial = e.partial();
+                    self.keep(Some(c), StepOutput::Measured(partial));
+                }
+                self.failed(&node, step, e);
+            }
+        }
+    }
+
+    /// Records what a step produced.
+    fn keep(&mut self, cell: Option<usize>, output: StepOutput) {
+        match (output, cell) {
+            (StepOutput::Measured(ms), Some(c)) => {
+                let rec = &mut self.data.cells[c];
+                for m in ms {
+                    rec.runs.push(m.stats);
+                    rec.samples.extend(m.samples);
+                    if let Some(d) = m.degraded {
+                        rec.degraded.get_or_insert(d);
+                    }
+                }
+            }
+            (StepOutput::CellFile { name, bytes }, Some(c)) => {
+                self.data.cells[c].files.push((name, bytes));
+            }
+            (StepOutput::Analysis(a), _) => self.data.analysis = Some(*a),
+            (StepOutput::Reported, _) => self.data.reported = true,
+            (StepOutput::Verdict { failed }, _) => self.data.thresholds_failed += failed,
+            _ => {}
+        }
+    }
+
+    fn failed(&mut self, node: &Node, step: &crate::plan::graph::Step, e: StepError) {
+        let message = self.dir.redact(&e.to_string());
+        let where_ = match node.cell {
+            Some(c) => format!("step `{}` of cell {}", step.id, self.plan.cells[c].id),
+            None => format!("step `{}`", step.id),
+        };
+        if !e.is_interrupt() {
+            eprintln!("error: {where_} failed: {message}");
+        }
+        self.data.event(format!("{where_} failed: {message}"));
+        if let Some(c) = node.cell {
+            let rec = &mut self.data.cells[c];
+            rec.events
+                .push(stamp(&format!("step `{}` failed: {message}", step.id)));
+            if rec.failed.is_none() && !e.is_interrupt() {
+                rec.failed = Some(format!("{}: {message}", step.id));
+            }
+        }
+        if self.stop.is_some() {
+            return;
+        }
+        if e.is_interrupt() {
+            self.stop = Some(Outcome::Interrupted);
+        } else if e.is_fatal() {
+            self.stop = Some(Outcome::Aborted(format!("{where_}: {message}")));
+        } else if step.on_failure == OnFailure::Abort {
+            self.stop = Some(if step.kind == StepKind::Check {
+                Outcome::PreflightFailed(message)
+            } else {
+                Outcome::Aborted(format!("{where_}: {message}"))
+            });
+        }
+    }
+
+    fn mark_started(&mut self, c: usize) {
+        let rec = &mut self.data.cells[c];
+        if rec.started.is_some() {
+            return;
+        }
+        let now = results::timestamp(SystemTime::now());
+        rec.started = Some(now.clone());
+        rec.status = CellStatus::Running;
+        if let Some(e) = self.data.manifest.cells.get_mut(c) {
+            e.status = CellStatus::Running;
+            e.started = Some(now);
+            e.finished = None;
+            e.message = None;
+        }
+        self.write_manifest();
+    }
+
+    /// Writes the folder of a cell whose steps have all finished (or that the
+    /// run stopped), updates the manifest, and checks abort thresholds.
+    fn finish_cell(&mut self, c: usize) {
+        let cell = &self.plan.cells[c];
+        let interrupted = matches!(self.stop, Some(Outcome::Interrupted))
+            && !self
+                .cell_nodes(c)
+                .all(|n| self.states[n.index()] == NodeState::Done);
+        let rec = &mut self.data.cells[c];
+        if rec.started.is_none() {
+            return;
+        }
+        rec.status = rec.final_status(interrupted);
+        rec.finished = Some(results::timestamp(SystemTime::now()));
+        let mut message = rec.message();
+        let mut status = rec.status;
+        if rec.measured() && status != CellStatus::Interrupted {
+            let files =
+                results::record::cell_files(&cell.id, &cell.matrix, cell.load.engine.as_str(), rec);
+            if let Err(e) = self.dir.write_cell(&cell.id, &files) {
+                let msg = format!("cannot write the files of cell {}: {e}", cell.id);
+                eprintln!("error: {msg}");
+                status = CellStatus::Failed;
+                message = Some(msg.clone());
+                self.data.cells[c].status = status;
+                self.stop.get_or_insert(Outcome::Aborted(msg));
+            }
+        }
+        if let Some(e) = self.data.manifest.cells.get_mut(c) {
+            e.status = status;
+            e.finished = self.data.cells[c].finished.clone();
+            e.message = message.map(|m| self.dir.redact(&m));
+        }
+        self.write_manifest();
+        if self.stop.is_none()
+            && let Some(breach) = self.abort_breach(c)
+        {
+            self.stop = Some(Outcome::ThresholdAbort(breach));
+        }
+    }
+
+    /// The first `abort = true` threshold cell `c` breaches, as a message.
+    fn abort_breach(&mut self, c: usize) -> Option<String> {
+        let plan = self.plan;
+        if !plan.thresholds.iter().any(|t| t.abort) {
+            return None;
+        }
+        let cell = &plan.cells[c];
+        let row = SummaryRow::from_record(&cell.id, &cell.matrix, &self.data.cells[c]);
+        if row.metrics.is_empty() {
+            return None;
+        }
+        let results = crate::analysis::thresholds::evaluate(plan, std::slice::from_ref(&row));
+        let breach = plan
+            .thresholds
+            .iter()
+            .filter(|t| t.abort && t.scope == crate::plan::raw::Scope::Cell)
+            .find_map(|t| results.iter().find(|r| r.threshold == t.name && !r.passed))?;
+        self.data.thresholds_failed += 1;
+        let msg = format!(
+            "threshold `{}` (abort = true) breached in cell {}: {}; stopping the run",
+            breach.threshold, row.cell, breach.detail
+        );
+        eprintln!("{}", self.dir.redact(&msg));
+        self.data.event(msg.clone());
+        Some(msg)
+    }
+
+    fn write_manifest(&self) {
+        write_manifest(self.dir, &self.data.manifest);
+    }
+}
+
+pub fn write_manifest(dir: &RunDir, manifest: &Manifest) {
+    let mut text = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    text.push(b'\n');
+    if let Err(e) = dir.write("run.json", &text) {
+        eprintln!("error: {e}");
+    }
 }

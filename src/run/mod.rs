@@ -1,64 +1,86 @@
-//! `loadmatrix run`: load the plan, open the results folder, dispatch the
-//! step graph, and turn the outcome into an exit code.
+//! `loadmatrix run`: load the plan, open (and lock) the results folder, hand
+//! the step graph to the dispatcher, keep what it returns.
 
 pub mod dispatcher;
-pub mod state;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use minijinja::Value;
 use tokio::sync::Mutex;
 
 use crate::cli::RunArgs;
-use crate::exit_code;
-use crate::plan::{self, LoadOptions, Plan, RunInfo};
-use crate::results::{self, CellEntry, CellStatus, Manifest, RunDir, RunStatus};
-use dispatcher::Outcome;
-use state::RunState;
+use crate::engine::CancelToken;
+use crate::error::RunError;
+use crate::plan::{self, LoadOptions, Override, Plan, RunInfo};
+use crate::results::{
+    self, CellEntry, CellRecord, CellStatus, Manifest, RunDir, RunLock, RunStatus,
+};
+use crate::steps::{RunExecutor, StepContext};
+use dispatcher::{Dispatcher, Outcome, RunData};
 
-/// The template context of one cell; `replica` gives `replica` and `port`.
-pub fn cell_context(plan: &Plan, c: usize, replica: Option<(usize, u16)>) -> Value {
-    let cell = &plan.cells[c];
-    let base = minijinja::context! {
-        matrix => Value::from(minijinja::value::Serde(&cell.matrix)),
-        env => plan.templates.env_value(),
-        cell => minijinja::context! { id => cell.id.clone(), index => c, number => c + 1, count => plan.cells.len() },
-        run => plan.run_value.clone(),
-        vars => plan.cell_vars[c].clone(),
-    };
-    match replica {
-        Some((r, port)) => minijinja::context! { replica => r, port => port, ..base },
-        None => base,
-    }
+/// Parses `--set KEY=VALUE` arguments.
+pub fn parse_overrides(set: &[String]) -> Result<Vec<Override>, RunError> {
+    set.iter()
+        .map(|s| Override::parse(s).map_err(RunError::Usage))
+        .collect()
 }
 
-pub fn run(args: RunArgs) -> u8 {
-    let overrides = match crate::commands::parse_overrides(&args.set) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::INVALID;
+fn override_text(o: &Override) -> String {
+    format!("{}={}", o.path.join("."), o.value)
+}
+
+/// What a resume starts from: the folder (locked), its manifest, and the
+/// overrides to apply: the recorded ones, with those given again replaced.
+struct Resume {
+    dir: PathBuf,
+    lock: RunLock,
+    manifest: Manifest,
+}
+
+fn open_resume(dir: &Path) -> Result<Resume, RunError> {
+    let lock = RunDir::open(dir).lock()?;
+    let manifest = results::read_manifest(dir)?;
+    Ok(Resume {
+        dir: dir.to_path_buf(),
+        lock,
+        manifest,
+    })
+}
+
+/// The recorded overrides of a resumed run, with any given again replaced.
+fn merge_overrides(recorded: &[String], given: Vec<Override>) -> Result<Vec<Override>, RunError> {
+    let mut out = Vec::new();
+    for text in recorded {
+        let o = Override::parse(text).map_err(RunError::Usage)?;
+        if given.iter().any(|g| g.path == o.path) {
+            continue;
         }
-    };
+        if o.value.contains(plan::template::MASK) {
+            return Err(RunError::Usage(format!(
+                "the run was made with `--set {text}`, whose value held a secret and was not recorded; give it again: --set {}=...",
+                o.path.join(".")
+            )));
+        }
+        out.push(o);
+    }
+    out.extend(given);
+    Ok(out)
+}
+
+pub fn run(args: RunArgs) -> Result<(), RunError> {
+    let given = parse_overrides(&args.set)?;
     let base = args.out.clone().unwrap_or_else(|| PathBuf::from("results"));
-    let prior = match &args.resume {
-        Some(dir) => match crate::report::read_manifest(dir) {
-            Ok(m) => Some((dir.clone(), m)),
-            Err(e) => {
-                eprintln!("error: --resume: {e}");
-                return exit_code::INVALID;
-            }
-        },
-        None => None,
+    let resume = args.resume.as_deref().map(open_resume).transpose()?;
+    let overrides = match &resume {
+        Some(r) => merge_overrides(&r.manifest.overrides, given.clone())?,
+        None => given.clone(),
     };
     // The run id is part of the template context, so it is fixed before loading.
     let started = SystemTime::now();
-    let id = match &prior {
-        Some((_, m)) => m.run_id.clone(),
+    let id = match &resume {
+        Some(r) => r.manifest.run_id.clone(),
         None => results::run_id(started),
     };
     let peek_name = std::fs::read_to_string(&args.plan)
@@ -68,62 +90,41 @@ pub fn run(args: RunArgs) -> u8 {
         .unwrap_or_else(|| "plan".into());
     let run_info = RunInfo {
         id: id.clone(),
-        dir: match &prior {
-            Some((dir, _)) => dir.display().to_string(),
+        dir: match &resume {
+            Some(r) => r.dir.display().to_string(),
             None => base.join(&peek_name).join(&id).display().to_string(),
         },
     };
-    let plan = match plan::load(
+    let plan = Arc::new(plan::load(
         &args.plan,
         LoadOptions {
-            overrides,
+            overrides: overrides.clone(),
             run: Some(run_info),
             env: None,
         },
-    ) {
-        Ok(p) => Arc::new(p),
-        Err(e) => {
-            eprint!("{}", crate::commands::render_plan_error(&e));
-            return exit_code::INVALID;
-        }
-    };
+    )?);
     let only = match &args.only {
-        Some(text) => match only_filter(&plan, text) {
-            Ok(selected) => Some(selected),
-            Err(e) => {
-                eprintln!("error: --only: {e}");
-                return exit_code::INVALID;
-            }
-        },
+        Some(text) => Some(select(&plan, text)?),
         None => None,
     };
-    if let Err(e) = raise_fd_limit(&plan) {
-        eprintln!("error: {e}");
-        return exit_code::RUN_FAILED;
-    }
-    let mut records: HashMap<usize, state::CellRecord> = HashMap::new();
-    let (dir, manifest) = match prior {
-        Some((dir, old)) => {
-            let manifest = match resume_manifest(&plan, &dir, old, &mut records) {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("error: --resume: {e}");
-                    return exit_code::INVALID;
-                }
-            };
-            (RunDir::open(&dir), manifest)
+    raise_fd_limit(&plan).map_err(RunError::Failed)?;
+    let secrets = plan.secrets();
+    let (dir, _lock, manifest, records) = match resume {
+        Some(r) => {
+            let dir = RunDir::open(&r.dir).with_secrets(secrets.clone());
+            let (manifest, records) = resume_manifest(&plan, &r.dir, r.manifest, &overrides)?;
+            (dir, r.lock, manifest, records)
         }
         None => {
-            let dir = match RunDir::create(&base, &plan.name, &id) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot create the results folder under {}: {e}",
+            let dir = RunDir::create(&base, &plan.name, &id)
+                .map_err(|e| {
+                    RunError::Failed(format!(
+                        "cannot create the results folder under {}: {e}",
                         base.display()
-                    );
-                    return exit_code::RUN_FAILED;
-                }
-            };
+                    ))
+                })?
+                .with_secrets(secrets.clone());
+            let lock = dir.lock()?;
             let manifest = Manifest {
                 plan: plan.name.clone(),
                 plan_file: plan.file.display().to_string(),
@@ -134,126 +135,160 @@ pub fn run(args: RunArgs) -> u8 {
                 finished: None,
                 status: RunStatus::Running,
                 axes: plan.axes.clone(),
+                overrides: Vec::new(),
+                only: None,
                 cells: plan.cells.iter().map(new_entry).collect(),
             };
-            (dir, manifest)
+            let records = vec![CellRecord::default(); plan.cells.len()];
+            (dir, lock, manifest, records)
         }
     };
-    if let Some(selected) = &only {
-        for (c, keep) in selected.iter().enumerate() {
-            if !keep && !records.contains_key(&c) {
-                records.insert(
-                    c,
-                    state::CellRecord {
-                        excluded: true,
-                        ..Default::default()
-                    },
-                );
-            }
-        }
-    }
-    let secrets = plan.secrets();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let state = Arc::new(RunState {
-        plan: plan.clone(),
-        dir: dir.clone(),
-        manifest: Mutex::new(manifest),
-        backend: Mutex::new(state::Backend::None),
-        cells: Mutex::new(records),
-        run_events: Mutex::new(Vec::new()),
-        cancel: cancel.clone(),
-        secrets,
-        analysis: Mutex::new(None),
-        thresholds_failed: AtomicBool::new(false),
-    });
+    let manifest = Manifest {
+        overrides: overrides
+            .iter()
+            .map(|o| dir.redact(&override_text(o)))
+            .collect(),
+        only: args.only.clone(),
+        ..manifest
+    };
+    // Cells this invocation measures: selected by --only, not measured before.
+    let selected: Vec<bool> = (0..plan.cells.len())
+        .map(|c| records[c].prior.is_none() && only.as_ref().is_none_or(|o| o[c]))
+        .collect();
     // The plan as written: templates unexpanded, so no secret is in it.
-    if let Err(e) = dir.write("plan.toml", plan.source.as_bytes()) {
-        eprintln!("error: cannot write to {}: {e}", dir.root.display());
-        return exit_code::RUN_FAILED;
-    }
+    dir.write("plan.toml", plan.source.as_bytes())?;
     eprintln!(
-        "loadmatrix: running {} ({} cells) into {}",
+        "loadmatrix: running {} ({} of {} cells) into {}",
         plan.name,
+        selected.iter().filter(|s| **s).count(),
         plan.cells.len(),
         dir.root.display()
     );
-
-    // One thread runs the dispatcher and every step: local replicas are
-    // spawned from it, and their parent-death signal is tied to it.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit_code::RUN_FAILED;
-        }
+    let cancel = CancelToken::new();
+    let data = RunData {
+        manifest,
+        cells: records,
+        run_events: Vec::new(),
+        analysis: None,
+        thresholds_failed: 0,
+        reported: false,
     };
-    let local = tokio::task::LocalSet::new();
-    let outcome = runtime.block_on(local.run_until(async {
-        let signals = tokio::spawn(watch_signals(cancel.clone()));
-        crate::steps::cell::write_manifest(&state).await;
-        let outcome = dispatcher::dispatch(state.clone()).await;
-        let stopped = state.backend.lock().await.stop_all().await;
-        for e in stopped {
-            state.run_event(e).await;
-        }
-        if matches!(outcome, Outcome::Interrupted | Outcome::Aborted(_)) {
-            // Keep what was measured: summary and report over finished cells.
-            let _ = crate::steps::analyze::analyze(&state).await;
-            let _ = crate::steps::report::report(&state, None, false).await;
-        }
-        signals.abort();
-        outcome
-    }));
-    let status = match &outcome {
-        Outcome::Completed => RunStatus::Complete,
-        Outcome::PreflightFailed(_) => RunStatus::PreflightFailed,
-        Outcome::Aborted(_) => RunStatus::Aborted,
-        Outcome::Interrupted => RunStatus::Interrupted,
-    };
-    runtime.block_on(async {
-        {
-            let mut m = state.manifest.lock().await;
-            m.status = status;
-            m.finished = Some(results::timestamp(SystemTime::now()));
-        }
-        crate::steps::cell::write_manifest(&state).await;
-        // Reports rendered during the run said "running": render them with the final status.
-        if state.analysis.lock().await.is_some()
-            && let Err(e) = crate::steps::report::report(&state, None, true).await
-        {
-            eprintln!("error: {}", e.message);
-        }
-        crate::steps::cell::write_run_events(&state).await;
-    });
-    redact_logs(&dir, &state.secrets);
+    let (outcome, data) = dispatch(&plan, &dir, data, &selected, cancel)?;
+    let data = finish(&plan, &dir, outcome.clone(), data);
     eprintln!("results: {}", dir.root.display());
-    match outcome {
-        Outcome::Completed if state.thresholds_failed.load(Ordering::Relaxed) => {
-            exit_code::THRESHOLD_FAILED
-        }
-        Outcome::Completed => exit_code::OK,
-        Outcome::PreflightFailed(_) => exit_code::PREFLIGHT_FAILED,
-        Outcome::Aborted(_) if state.thresholds_failed.load(Ordering::Relaxed) => {
-            exit_code::THRESHOLD_FAILED
-        }
-        Outcome::Aborted(_) => exit_code::RUN_FAILED,
-        Outcome::Interrupted => exit_code::INTERRUPTED,
-    }
+    verdict(&outcome, &data)
 }
 
-/// Replica output is written by the replicas themselves; scrub it once they are gone.
-fn redact_logs(dir: &RunDir, secrets: &[String]) {
-    let Ok(entries) = std::fs::read_dir(dir.root.join("logs")) else {
-        return;
+/// One thread runs the dispatcher and every step: local replicas are
+/// spawned from it, and their parent-death signal is tied to it.
+fn dispatch(
+    plan: &Arc<Plan>,
+    dir: &RunDir,
+    data: RunData,
+    selected: &[bool],
+    cancel: CancelToken,
+) -> Result<(Outcome, RunData), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Failed(format!("cannot start the async runtime: {e}")))?;
+    let local = tokio::task::LocalSet::new();
+    Ok(runtime.block_on(local.run_until(async {
+        let signals = tokio::spawn(watch_signals(cancel.clone()));
+        let ctx = Rc::new(StepContext {
+            plan: plan.clone(),
+            dir: dir.clone(),
+            cancel: cancel.clone(),
+            backend: Mutex::new(None),
+        });
+        let executor = Rc::new(RunExecutor { ctx: ctx.clone() });
+        let (outcome, mut data) = Dispatcher::new(plan, dir, data, selected, executor, cancel)
+            .run()
+            .await;
+        for e in ctx.shutdown().await {
+            data.run_events
+                .push(format!("{} {e}", results::timestamp(SystemTime::now())));
+        }
+        signals.abort();
+        (outcome, data)
+    })))
+}
+
+/// The run's final status in the manifest, the summary and reports when the
+/// graph did not get to render them, and the run's events.
+fn finish(plan: &Plan, dir: &RunDir, outcome: Outcome, mut data: RunData) -> RunData {
+    data.manifest.status = match &outcome {
+        Outcome::Completed => RunStatus::Complete,
+        Outcome::PreflightFailed(_) => RunStatus::PreflightFailed,
+        Outcome::Aborted(_) | Outcome::ThresholdAbort(_) => RunStatus::Aborted,
+        Outcome::Interrupted => RunStatus::Interrupted,
     };
-    for e in entries.flatten() {
-        if let Ok(text) = std::fs::read_to_string(e.path()) {
-            let clean = plan::template::redact(&text, secrets);
-            if clean != text {
-                let _ = results::write_atomic(&e.path(), clean.as_bytes());
+    if data.manifest.finished.is_none() || data.manifest.status != RunStatus::Complete {
+        data.manifest.finished = Some(results::timestamp(SystemTime::now()));
+    }
+    // After the process ends, no cell is running.
+    for (e, rec) in data.manifest.cells.iter_mut().zip(&mut data.cells) {
+        if e.status == CellStatus::Running {
+            e.status = CellStatus::Interrupted;
+            rec.status = CellStatus::Interrupted;
+        }
+    }
+    dispatcher::write_manifest(dir, &data.manifest);
+    let stopped_early = matches!(
+        outcome,
+        Outcome::Interrupted | Outcome::Aborted(_) | Outcome::ThresholdAbort(_)
+    );
+    if stopped_early && !data.reported {
+        // Keep what was measured: summary and report over the finished cells.
+        let result = crate::analysis::analyze_run(plan, data.rows(plan));
+        let specs: Vec<_> = plan
+            .reports
+            .iter()
+            .map(|r| (r.template.clone(), r.output.clone()))
+            .collect();
+        let written = crate::report::write_summary(dir, plan, &result).and_then(|()| {
+            crate::report::render_reports(dir, plan, &data.manifest, &result, &specs, true)
+        });
+        if let Err(e) = written {
+            eprintln!("error: {e}");
+        }
+        data.analysis = Some(result);
+    }
+    if !data.run_events.is_empty() {
+        let text = results::record::lines(&data.run_events);
+        if let Err(e) = dir.write("events.log", text.as_bytes()) {
+            eprintln!("error: {e}");
+        }
+    }
+    data
+}
+
+/// The exit verdict of a run.
+fn verdict(outcome: &Outcome, data: &RunData) -> Result<(), RunError> {
+    match outcome {
+        Outcome::PreflightFailed(m) => Err(RunError::Preflight(m.clone())),
+        Outcome::Interrupted => Err(RunError::Interrupted),
+        Outcome::ThresholdAbort(_) => Err(RunError::Thresholds(data.thresholds_failed.max(1))),
+        Outcome::Aborted(m) => Err(RunError::Failed(m.clone())),
+        Outcome::Completed => {
+            let ran: Vec<&CellRecord> = data
+                .cells
+                .iter()
+                .filter(|r| r.status != CellStatus::Pending)
+                .collect();
+            let any_success = ran.iter().any(|r| match &r.prior {
+                Some(row) => row.successes() > 0.0,
+                None => r.runs.iter().any(|s| s.successes() > 0),
+            });
+            if !ran.is_empty() && !any_success {
+                return Err(RunError::Failed(
+                    "no cell produced a successful request".into(),
+                ));
+            }
+            if data.thresholds_failed > 0 {
+                Err(RunError::Thresholds(data.thresholds_failed))
+            } else {
+                Ok(())
             }
         }
     }
@@ -272,93 +307,118 @@ fn new_entry(c: &plan::Cell) -> CellEntry {
     }
 }
 
-/// Which cells `--only` selects, by a filter over matrix values.
-fn only_filter(plan: &Plan, text: &str) -> Result<Vec<bool>, String> {
-    let e = plan::expr::parse(text).map_err(|p| p.render(text))?;
+/// Which cells a filter over matrix values (`--only`) selects.
+pub fn select(plan: &Plan, text: &str) -> Result<Vec<bool>, RunError> {
+    let bad = |m: String| RunError::Usage(format!("--only: {m}"));
+    let e = plan::expr::parse(text).map_err(|p| bad(p.render(text)))?;
     for id in e.idents() {
         if !plan.axes.contains(&id.name) {
-            return Err(format!(
+            return Err(bad(format!(
                 "`{}` is not a matrix axis (axes: {})",
                 id.name,
                 plan.axes.join(", ")
-            ));
+            )));
         }
     }
     plan.cells
         .iter()
-        .map(|c| crate::steps::analyze::matrix_matches(&e, &c.matrix))
+        .map(|c| crate::analysis::thresholds::matrix_matches(&e, &c.matrix).map_err(bad))
         .collect()
 }
 
-/// The manifest of a run being resumed: measured cells are kept (their
-/// records loaded from disk) when their configuration is unchanged; a cell
-/// whose configuration changed refuses the resume.
+/// The manifest of a run being resumed: measured cells are kept (their rows
+/// read from disk) when their configuration is unchanged; a cell whose
+/// configuration changed refuses the resume.
 fn resume_manifest(
     plan: &Plan,
-    dir: &std::path::Path,
+    dir: &Path,
     old: Manifest,
-    records: &mut HashMap<usize, state::CellRecord>,
-) -> Result<Manifest, String> {
+    overrides: &[Override],
+) -> Result<(Manifest, Vec<CellRecord>), RunError> {
     if old.plan != plan.name {
-        return Err(format!(
-            "{} is a run of plan `{}`, not `{}`",
+        return Err(RunError::Usage(format!(
+            "--resume: {} is a run of plan `{}`, not `{}`",
             dir.display(),
             old.plan,
             plan.name
-        ));
+        )));
     }
-    let rows = crate::report::load_rows(dir, &old);
+    let repeat = if old.overrides.is_empty() {
+        "the run was made without --set overrides; resume it without any".to_string()
+    } else {
+        format!(
+            "the run was made with {}; resume it with exactly those",
+            old.overrides
+                .iter()
+                .map(|o| format!("--set {o}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    let changed_overrides =
+        old.overrides != overrides.iter().map(override_text).collect::<Vec<_>>();
+    let rows = results::load_rows(dir, &old);
     let mut cells = Vec::new();
+    let mut records = Vec::new();
     for c in &plan.cells {
         let prior = old.cells.iter().zip(&rows).find(|(e, _)| e.id == c.id);
         match prior {
             Some((entry, row)) if entry.status.is_measured() => {
                 if entry.hash.as_deref() != Some(c.hash().as_str()) {
-                    return Err(format!(
-                        "cell {} was measured with a different configuration than the plan now gives it; start a new run (or restore the plan)",
+                    let why = if changed_overrides {
+                        repeat.clone()
+                    } else {
+                        "start a new run (or restore the plan)".to_string()
+                    };
+                    return Err(RunError::Usage(format!(
+                        "--resume: cell {} was measured with a different configuration than the plan now gives it; {why}",
                         c.id
-                    ));
+                    )));
                 }
                 if row.metrics.is_empty() {
                     // Measured by the manifest but its folder is gone: measure again.
                     cells.push(new_entry(c));
+                    records.push(CellRecord::default());
                     continue;
                 }
-                records.insert(
-                    c.index,
-                    state::CellRecord {
-                        status: Some(entry.status),
-                        prior: Some(row.clone()),
-                        ..Default::default()
-                    },
-                );
+                records.push(CellRecord {
+                    status: entry.status,
+                    prior: Some(row.clone()),
+                    ..Default::default()
+                });
                 cells.push(entry.clone());
             }
-            _ => cells.push(new_entry(c)),
+            _ => {
+                cells.push(new_entry(c));
+                records.push(CellRecord::default());
+            }
         }
     }
     for e in &old.cells {
         if e.status.is_measured() && !plan.cells.iter().any(|c| c.id == e.id) {
-            return Err(format!(
-                "cell {} was measured, but the plan no longer has it; start a new run (or restore the plan)",
+            return Err(RunError::Usage(format!(
+                "--resume: cell {} was measured, but the plan no longer has it; start a new run (or restore the plan)",
                 e.id
-            ));
+            )));
         }
     }
-    crate::results::clean_stale_temp(dir);
+    results::clean_stale_temp(dir);
+    let kept = records.iter().filter(|r| r.prior.is_some()).count();
     eprintln!(
-        "resuming {}: {} of {} cells already measured",
+        "resuming {}: {kept} of {} cells already measured",
         dir.display(),
-        records.len(),
         plan.cells.len()
     );
-    Ok(Manifest {
-        status: RunStatus::Running,
-        finished: None,
-        plan_hash: plan.hash.clone(),
-        cells,
-        ..old
-    })
+    Ok((
+        Manifest {
+            status: RunStatus::Running,
+            finished: None,
+            plan_hash: plan.hash.clone(),
+            cells,
+            ..old
+        },
+        records,
+    ))
 }
 
 /// One socket per user (or open-model request in flight), and some to spare.
@@ -402,7 +462,7 @@ fn raise_fd_limit(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-async fn watch_signals(cancel: Arc<AtomicBool>) {
+async fn watch_signals(cancel: CancelToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -415,10 +475,10 @@ async fn watch_signals(cancel: Arc<AtomicBool>) {
         _ = term.recv() => {}
     }
     eprintln!("\ninterrupted: stopping load, keeping finished cells (Ctrl-C again to force)");
-    cancel.store(true, Ordering::Relaxed);
+    cancel.cancel();
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    std::process::exit(i32::from(exit_code::INTERRUPTED));
+    std::process::exit(i32::from(crate::exit_code::INTERRUPTED));
 }

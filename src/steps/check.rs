@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::engine::CancelToken;
 use crate::plan::{Check, CheckKind};
-use crate::run::state::RunState;
-use crate::steps::StepError;
+
+use super::{Events, StepContext, StepError, StepOutput};
 
 #[derive(Debug, Clone)]
 pub struct CheckResult {
@@ -15,12 +16,15 @@ pub struct CheckResult {
     pub took: Duration,
 }
 
-pub async fn preflight(state: &RunState) -> Result<(), StepError> {
-    let checks = &state.plan.checks;
-    let mut results = run_all(checks).await;
-    results.extend(backend_checks(&state.plan).await);
+pub async fn preflight(ctx: &StepContext, events: &mut Events) -> Result<StepOutput, StepError> {
+    let checks = &ctx.plan.checks;
+    let mut results = run_all(checks, &ctx.cancel).await;
+    if ctx.cancelled() {
+        return Err(StepError::Interrupted);
+    }
+    results.extend(super::until_cancelled(ctx, backend_checks(&ctx.plan)).await?);
     if results.is_empty() {
-        return Ok(());
+        return Ok(StepOutput::Done);
     }
     let failed = results.iter().filter(|r| !r.ok).count();
     let mut rows = vec![vec!["check".into(), "result".into(), "detail".into()]];
@@ -28,30 +32,27 @@ pub async fn preflight(state: &RunState) -> Result<(), StepError> {
         rows.push(vec![
             r.name.clone(),
             if r.ok { "ok".into() } else { "FAILED".into() },
-            format!(
-                "{} ({:.0} ms)",
-                state.redact(&r.detail),
-                r.took.as_secs_f64() * 1000.0
-            ),
+            format!("{} ({:.0} ms)", r.detail, r.took.as_secs_f64() * 1000.0),
         ]);
-        state
-            .run_event(format!(
-                "preflight {}: {} {}",
-                r.name,
-                if r.ok { "ok" } else { "FAILED" },
-                r.detail
-            ))
-            .await;
+        events.push(format!(
+            "preflight {}: {} {}",
+            r.name,
+            if r.ok { "ok" } else { "FAILED" },
+            r.detail
+        ));
     }
-    let table = crate::commands::table(&rows);
+    let table = crate::report::table(&rows);
     if failed > 0 {
-        eprintln!("preflight failed ({failed} of {}):\n{table}", results.len());
-        return Err(StepError::new(format!(
+        ctx.say(&format!(
+            "preflight failed ({failed} of {}):\n{table}",
+            results.len()
+        ));
+        return Err(StepError::failed(format!(
             "{failed} preflight check(s) failed"
         )));
     }
-    eprintln!("preflight: {} checks passed", results.len());
-    Ok(())
+    ctx.say(&format!("preflight: {} checks passed", results.len()));
+    Ok(StepOutput::Done)
 }
 
 /// Checks the plan implies: the Docker engine is reachable when a cell uses a
@@ -115,10 +116,11 @@ async fn backend_checks(plan: &crate::plan::Plan) -> Vec<CheckResult> {
 }
 
 /// Runs every check concurrently; results in declaration order.
-pub async fn run_all(checks: &[Check]) -> Vec<CheckResult> {
+pub async fn run_all(checks: &[Check], cancel: &CancelToken) -> Vec<CheckResult> {
     let mut set = tokio::task::JoinSet::new();
     for (i, c) in checks.iter().cloned().enumerate() {
-        set.spawn(async move { (i, run_check(&c).await) });
+        let cancel = cancel.clone();
+        set.spawn(async move { (i, run_check(&c, &cancel).await) });
     }
     let mut out: Vec<Option<CheckResult>> = vec![None; checks.len()];
     while let Some(joined) = set.join_next().await {
@@ -129,9 +131,12 @@ pub async fn run_all(checks: &[Check]) -> Vec<CheckResult> {
     out.into_iter().flatten().collect()
 }
 
-pub async fn run_check(check: &Check) -> CheckResult {
+pub async fn run_check(check: &Check, cancel: &CancelToken) -> CheckResult {
     let start = Instant::now();
-    let result = tokio::time::timeout(check.timeout, check_kind(&check.kind)).await;
+    // A command ends its own process group at the timeout; the outer bound
+    // (a little later) is for the other kinds.
+    let bound = check.timeout + Duration::from_millis(200);
+    let result = tokio::time::timeout(bound, check_kind(&check.kind, check.timeout, cancel)).await;
     let (ok, detail) = match result {
         Ok(Ok(detail)) => (true, detail),
         Ok(Err(detail)) => (false, detail),
@@ -145,7 +150,11 @@ pub async fn run_check(check: &Check) -> CheckResult {
     }
 }
 
-async fn check_kind(kind: &CheckKind) -> Result<String, String> {
+async fn check_kind(
+    kind: &CheckKind,
+    timeout: Duration,
+    cancel: &CancelToken,
+) -> Result<String, String> {
     match kind {
         CheckKind::Http {
             url,
@@ -181,12 +190,10 @@ async fn check_kind(kind: &CheckKind) -> Result<String, String> {
             }
         }
         CheckKind::Command { argv, shell, exit } => {
-            let mut cmd = crate::steps::exec::command(argv, *shell);
-            cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
-            let out = cmd
-                .output()
+            let cmd = crate::system::process::command(argv, *shell);
+            let out = crate::system::process::run(cmd, &argv.join(" "), timeout, cancel)
                 .await
-                .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
+                .map_err(|e| e.to_string())?;
             let code = out.status.code().unwrap_or(-1);
             if code == *exit {
                 Ok(format!("`{}` exited {code}", argv.join(" ")))

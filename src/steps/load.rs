@@ -12,29 +12,39 @@ use crate::engine::{
 };
 use crate::plan::spanned::Engine as EngineKind;
 use crate::plan::{Cell, LoadModel, Plan};
-use crate::run::state::{Backend, RunState};
-use crate::steps::StepError;
 use crate::system::SystemSample;
 use crate::system::proc_stats::CpuMeter;
+
+use super::{Events, Measurement, StepContext, StepError, StepOutput};
 
 /// Pre-rendered variants of each body template: templates with `random`
 /// differ per variant; the engine cycles through them.
 const BODY_VARIANTS: usize = 16;
 
-pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
-    let plan = state.plan.clone();
+pub async fn load(
+    ctx: &StepContext,
+    c: usize,
+    events: &mut Events,
+) -> Result<StepOutput, StepError> {
+    let plan = ctx.plan.clone();
     let cell = &plan.cells[c];
     let endpoints = match &cell.load.base_url {
         Some(url) => vec![url.clone()],
-        None => state.backend.lock().await.endpoints(),
+        None => ctx
+            .backend
+            .lock()
+            .await
+            .as_ref()
+            .map(|b| b.endpoints())
+            .unwrap_or_default(),
     };
     if endpoints.is_empty() {
-        return Err(StepError::new(
+        return Err(StepError::failed(
             "no endpoint to send load to: set `load.base_url`",
         ));
     }
     if cell.load.engine == EngineKind::Locust {
-        return locust(state, c, &endpoints).await;
+        return locust(ctx, c, &endpoints, events).await;
     }
     let endpoints = endpoints
         .iter()
@@ -43,6 +53,7 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
     let requests = request_specs(&plan, c)?;
     let label = cell_label(cell);
     let stages = stages(cell);
+    let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
         let mut parts = Vec::new();
         let mut samples = Vec::new();
@@ -61,55 +72,72 @@ pub async fn load(state: &RunState, c: usize) -> Result<(), StepError> {
                 request_timeout: cell.load.timeout,
             };
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
-            let (stats, stage_samples) = run_one(state, spec, &label, repetition, offset).await?;
+            let (stats, stage_samples) = run_one(ctx, spec, &label, repetition, offset).await?;
             samples.extend(stage_samples);
+            let cancelled = stats.cancelled;
             parts.push(stats);
+            if cancelled {
+                break;
+            }
         }
-        let mut stats = combine_sequential(parts);
+        let Some(mut stats) = CellStats::combine_sequential(parts) else {
+            continue;
+        };
         if matches!(cell.load.model, LoadModel::Closed { .. })
             && let Some(w) = closed_model_stall_warning(&stats)
         {
             stats.warnings.push(w);
         }
-        record(state, c, stats, samples).await?;
+        if let Some(m) = record(ctx, stats, samples, events).await {
+            measured.push(m);
+        } else {
+            return Err(StepError::InterruptedWith(measured));
+        }
     }
-    Ok(())
+    Ok(StepOutput::Measured(measured))
 }
 
 /// `engine = "locust"`: the user's locustfile, run by Locust's own master and
 /// workers, ingested into the same statistics.
-async fn locust(state: &RunState, c: usize, endpoints: &[String]) -> Result<(), StepError> {
-    let plan = state.plan.clone();
+async fn locust(
+    ctx: &StepContext,
+    c: usize,
+    endpoints: &[String],
+    events: &mut Events,
+) -> Result<StepOutput, StepError> {
+    let plan = ctx.plan.clone();
     let cell = &plan.cells[c];
     let Some(cfg) = &cell.load.locust else {
-        return Err(StepError::new("engine \"locust\" without a locustfile"));
+        return Err(StepError::failed("engine \"locust\" without a locustfile"));
     };
     let LoadModel::Closed {
         users, spawn_rate, ..
     } = &cell.load.model
     else {
-        return Err(StepError::new(
+        return Err(StepError::failed(
             "engine \"locust\" runs the closed model: set `users`",
         ));
     };
     if endpoints.len() > 1 {
-        state
-            .cell_event(c, format!(
-                "locust targets one host: {} (of {} replica endpoints); put a load balancer in front and set `load.base_url` to spread load",
-                endpoints[0],
-                endpoints.len()
-            ))
-            .await;
+        events.push(format!(
+            "locust targets one host: {} (of {} replica endpoints); put a load balancer in front and set `load.base_url` to spread load",
+            endpoints[0],
+            endpoints.len()
+        ));
     }
     let label = cell_label(cell);
+    let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
         let folder = if cell.timing.repeat > 1 {
             format!("{}-r{}", cell.id, repetition + 1)
         } else {
             cell.id.clone()
         };
-        let work_dir = state.dir.root.join("logs").join("locust").join(folder);
-        std::fs::create_dir_all(&work_dir)?;
+        let work_dir = ctx.dir.root.join("logs").join("locust").join(folder);
+        std::fs::create_dir_all(&work_dir).map_err(|error| crate::results::ResultsError::Io {
+            path: work_dir.clone(),
+            error,
+        })?;
         let mut spec =
             crate::engine::locust::LocustSpec::new(cfg.locustfile.clone(), &endpoints[0], work_dir);
         spec.users = *users;
@@ -127,12 +155,12 @@ async fn locust(state: &RunState, c: usize, endpoints: &[String]) -> Result<(), 
                 "waiting for {} external Locust worker(s): on each load host run `locust --worker -f - --master-host <this host> --master-port 5557` (master bound to {})",
                 spec.workers, spec.master_bind
             );
-            eprintln!("{msg}");
-            state.cell_event(c, msg).await;
+            ctx.say(&msg);
+            events.push(msg);
         }
         let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
         let (stats, samples) = run_sampled(
-            state,
+            ctx,
             &label,
             repetition,
             warmup,
@@ -144,41 +172,51 @@ async fn locust(state: &RunState, c: usize, endpoints: &[String]) -> Result<(), 
             },
         )
         .await?;
-        record(state, c, stats, samples).await?;
+        if let Some(m) = record(ctx, stats, samples, events).await {
+            measured.push(m);
+        } else {
+            return Err(StepError::InterruptedWith(measured));
+        }
     }
-    Ok(())
+    Ok(StepOutput::Measured(measured))
 }
 
-/// Keeps one repetition's statistics and samples; notes a replica that died.
+/// One repetition's measurement, with a replica that died during it noted;
+/// None when the run was stopped before its window ended.
 async fn record(
-    state: &RunState,
-    c: usize,
+    ctx: &StepContext,
     stats: CellStats,
     samples: Vec<SystemSample>,
-) -> Result<(), StepError> {
+    events: &mut Events,
+) -> Option<Measurement> {
     for w in &stats.warnings {
-        state.cell_event(c, format!("engine: {w}")).await;
+        events.push(format!("engine: {w}"));
     }
     if stats.cancelled {
-        return Err(StepError::interrupted());
+        return None;
     }
-    let died = state.backend.lock().await.exited().await;
-    let mut cells = state.cells.lock().await;
-    let rec = cells.entry(c).or_default();
-    rec.runs.push(stats);
-    rec.samples.extend(samples);
-    if let Some(d) = died {
-        let msg = format!("degraded: a replica died during the cell: {d}");
-        rec.degraded.get_or_insert(msg.clone());
-        drop(cells);
-        state.cell_event(c, msg).await;
-    }
-    Ok(())
+    let died = match ctx.backend.lock().await.as_mut() {
+        Some(b) => b.exited().await,
+        None => None,
+    };
+    let degraded = died.map(|d| {
+        let msg = format!(
+            "degraded: a replica died mid-cell, within the {:.0} s measured: {d}",
+            stats.measured_secs
+        );
+        events.push(msg.clone());
+        msg
+    });
+    Some(Measurement {
+        stats,
+        samples,
+        degraded,
+    })
 }
 
 /// The native engine run and a sampler of the system under test, side by side.
 async fn run_one(
-    state: &RunState,
+    ctx: &StepContext,
     spec: LoadSpec,
     label: &str,
     repetition: u64,
@@ -186,7 +224,7 @@ async fn run_one(
 ) -> Result<(CellStats, Vec<SystemSample>), StepError> {
     let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
     run_sampled(
-        state,
+        ctx,
         label,
         repetition,
         warmup,
@@ -202,7 +240,7 @@ async fn run_one(
 /// Runs a blocking engine on its own thread while the system under test is
 /// sampled every second.
 async fn run_sampled<F>(
-    state: &RunState,
+    ctx: &StepContext,
     label: &str,
     repetition: u64,
     warmup: Duration,
@@ -213,7 +251,7 @@ async fn run_sampled<F>(
 where
     F: FnOnce(CancelToken, &dyn Fn(ProgressTick)) -> Result<CellStats, String> + Send + 'static,
 {
-    let cancel = CancelToken::from_flag(state.cancel.clone());
+    let cancel = ctx.cancel.clone();
     let warmup = warmup.as_secs_f64();
     let progress = Progress::new(label.to_string(), total, repetition);
     let engine_task = tokio::task::spawn_blocking(move || {
@@ -221,13 +259,13 @@ where
         progress.finish();
         r
     });
-    let pids = match &*state.backend.lock().await {
-        Backend::Local(l) => l.pids(),
-        _ => Vec::new(),
+    let groups = match ctx.backend.lock().await.as_ref() {
+        Some(b) => b.process_groups(),
+        None => Vec::new(),
     };
-    let mut meters: Vec<(String, CpuMeter)> = pids
+    let mut meters: Vec<(String, CpuMeter)> = groups
         .into_iter()
-        .map(|(l, p)| (l, CpuMeter::new(p)))
+        .map(|(l, p)| (l, CpuMeter::group(p)))
         .collect();
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -245,15 +283,17 @@ where
                         samples.push(SystemSample { t, replica: label.clone(), cpu_pct, mem_bytes });
                     }
                 }
-                if meters.is_empty() {
-                    samples.extend(state.backend.lock().await.sample_containers(t).await);
+                if meters.is_empty()
+                    && let Some(b) = ctx.backend.lock().await.as_mut()
+                {
+                    samples.extend(b.sample(t).await);
                 }
             }
         }
     };
     let stats = stats
-        .map_err(|e| StepError::new(format!("load engine crashed: {e}")))?
-        .map_err(StepError::new)?;
+        .map_err(|e| StepError::failed(format!("load engine crashed: {e}")))?
+        .map_err(StepError::Failed)?;
     Ok((stats, samples))
 }
 
@@ -324,7 +364,7 @@ fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
 
 fn request_specs(plan: &Arc<Plan>, c: usize) -> Result<Vec<RequestSpec>, StepError> {
     let cell = &plan.cells[c];
-    let ctx = crate::run::cell_context(plan, c, None);
+    let ctx = plan.cell_context(c, None);
     let mut out = Vec::new();
     for r in &cell.load.requests {
         let mut bodies: Vec<Bytes> = Vec::new();
@@ -333,7 +373,7 @@ fn request_specs(plan: &Arc<Plan>, c: usize) -> Result<Vec<RequestSpec>, StepErr
                 let body = plan
                     .templates
                     .render(template, &ctx)
-                    .map_err(|e| StepError::new(format!("body of `{}`: {e}", r.name)))?;
+                    .map_err(|e| StepError::failed(format!("body of `{}`: {e}", r.name)))?;
                 let body = Bytes::from(body);
                 if bodies.first() == Some(&body) {
                     break;
@@ -360,45 +400,6 @@ fn request_specs(plan: &Arc<Plan>, c: usize) -> Result<Vec<RequestSpec>, StepErr
         });
     }
     Ok(out)
-}
-
-/// Stages run back to back make one measured window: counts and histograms
-/// merged exactly, timelines laid end to end.
-pub fn combine_sequential(mut parts: Vec<CellStats>) -> CellStats {
-    if parts.len() == 1 {
-        return parts.remove(0);
-    }
-    let measured: f64 = parts.iter().map(|p| p.measured_secs).sum();
-    let mut out = parts.remove(0);
-    let mut offset = out.timeline.len() as u64;
-    let mut cpu_weighted = out.client_cpu_pct * out.measured_secs;
-    for p in parts {
-        out.total.merge(&p.total);
-        for (name, s) in &p.by_name {
-            out.by_name.entry(name.clone()).or_default().merge(s);
-        }
-        for mut row in p.timeline {
-            row.t += offset;
-            out.timeline.push(row);
-        }
-        offset = out.timeline.len() as u64;
-        out.dropped += p.dropped;
-        cpu_weighted += p.client_cpu_pct * p.measured_secs;
-        out.cancelled |= p.cancelled;
-        out.warnings.extend(p.warnings);
-    }
-    out.measured_secs = measured;
-    out.total.finalize(measured);
-    for s in out.by_name.values_mut() {
-        s.finalize(measured);
-    }
-    out.client_cpu_pct = if measured > 0.0 {
-        cpu_weighted / measured
-    } else {
-        0.0
-    };
-    out.client_bound = out.client_cpu_pct >= 90.0;
-    out
 }
 
 pub fn cell_label(cell: &Cell) -> String {

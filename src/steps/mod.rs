@@ -1,91 +1,254 @@
-//! The executor: one function per step kind. Steps report back to the
-//! dispatcher; they never decide what runs next.
+//! The executor: one function per step kind. A step gets what it needs from
+//! the dispatcher as a typed input and hands back a typed output; it never
+//! reads another step's results and never decides what runs next.
 
 pub mod analyze;
-pub mod cell;
 pub mod check;
 pub mod exec;
 pub mod gate;
 pub mod load;
-pub mod report;
 pub mod scale;
 
-use std::time::Duration;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use futures_util::future::LocalBoxFuture;
+use tokio::sync::Mutex;
+
+use crate::analysis::AnalysisResult;
+use crate::engine::{CancelToken, CellStats};
+use crate::plan::Plan;
 use crate::plan::graph::Step;
 use crate::plan::raw::StepKind;
-use crate::run::state::RunState;
+use crate::report::ReportError;
+use crate::results::{Manifest, ResultsError, RunDir, SummaryRow};
+use crate::system::{Backend, BackendError, SystemSample};
 
+/// What every step may use: the plan, the results folder, the stop flag and
+/// the system under test (a resource, not run data).
+pub struct StepContext {
+    pub plan: Arc<Plan>,
+    pub dir: RunDir,
+    pub cancel: CancelToken,
+    pub backend: Mutex<Option<Box<dyn Backend>>>,
+}
+
+impl StepContext {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// A console line, secrets masked.
+    pub fn say(&self, line: &str) {
+        eprintln!("{}", self.dir.redact(line));
+    }
+
+    /// Stops what the run started: called once, after the last step.
+    pub async fn shutdown(&self) -> Vec<String> {
+        match self.backend.lock().await.as_mut() {
+            Some(b) => b.stop_all().await,
+            None => Vec::new(),
+        }
+    }
+}
+
+/// What the dispatcher hands a step.
+#[derive(Debug, Clone, Default)]
+pub enum StepInput {
+    #[default]
+    None,
+    /// analyze: one row per cell of the plan, pending ones included.
+    Rows(Vec<SummaryRow>),
+    /// report: the manifest with the run's final status, and the analysis.
+    Report {
+        manifest: Box<Manifest>,
+        analysis: Box<AnalysisResult>,
+    },
+    /// gate: the analysis, and how many cells were measured and are pending.
+    Gate {
+        analysis: Box<AnalysisResult>,
+        measured: usize,
+        pending: usize,
+    },
+}
+
+/// One repetition's measurement of a cell.
 #[derive(Debug, Clone)]
-pub struct StepError {
-    pub message: String,
-    /// Stop the whole run whatever `on_failure` says (an `abort = true` threshold).
-    pub abort_run: bool,
-    /// The step stopped because the run was interrupted.
-    pub interrupted: bool,
+pub struct Measurement {
+    pub stats: CellStats,
+    pub samples: Vec<SystemSample>,
+    /// A replica died while it ran.
+    pub degraded: Option<String>,
+}
+
+/// What a step produced; the dispatcher records it.
+#[derive(Debug)]
+pub enum StepOutput {
+    Done,
+    /// load: every repetition of the cell.
+    Measured(Vec<Measurement>),
+    /// A file for the cell's folder.
+    CellFile {
+        name: String,
+        bytes: Vec<u8>,
+    },
+    Analysis(Box<AnalysisResult>),
+    Reported,
+    /// gate: how many threshold checks failed.
+    Verdict {
+        failed: usize,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("interrupted")]
+    Interrupted,
+    /// Some repetitions measured before the stop request.
+    #[error("interrupted")]
+    InterruptedWith(Vec<Measurement>),
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Command(#[from] crate::system::process::CommandError),
 }
 
 impl StepError {
-    pub fn new(message: impl Into<String>) -> Self {
-        StepError {
-            message: message.into(),
-            abort_run: false,
-            interrupted: false,
+    pub fn failed(message: impl Into<String>) -> Self {
+        StepError::Failed(message.into())
+    }
+
+    pub fn is_interrupt(&self) -> bool {
+        matches!(
+            self,
+            StepError::Interrupted
+                | StepError::InterruptedWith(_)
+                | StepError::Command(crate::system::process::CommandError::Interrupted)
+        )
+    }
+
+    /// The figures a step measured before it failed, if any.
+    pub fn partial(&mut self) -> Vec<Measurement> {
+        match self {
+            StepError::InterruptedWith(m) => std::mem::take(m),
+            _ => Vec::new(),
         }
     }
 
-    pub fn interrupted() -> Self {
-        StepError {
-            message: "interrupted".into(),
-            abort_run: false,
-            interrupted: true,
-        }
+    /// The results folder can no longer be written: nothing more can be kept.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, StepError::Results(_))
     }
 }
 
-impl<E: std::fmt::Display> From<E> for StepError {
-    fn from(e: E) -> Self {
-        StepError::new(e.to_string())
+/// Event lines a step produced, stamped as they happen.
+#[derive(Debug, Default)]
+pub struct Events(pub Vec<String>);
+
+impl Events {
+    pub fn push(&mut self, line: impl Into<String>) {
+        let stamped = format!(
+            "{} {}",
+            crate::results::timestamp(SystemTime::now()),
+            line.into()
+        );
+        self.0.push(stamped);
     }
 }
 
-pub async fn execute(state: &RunState, step: &Step, cell: Option<usize>) -> Result<(), StepError> {
-    if state.cancelled() {
-        return Err(StepError::interrupted());
+/// A step's result and the events it logged on the way.
+#[derive(Debug)]
+pub struct StepReport {
+    pub result: Result<StepOutput, StepError>,
+    pub events: Vec<String>,
+}
+
+/// Runs one node of the step graph. The dispatcher depends on this trait, so
+/// it can be driven by a stand-in in tests.
+pub trait Executor {
+    fn execute(
+        &self,
+        step: &Step,
+        cell: Option<usize>,
+        input: StepInput,
+    ) -> LocalBoxFuture<'static, StepReport>;
+}
+
+/// The executor of a real run.
+pub struct RunExecutor {
+    pub ctx: Rc<StepContext>,
+}
+
+impl Executor for RunExecutor {
+    fn execute(
+        &self,
+        step: &Step,
+        cell: Option<usize>,
+        input: StepInput,
+    ) -> LocalBoxFuture<'static, StepReport> {
+        let ctx = self.ctx.clone();
+        let step = step.clone();
+        Box::pin(async move {
+            let mut events = Events::default();
+            let result = execute(&ctx, &step, cell, input, &mut events).await;
+            StepReport {
+                result,
+                events: events.0,
+            }
+        })
     }
-    let declared = |cell: Option<usize>| match cell {
-        Some(c) => state.plan.cells[c].steps.get(&step.id).cloned(),
-        None => state.plan.steps.get(&step.id).cloned(),
+}
+
+async fn execute(
+    ctx: &StepContext,
+    step: &Step,
+    cell: Option<usize>,
+    input: StepInput,
+    events: &mut Events,
+) -> Result<StepOutput, StepError> {
+    if ctx.cancelled() {
+        return Err(StepError::Interrupted);
+    }
+    let plan = &ctx.plan;
+    let declared = || match cell {
+        Some(c) => plan.cells[c].steps.get(&step.id).cloned(),
+        None => plan.steps.get(&step.id).cloned(),
     };
-    if let Some(c) = cell {
-        cell::mark_started(state, c).await;
-    }
     match (step.kind, cell) {
-        (StepKind::Check, _) => check::preflight(state).await,
-        (StepKind::Scale, Some(c)) => scale::scale(state, c).await,
-        (StepKind::Ready, Some(c)) => scale::ready(state, c).await,
-        (StepKind::Load, Some(c)) => load::load(state, c).await,
+        (StepKind::Check, _) => check::preflight(ctx, events).await,
+        (StepKind::Scale, Some(c)) => scale::scale(ctx, c, events).await,
+        (StepKind::Ready, Some(c)) => scale::ready(ctx, c, events).await,
+        (StepKind::Load, Some(c)) => load::load(ctx, c, events).await,
         (StepKind::Sleep, _) => {
-            let duration = match (declared(cell), cell) {
+            let duration = match (declared(), cell) {
                 (Some(cfg), _) => cfg.duration.unwrap_or_default(),
-                (None, Some(c)) => state.plan.cells[c].timing.cooldown,
+                (None, Some(c)) => plan.cells[c].timing.cooldown,
                 (None, None) => Duration::ZERO,
             };
-            sleep(state, duration).await
+            sleep(ctx, duration).await.map(|()| StepOutput::Done)
         }
         (StepKind::Exec, _) => {
-            let cfg = declared(cell).ok_or_else(|| StepError::new("exec step without settings"))?;
-            exec::exec(state, &step.id, &cfg, cell).await
+            let cfg = declared().ok_or_else(|| StepError::failed("exec step without settings"))?;
+            exec::exec(ctx, &step.id, &cfg, events).await
         }
         (StepKind::Scrape, _) => {
             let cfg =
-                declared(cell).ok_or_else(|| StepError::new("scrape step without settings"))?;
-            exec::scrape(state, &step.id, &cfg, cell).await
+                declared().ok_or_else(|| StepError::failed("scrape step without settings"))?;
+            exec::scrape(ctx, &step.id, &cfg, cell).await
         }
-        (StepKind::Analyze, _) => analyze::analyze(state).await,
-        (StepKind::Report, _) => report::report(state, declared(None).as_ref(), false).await,
-        (StepKind::Gate, _) => gate::gate(state).await,
-        (kind, None) => Err(StepError::new(format!(
+        (StepKind::Analyze, _) => analyze::analyze(ctx, input),
+        (StepKind::Report, _) => analyze::report(ctx, declared().as_ref(), input),
+        (StepKind::Gate, _) => gate::gate(ctx, input),
+        (kind, None) => Err(StepError::failed(format!(
             "a `{}` step runs per cell; set per_cell = true",
             crate::plan::graph::kind_name(kind)
         ))),
@@ -93,14 +256,30 @@ pub async fn execute(state: &RunState, step: &Step, cell: Option<usize>) -> Resu
 }
 
 /// Sleeps, waking early when the run is interrupted.
-pub async fn sleep(state: &RunState, duration: Duration) -> Result<(), StepError> {
+pub async fn sleep(ctx: &StepContext, duration: Duration) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + duration;
     while tokio::time::Instant::now() < deadline {
-        if state.cancelled() {
-            return Err(StepError::interrupted());
+        if ctx.cancelled() {
+            return Err(StepError::Interrupted);
         }
         let left = deadline - tokio::time::Instant::now();
-        tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+        tokio::time::sleep(left.min(Duration::from_millis(50))).await;
     }
     Ok(())
+}
+
+/// Runs `fut` until it finishes or the run is interrupted (checked every 50 ms).
+pub async fn until_cancelled<T>(
+    ctx: &StepContext,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, StepError> {
+    let watch = async {
+        while !ctx.cancelled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        out = fut => Ok(out),
+        () = watch => Err(StepError::Interrupted),
+    }
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use bollard::models::ContainerSummary;
 
+use super::BackendError;
 use super::docker::summary_name;
 use super::engine::{Fleet, Replica, connect_engine, containers_with};
-use super::{BackendError, SystemSample};
-use crate::plan::{Compose, Ready};
+use crate::plan::Compose;
 
 const PROJECT_LABEL: &str = "com.docker.compose.project";
 const SERVICE_LABEL: &str = "com.docker.compose.service";
@@ -91,30 +91,12 @@ impl ComposeBackend {
         Ok(lines(&output))
     }
 
-    /// One per replica publishing a TCP port on the loopback or all
-    /// interfaces: `http://127.0.0.1:<host port>`.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.fleet.endpoints()
-    }
-
     pub fn replicas(&self) -> &[Replica] {
         self.fleet.replicas()
     }
 
     pub fn project(&self) -> Option<&str> {
         self.project.as_deref()
-    }
-
-    pub async fn wait_ready(&mut self, ready: &Ready) -> Result<Duration, String> {
-        self.fleet.wait_ready(ready).await
-    }
-
-    pub async fn sample(&mut self, t: f64) -> Vec<SystemSample> {
-        self.fleet.sample(t).await
-    }
-
-    pub async fn exited(&mut self) -> Option<String> {
-        self.fleet.exited().await
     }
 
     /// `down` if this run brought the project up, else scales the service
@@ -272,4 +254,24 @@ fn lines(output: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(|l| format!("compose: {l}"))
         .collect()
+}
+
+impl super::backend::OnFleet for ComposeBackend {
+    const KIND: crate::plan::spanned::Backend = crate::plan::spanned::Backend::Compose;
+
+    fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    fn fleet_mut(&mut self) -> &mut Fleet {
+        &mut self.fleet
+    }
+
+    async fn scale_to(&mut self, n: usize) -> Result<Vec<String>, BackendError> {
+        self.scale(n).await
+    }
+
+    async fn stop(&mut self) -> Vec<String> {
+        self.stop_all().await
+    }
 }

@@ -3,18 +3,17 @@
 //! difference and a later run finds containers an earlier one kept.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, PortBinding};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 
+use super::BackendError;
 use super::engine::{
     Fleet, Replica, api, connect_engine, containers_with, force_remove, is_not_found,
     stop_and_remove,
 };
-use super::{BackendError, SystemSample};
-use crate::plan::{Docker as DockerSpec, Ready};
+use crate::plan::Docker as DockerSpec;
 
 pub const SERVICE_LABEL: &str = "loadmatrix.service";
 pub const REPLICA_LABEL: &str = "loadmatrix.replica";
@@ -103,30 +102,9 @@ impl DockerBackend {
         Ok(events)
     }
 
-    pub fn endpoints(&self) -> Vec<String> {
-        self.fleet.endpoints()
-    }
-
     /// The replica containers, by index.
     pub fn replicas(&self) -> &[Replica] {
         self.fleet.replicas()
-    }
-
-    /// Waits until every replica is ready: Docker's health status when the
-    /// image has a healthcheck, else the plan's readiness probe.
-    pub async fn wait_ready(&mut self, ready: &Ready) -> Result<Duration, String> {
-        self.fleet.wait_ready(ready).await
-    }
-
-    /// One sample per running replica from the engine's stats.
-    pub async fn sample(&mut self, t: f64) -> Vec<SystemSample> {
-        self.fleet.sample(t).await
-    }
-
-    /// A replica that died since the last call: its index, exit status and
-    /// last 20 log lines.
-    pub async fn exited(&mut self) -> Option<String> {
-        self.fleet.exited().await
     }
 
     /// Stops and removes every container of the service, unless the plan
@@ -421,5 +399,25 @@ mod tests {
         assert_eq!(only_tcp_port(&["53/udp".into()]), None);
         assert_eq!(only_tcp_port(&["80/tcp".into(), "443/tcp".into()]), None);
         assert_eq!(only_tcp_port(&[]), None);
+    }
+}
+
+impl super::backend::OnFleet for DockerBackend {
+    const KIND: crate::plan::spanned::Backend = crate::plan::spanned::Backend::Docker;
+
+    fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    fn fleet_mut(&mut self) -> &mut Fleet {
+        &mut self.fleet
+    }
+
+    async fn scale_to(&mut self, n: usize) -> Result<Vec<String>, BackendError> {
+        self.scale(n).await
+    }
+
+    async fn stop(&mut self) -> Vec<String> {
+        self.stop_all().await
     }
 }

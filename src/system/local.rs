@@ -1,15 +1,17 @@
 //! `backend = "local"`: replica processes on free loopback ports.
 //!
-//! Replicas get their own process group (a Ctrl-C at the terminal reaches
-//! loadmatrix alone, which then stops load before replicas) and a parent-death
-//! signal, so they die with loadmatrix even when it is SIGKILLed. The death
-//! signal follows the spawning *thread*: spawn only from the thread that lives
-//! for the whole run (the dispatcher's).
+//! Each replica runs under `loadmatrix supervise` (see `supervise.rs`) as the
+//! leader of its own process group: a Ctrl-C at the terminal reaches
+//! loadmatrix alone, which stops load before replicas; stopping a replica
+//! stops its whole group; and the group goes when loadmatrix dies, even by
+//! SIGKILL. The parent-death signal follows the spawning *thread*: spawn only
+//! from the thread that lives for the whole run (the dispatcher's).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,8 @@ struct Replica {
 pub struct LocalBackend {
     replicas: Vec<Replica>,
     log_dir: PathBuf,
+    /// Masked in replica output before it is written.
+    secrets: Vec<String>,
 }
 
 /// A port the kernel just handed out on 127.0.0.1.
@@ -41,10 +45,11 @@ pub fn free_port() -> Result<u16, BackendError> {
 }
 
 impl LocalBackend {
-    pub fn new(log_dir: &Path) -> Self {
+    pub fn new(log_dir: &Path, secrets: Vec<String>) -> Self {
         LocalBackend {
             replicas: Vec::new(),
             log_dir: log_dir.to_path_buf(),
+            secrets,
         }
     }
 
@@ -93,10 +98,12 @@ impl LocalBackend {
             })?;
             if argv != r.argv || *env != r.env {
                 let status = stop(&mut r.child);
-                r.child = spawn(&argv, env, &r.log).map_err(|error| BackendError::Spawn {
-                    replica: r.index,
-                    command: argv.join(" "),
-                    error,
+                r.child = spawn(&argv, env, &r.log, &self.secrets).map_err(|error| {
+                    BackendError::Spawn {
+                        replica: r.index,
+                        command: argv.join(" "),
+                        error,
+                    }
                 })?;
                 events.push(format!(
                     "restarted replica {} on port {} with a new command ({status}): {}",
@@ -130,11 +137,12 @@ impl LocalBackend {
                 message,
             })?;
             let log = self.log_dir.join(format!("replica-{index}.log"));
-            let child = spawn(&argv, env, &log).map_err(|error| BackendError::Spawn {
-                replica: index,
-                command: argv.join(" "),
-                error,
-            })?;
+            let child =
+                spawn(&argv, env, &log, &self.secrets).map_err(|error| BackendError::Spawn {
+                    replica: index,
+                    command: argv.join(" "),
+                    error,
+                })?;
             events.push(format!(
                 "started replica {index} on port {port} (pid {}): {}",
                 child.id(),
@@ -160,7 +168,7 @@ impl LocalBackend {
             .collect()
     }
 
-    /// (replica label, pid) of every running replica.
+    /// (replica label, process group) of every running replica.
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.replicas
             .iter()
@@ -198,50 +206,70 @@ impl Drop for LocalBackend {
     }
 }
 
-fn spawn(argv: &[String], env: &IndexMap<String, String>, log: &Path) -> std::io::Result<Child> {
-    let Some((program, args)) = argv.split_first() else {
+/// Starts `argv` under a supervisor that leads a new process group.
+fn spawn(
+    argv: &[String],
+    env: &IndexMap<String, String>,
+    log: &Path,
+    secrets: &[String],
+) -> std::io::Result<Child> {
+    if argv.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "empty command",
         ));
-    };
-    let program = if program == "loadmatrix" {
-        std::env::current_exe()?
-    } else {
-        PathBuf::from(program)
-    };
-    let out = OpenOptions::new().create(true).append(true).open(log)?;
-    let err = out.try_clone()?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    }
+    // The log exists (and its folder is writable) before the supervisor starts.
+    OpenOptions::new().create(true).append(true).open(log)?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("supervise")
+        .arg("--log")
+        .arg(log)
+        .arg("--")
+        .args(argv)
         .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .process_group(0);
     super::die_with_parent(&mut cmd);
-    cmd.spawn()
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let mut text = secrets.join("\n");
+        text.push('\n');
+        stdin.write_all(text.as_bytes())?;
+    }
+    Ok(child)
 }
 
-/// SIGTERM, up to 5 s to finish in-flight work, then SIGKILL.
+/// SIGTERM to the supervisor, which stops the replica's group within its
+/// grace period; SIGKILL to the whole group if it is still there after that.
 fn stop(child: &mut Child) -> String {
     if let Ok(Some(status)) = child.try_wait() {
         return format!("had already exited ({status})");
     }
+    let pgid = child.id() as i32;
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
+        libc::kill(pgid, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + super::supervise::STOP_GRACE + Duration::from_secs(1);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
             return format!("exited ({status})");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
+    // SAFETY: kill(2) on the process group our child leads.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
     let _ = child.wait();
-    "killed after 5s".into()
+    format!(
+        "killed after {}s",
+        super::supervise::STOP_GRACE.as_secs() + 1
+    )
 }
 
 /// The last `lines` lines of a log file.

@@ -1,14 +1,19 @@
 //! Backends for the system under test: they scale replicas, report their
 //! endpoints and sample their CPU and memory.
 
+pub mod backend;
 pub mod compose;
 pub mod docker;
 pub mod docker_image;
 pub mod engine;
 pub mod local;
 pub mod proc_stats;
+pub mod process;
 pub mod ready;
+pub mod supervise;
 pub mod swarm;
+
+pub use backend::{Backend, ScaleRequest};
 
 /// Makes a child die with this process: SIGKILL on the parent's death
 /// (PR_SET_PDEATHSIG). The signal follows the *thread* that spawns, so spawn
@@ -49,7 +54,7 @@ pub enum BackendError {
         command: String,
         error: std::io::Error,
     },
-    #[error("replica {replica} exited during start-up ({status}); last output:\n{tail}")]
+    #[error("replica {replica} exited ({status}); last output:\n{tail}")]
     ExitedEarly {
         replica: usize,
         status: String,

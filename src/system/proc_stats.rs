@@ -15,35 +15,95 @@ fn page_size() -> u64 {
     if p > 0 { p as u64 } else { 4096 }
 }
 
-/// utime + stime in ticks and RSS in bytes of `pid`, or None once it is gone.
-pub fn read(pid: u32) -> Option<(u64, u64)> {
+/// The fields of /proc/PID/stat after the command name: [0] is the state,
+/// [2] the process group, [11]/[12] utime/stime, [21] RSS pages.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; fields resume after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // after ')' the fields start at index 3 (state); utime is field 14 overall
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// utime + stime in ticks and RSS in bytes of `pid`, or None once it is gone.
+pub fn read(pid: u32) -> Option<(u64, u64)> {
+    let fields = stat_fields(pid)?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let rss_pages: u64 = fields.get(21)?.parse().ok()?;
     Some((utime + stime, rss_pages * page_size()))
 }
 
-/// CPU % of one process between successive calls (100% = one core).
+/// Live (not zombie) processes of process group `pgid`.
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(*pid).is_some_and(|f| {
+                f.first().map(String::as_str) != Some("Z")
+                    && f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+            })
+        })
+        .collect()
+}
+
+/// CPU ticks and RSS summed over a process group; None once it is empty.
+pub fn read_group(pgid: u32) -> Option<(u64, u64)> {
+    let mut total: Option<(u64, u64)> = None;
+    for pid in group_pids(pgid) {
+        if let Some((ticks, rss)) = read(pid) {
+            let t = total.get_or_insert((0, 0));
+            t.0 += ticks;
+            t.1 += rss;
+        }
+    }
+    total
+}
+
+/// CPU % of one process, or of a whole process group, between successive
+/// calls (100% = one core).
 #[derive(Debug)]
 pub struct CpuMeter {
     pid: u32,
+    group: bool,
     last: Option<(Instant, u64)>,
 }
 
 impl CpuMeter {
     pub fn new(pid: u32) -> Self {
         let last = read(pid).map(|(ticks, _)| (Instant::now(), ticks));
-        CpuMeter { pid, last }
+        CpuMeter {
+            pid,
+            group: false,
+            last,
+        }
+    }
+
+    /// A meter over every process of the group `pgid` leads: a replica's
+    /// supervisor, its command and whatever that command started.
+    pub fn group(pgid: u32) -> Self {
+        let last = read_group(pgid).map(|(ticks, _)| (Instant::now(), ticks));
+        CpuMeter {
+            pid: pgid,
+            group: true,
+            last,
+        }
+    }
+
+    fn read(&self) -> Option<(u64, u64)> {
+        if self.group {
+            read_group(self.pid)
+        } else {
+            read(self.pid)
+        }
     }
 
     /// CPU % since the previous sample and current RSS; None when the process is gone.
     pub fn sample(&mut self) -> Option<(f64, u64)> {
-        let (ticks, rss) = read(self.pid)?;
+        let (ticks, rss) = self.read()?;
         let now = Instant::now();
         let pct = match self.last {
             Some((t0, k0)) => {

@@ -10,9 +10,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{ListTasksOptionsBuilder, UpdateServiceOptionsBuilder};
 
+use super::BackendError;
 use super::engine::{Fleet, Replica, api, connect_engine, is_not_found};
-use super::{BackendError, SystemSample};
-use crate::plan::Ready;
 
 /// How long a scale may take until the running tasks match.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -91,7 +90,7 @@ impl SwarmBackend {
 
     /// One endpoint per published port on 127.0.0.1 (not per replica: the
     /// routing mesh balances).
-    pub fn endpoints(&self) -> Vec<String> {
+    fn published_endpoints(&self) -> Vec<String> {
         self.published
             .iter()
             .map(|p| format!("http://127.0.0.1:{p}"))
@@ -101,19 +100,6 @@ impl SwarmBackend {
     /// Running task containers on this node, by slot.
     pub fn replicas(&self) -> &[Replica] {
         self.fleet.replicas()
-    }
-
-    pub async fn wait_ready(&mut self, ready: &Ready) -> Result<Duration, String> {
-        self.fleet.wait_ready(ready).await
-    }
-
-    pub async fn sample(&mut self, t: f64) -> Vec<SystemSample> {
-        self.fleet.sample(t).await
-    }
-
-    /// A task container that died since the last call (swarm replaces it).
-    pub async fn exited(&mut self) -> Option<String> {
-        self.fleet.exited().await
     }
 
     /// Scales the service back to its replicas before the run.
@@ -255,4 +241,28 @@ fn replicas_of(svc: &Service) -> Option<u64> {
 
 fn task_state(t: &Task) -> Option<TaskState> {
     t.status.as_ref()?.state
+}
+
+impl super::backend::OnFleet for SwarmBackend {
+    const KIND: crate::plan::spanned::Backend = crate::plan::spanned::Backend::Swarm;
+
+    fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    fn fleet_mut(&mut self) -> &mut Fleet {
+        &mut self.fleet
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.published_endpoints()
+    }
+
+    async fn scale_to(&mut self, n: usize) -> Result<Vec<String>, BackendError> {
+        self.scale(n).await
+    }
+
+    async fn stop(&mut self) -> Vec<String> {
+        self.stop_all().await
+    }
 }

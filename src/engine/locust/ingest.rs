@@ -222,7 +222,8 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
     if !out.measure_started {
         warnings.push("the measured window never started".into());
     }
-    let client_bound = ctx.client_bound || client_cpu_pct >= 90.0;
+    let client_bound =
+        ctx.client_bound || client_cpu_pct >= crate::engine::stats::CLIENT_BOUND_CPU_PCT;
     if ctx.client_bound {
         warnings.push(
             "a Locust process logged CPU usage above 90%: the load generator may be the bottleneck"

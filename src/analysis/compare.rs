@@ -1,16 +1,9 @@
-//! `loadmatrix compare BASE NEW`: per-cell RPS and p95 deltas between two runs,
-//! a regression gate for CI.
+//! Per-cell RPS and p95 deltas between two runs: the regression gate of
+//! `loadmatrix compare`.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use crate::exit_code;
-use crate::steps::analyze::SummaryRow;
-
-fn rows(dir: &Path) -> Result<Vec<SummaryRow>, String> {
-    let manifest = crate::report::read_manifest(dir)?;
-    Ok(crate::report::load_rows(dir, &manifest))
-}
+use crate::results::SummaryRow;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delta {
@@ -98,28 +91,4 @@ pub fn markdown(deltas: &[Delta], unmatched: &[String], max_regression_pct: f64)
         deltas.len()
     );
     out
-}
-
-pub fn compare_command(base: &Path, new: &Path, max_regression: &str) -> u8 {
-    let bound = match crate::plan::units::parse_percent(max_regression) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: --max-regression: {e}");
-            return exit_code::INVALID;
-        }
-    };
-    let (b, n) = match (rows(base), rows(new)) {
-        (Ok(b), Ok(n)) => (b, n),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return exit_code::INVALID;
-        }
-    };
-    let (d, unmatched) = deltas(&b, &n, bound);
-    print!("{}", markdown(&d, &unmatched, bound));
-    if d.iter().any(|d| d.regressed) {
-        exit_code::THRESHOLD_FAILED
-    } else {
-        exit_code::OK
-    }
 }

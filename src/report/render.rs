@@ -1,15 +1,31 @@
 //! Reports: the plan's templates (or the embedded defaults) rendered over the
-//! summary, threshold results and cells.
+//! summary, threshold results and cells; summary.csv, summary.json,
+//! junit.xml and the chart files beside them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use minijinja::Value;
 
-use crate::plan::{Plan, ReportTemplate, StepConfig};
-use crate::results::{Manifest, RunDir};
-use crate::run::state::RunState;
-use crate::steps::StepError;
-use crate::steps::analyze::AnalysisResult;
+use super::charts::Chart;
+use crate::analysis::AnalysisResult;
+use crate::plan::{Plan, ReportTemplate};
+use crate::results::{Manifest, ResultsError, RunDir, summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error("cannot read report template {}: {error}", path.display())]
+    ReadTemplate {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("no embedded template `{0}`")]
+    NoEmbedded(String),
+    /// "report template FILE:LINE: `expr` is undefined" and the like.
+    #[error("{0}")]
+    Template(String),
+}
 
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
@@ -26,58 +42,17 @@ pub fn embedded(name: &str) -> Option<&'static str> {
     EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
-/// `step_summary`: also append report.md to `$GITHUB_STEP_SUMMARY` (done once,
-/// by the final rendering of a run).
-pub async fn report(
-    state: &RunState,
-    declared: Option<&StepConfig>,
-    step_summary: bool,
-) -> Result<(), StepError> {
-    let analysis = state.analysis.lock().await.clone().unwrap_or_default();
-    let manifest = state.manifest.lock().await.clone();
-    let specs: Vec<(ReportTemplate, String)> = match declared {
-        Some(cfg) => vec![(
-            match &cfg.template {
-                Some(p) if p.is_file() => ReportTemplate::File(p.clone()),
-                Some(p) => ReportTemplate::Embedded(
-                    p.file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
-                None => ReportTemplate::Embedded("summary.md.j2".into()),
-            },
-            cfg.output.clone().unwrap_or_else(|| "report.md".into()),
-        )],
-        None => state
-            .plan
-            .reports
-            .iter()
-            .map(|r| (r.template.clone(), r.output.clone()))
-            .collect(),
-    };
-    render_reports(
-        &state.dir,
-        &state.plan,
-        &manifest,
-        &analysis,
-        &state.secrets,
-        &specs,
-        step_summary,
-    )
-    .map_err(StepError::new)
-}
-
 /// Renders each (template, output) into the run folder.
 pub fn render_reports(
     dir: &RunDir,
     plan: &Plan,
     manifest: &Manifest,
     analysis: &AnalysisResult,
-    secrets: &[String],
     specs: &[(ReportTemplate, String)],
     step_summary: bool,
-) -> Result<(), String> {
-    let status = format!("{:?}", manifest.status).to_lowercase();
+) -> Result<(), ReportError> {
+    let status = manifest.status.as_str();
+    let charts = super::charts::charts(&analysis.analysis, &plan.axes);
     let cells = crate::report::cells::cell_contexts(&dir.root, manifest);
     let ctx = minijinja::context! {
         plan => minijinja::context! {
@@ -102,32 +77,32 @@ pub fn render_reports(
         findings => Value::from(minijinja::value::Serde(&analysis.analysis.findings)),
         recommendations => Value::from(minijinja::value::Serde(&analysis.analysis.recommendations)),
         scaling => Value::from(minijinja::value::Serde(&analysis.analysis.scaling)),
-        charts => Value::from(minijinja::value::Serde(&analysis.charts)),
+        charts => Value::from(minijinja::value::Serde(&charts)),
         slo => Value::from(minijinja::value::Serde(&plan.analysis.slo)),
     };
     for (template, output) in specs {
         let (name, source) = match template {
             ReportTemplate::File(p) => (
                 p.display().to_string(),
-                std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read report template {}: {e}", p.display()))?,
+                std::fs::read_to_string(p).map_err(|error| ReportError::ReadTemplate {
+                    path: p.clone(),
+                    error,
+                })?,
             ),
             ReportTemplate::Embedded(n) => (
                 n.clone(),
                 embedded(n)
-                    .ok_or_else(|| format!("no embedded template `{n}`"))?
+                    .ok_or_else(|| ReportError::NoEmbedded(n.clone()))?
                     .to_string(),
             ),
         };
         let text = plan
             .templates
             .render(&source, &ctx)
-            .map_err(|e| template_error(&name, &source, &e))?;
-        let text = crate::plan::template::redact(&text, secrets);
-        dir.write(output, text.as_bytes())
-            .map_err(|e| format!("cannot write {output}: {e}"))?;
+            .map_err(|e| ReportError::Template(template_error(&name, &source, &e)))?;
+        dir.write(output, text.as_bytes())?;
         if step_summary && output == "report.md" {
-            append_step_summary(&text);
+            append_step_summary(&dir.redact(&text));
         }
     }
     // One page per measured cell, beside its files.
@@ -141,11 +116,42 @@ pub fn render_reports(
         let text = plan
             .templates
             .render(cell_template, &cell_ctx)
-            .map_err(|e| template_error("cell.md.j2", cell_template, &e))?;
-        let text = crate::plan::template::redact(&text, secrets);
-        let path = dir.cell_dir(id).join("cell.md");
-        crate::results::write_atomic(&path, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| ReportError::Template(template_error("cell.md.j2", cell_template, &e)))?;
+        dir.write_in_cell(id, "cell.md", text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// summary.csv, summary.json, junit.xml and the chart files of an analysis.
+pub fn write_summary(
+    dir: &RunDir,
+    plan: &Plan,
+    result: &AnalysisResult,
+) -> Result<(), ReportError> {
+    let charts: Vec<Chart> = super::charts::charts(&result.analysis, &plan.axes);
+    dir.write(
+        "summary.csv",
+        summary::summary_csv(&plan.axes, &result.rows).as_bytes(),
+    )?;
+    let json = serde_json::json!({
+        "plan": plan.name,
+        "run": dir.id(),
+        "columns": summary::METRIC_COLUMNS,
+        "rows": result.rows,
+        "findings": result.analysis.findings,
+        "recommendations": result.analysis.recommendations,
+        "scaling": result.analysis.scaling,
+        "thresholds": result.thresholds,
+    });
+    let mut text = serde_json::to_vec_pretty(&json).unwrap_or_default();
+    text.push(b'\n');
+    dir.write("summary.json", &text)?;
+    dir.write(
+        "junit.xml",
+        super::junit::junit_xml(&plan.name, &result.thresholds).as_bytes(),
+    )?;
+    for chart in &charts {
+        dir.write(&format!("{}.svg", chart.id), chart.svg.as_bytes())?;
     }
     Ok(())
 }

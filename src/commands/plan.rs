@@ -1,112 +1,68 @@
-//! One function per subcommand; each returns the process exit code.
+//! `loadmatrix validate` and `loadmatrix plan`: the plan checked, expanded
+//! and previewed; no traffic.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command, PlanFormat};
-use crate::exit_code;
+use crate::cli::PlanFormat;
+use crate::error::RunError;
 use crate::plan::units::format_duration;
-use crate::plan::{self, LoadModel, LoadOptions, Override, Plan, PlanError};
+use crate::plan::{self, LoadModel, LoadOptions, Plan};
+use crate::report::table;
 
-pub fn run(cli: Cli) -> u8 {
-    match cli.command {
-        Command::Run(args) => crate::run::run(args),
-        Command::Report { run_dir, template } => {
-            crate::report::report_command(&run_dir, template.as_deref())
-        }
-        Command::Compare {
-            base,
-            new,
-            max_regression,
-        } => crate::compare::compare_command(&base, &new, &max_regression),
-        Command::Validate { plans, set } => validate(&plans, &set),
-        Command::Plan { plan, format, set } => show_plan(&plan, format, &set),
-        Command::Schema => {
-            print!("{}", plan::json_schema());
-            exit_code::OK
-        }
-        Command::DemoImage { tag } => match crate::system::docker_image::demo_image_command(&tag) {
-            Ok(()) => {
-                eprintln!("built image {tag}");
-                exit_code::OK
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit_code::RUN_FAILED
-            }
-        },
-        Command::DemoTarget(args) => match crate::demo_target::run(args) {
-            Ok(()) => exit_code::OK,
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit_code::INVALID
-            }
-        },
-    }
-}
-
-pub fn parse_overrides(set: &[String]) -> Result<Vec<Override>, String> {
-    set.iter().map(|s| Override::parse(s)).collect()
-}
-
-fn load_or_report(path: &Path, set: &[String]) -> Result<Plan, u8> {
-    let overrides = parse_overrides(set).map_err(|e| {
-        eprintln!("error: {e}");
-        exit_code::INVALID
-    })?;
-    plan::load(
+fn load(path: &Path, set: &[String]) -> Result<Plan, RunError> {
+    let overrides = crate::run::parse_overrides(set)?;
+    Ok(plan::load(
         path,
         LoadOptions {
             overrides,
             ..Default::default()
         },
-    )
-    .map_err(|e| {
-        eprint!("{}", render_plan_error(&e));
-        exit_code::INVALID
-    })
+    )?)
 }
 
-pub fn render_plan_error(e: &PlanError) -> String {
-    match e {
-        PlanError::Read { .. } => format!("error: {e}\n"),
-        PlanError::Invalid(diags) => crate::diagnostic::render_all(diags),
-    }
-}
-
-fn validate(plans: &[std::path::PathBuf], set: &[String]) -> u8 {
-    let mut code = exit_code::OK;
+pub fn validate(plans: &[PathBuf], set: &[String]) -> Result<(), RunError> {
+    let mut first_error = None;
     for path in plans {
-        match load_or_report(path, set) {
+        match load(path, set) {
             Ok(p) => println!(
                 "ok: {} ({} cell{})",
                 path.display(),
                 p.cells.len(),
                 if p.cells.len() == 1 { "" } else { "s" }
             ),
-            Err(c) => code = c,
+            Err(e) => {
+                e.print();
+                first_error.get_or_insert(e);
+            }
         }
     }
-    code
+    match first_error {
+        Some(e) => Err(RunError::Shown(e.exit_code())),
+        None => Ok(()),
+    }
 }
 
-fn show_plan(path: &Path, format: PlanFormat, set: &[String]) -> u8 {
-    let plan = match load_or_report(path, set) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+pub fn show(
+    path: &Path,
+    format: PlanFormat,
+    set: &[String],
+    only: Option<&str>,
+) -> Result<(), RunError> {
+    let plan = load(path, set)?;
+    let selected = only.map(|o| crate::run::select(&plan, o)).transpose()?;
     let text = match format {
         PlanFormat::Dot => plan.graph.to_dot(plan.cells.len()),
-        PlanFormat::Text => plan_text(&plan),
+        PlanFormat::Text => plan_text(&plan, selected.as_deref()),
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
-    exit_code::OK
+    Ok(())
 }
 
 /// The dry-run listing: cells table, step graph, estimate.
-pub fn plan_text(plan: &Plan) -> String {
+pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
     let mut out = String::new();
     let n = plan.cells.len();
     let _ = writeln!(
@@ -138,6 +94,9 @@ pub fn plan_text(plan: &Plan) -> String {
             .iter()
             .map(|s| s.to_string()),
     );
+    if selected.is_some() {
+        header.push("selected".into());
+    }
     let mut rows = vec![header];
     for c in &plan.cells {
         let mut row = vec![(c.index + 1).to_string(), c.id.clone()];
@@ -167,6 +126,9 @@ pub fn plan_text(plan: &Plan) -> String {
             format_duration(c.timing.cooldown),
             c.timing.repeat.to_string(),
         ]);
+        if let Some(sel) = selected {
+            row.push(if sel[c.index] { "yes" } else { "-" }.to_string());
+        }
         rows.push(row);
     }
     out.push_str(&table(&rows));
@@ -175,7 +137,19 @@ pub fn plan_text(plan: &Plan) -> String {
         "\nsteps (in dependency order; per-cell steps run for each cell, one cell at a time):"
     );
     out.push_str(&plan.graph.to_text());
-    let total = plan.estimated_wall_time();
+    let (total, n) = match selected {
+        Some(sel) => {
+            let chosen: Vec<&plan::Cell> = plan.cells.iter().filter(|c| sel[c.index]).collect();
+            let _ = writeln!(
+                out,
+                "\n--only selects {} of {} cells; the others stay pending.",
+                chosen.len(),
+                plan.cells.len()
+            );
+            (chosen.iter().map(|c| c.wall_time()).sum(), chosen.len())
+        }
+        None => (plan.estimated_wall_time(), n),
+    };
     let _ = writeln!(
         out,
         "\nestimated wall time: {} ({n} cell{} of warm-up + measure + cool-down, times repeat; scaling and readiness come on top)",
@@ -192,28 +166,4 @@ fn format_duration_rounded(d: std::time::Duration) -> String {
     } else {
         format_duration(d)
     }
-}
-
-/// Left-aligned columns separated by two spaces.
-pub fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
 }

@@ -1,0 +1,67 @@
+//! Reading a run folder back: the manifest, each cell's stats.json and
+//! events, the summary rows of a partial or finished run.
+
+use std::path::{Path, PathBuf};
+
+use super::ResultsError;
+use super::manifest::{CellStatus, Manifest};
+use super::record::StatsFile;
+use super::summary::SummaryRow;
+
+pub fn read_manifest(dir: &Path) -> Result<Manifest, ResultsError> {
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path).map_err(|error| ResultsError::NotARun {
+        dir: dir.to_path_buf(),
+        error,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ResultsError::Damaged {
+        path,
+        message: e.to_string(),
+    })
+}
+
+pub fn cell_folder(dir: &Path, id: &str) -> PathBuf {
+    dir.join("cells").join(id)
+}
+
+/// A cell's stats.json, when the cell folder holds a readable one.
+pub fn read_stats(dir: &Path, id: &str) -> Option<StatsFile> {
+    let text = std::fs::read_to_string(cell_folder(dir, id).join("stats.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The last `n` lines of a cell's events.log.
+pub fn read_events_tail(dir: &Path, id: &str, n: usize) -> Vec<String> {
+    std::fs::read_to_string(cell_folder(dir, id).join("events.log"))
+        .map(|t| {
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One row per cell of the manifest: measured cells from their stats.json,
+/// others with their status and no figures. A cell still `running` in a
+/// manifest belongs to a process that died: it is `interrupted`.
+pub fn load_rows(dir: &Path, manifest: &Manifest) -> Vec<SummaryRow> {
+    manifest
+        .cells
+        .iter()
+        .map(|entry| {
+            let status = match entry.status {
+                CellStatus::Running => CellStatus::Interrupted,
+                s => s,
+            };
+            match read_stats(dir, &entry.id) {
+                Some(f) if status.is_final() => SummaryRow {
+                    status,
+                    ..f.summary
+                },
+                _ => SummaryRow::unmeasured(&entry.id, &entry.matrix, status),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,246 @@
+//! What one cell produced while it ran, and the files of its folder.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::manifest::CellStatus;
+use super::summary::SummaryRow;
+use crate::engine::CellStats;
+use crate::plan::matrix::CellValues;
+use crate::system::SystemSample;
+
+/// Everything one cell has produced so far. Owned by the dispatcher; steps
+/// only hand it their outputs.
+#[derive(Debug, Clone)]
+pub struct CellRecord {
+    pub status: CellStatus,
+    /// Stamped event lines (not yet redacted: the writer does that).
+    pub events: Vec<String>,
+    /// One entry per repetition.
+    pub runs: Vec<CellStats>,
+    pub samples: Vec<SystemSample>,
+    /// Extra files for the cell folder.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The first step of the cell that failed, and why.
+    pub failed: Option<String>,
+    /// Measured, but something went wrong on the way.
+    pub degraded: Option<String>,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    /// Measured by an earlier invocation that is being resumed: not run again.
+    pub prior: Option<SummaryRow>,
+}
+
+impl Default for CellRecord {
+    fn default() -> Self {
+        CellRecord {
+            status: CellStatus::Pending,
+            events: Vec::new(),
+            runs: Vec::new(),
+            samples: Vec::new(),
+            files: Vec::new(),
+            failed: None,
+            degraded: None,
+            started: None,
+            finished: None,
+            prior: None,
+        }
+    }
+}
+
+/// Why a cell with figures is nonetheless `failed`.
+pub const NO_SUCCESSFUL_REQUESTS: &str = "no successful requests";
+
+impl CellRecord {
+    /// The merged statistics of the repetitions (exact histogram merges).
+    pub fn merged(&self) -> Option<CellStats> {
+        CellStats::combine_sequential(self.runs.clone())
+    }
+
+    /// A load step recorded its measurement.
+    pub fn measured(&self) -> bool {
+        !self.runs.is_empty()
+    }
+
+    /// The status once every step of the cell has finished; `interrupted`
+    /// when the run was stopped while the cell had not measured all it should.
+    pub fn final_status(&self, interrupted: bool) -> CellStatus {
+        if interrupted {
+            return CellStatus::Interrupted;
+        }
+        if !self.measured() {
+            return if self.failed.is_some() {
+                CellStatus::Failed
+            } else {
+                CellStatus::Pending
+            };
+        }
+        if self.runs.iter().all(|r| r.successes() == 0) {
+            return CellStatus::Failed;
+        }
+        if self.failed.is_some() || self.degraded.is_some() {
+            CellStatus::Degraded
+        } else {
+            CellStatus::Complete
+        }
+    }
+
+    /// The message run.json shows beside the status.
+    pub fn message(&self) -> Option<String> {
+        if self.measured() && self.runs.iter().all(|r| r.successes() == 0) {
+            let kinds = self
+                .merged()
+                .map(|s| {
+                    let k = s.total.failures_by_kind;
+                    let parts: Vec<String> = [
+                        ("status", k.status),
+                        ("timeout", k.timeout),
+                        ("connect", k.connect),
+                        ("io", k.io),
+                    ]
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(name, n)| format!("{n} {name}"))
+                    .collect();
+                    parts.join(", ")
+                })
+                .unwrap_or_default();
+            return Some(if kinds.is_empty() {
+                NO_SUCCESSFUL_REQUESTS.to_string()
+            } else {
+                format!("{NO_SUCCESSFUL_REQUESTS} (failures: {kinds})")
+            });
+        }
+        self.failed.clone().or_else(|| self.degraded.clone())
+    }
+}
+
+/// Figures of one repetition, in stats.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repetition {
+    pub requests: u64,
+    pub failures: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub measured_secs: f64,
+    pub client_cpu_pct: f64,
+}
+
+/// `cells/<id>/stats.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatsFile {
+    pub cell: String,
+    pub matrix: CellValues,
+    pub status: CellStatus,
+    pub engine: String,
+    pub latency_unit: String,
+    pub histogram: String,
+    pub summary: SummaryRow,
+    pub stats: Option<CellStats>,
+    #[serde(default)]
+    pub repetitions: Vec<Repetition>,
+}
+
+pub const HISTOGRAM_NOTE: &str = "HDR, microsecond resolution, 3 significant digits; per-worker histograms merged exactly; failures carry no latency";
+
+/// The files of a finished cell's folder.
+pub fn cell_files(
+    id: &str,
+    matrix: &CellValues,
+    engine: &str,
+    rec: &CellRecord,
+) -> Vec<(String, Vec<u8>)> {
+    let stats = StatsFile {
+        cell: id.to_string(),
+        matrix: matrix.clone(),
+        status: rec.status,
+        engine: engine.to_string(),
+        latency_unit: "ms".into(),
+        histogram: HISTOGRAM_NOTE.into(),
+        summary: SummaryRow::from_record(id, matrix, rec),
+        stats: rec.merged(),
+        repetitions: rec
+            .runs
+            .iter()
+            .map(|r| Repetition {
+                requests: r.total.requests,
+                failures: r.total.failures,
+                rps: r.total.rps,
+                p50_ms: r.total.p50_ms,
+                p95_ms: r.total.p95_ms,
+                p99_ms: r.total.p99_ms,
+                measured_secs: r.measured_secs,
+                client_cpu_pct: r.client_cpu_pct,
+            })
+            .collect(),
+    };
+    let mut json = serde_json::to_vec_pretty(&stats).unwrap_or_default();
+    json.push(b'\n');
+    let mut files = vec![
+        ("stats.json".to_string(), json),
+        (
+            "timeline.csv".to_string(),
+            timeline_csv(&rec.runs).into_bytes(),
+        ),
+        (
+            "system.csv".to_string(),
+            system_csv(&rec.samples).into_bytes(),
+        ),
+        ("events.log".to_string(), lines(&rec.events).into_bytes()),
+    ];
+    files.extend(rec.files.iter().cloned());
+    files
+}
+
+pub fn lines(events: &[String]) -> String {
+    let mut out = String::new();
+    for e in events {
+        let _ = writeln!(out, "{e}");
+    }
+    out
+}
+
+fn timeline_csv(runs: &[CellStats]) -> String {
+    let mut out = String::new();
+    let repeated = runs.len() > 1;
+    out.push_str(if repeated {
+        "repeat,t,users,rps,requests,failures,p50,p95,p99\n"
+    } else {
+        "t,users,rps,requests,failures,p50,p95,p99\n"
+    });
+    for (i, r) in runs.iter().enumerate() {
+        for row in &r.timeline {
+            if repeated {
+                let _ = write!(out, "{},", i + 1);
+            }
+            let _ = writeln!(
+                out,
+                "{},{},{:.3},{},{},{:.3},{:.3},{:.3}",
+                row.t,
+                row.users,
+                row.rps,
+                row.requests,
+                row.failures,
+                row.p50_ms,
+                row.p95_ms,
+                row.p99_ms
+            );
+        }
+    }
+    out
+}
+
+fn system_csv(samples: &[SystemSample]) -> String {
+    let mut out = String::from("t,replica,cpu_pct,mem_bytes\n");
+    for s in samples {
+        let _ = writeln!(
+            out,
+            "{:.3},{},{:.2},{}",
+            s.t, s.replica, s.cpu_pct, s.mem_bytes
+        );
+    }
+    out
+}
