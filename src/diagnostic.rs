@@ -180,11 +180,3 @@ mod tests {
         assert_eq!(did_you_mean("zzz", ["duration", "warmup"]), None);
     }
 }
-
-/// A plan that could not be loaded, as the user sees it.
-pub fn render_plan_error(e: &crate::plan::PlanError) -> String {
-    match e {
-        crate::plan::PlanError::Read { .. } => format!("error: {e}\n"),
-        crate::plan::PlanError::Invalid(diags) => render_all(diags),
-    }
-}

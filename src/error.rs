@@ -8,7 +8,7 @@ use crate::results::ResultsError;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The plan is invalid: every diagnostic, rendered.
-    #[error("{}", crate::diagnostic::render_plan_error(.0))]
+    #[error("{}", .0.render())]
     Plan(#[from] PlanError),
     /// The command line is invalid.
     #[error("{0}")]
@@ -59,7 +59,7 @@ impl RunError {
         match self {
             // Shown as they happened (the gate's table, the Ctrl-C notice).
             RunError::Thresholds(_) | RunError::Interrupted | RunError::Shown(_) => {}
-            RunError::Plan(e) => eprint!("{}", crate::diagnostic::render_plan_error(e)),
+            RunError::Plan(e) => eprint!("{}", e.render()),
             other => eprintln!("error: {other}"),
         }
     }

@@ -1,6 +1,7 @@
 //! loadmatrix: matrices of load tests from one declarative TOML plan.
 
 pub mod analysis;
+pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod demo_target;

@@ -64,8 +64,9 @@ use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::native::{CancelToken, Phase, ProgressTick};
+use super::spec::{Phase, ProgressTick};
 use super::stats::CellStats;
+use crate::cancel::CancelToken;
 use ingest::{Context, ProbeOutput, ProgressLine};
 use process::{Launcher, Procs};
 

@@ -8,6 +8,7 @@ mod http1;
 pub mod locust;
 pub mod native;
 mod plan;
+pub mod spec;
 pub mod stats;
 mod worker;
 

@@ -10,7 +10,7 @@ use rand::RngExt;
 use rand::rngs::SmallRng;
 
 use super::conn::Outgoing;
-use super::native::{EngineError, LoadSpec};
+use super::spec::{EngineError, LoadSpec};
 
 pub(crate) struct PlannedRequest {
     /// Index `ep * variants + body`: request line, headers, body.

@@ -19,9 +19,10 @@ use tokio::time::{Sleep, sleep, sleep_until, timeout};
 
 use super::conn::{Conn, Outcome, exchange};
 use super::cpu;
-use super::native::{CancelToken, LoadSpec, Model};
 use super::plan::Plan;
+use super::spec::{LoadSpec, Model};
 use super::stats::{FailureKind, RequestStats, RowPart, record_n};
+use crate::cancel::CancelToken;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {

@@ -33,6 +33,16 @@ pub enum PlanError {
     Invalid(Vec<Diagnostic>),
 }
 
+impl PlanError {
+    /// The error as the user sees it: every diagnostic, rendered.
+    pub fn render(&self) -> String {
+        match self {
+            PlanError::Read { .. } => format!("error: {self}\n"),
+            PlanError::Invalid(diags) => crate::diagnostic::render_all(diags),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct LoadOptions {
     pub overrides: Vec<Override>,

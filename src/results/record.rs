@@ -70,10 +70,11 @@ impl CellRecord {
             return CellStatus::Interrupted;
         }
         if !self.measured() {
+            // Every step succeeded but none measured: a cell without a load step.
             return if self.failed.is_some() {
                 CellStatus::Failed
             } else {
-                CellStatus::Pending
+                CellStatus::Complete
             };
         }
         if self.runs.iter().all(|r| r.successes() == 0) {
@@ -84,6 +85,23 @@ impl CellRecord {
         } else {
             CellStatus::Complete
         }
+    }
+
+    /// The cell's row: merged repetitions (exact histogram merges) and the
+    /// system samples of the measured window.
+    pub fn summary_row(&self, id: &str, matrix: &CellValues) -> SummaryRow {
+        if let Some(prior) = &self.prior {
+            return prior.clone();
+        }
+        let mut row = SummaryRow::unmeasured(id, matrix, self.status);
+        let Some(stats) = self.merged() else {
+            return row;
+        };
+        row.metrics = super::summary::metrics_of(&stats, &self.runs, &self.samples);
+        row.client_bound = stats.client_bound;
+        row.warnings = stats.warnings;
+        row.repeat_rps = self.runs.iter().map(|r| r.total.rps).collect();
+        row
     }
 
     /// The message run.json shows beside the status.
@@ -160,7 +178,7 @@ pub fn cell_files(
         engine: engine.to_string(),
         latency_unit: "ms".into(),
         histogram: HISTOGRAM_NOTE.into(),
-        summary: SummaryRow::from_record(id, matrix, rec),
+        summary: rec.summary_row(id, matrix),
         stats: rec.merged(),
         repetitions: rec
             .runs

@@ -7,7 +7,6 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::manifest::CellStatus;
-use super::record::CellRecord;
 use crate::engine::CellStats;
 use crate::plan::matrix::CellValues;
 use crate::system::SystemSample;
@@ -75,26 +74,9 @@ impl SummaryRow {
     pub fn successes(&self) -> f64 {
         self.metric("requests").unwrap_or(0.0) - self.metric("failures").unwrap_or(0.0)
     }
-
-    /// The row of a cell from its record: merged repetitions (exact
-    /// histogram merges) and the system samples of the measured window.
-    pub fn from_record(id: &str, matrix: &CellValues, rec: &CellRecord) -> SummaryRow {
-        if let Some(prior) = &rec.prior {
-            return prior.clone();
-        }
-        let mut row = SummaryRow::unmeasured(id, matrix, rec.status);
-        let Some(stats) = rec.merged() else {
-            return row;
-        };
-        row.metrics = metrics_of(&stats, &rec.runs, &rec.samples);
-        row.client_bound = stats.client_bound;
-        row.warnings = stats.warnings;
-        row.repeat_rps = rec.runs.iter().map(|r| r.total.rps).collect();
-        row
-    }
 }
 
-fn metrics_of(
+pub(crate) fn metrics_of(
     s: &CellStats,
     runs: &[CellStats],
     samples: &[SystemSample],

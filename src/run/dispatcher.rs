@@ -70,7 +70,7 @@ impl RunData {
         plan.cells
             .iter()
             .zip(&self.cells)
-            .map(|(cell, rec)| SummaryRow::from_record(&cell.id, &cell.matrix, rec))
+            .map(|(cell, rec)| rec.summary_row(&cell.id, &cell.matrix))
             .collect()
     }
 
@@ -205,6 +205,17 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             }
             let node = self.g[n].clone();
             if node.cell.is_some() && node.cell != self.current {
+                continue;
+            }
+            // A plan-level step after per-cell steps sees every cell finished,
+            // whichever of their steps it names.
+            if node.cell.is_none()
+                && (self.current.is_some() || !self.queue.is_empty())
+                && self
+                    .g
+                    .neighbors_directed(n, Direction::Incoming)
+                    .any(|p| self.g[p].cell.is_some())
+            {
                 continue;
             }
             let preds: Vec<NodeIndex> = self.g.neighbors_directed(n, Direction::Incoming).collect();
@@ -413,7 +424,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             return None;
         }
         let cell = &plan.cells[c];
-        let row = SummaryRow::from_record(&cell.id, &cell.matrix, &self.data.cells[c]);
+        let row = self.data.cells[c].summary_row(&cell.id, &cell.matrix);
         if row.metrics.is_empty() {
             return None;
         }
@@ -443,5 +454,160 @@ pub fn write_manifest(dir: &RunDir, manifest: &Manifest) {
     text.push(b'\n');
     if let Err(e) = dir.write("run.json", &text) {
         eprintln!("error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::plan::graph::Step;
+
+    /// Stands in for the real steps: sleeps a pseudo-random while and
+    /// records when each per-cell node ran.
+    struct Recorder {
+        log: Rc<RefCell<Vec<(usize, tokio::time::Instant, tokio::time::Instant)>>>,
+        seed: RefCell<u64>,
+    }
+
+    impl Executor for Recorder {
+        fn execute(
+            &self,
+            _step: &Step,
+            cell: Option<usize>,
+            _input: StepInput,
+        ) -> futures_util::future::LocalBoxFuture<'static, StepReport> {
+            let mut s = self.seed.borrow_mut();
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            let wait = Duration::from_micros(*s % 3000);
+            let log = self.log.clone();
+            Box::pin(async move {
+                let start = tokio::time::Instant::now();
+                tokio::time::sleep(wait).await;
+                if let Some(c) = cell {
+                    log.borrow_mut()
+                        .push((c, start, tokio::time::Instant::now()));
+                }
+                StepReport {
+                    result: Ok(StepOutput::Done),
+                    events: Vec::new(),
+                }
+            })
+        }
+    }
+
+    fn plan_with(cells: usize, extra: &str) -> Plan {
+        let values: Vec<String> = (1..=cells).map(|i| i.to_string()).collect();
+        let text = format!(
+            "name = \"p\"\n[matrix]\nusers = [{}]\n[load]\nbase_url = \"http://127.0.0.1:9\"\nusers = \"{{{{ matrix.users }}}}\"\n[[load.request]]\npath = \"/\"\n{extra}",
+            values.join(", ")
+        );
+        crate::plan::load_str(std::path::Path::new("p.toml"), &text, Default::default()).unwrap()
+    }
+
+    fn data_for(plan: &Plan) -> RunData {
+        RunData {
+            manifest: Manifest {
+                plan: plan.name.clone(),
+                plan_file: String::new(),
+                plan_hash: String::new(),
+                tool_version: String::new(),
+                run_id: String::new(),
+                started: String::new(),
+                finished: None,
+                status: RunStatus::Running,
+                axes: plan.axes.clone(),
+                overrides: Vec::new(),
+                only: None,
+                cells: Vec::new(),
+            },
+            cells: vec![CellRecord::default(); plan.cells.len()],
+            run_events: Vec::new(),
+            analysis: None,
+            thresholds_failed: 0,
+            reported: false,
+        }
+    }
+
+    #[test]
+    fn cells_never_overlap_and_run_in_order_whatever_is_selected() {
+        // Steps inside a cell run concurrently (two exec steps after ready).
+        let extra = "[[step]]\nid = \"a\"\nuses = \"sleep\"\nper_cell = true\nneeds = [\"ready\"]\n[[step]]\nid = \"b\"\nuses = \"sleep\"\nper_cell = true\nneeds = [\"ready\"]\nbefore = [\"load\"]\n";
+        let plan = plan_with(7, extra);
+        let tmp = std::env::temp_dir().join(format!("lm-dispatch-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let dir = RunDir::open(&tmp);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..32 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let selected: Vec<bool> = (0..plan.cells.len()).map(|c| rng >> c & 1 == 1).collect();
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let executor = Rc::new(Recorder {
+                log: log.clone(),
+                seed: RefCell::new(rng | 1),
+            });
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            let (outcome, data) = runtime.block_on(
+                local.run_until(
+                    Dispatcher::new(
+                        &plan,
+                        &dir,
+                        data_for(&plan),
+                        &selected,
+                        executor,
+                        CancelToken::new(),
+                    )
+                    .run(),
+                ),
+            );
+            assert_eq!(outcome, Outcome::Completed, "round {round}");
+            let log = log.borrow();
+            // Each cell's span: from its first node's start to its last node's end.
+            let mut spans: Vec<(usize, tokio::time::Instant, tokio::time::Instant)> = Vec::new();
+            for &(c, s, e) in log.iter() {
+                assert!(
+                    selected[c],
+                    "round {round}: cell {c} ran but was not selected"
+                );
+                match spans.iter_mut().find(|x| x.0 == c) {
+                    Some(x) => {
+                        x.1 = x.1.min(s);
+                        x.2 = x.2.max(e);
+                    }
+                    None => spans.push((c, s, e)),
+                }
+            }
+            spans.sort_by_key(|x| x.1);
+            let order: Vec<usize> = spans.iter().map(|x| x.0).collect();
+            let expected: Vec<usize> = (0..plan.cells.len()).filter(|c| selected[*c]).collect();
+            assert_eq!(order, expected, "round {round}: cells out of matrix order");
+            for w in spans.windows(2) {
+                assert!(
+                    w[0].2 <= w[1].1,
+                    "round {round}: cells {} and {} overlap",
+                    w[0].0,
+                    w[1].0
+                );
+            }
+            for (c, rec) in data.cells.iter().enumerate() {
+                let expected = if selected[c] {
+                    CellStatus::Complete
+                } else {
+                    CellStatus::Pending
+                };
+                assert_eq!(rec.status, expected, "round {round}: cell {c}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 }

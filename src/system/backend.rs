@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use super::compose::ComposeBackend;
 use super::docker::DockerBackend;
-use super::engine::Fleet;
+use super::engine::OnFleet;
 use super::local::LocalBackend;
 use super::swarm::SwarmBackend;
 use super::{BackendError, SystemSample};
@@ -199,18 +199,6 @@ impl Backend for LocalBackend {
         let events = LocalBackend::stop_all(self);
         Box::pin(async move { events })
     }
-}
-
-/// Container backends: replicas tracked by a [`Fleet`] of the Engine API.
-pub(crate) trait OnFleet {
-    const KIND: BackendKind;
-    fn fleet(&self) -> &Fleet;
-    fn fleet_mut(&mut self) -> &mut Fleet;
-    fn endpoints(&self) -> Vec<String> {
-        self.fleet().endpoints()
-    }
-    async fn scale_to(&mut self, n: usize) -> Result<Vec<String>, BackendError>;
-    async fn stop(&mut self) -> Vec<String>;
 }
 
 impl<T: OnFleet> Backend for T {

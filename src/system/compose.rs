@@ -256,7 +256,7 @@ fn lines(output: &str) -> Vec<String> {
         .collect()
 }
 
-impl super::backend::OnFleet for ComposeBackend {
+impl super::engine::OnFleet for ComposeBackend {
     const KIND: crate::plan::spanned::Backend = crate::plan::spanned::Backend::Compose;
 
     fn fleet(&self) -> &Fleet {

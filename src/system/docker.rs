@@ -383,26 +383,7 @@ fn check_limits(spec: &DockerSpec) -> Result<(), BackendError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_valid_docker_names() {
-        assert_eq!(container_name("api", 2), "loadmatrix-api-2");
-        assert_eq!(container_name("my svc/ü", 0), "loadmatrix-my-svc---0");
-    }
-
-    #[test]
-    fn exposed_port() {
-        assert_eq!(only_tcp_port(&["8080/tcp".into()]), Some(8080));
-        assert_eq!(only_tcp_port(&["53/udp".into()]), None);
-        assert_eq!(only_tcp_port(&["80/tcp".into(), "443/tcp".into()]), None);
-        assert_eq!(only_tcp_port(&[]), None);
-    }
-}
-
-impl super::backend::OnFleet for DockerBackend {
+impl super::engine::OnFleet for DockerBackend {
     const KIND: crate::plan::spanned::Backend = crate::plan::spanned::Backend::Docker;
 
     fn fleet(&self) -> &Fleet {
@@ -419,5 +400,24 @@ impl super::backend::OnFleet for DockerBackend {
 
     async fn stop(&mut self) -> Vec<String> {
         self.stop_all().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_valid_docker_names() {
+        assert_eq!(container_name("api", 2), "loadmatrix-api-2");
+        assert_eq!(container_name("my svc/ü", 0), "loadmatrix-my-svc---0");
+    }
+
+    #[test]
+    fn exposed_port() {
+        assert_eq!(only_tcp_port(&["8080/tcp".into()]), Some(8080));
+        assert_eq!(only_tcp_port(&["53/udp".into()]), None);
+        assert_eq!(only_tcp_port(&["80/tcp".into(), "443/tcp".into()]), None);
+        assert_eq!(only_tcp_port(&[]), None);
     }
 }

@@ -530,6 +530,18 @@ fn signal_name(code: i64) -> Option<&'static str> {
     })
 }
 
+/// Container backends: replicas tracked by a [`Fleet`] of the Engine API.
+pub(crate) trait OnFleet {
+    const KIND: crate::plan::spanned::Backend;
+    fn fleet(&self) -> &Fleet;
+    fn fleet_mut(&mut self) -> &mut Fleet;
+    fn endpoints(&self) -> Vec<String> {
+        self.fleet().endpoints()
+    }
+    async fn scale_to(&mut self, n: usize) -> Result<Vec<String>, BackendError>;
+    async fn stop(&mut self) -> Vec<String>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

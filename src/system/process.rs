@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use crate::engine::CancelToken;
+use crate::cancel::CancelToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {

@@ -243,7 +243,7 @@ fn task_state(t: &Task) -> Option<TaskState> {
     t.status.as_ref()?.state
 }
 
-impl super::backend::OnFleet for SwarmBackend {
+impl super::engine::OnFleet for SwarmBackend {
     const KIND: crate::plan::spanned::Backend = crate::plan::spanned::Backend::Swarm;
 
     fn fleet(&self) -> &Fleet {
