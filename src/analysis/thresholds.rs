@@ -31,10 +31,8 @@ pub fn matrix_value(v: &MatrixValue) -> Value {
 }
 
 /// Whether a cell's matrix values satisfy a filter (`where`, `--only`).
-pub fn matrix_matches(filter: &expr::Expr, values: &CellValues) -> Result<bool, String> {
-    filter
-        .eval(&|name| values.get(name).map(matrix_value), &|_, _| None)
-        .map_err(|e| e.message)
+pub fn matrix_matches(filter: &expr::Expr, values: &CellValues) -> Result<bool, expr::EvalError> {
+    filter.eval(&|name| values.get(name).map(matrix_value), &|_, _| None)
 }
 
 fn matches_filter(filter: &Option<(String, expr::Expr)>, row: &SummaryRow) -> bool {

@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn cells_never_overlap_and_run_in_order_whatever_is_selected() {
         // Steps inside a cell run concurrently (two exec steps after ready).
-        let extra = "[[step]]\nid = \"a\"\nuses = \"sleep\"\nper_cell = true\nneeds = [\"ready\"]\n[[step]]\nid = \"b\"\nuses = \"sleep\"\nper_cell = true\nneeds = [\"ready\"]\nbefore = [\"load\"]\n";
+        let extra = "[[step]]\nid = \"a\"\nuses = \"sleep\"\nduration = \"1ms\"\nper_cell = true\nneeds = [\"ready\"]\n[[step]]\nid = \"b\"\nuses = \"sleep\"\nduration = \"1ms\"\nper_cell = true\nneeds = [\"ready\"]\nbefore = [\"load\"]\n";
         let plan = plan_with(7, extra);
         let tmp = std::env::temp_dir().join(format!("lm-dispatch-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).unwrap();

@@ -107,7 +107,7 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
         Some(text) => Some(select(&plan, text)?),
         None => None,
     };
-    raise_fd_limit(&plan).map_err(RunError::Failed)?;
+    raise_fd_limit(&plan)?;
     let secrets = plan.secrets();
     let (dir, _lock, manifest, records) = match resume {
         Some(r) => {
@@ -322,7 +322,9 @@ pub fn select(plan: &Plan, text: &str) -> Result<Vec<bool>, RunError> {
     }
     plan.cells
         .iter()
-        .map(|c| crate::analysis::thresholds::matrix_matches(&e, &c.matrix).map_err(bad))
+        .map(|c| {
+            crate::analysis::thresholds::matrix_matches(&e, &c.matrix).map_err(|e| bad(e.message))
+        })
         .collect()
 }
 
@@ -432,7 +434,7 @@ fn fds_needed(plan: &Plan) -> u64 {
 
 /// Raises the soft RLIMIT_NOFILE to what the plan needs, or says before any
 /// load is sent that the hard limit is too low.
-fn raise_fd_limit(plan: &Plan) -> Result<(), String> {
+fn raise_fd_limit(plan: &Plan) -> Result<(), RunError> {
     let needed = fds_needed(plan);
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -446,18 +448,18 @@ fn raise_fd_limit(plan: &Plan) -> Result<(), String> {
         return Ok(());
     }
     if lim.rlim_max < needed {
-        return Err(format!(
+        return Err(RunError::Failed(format!(
             "the plan needs {needed} open files (one socket per user), but the hard limit is {}; raise it (e.g. `ulimit -Hn {needed}` as root, or LimitNOFILE in systemd) or lower `users`",
             lim.rlim_max
-        ));
+        )));
     }
     lim.rlim_cur = needed;
     // SAFETY: setrlimit reads the struct we own.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-        return Err(format!(
+        return Err(RunError::Failed(format!(
             "cannot raise the open-file limit to {needed}: {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     Ok(())
 }

@@ -54,17 +54,12 @@ pub async fn ready(
 ) -> Result<StepOutput, StepError> {
     let ready = &ctx.plan.cells[c].system.ready;
     let mut slot = ctx.backend.lock().await;
-    let result = match slot.as_mut() {
-        Some(b) => until_cancelled(ctx, b.wait_ready(ready)).await?,
-        None => {
-            until_cancelled(
-                ctx,
-                crate::system::ready::wait_ready(ready, &[], &mut || None),
-            )
-            .await?
-        }
+    let mut none = crate::system::backend::NoBackend;
+    let backend: &mut dyn crate::system::Backend = match slot.as_deref_mut() {
+        Some(b) => b,
+        None => &mut none,
     };
-    match result {
+    match until_cancelled(ctx, backend.wait_ready(ready)).await? {
         Ok(took) => {
             events.push(format!("ready after {:.2}s", took.as_secs_f64()));
             Ok(StepOutput::Done)

@@ -48,7 +48,7 @@ pub trait Backend {
     fn wait_ready<'a>(
         &'a mut self,
         ready: &'a Ready,
-    ) -> LocalBoxFuture<'a, Result<Duration, String>>;
+    ) -> LocalBoxFuture<'a, Result<Duration, BackendError>>;
 
     /// Engine API samples of every replica (containers); local replicas are
     /// sampled through their process groups instead.
@@ -132,8 +132,12 @@ impl Backend for NoBackend {
     fn wait_ready<'a>(
         &'a mut self,
         ready: &'a Ready,
-    ) -> LocalBoxFuture<'a, Result<Duration, String>> {
-        Box::pin(async move { super::ready::wait_ready(ready, &[], &mut || None).await })
+    ) -> LocalBoxFuture<'a, Result<Duration, BackendError>> {
+        Box::pin(async move {
+            super::ready::wait_ready(ready, &[], &mut || None)
+                .await
+                .map_err(BackendError::Ready)
+        })
     }
 
     fn exited(&mut self) -> LocalBoxFuture<'_, Option<String>> {
@@ -182,11 +186,13 @@ impl Backend for LocalBackend {
     fn wait_ready<'a>(
         &'a mut self,
         ready: &'a Ready,
-    ) -> LocalBoxFuture<'a, Result<Duration, String>> {
+    ) -> LocalBoxFuture<'a, Result<Duration, BackendError>> {
         Box::pin(async move {
             let endpoints = LocalBackend::endpoints(self);
             let mut failed = || LocalBackend::exited(self).map(|e| e.to_string());
-            super::ready::wait_ready(ready, &endpoints, &mut failed).await
+            super::ready::wait_ready(ready, &endpoints, &mut failed)
+                .await
+                .map_err(BackendError::Ready)
         })
     }
 
@@ -228,8 +234,8 @@ impl<T: OnFleet> Backend for T {
     fn wait_ready<'a>(
         &'a mut self,
         ready: &'a Ready,
-    ) -> LocalBoxFuture<'a, Result<Duration, String>> {
-        Box::pin(self.fleet().wait_ready(ready))
+    ) -> LocalBoxFuture<'a, Result<Duration, BackendError>> {
+        Box::pin(async move { self.fleet().wait_ready(ready).await.map_err(BackendError::Ready) })
     }
 
     fn sample(&mut self, t: f64) -> LocalBoxFuture<'_, Vec<SystemSample>> {
