@@ -32,7 +32,12 @@ fn plans_in(dir: &str) -> Vec<PathBuf> {
 /// Loads with paths relative to the crate root so snapshots are stable.
 fn load(path: &Path) -> Result<plan::Plan, PlanError> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let relative = path.strip_prefix(root).unwrap_or(path);
+    // insta::glob! hands over canonical paths.
+    let canonical_root = root.canonicalize().unwrap();
+    let relative = path
+        .strip_prefix(root)
+        .or_else(|_| path.strip_prefix(&canonical_root))
+        .unwrap_or(path);
     let text = std::fs::read_to_string(path).unwrap();
     let options = LoadOptions {
         env: Some(fixture_env()),
@@ -54,18 +59,19 @@ fn load(path: &Path) -> Result<plan::Plan, PlanError> {
 fn invalid_plans_report_every_error_with_its_place() {
     let files = plans_in("tests/plans/invalid");
     assert!(files.len() >= 30, "only {} invalid fixtures", files.len());
-    for file in files {
+    // One snapshot per fixture; glob! reports every mismatch before failing.
+    insta::glob!("../plans/invalid", "*.toml", |file| {
         let name = file.file_stem().unwrap().to_string_lossy().to_string();
-        match load(&file) {
+        match load(file) {
             Ok(_) => panic!("{name} should be invalid"),
             Err(PlanError::Invalid(diags)) => {
                 assert!(!diags.is_empty(), "{name}: no diagnostics");
                 let rendered = loadmatrix::diagnostic::render_all(&diags);
-                insta::assert_snapshot!(name, rendered);
+                insta::assert_snapshot!(rendered);
             }
             Err(e) => panic!("{name}: {e}"),
         }
-    }
+    });
 }
 
 #[test]
