@@ -1,6 +1,7 @@
 //! Every plan under tests/plans/invalid fails validation with exactly the
 //! diagnostics in its snapshot; every plan under tests/plans/valid and plans/
-//! validates.
+//! validates, and `loadmatrix plan` prints each tests/plans/valid plan as in
+//! its snapshot.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,14 +9,19 @@ use std::path::{Path, PathBuf};
 use loadmatrix::plan::template::EnvVars;
 use loadmatrix::plan::{self, LoadOptions, PlanError};
 
-fn fixture_env() -> EnvVars {
-    EnvVars::from_map(BTreeMap::from([
+/// The environment the fixtures' `env.*` templates read.
+fn fixture_env_values() -> BTreeMap<String, String> {
+    BTreeMap::from([
         (
             "LOADMATRIX_FIXTURE_TOKEN".to_string(),
             "fixture-secret".to_string(),
         ),
         ("API_TOKEN".to_string(), "fixture-api-token".to_string()),
-    ]))
+    ])
+}
+
+fn fixture_env() -> EnvVars {
+    EnvVars::from_map(fixture_env_values())
 }
 
 fn plans_in(dir: &str) -> Vec<PathBuf> {
@@ -99,4 +105,29 @@ fn many_errors_are_reported_together() {
     let mut distinct = lines.clone();
     distinct.dedup_by_key(|l| l.0);
     assert!(distinct.len() >= 5, "{lines:?}");
+}
+
+#[test]
+fn valid_plans_print_their_plan() {
+    // `loadmatrix plan` text for each valid fixture: cells, steps, estimate.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    insta::glob!("../plans/valid", "*.toml", |file| {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        // A path relative to the crate root, as a user would type it.
+        let relative = Path::new("tests/plans/valid").join(&name);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+            .arg("plan")
+            .arg(&relative)
+            .current_dir(root)
+            .envs(fixture_env_values())
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        insta::assert_snapshot!(String::from_utf8(o.stdout).unwrap());
+    });
 }
