@@ -18,7 +18,7 @@ use crate::plan::Plan;
 use crate::plan::graph::{self, Node};
 use crate::plan::raw::{OnFailure, StepKind};
 use crate::results::{self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow};
-use crate::steps::{Executor, StepError, StepInput, StepOutput, StepReport};
+use crate::steps::{Analyzed, Executor, StepError, StepInput, StepOutput, StepReport};
 
 #[derive(Debug, Clone, PartialEq)]
 enum NodeState {
@@ -253,14 +253,17 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
 
     /// What a step of this kind needs from the run's data.
     fn input_for(&self, kind: StepKind) -> StepInput {
-        let analysis = || Box::new(self.data.analysis.clone().unwrap_or_default());
+        let analysis = || match &self.data.analysis {
+            Some(a) => Analyzed::Done(Box::new(a.clone())),
+            None => Analyzed::Rows(self.data.rows(self.plan)),
+        };
         match kind {
             StepKind::Analyze => StepInput::Rows(self.data.rows(self.plan)),
-            StepKind::Report if self.data.analysis.is_some() => StepInput::Report {
+            StepKind::Report => StepInput::Report {
                 manifest: Box::new(self.data.manifest.clone()),
                 analysis: analysis(),
             },
-            StepKind::Gate if self.data.analysis.is_some() => StepInput::Gate {
+            StepKind::Gate => StepInput::Gate {
                 analysis: analysis(),
                 measured: self
                     .data

@@ -48,10 +48,9 @@ pub fn report(
     input: StepInput,
 ) -> Result<StepOutput, StepError> {
     let StepInput::Report { manifest, analysis } = input else {
-        return Err(StepError::failed(
-            "the report needs the analysis: add `needs = [\"analyze\"]`",
-        ));
+        return Err(StepError::failed("a report step got no input"));
     };
+    let analysis = analysis.get(&ctx.plan);
     let specs = report_specs(ctx, declared);
     crate::report::render_reports(&ctx.dir, &ctx.plan, &manifest, &analysis, &specs, true)?;
     Ok(StepOutput::Reported)

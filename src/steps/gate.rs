@@ -9,10 +9,9 @@ pub fn gate(ctx: &StepContext, input: StepInput) -> Result<StepOutput, StepError
         pending,
     } = input
     else {
-        return Err(StepError::failed(
-            "the gate needs the analysis: add `needs = [\"analyze\"]`",
-        ));
+        return Err(StepError::failed("a gate step got no input"));
     };
+    let analysis = analysis.get(&ctx.plan);
     let cells = if pending > 0 {
         format!("{measured} measured, {pending} pending")
     } else {

@@ -60,17 +60,34 @@ pub enum StepInput {
     None,
     /// analyze: one row per cell of the plan, pending ones included.
     Rows(Vec<SummaryRow>),
-    /// report: the manifest with the run's final status, and the analysis.
+    /// report: the manifest as it stands, and the analysis (or, when no
+    /// analyze step ran before it, the rows to analyze).
     Report {
         manifest: Box<Manifest>,
-        analysis: Box<AnalysisResult>,
+        analysis: Analyzed,
     },
     /// gate: the analysis, and how many cells were measured and are pending.
     Gate {
-        analysis: Box<AnalysisResult>,
+        analysis: Analyzed,
         measured: usize,
         pending: usize,
     },
+}
+
+/// The run's analysis, or the rows to compute it from.
+#[derive(Debug, Clone)]
+pub enum Analyzed {
+    Done(Box<AnalysisResult>),
+    Rows(Vec<SummaryRow>),
+}
+
+impl Analyzed {
+    pub fn get(self, plan: &Plan) -> AnalysisResult {
+        match self {
+            Analyzed::Done(a) => *a,
+            Analyzed::Rows(rows) => crate::analysis::analyze_run(plan, rows),
+        }
+    }
 }
 
 /// One repetition's measurement of a cell.

@@ -235,7 +235,12 @@ impl<T: OnFleet> Backend for T {
         &'a mut self,
         ready: &'a Ready,
     ) -> LocalBoxFuture<'a, Result<Duration, BackendError>> {
-        Box::pin(async move { self.fleet().wait_ready(ready).await.map_err(BackendError::Ready) })
+        Box::pin(async move {
+            self.fleet()
+                .wait_ready(ready)
+                .await
+                .map_err(BackendError::Ready)
+        })
     }
 
     fn sample(&mut self, t: f64) -> LocalBoxFuture<'_, Vec<SystemSample>> {

@@ -15,7 +15,7 @@ pub enum CommandError {
         command: String,
         error: std::io::Error,
     },
-    #[error("`{command}` still running after {timeout:?}: stopped")]
+    #[error("`{command}` still running after {timeout:?}: killed")]
     TimedOut { command: String, timeout: Duration },
     #[error("interrupted")]
     Interrupted,

@@ -1,0 +1,117 @@
+//! Helpers shared by the end-to-end tests: temp folders, running a plan,
+//! reading what a run wrote, and finding processes a run started.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A fresh folder for one test, named after it and this process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub struct Run {
+    pub output: Output,
+    /// The run folder: results/<plan>/<run-id>.
+    pub dir: PathBuf,
+}
+
+/// Writes `plan` into a fresh folder and runs it to the end.
+pub fn run_plan(name: &str, plan: &str, args: &[&str]) -> Run {
+    let dir = temp_dir(name);
+    let file = dir.join("plan.toml");
+    std::fs::write(&file, plan).unwrap();
+    let out = dir.join("results");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(args)
+        .output()
+        .unwrap();
+    let plan_name = plan
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \""))
+        .map(|l| l.trim_end_matches('"').to_string())
+        .unwrap();
+    let runs = out.join(plan_name);
+    let run_dir = std::fs::read_dir(&runs)
+        .map(|mut d| d.next().unwrap().unwrap().path())
+        .unwrap_or(runs);
+    Run {
+        output,
+        dir: run_dir,
+    }
+}
+
+/// The only run folder of `plan` under `results`.
+pub fn only_run(results: &Path, plan: &str) -> PathBuf {
+    std::fs::read_dir(results.join(plan))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn manifest(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap()
+}
+
+/// summary.csv as (header -> value) maps.
+pub fn summary(dir: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split(','))
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Pids of demo-target processes whose command line holds `marker`, sorted.
+pub fn demo_pids(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            // A replica's supervisor names its command too: count the replica itself.
+            if cmd.contains("demo-target") && cmd.contains(marker) && !cmd.contains(" supervise ") {
+                pids.push(pid);
+            }
+        }
+    }
+    pids.sort();
+    pids
+}
+
+unsafe extern "C" {
+    /// kill(2), for signalling processes the tests started.
+    pub fn kill(pid: i32, sig: i32) -> i32;
+}

@@ -1,0 +1,23 @@
+//! All integration tests in one binary, so polars and the rest are linked
+//! once instead of once per file. Each module is one area; `common` holds the
+//! helpers they share. Snapshots live in tests/integration/snapshots, named
+//! `integration__<module>__<name>.snap`; fixtures stay in tests/plans,
+//! tests/fixtures and tests/fuzz-corpus.
+
+mod common;
+
+mod analysis_findings;
+mod cli;
+mod docker_backend;
+mod docker_run;
+mod faults;
+mod fuzz_plans;
+mod locust_driver;
+mod locust_run;
+mod no_panic;
+mod plan_fixtures;
+mod report_snapshots;
+mod resume;
+mod run_local;
+mod run_semantics;
+mod schema;
