@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use super::raw::{OnFailure, StepKind, StepSection};
-use crate::diagnostic::did_you_mean;
+use super::suggest::{Closeness, did_you_mean};
 
 /// One step of the pipeline, before expansion per cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -141,7 +141,7 @@ pub fn build(declared: &[StepSection]) -> Result<StepGraph, Vec<GraphError>> {
         span: span.clone(),
         message: format!("step `{owner}` {field} `{name}`, which is no step of this plan"),
         hint: Some(
-            did_you_mean(name, ids.iter().map(String::as_str))
+            did_you_mean(name, ids.iter().map(String::as_str), Closeness::Similar)
                 .unwrap_or_else(|| format!("the steps are: {}", ids.join(", "))),
         ),
     };

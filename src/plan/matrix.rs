@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::raw::RawMatrix;
 use super::spanned::Sp;
-use crate::diagnostic::did_you_mean;
+use super::suggest::{Closeness, did_you_mean};
 
 /// One value of a matrix axis.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -147,7 +147,7 @@ pub fn expand(matrix: Option<&RawMatrix>) -> Result<Vec<CellValues>, Vec<MatrixE
             for (key, value) in &entry.value {
                 if !axis_names.contains(&key.as_str()) {
                     complete = false;
-                    let hint = did_you_mean(key, axis_names.iter().copied())
+                    let hint = did_you_mean(key, axis_names.iter().copied(), Closeness::Similar)
                         .unwrap_or_else(|| format!("the axes are: {}", axis_names.join(", ")));
                     errors.push(err(
                         value.span.clone(),

@@ -9,6 +9,7 @@ pub mod parse;
 pub mod raw;
 pub mod resolve;
 pub mod spanned;
+pub(crate) mod suggest;
 pub mod template;
 pub mod units;
 

@@ -11,7 +11,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::raw::RawPlan;
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use super::suggest::{Closeness, did_you_mean};
+use crate::diagnostic::Diagnostic;
 
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
@@ -120,7 +121,7 @@ pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
             .filter(|(i, _)| i % 2 == 1)
             .map(|(_, s)| s)
             .collect();
-        let hint = did_you_mean(field, known.iter().copied()).or_else(|| {
+        let hint = did_you_mean(field, known.iter().copied(), Closeness::Similar).or_else(|| {
             (!known.is_empty()).then(|| format!("known keys here: {}", known.join(", ")))
         });
         return (format!("unknown key `{field}`"), hint);
@@ -134,7 +135,7 @@ pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
             .filter(|(i, _)| i % 2 == 1)
             .map(|(_, s)| s)
             .collect();
-        let hint = did_you_mean(variant, known.iter().copied())
+        let hint = did_you_mean(variant, known.iter().copied(), Closeness::Similar)
             .or_else(|| Some(format!("use one of: {}", known.join(", "))));
         return (format!("unknown value `{variant}`"), hint);
     }
@@ -220,8 +221,8 @@ pub fn parse_raw(
             "threshold" => plan.threshold = c.de_each(value),
             "report" => plan.report = c.de_each(value),
             other => {
-                let hint =
-                    did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).unwrap_or_else(|| {
+                let hint = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied(), Closeness::Similar)
+                    .unwrap_or_else(|| {
                         format!("top-level keys are: {}", TOP_LEVEL_KEYS.join(", "))
                     });
                 c.push(Some(key_span), format!("unknown key `{other}`"), Some(hint));

@@ -17,8 +17,9 @@ use super::raw::{RawPlan, Scope, StepKind};
 use super::spanned::{
     Backend, Count, Engine, FieldKind, HttpMethod, Number, Scalar, Size, Text, Tmpl,
 };
+use super::suggest::{Closeness, did_you_mean};
 use super::template::Templates;
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::Diagnostic;
 
 /// Names of the report templates embedded in the binary.
 pub const EMBEDDED_TEMPLATES: &[&str] = &["summary.md.j2", "cell.md.j2"];
@@ -129,21 +130,27 @@ impl Resolver<'_> {
                 ),
                 ["matrix", key, ..] => (
                     format!("`{what}` uses `matrix.{key}`, but the matrix has no axis `{key}`"),
-                    did_you_mean(key, self.axes.iter().map(String::as_str))
-                        .map(|h| {
-                            h.replace('`', "")
-                                .replace("did you mean ", "did you mean `matrix.")
-                        })
-                        .map(|h| format!("{}`?", h.trim_end_matches('?')))
-                        .or_else(|| Some(format!("the axes are: {}", list_or_none(&self.axes)))),
+                    did_you_mean(
+                        key,
+                        self.axes.iter().map(String::as_str),
+                        Closeness::Similar,
+                    )
+                    .map(|h| {
+                        h.replace('`', "")
+                            .replace("did you mean ", "did you mean `matrix.")
+                    })
+                    .map(|h| format!("{}`?", h.trim_end_matches('?')))
+                    .or_else(|| Some(format!("the axes are: {}", list_or_none(&self.axes)))),
                 ),
                 ["vars", key, ..] => (
                     format!("`{what}` uses `vars.{key}`, which is not defined in [vars]"),
-                    did_you_mean(key, self.var_names.iter().map(String::as_str))
-                        .map(|h| h.replace("did you mean `", "did you mean `vars."))
-                        .or_else(|| {
-                            Some(format!("the vars are: {}", list_or_none(&self.var_names)))
-                        }),
+                    did_you_mean(
+                        key,
+                        self.var_names.iter().map(String::as_str),
+                        Closeness::Similar,
+                    )
+                    .map(|h| h.replace("did you mean `", "did you mean `vars."))
+                    .or_else(|| Some(format!("the vars are: {}", list_or_none(&self.var_names)))),
                 ),
                 _ => (
                     format!("`{what}` uses `{snippet}`, which is undefined here"),
@@ -1214,13 +1221,14 @@ fn thresholds(r: &mut Resolver<'_>, raw: &RawPlan) -> Vec<Threshold> {
                         if !r.axes.contains(&id.name) {
                             ok = false;
                             let span = expr_span(r, &f.value, &f.span, id.span.clone());
-                            let hint = did_you_mean(&id.name, r.axes.iter().map(String::as_str))
-                                .unwrap_or_else(|| {
-                                    format!(
-                                        "`where` filters on matrix axes: {}",
-                                        list_or_none(&r.axes)
-                                    )
-                                });
+                            let hint = did_you_mean(
+                                &id.name,
+                                r.axes.iter().map(String::as_str),
+                                Closeness::Similar,
+                            )
+                            .unwrap_or_else(|| {
+                                format!("`where` filters on matrix axes: {}", list_or_none(&r.axes))
+                            });
                             r.error(
                                 span,
                                 format!("`where` names `{}`, which is not a matrix axis", id.name),
@@ -1313,7 +1321,7 @@ fn analysis(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Analysis {
                     "fail_rate",
                     "rps",
                 ];
-                let hint = did_you_mean(metric, known)
+                let hint = did_you_mean(metric, known, Closeness::Similar)
                     .unwrap_or_else(|| format!("SLO metrics: {}", known.join(", ")));
                 r.error(
                     value.span.clone(),

@@ -344,7 +344,7 @@ macro_rules! keyword_kind {
                     $($text => Ok($ty::$variant),)+
                     other => {
                         let mut msg = format!("expected one of {}, found \"{other}\"", quote_list(Self::ALL));
-                        if let Some(h) = crate::diagnostic::did_you_mean(other, Self::ALL.iter().copied()) {
+                        if let Some(h) = super::suggest::did_you_mean(other, Self::ALL.iter().copied(), super::suggest::Closeness::Similar) {
                             msg.push_str("; ");
                             msg.push_str(&h);
                         }

@@ -1,6 +1,7 @@
 //! Threshold checks: which metrics exist and what unit each one needs.
 
 use super::{Expr, Literal, Operand, ParseError, Span, UnitKind};
+use crate::plan::suggest::{Closeness, did_you_mean};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
@@ -80,32 +81,8 @@ pub fn metric_kind(name: &str) -> Option<MetricKind> {
         .map(|&(_, kind)| kind)
 }
 
-/// "did you mean ...?" from close spellings or known aliases.
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str> + Clone) -> Option<String> {
-    let lower = name.to_ascii_lowercase();
-    let limit = if name.chars().count() > 4 { 2 } else { 1 };
-    let best = candidates
-        .clone()
-        .map(|c| strsim::osa_distance(&lower, c))
-        .min()?;
-    let close: Vec<&str> = if best <= limit {
-        candidates
-            .filter(|c| strsim::osa_distance(&lower, c) == best)
-            .collect()
-    } else {
-        let alias = ALIASES
-            .iter()
-            .find(|(from, _)| *from == lower)
-            .map(|&(_, to)| to)?;
-        vec![candidates.into_iter().find(|c| *c == alias)?]
-    };
-    let quoted: Vec<String> = close.iter().map(|c| format!("`{c}`")).collect();
-    let list = match quoted.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        _ => quoted.concat(),
-    };
-    Some(format!("did you mean {list}?"))
-}
+/// Hints for a misspelt metric or aggregate name.
+const CLOSENESS: Closeness = Closeness::Edits { aliases: ALIASES };
 
 fn unknown_metric(name: &str, span: &Span) -> ParseError {
     let e = ParseError::new(span.clone(), format!("unknown metric `{name}`"));
@@ -114,10 +91,11 @@ fn unknown_metric(name: &str, span: &Span) -> ParseError {
             "`{name}` is an aggregate; apply it to a metric, e.g. `{name}(rps)`"
         ));
     }
-    let hint = suggest(name, METRICS.iter().map(|&(m, _)| m)).unwrap_or_else(|| {
-        let names: Vec<&str> = METRICS.iter().map(|&(m, _)| m).collect();
-        format!("known metrics: {}", names.join(", "))
-    });
+    let hint =
+        did_you_mean(name, METRICS.iter().map(|&(m, _)| m), CLOSENESS).unwrap_or_else(|| {
+            let names: Vec<&str> = METRICS.iter().map(|&(m, _)| m).collect();
+            format!("known metrics: {}", names.join(", "))
+        });
     e.with_hint(hint)
 }
 
@@ -151,7 +129,7 @@ fn side<'a>(operand: &'a Operand, errors: &mut Vec<ParseError>) -> Side<'a> {
                 errors.push(unknown_metric(arg, arg_span));
             }
             if !AGGREGATES.contains(&func.as_str()) {
-                let hint = suggest(func, AGGREGATES.iter().copied())
+                let hint = did_you_mean(func, AGGREGATES.iter().copied(), CLOSENESS)
                     .unwrap_or_else(|| format!("use one of {}", AGGREGATES.join(", ")));
                 errors.push(
                     ParseError::new(
