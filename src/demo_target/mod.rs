@@ -34,9 +34,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::plan::units;
+
 use metrics::Metrics;
 use sampling::SplitMix64;
-pub use sampling::{Jitter, ServiceTime, parse_duration};
+pub use sampling::{Jitter, ServiceTime};
 
 /// Largest accepted `/predict` body; the simulated model ignores its input.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -155,8 +157,9 @@ impl Default for DemoConfig {
     }
 }
 
+/// Durations are written as in plans (`20ms`, `1.5s`, `1m30s`).
 fn duration_arg(flag: &'static str, value: &str) -> Result<Duration, DemoTargetError> {
-    parse_duration(value).map_err(|reason| DemoTargetError::InvalidDuration {
+    units::parse_duration_reason(value).map_err(|reason| DemoTargetError::InvalidDuration {
         flag,
         value: value.to_owned(),
         reason,

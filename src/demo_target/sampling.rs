@@ -1,40 +1,6 @@
-//! Duration parsing, a small seeded RNG and the service-time distributions.
+//! A small seeded RNG and the service-time distributions.
 
 use std::time::Duration;
-
-/// Parses durations such as `20ms`, `1.5s`, `500us`, `2m`.
-///
-/// Decimal digits only (no sign, no exponent) so that every accepted value is
-/// unambiguous; the unit is mandatory because a bare `20` is a common mistake.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let digits = number.chars().filter(char::is_ascii_digit).count();
-    if digits == 0 || number.matches('.').count() > 1 {
-        return Err("expected a number followed by a unit, e.g. 20ms".to_owned());
-    }
-    let nanos_per_unit: f64 = match unit.trim() {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "" => return Err("missing unit (use ns, us, ms, s or m)".to_owned()),
-        other => return Err(format!("unknown unit {other:?} (use ns, us, ms, s or m)")),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| "expected a number followed by a unit, e.g. 20ms".to_owned())?;
-    let nanos = (value * nanos_per_unit).round();
-    // u64 nanoseconds is ~584 years; anything beyond is surely a typo.
-    if !nanos.is_finite() || nanos >= u64::MAX as f64 {
-        return Err("duration is too large".to_owned());
-    }
-    Ok(Duration::from_nanos(nanos as u64))
-}
 
 /// SplitMix64: tiny, fast and good enough for simulated latencies.
 #[derive(Debug, Clone)]
@@ -132,38 +98,6 @@ impl ServiceTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("20ms"), Ok(Duration::from_millis(20)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
-        assert_eq!(parse_duration("500µs"), Ok(Duration::from_micros(500)));
-        assert_eq!(parse_duration(" 2m "), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("7ns"), Ok(Duration::from_nanos(7)));
-        assert_eq!(parse_duration("10 ms"), Ok(Duration::from_millis(10)));
-    }
-
-    #[test]
-    fn rejects_bad_durations() {
-        for bad in [
-            "",
-            "20",
-            "ms",
-            "-5ms",
-            "1e3ms",
-            "1.2.3s",
-            "20 parsecs",
-            "5h",
-            ".ms",
-            "1e400s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
-        }
-        assert!(parse_duration("99999999999999999999s").is_err());
-    }
 
     fn sample_mean(service: ServiceTime, n: usize) -> f64 {
         let mut rng = SplitMix64::new(42);

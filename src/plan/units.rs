@@ -106,6 +106,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     duration_inner(t).map_err(|reason| format!("invalid duration `{t}`: {reason}"))
 }
 
+/// [`parse_duration`] for callers that name the value themselves (the demo
+/// target's `invalid --service-time value "20": ...`): the error is the
+/// reason alone.
+pub(crate) fn parse_duration_reason(s: &str) -> Result<Duration, String> {
+    duration_inner(s.trim())
+}
+
 /// Parses a trimmed duration; the error is the reason only, so callers can
 /// say which value was wrong.
 fn duration_inner(t: &str) -> Result<Duration, String> {
