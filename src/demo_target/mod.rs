@@ -34,10 +34,10 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::plan::random::SplitMix64;
 use crate::plan::units;
 
 use metrics::Metrics;
-use sampling::SplitMix64;
 pub use sampling::{Jitter, ServiceTime};
 
 /// Largest accepted `/predict` body; the simulated model ignores its input.
@@ -502,7 +502,7 @@ impl Server {
         // One stream per request, numbered in arrival order, so a run with the
         // same seed and request order fails and jitters identically.
         let index = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let mut rng = SplitMix64::for_request(self.config.seed, index);
+        let mut rng = SplitMix64::stream(self.config.seed, index);
         let fail = rng.next_f64() < self.config.fail_rate;
         let service = self.config.service_time.sample(&mut rng);
 

@@ -1,51 +1,8 @@
-//! A small seeded RNG and the service-time distributions.
+//! The service-time distributions.
 
 use std::time::Duration;
 
-/// SplitMix64: tiny, fast and good enough for simulated latencies.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// Independent stream for the `index`-th request of a server seeded with
-    /// `seed`. Hashing (rather than offsetting the state) keeps the streams of
-    /// consecutive requests from being shifted copies of each other.
-    pub fn for_request(seed: u64, index: u64) -> Self {
-        Self::new(mix64(seed ^ mix64(index.wrapping_add(GOLDEN_GAMMA))))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(GOLDEN_GAMMA);
-        mix64(self.state)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Standard normal via Box-Muller.
-    pub fn next_normal(&mut self) -> f64 {
-        // 1 - u is in (0, 1], so the logarithm is finite.
-        let u1 = 1.0 - self.next_f64();
-        let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+use crate::plan::random::SplitMix64;
 
 /// Service-time distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,7 +34,7 @@ pub struct ServiceTime {
 }
 
 impl ServiceTime {
-    pub fn sample(&self, rng: &mut SplitMix64) -> Duration {
+    pub(crate) fn sample(&self, rng: &mut SplitMix64) -> Duration {
         let mean = self.mean.as_secs_f64();
         let secs = match self.jitter {
             Jitter::Fixed => return self.mean,
@@ -157,23 +114,6 @@ mod tests {
                 jitter,
             };
             assert_eq!(zero.sample(&mut rng), Duration::ZERO);
-        }
-    }
-
-    #[test]
-    fn request_streams_are_deterministic_and_distinct() {
-        let a = SplitMix64::for_request(1, 0).next_u64();
-        assert_eq!(a, SplitMix64::for_request(1, 0).next_u64());
-        assert_ne!(a, SplitMix64::for_request(1, 1).next_u64());
-        assert_ne!(a, SplitMix64::for_request(2, 0).next_u64());
-    }
-
-    #[test]
-    fn uniform_is_in_range() {
-        let mut rng = SplitMix64::new(3);
-        for _ in 0..10_000 {
-            let u = rng.next_f64();
-            assert!((0.0..1.0).contains(&u));
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod graph;
 pub mod matrix;
 pub mod model;
 pub mod parse;
+pub(crate) mod random;
 pub mod raw;
 pub mod resolve;
 pub mod spanned;

@@ -3,11 +3,12 @@
 //! variables were read so their values can be kept out of every output.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Environment, UndefinedBehavior};
+
+use super::random::SharedSplitMix64;
 
 /// The process environment as seen by templates.
 #[derive(Debug, Default)]
@@ -94,19 +95,8 @@ impl Templates {
     }
 }
 
-static RANDOM_STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-
-/// splitmix64: plenty for request bodies, and no RNG crate in the plan layer.
-fn next_random() -> u64 {
-    let mut z = RANDOM_STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn random_unit() -> f64 {
-    (next_random() >> 11) as f64 / (1u64 << 53) as f64
-}
+/// One process-wide stream: templates have no seed to hand.
+static RANDOM: SharedSplitMix64 = SharedSplitMix64::new(0);
 
 /// `seq | random` picks an element (as in Jinja2); on a number or anything
 /// else it gives a uniform float in [0, 1), so `range(8) | map("random")`
@@ -117,12 +107,12 @@ fn random_filter(value: Value) -> Value {
         && !value.is_number()
         && value.as_str().is_none()
     {
-        let index = (next_random() % len as u64) as usize;
+        let index = (RANDOM.next_u64() % len as u64) as usize;
         if let Ok(item) = value.get_item(&Value::from(index)) {
             return item;
         }
     }
-    Value::from(random_unit())
+    Value::from(RANDOM.next_f64())
 }
 
 /// `random_int(a, b)`: uniform integer in [a, b].
@@ -134,7 +124,7 @@ fn random_int(low: i64, high: i64) -> Result<i64, minijinja::Error> {
         ));
     }
     let span = (high - low) as u64 + 1;
-    Ok(low + (next_random() % span.max(1)) as i64)
+    Ok(low + (RANDOM.next_u64() % span.max(1)) as i64)
 }
 
 /// Replaces every secret value in `text` with `***`.
