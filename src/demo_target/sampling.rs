@@ -16,7 +16,7 @@ pub enum Jitter {
 }
 
 impl Jitter {
-    pub fn parse(name: &str, cv: f64) -> Option<Self> {
+    pub(crate) fn parse(name: &str, cv: f64) -> Option<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
             "fixed" => Some(Self::Fixed),
             "lognormal" | "log-normal" => Some(Self::LogNormal { cv }),

@@ -14,7 +14,7 @@ use super::raw::RawPlan;
 use super::suggest::{Closeness, did_you_mean};
 use crate::diagnostic::Diagnostic;
 
-pub const TOP_LEVEL_KEYS: &[&str] = &[
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
     "description",
     "vars",
@@ -33,12 +33,12 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 /// (or a bare string).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
-    pub path: Vec<String>,
-    pub value: String,
+    pub(crate) path: Vec<String>,
+    pub(crate) value: String,
 }
 
 impl Override {
-    pub fn parse(text: &str) -> Result<Override, String> {
+    pub(crate) fn parse(text: &str) -> Result<Override, String> {
         let Some((key, value)) = text.split_once('=') else {
             return Err(format!(
                 "`--set {text}` has no `=`; write it as KEY=VALUE, e.g. --set vars.lb=http://127.0.0.1:8080"
@@ -110,7 +110,7 @@ impl Collector<'_> {
 }
 
 /// Turns serde's messages into a message and a hint a plan author can act on.
-pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
+pub(crate) fn explain_serde_message(message: &str) -> (String, Option<String>) {
     let message = message.trim().to_owned();
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((field, expected)) = rest.split_once('`')
@@ -156,7 +156,7 @@ pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
 
 /// Parses a plan's text. `overrides` are applied to the tree before it is
 /// read, so they are type-checked like the file itself.
-pub fn parse_raw(
+pub(crate) fn parse_raw(
     file: &Path,
     source: &Arc<str>,
     overrides: &[Override],

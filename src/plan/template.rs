@@ -18,7 +18,7 @@ pub struct EnvVars {
 }
 
 impl EnvVars {
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Self::from_map(std::env::vars().collect())
     }
 
@@ -29,12 +29,8 @@ impl EnvVars {
         }
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.values.contains_key(name)
-    }
-
     /// Values of every variable a template has read: the secrets to redact.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         read.iter()
             .filter_map(|k| self.values.get(k))
@@ -65,13 +61,13 @@ impl Object for EnvVars {
     }
 }
 
-pub struct Templates {
+pub(crate) struct Templates {
     env: Environment<'static>,
-    pub env_vars: Arc<EnvVars>,
+    pub(crate) env_vars: Arc<EnvVars>,
 }
 
 impl Templates {
-    pub fn new(env_vars: EnvVars) -> Self {
+    pub(crate) fn new(env_vars: EnvVars) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_filter("random", random_filter);
@@ -82,15 +78,15 @@ impl Templates {
         }
     }
 
-    pub fn env_value(&self) -> Value {
+    pub(crate) fn env_value(&self) -> Value {
         Value::from_dyn_object(self.env_vars.clone())
     }
 
-    pub fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+    pub(crate) fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
         self.env.render_str(source, ctx)
     }
 
-    pub fn environment(&self) -> &Environment<'static> {
+    pub(crate) fn environment(&self) -> &Environment<'static> {
         &self.env
     }
 }
@@ -128,7 +124,7 @@ fn random_int(low: i64, high: i64) -> Result<i64, minijinja::Error> {
 }
 
 /// Replaces every secret value in `text` with `***`.
-pub fn redact(text: &str, secrets: &[String]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for s in secrets {
         if s.len() >= MIN_SECRET_LEN && out.contains(s.as_str()) {
@@ -139,7 +135,7 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 }
 
 /// Shorter values would mangle ordinary numbers and words in outputs.
-pub const MIN_SECRET_LEN: usize = 3;
+pub(crate) const MIN_SECRET_LEN: usize = 3;
 
 #[cfg(test)]
 mod tests {

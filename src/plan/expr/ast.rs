@@ -5,19 +5,19 @@ use std::fmt;
 
 use super::Value;
 
-pub type Span = std::ops::Range<usize>;
+pub(crate) type Span = std::ops::Range<usize>;
 
 /// What unit a number literal was written with. Durations are stored in
 /// milliseconds, percentages in percent units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnitKind {
+pub(crate) enum UnitKind {
     None,
     Duration,
     Percent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
+pub(crate) enum CmpOp {
     Lt,
     Le,
     Gt,
@@ -27,7 +27,7 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CmpOp::Lt => "<",
             CmpOp::Le => "<=",
@@ -46,7 +46,7 @@ impl fmt::Display for CmpOp {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Literal {
+pub(crate) enum Literal {
     /// `text` is the literal as written (`1.5s`), for messages such as
     /// "limit 1.5s"; `value` is normalised (1500.0).
     Num {
@@ -66,7 +66,7 @@ pub enum Literal {
 }
 
 impl Literal {
-    pub fn span(&self) -> Span {
+    pub(crate) fn span(&self) -> Span {
         match self {
             Literal::Num { span, .. } | Literal::Str { span, .. } | Literal::Bool { span, .. } => {
                 span.clone()
@@ -74,7 +74,7 @@ impl Literal {
         }
     }
 
-    pub fn value(&self) -> Value {
+    pub(crate) fn value(&self) -> Value {
         match self {
             Literal::Num { value, .. } => Value::Num(*value),
             Literal::Str { value, .. } => Value::Str(value.clone()),
@@ -91,7 +91,7 @@ impl Literal {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Operand {
+pub(crate) enum Operand {
     Literal(Literal),
     Ident {
         name: String,
@@ -108,13 +108,6 @@ pub enum Operand {
 }
 
 impl Operand {
-    pub fn span(&self) -> Span {
-        match self {
-            Operand::Literal(lit) => lit.span(),
-            Operand::Ident { span, .. } | Operand::Aggregate { span, .. } => span.clone(),
-        }
-    }
-
     fn idents(&self, out: &mut Vec<IdentRef>) {
         match self {
             Operand::Literal(_) => {}
@@ -140,19 +133,19 @@ impl Operand {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
-    pub lhs: Operand,
-    pub op: CmpOp,
-    pub op_span: Span,
-    pub rhs: Operand,
-    pub span: Span,
+    pub(crate) lhs: Operand,
+    pub(crate) op: CmpOp,
+    pub(crate) op_span: Span,
+    pub(crate) rhs: Operand,
+    pub(crate) span: Span,
 }
 
 /// `operand in [item, ...]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Membership {
-    pub operand: Operand,
-    pub items: Vec<Literal>,
-    pub span: Span,
+    pub(crate) operand: Operand,
+    pub(crate) items: Vec<Literal>,
+    pub(crate) span: Span,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,16 +174,16 @@ pub enum Expr {
 /// An identifier referenced by an expression. `aggregate` is the enclosing
 /// call (`max` in `max(rps)`) with the span of the function name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentRef {
-    pub name: String,
-    pub span: Span,
-    pub aggregate: Option<(String, Span)>,
+pub(crate) struct IdentRef {
+    pub(crate) name: String,
+    pub(crate) span: Span,
+    pub(crate) aggregate: Option<(String, Span)>,
 }
 
 impl Expr {
     /// The span of this node's own text; parentheses around it belong to the
     /// parent.
-    pub fn span(&self) -> Span {
+    pub(crate) fn span(&self) -> Span {
         match self {
             Expr::Or { span, .. }
             | Expr::And { span, .. }
@@ -216,7 +209,7 @@ impl Expr {
     }
 
     /// Every identifier referenced, in source order.
-    pub fn idents(&self) -> Vec<IdentRef> {
+    pub(crate) fn idents(&self) -> Vec<IdentRef> {
         let mut out = Vec::new();
         self.walk(&mut |e| match e {
             Expr::Compare(c) => {
@@ -229,12 +222,12 @@ impl Expr {
         out
     }
 
-    pub fn has_aggregate(&self) -> bool {
+    pub(crate) fn has_aggregate(&self) -> bool {
         self.idents().iter().any(|i| i.aggregate.is_some())
     }
 
     /// The comparisons in source order (`in` tests are not included).
-    pub fn comparisons(&self) -> Vec<&Comparison> {
+    pub(crate) fn comparisons(&self) -> Vec<&Comparison> {
         let mut out = Vec::new();
         self.walk(&mut |e| {
             if let Expr::Compare(c) = e {

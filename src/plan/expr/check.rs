@@ -4,7 +4,7 @@ use super::{Expr, Literal, Operand, ParseError, Span, UnitKind};
 use crate::plan::suggest::{Closeness, did_you_mean};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
+pub(crate) enum MetricKind {
     /// Milliseconds.
     Latency,
     Percent,
@@ -36,7 +36,7 @@ impl MetricKind {
     }
 }
 
-pub const METRICS: &[(&str, MetricKind)] = &[
+pub(crate) const METRICS: &[(&str, MetricKind)] = &[
     ("mean", MetricKind::Latency),
     ("min", MetricKind::Latency),
     ("max", MetricKind::Latency),
@@ -57,7 +57,7 @@ pub const METRICS: &[(&str, MetricKind)] = &[
     ("sut_mem_mb", MetricKind::Plain),
 ];
 
-pub const AGGREGATES: &[&str] = &["min", "max", "mean", "sum", "count"];
+pub(crate) const AGGREGATES: &[&str] = &["min", "max", "mean", "sum", "count"];
 
 /// Names people reach for that are not ours; suggested when spelling
 /// distance finds nothing.
@@ -74,7 +74,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("total", "sum"),
 ];
 
-pub fn metric_kind(name: &str) -> Option<MetricKind> {
+pub(crate) fn metric_kind(name: &str) -> Option<MetricKind> {
     METRICS
         .iter()
         .find(|(metric, _)| *metric == name)
@@ -237,7 +237,7 @@ fn check_sides(lhs: &Side, rhs: &Side, span: &Span) -> Option<ParseError> {
 }
 
 /// Semantic checks for a threshold expression; returns every problem found.
-pub fn check_threshold(expr: &Expr) -> Vec<ParseError> {
+pub(crate) fn check_threshold(expr: &Expr) -> Vec<ParseError> {
     let mut errors = Vec::new();
     expr.walk(&mut |e| match e {
         Expr::Compare(c) => {

@@ -4,10 +4,10 @@ use super::Span;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
-pub struct ParseError {
-    pub span: Span,
-    pub message: String,
-    pub hint: Option<String>,
+pub(crate) struct ParseError {
+    pub(crate) span: Span,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
 }
 
 impl ParseError {
@@ -26,7 +26,7 @@ impl ParseError {
 
     /// The offending line of `src` with the span underlined, then the
     /// message and hint.
-    pub fn render(&self, src: &str) -> String {
+    pub(crate) fn render(&self, src: &str) -> String {
         let start = self.span.start.min(src.len());
         let before = src.get(..start).unwrap_or("");
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -52,7 +52,7 @@ impl ParseError {
 }
 
 /// The text of `span` in `src`, or "" if the span does not belong to `src`.
-pub fn snippet<'a>(src: &'a str, span: &Span) -> &'a str {
+pub(crate) fn snippet<'a>(src: &'a str, span: &Span) -> &'a str {
     src.get(span.clone()).unwrap_or("")
 }
 

@@ -6,9 +6,9 @@ use super::{CmpOp, Comparison, Expr, Literal, Membership, Operand, Span};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
-pub struct EvalError {
-    pub span: Span,
-    pub message: String,
+pub(crate) struct EvalError {
+    pub(crate) span: Span,
+    pub(crate) message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -57,7 +57,7 @@ impl CmpOp {
 }
 
 impl Operand {
-    pub fn eval(
+    pub(crate) fn eval(
         &self,
         lookup: &dyn Fn(&str) -> Option<Value>,
         agg: &dyn Fn(&str, &str) -> Option<f64>,
@@ -81,14 +81,14 @@ impl Operand {
 /// Both sides of a comparison after evaluation, for messages such as
 /// "measured 612ms, limit 500ms".
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Outcome {
-    pub lhs: Value,
-    pub rhs: Value,
-    pub holds: bool,
+pub(crate) struct Outcome {
+    pub(crate) lhs: Value,
+    pub(crate) rhs: Value,
+    pub(crate) holds: bool,
 }
 
 impl Comparison {
-    pub fn eval(
+    pub(crate) fn eval(
         &self,
         lookup: &dyn Fn(&str) -> Option<Value>,
         agg: &dyn Fn(&str, &str) -> Option<f64>,
@@ -125,7 +125,7 @@ impl Comparison {
 }
 
 impl Membership {
-    pub fn eval(
+    pub(crate) fn eval(
         &self,
         lookup: &dyn Fn(&str) -> Option<Value>,
         agg: &dyn Fn(&str, &str) -> Option<f64>,
@@ -148,7 +148,7 @@ impl Membership {
 impl Expr {
     /// Evaluates with short-circuiting `and`/`or`, so a term that is not
     /// reached cannot fail.
-    pub fn eval(
+    pub(crate) fn eval(
         &self,
         lookup: &dyn Fn(&str) -> Option<Value>,
         agg: &dyn Fn(&str, &str) -> Option<f64>,

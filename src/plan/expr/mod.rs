@@ -15,11 +15,11 @@ mod eval;
 mod lexer;
 mod parser;
 
-pub use ast::{CmpOp, Comparison, Expr, IdentRef, Literal, Membership, Operand, Span, UnitKind};
-pub use check::{AGGREGATES, METRICS, MetricKind, check_threshold, metric_kind};
-pub use error::{ParseError, snippet};
-pub use eval::{EvalError, Outcome, Value};
-pub use parser::parse;
+pub(crate) use ast::{CmpOp, Comparison, Expr, Literal, Membership, Operand, Span, UnitKind};
+pub(crate) use check::{MetricKind, check_threshold, metric_kind};
+pub(crate) use error::{ParseError, snippet};
+pub(crate) use eval::Value;
+pub(crate) use parser::parse;
 
 /// Helpers shared by the tests of every part.
 #[cfg(test)]
@@ -76,6 +76,13 @@ mod tests {
     use super::testing::*;
     use super::*;
 
+    fn operand_span(operand: &Operand) -> Span {
+        match operand {
+            Operand::Literal(lit) => lit.span(),
+            Operand::Ident { span, .. } | Operand::Aggregate { span, .. } => span.clone(),
+        }
+    }
+
     /// Every node span lies within `src` and on char boundaries.
     fn check_spans(src: &str, expr: &Expr) {
         let mut spans = Vec::new();
@@ -83,10 +90,14 @@ mod tests {
             spans.push(e.span());
             match e {
                 Expr::Compare(c) => {
-                    spans.extend([c.op_span.clone(), c.lhs.span(), c.rhs.span()]);
+                    spans.extend([
+                        c.op_span.clone(),
+                        operand_span(&c.lhs),
+                        operand_span(&c.rhs),
+                    ]);
                 }
                 Expr::In(m) => {
-                    spans.push(m.operand.span());
+                    spans.push(operand_span(&m.operand));
                     spans.extend(m.items.iter().map(Literal::span));
                 }
                 _ => {}

@@ -33,7 +33,7 @@ struct Parser<'a> {
 
 const COMPARISON_EXAMPLE: &str = "expected a comparison like `p95 < 500ms`";
 
-pub fn parse(src: &str) -> Result<Expr, ParseError> {
+pub(crate) fn parse(src: &str) -> Result<Expr, ParseError> {
     let (tokens, lex_error) = lex(src);
     let mut p = Parser {
         src,

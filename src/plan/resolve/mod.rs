@@ -33,19 +33,18 @@ use super::model::*;
 use super::raw::RawPlan;
 use super::template::Templates;
 use crate::diagnostic::Diagnostic;
-pub use reports::EMBEDDED_TEMPLATES;
 use resolver::{Resolver, into_diagnostics};
 
 /// What templates see as `run`.
 #[derive(Debug, Clone)]
 pub struct RunInfo {
-    pub id: String,
-    pub dir: String,
+    pub(crate) id: String,
+    pub(crate) dir: String,
 }
 
 impl RunInfo {
     /// Used by `validate` and `plan`, which start no run.
-    pub fn placeholder(plan_name: &str) -> Self {
+    pub(crate) fn placeholder(plan_name: &str) -> Self {
         RunInfo {
             id: "00000000-000000".into(),
             dir: format!("results/{plan_name}/00000000-000000"),
@@ -53,7 +52,7 @@ impl RunInfo {
     }
 }
 
-pub fn fnv1a(bytes: &[u8]) -> String {
+pub(crate) fn fnv1a(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -62,7 +61,7 @@ pub fn fnv1a(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-pub fn resolve(
+pub(crate) fn resolve(
     raw: &RawPlan,
     file: &Path,
     source: &Arc<str>,

@@ -10,7 +10,7 @@ use crate::plan::model::*;
 use crate::plan::raw::RawPlan;
 
 /// Names of the report templates embedded in the binary.
-pub const EMBEDDED_TEMPLATES: &[&str] = &["summary.md.j2", "cell.md.j2"];
+pub(crate) const EMBEDDED_TEMPLATES: &[&str] = &["summary.md.j2", "cell.md.j2"];
 
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<ReportSpec> {
     if raw.report.is_empty() {

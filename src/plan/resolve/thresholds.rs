@@ -11,7 +11,7 @@ use crate::plan::suggest::{Closeness, did_you_mean};
 /// Threshold and filter expressions are parsed once; errors point inside them.
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan) -> Vec<Threshold> {
     let mut out = Vec::new();
-    for (index, t) in raw.threshold.iter().enumerate() {
+    for t in &raw.threshold {
         let expr_span = |r: &Resolver<'_>, text: &str, span: &Range<usize>, inner: Range<usize>| {
             r.inner_span(span, text, inner)
                 .unwrap_or_else(|| span.clone())
@@ -105,12 +105,10 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan) -> Vec<Threshold> {
             None => Scope::Cell,
         };
         out.push(Threshold {
-            index,
             name: t.name.clone().unwrap_or_else(|| match &filter {
                 Some((f, _)) => format!("{} where {f}", t.expr.value),
                 None => t.expr.value.clone(),
             }),
-            text: t.expr.value.clone(),
             expr,
             filter,
             scope,
