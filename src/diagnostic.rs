@@ -137,16 +137,6 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// "did you mean `x`?" for a misspelt name among the known ones.
-pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    known
-        .into_iter()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!("did you mean `{k}`?"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,14 +159,5 @@ mod tests {
         assert!(d.render().contains("p.toml:1:"));
         let d = Diagnostic::new(Path::new("p.toml"), &src, Some(100..200), "x");
         assert!(d.render().contains("p.toml:1:"));
-    }
-
-    #[test]
-    fn suggests_close_names_only() {
-        assert_eq!(
-            did_you_mean("durtion", ["duration", "warmup"]),
-            Some("did you mean `duration`?".into())
-        );
-        assert_eq!(did_you_mean("zzz", ["duration", "warmup"]), None);
     }
 }

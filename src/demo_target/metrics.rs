@@ -13,7 +13,7 @@ const BUCKETS: [f64; 15] = [
 ];
 
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Keyed by HTTP status; a Mutex is cheap next to a simulated service time.
     requests: Mutex<BTreeMap<u16, u64>>,
     in_flight: AtomicI64,
@@ -27,7 +27,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(slots: usize, replica: usize) -> Self {
+    pub(crate) fn new(slots: usize, replica: usize) -> Self {
         // Pre-seeded so scrapers see the series before the first request.
         let requests = [200, 400, 500].into_iter().map(|s| (s, 0)).collect();
         Self {
@@ -42,12 +42,12 @@ impl Metrics {
         }
     }
 
-    pub fn count_request(&self, status: u16) {
+    pub(crate) fn count_request(&self, status: u16) {
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         *requests.entry(status).or_insert(0) += 1;
     }
 
-    pub fn observe_duration(&self, elapsed: Duration) {
+    pub(crate) fn observe_duration(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let index = BUCKETS
             .iter()
@@ -58,21 +58,21 @@ impl Metrics {
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    pub fn set_stalled(&self, stalled: bool) {
+    pub(crate) fn set_stalled(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::Relaxed);
     }
 
     /// Counts a request as queued until the guard is dropped.
-    pub fn queued(&self) -> GaugeGuard<'_> {
+    pub(crate) fn queued(&self) -> GaugeGuard<'_> {
         GaugeGuard::new(&self.queue_depth)
     }
 
     /// Counts a request as holding a slot until the guard is dropped.
-    pub fn in_service(&self) -> GaugeGuard<'_> {
+    pub(crate) fn in_service(&self) -> GaugeGuard<'_> {
         GaugeGuard::new(&self.in_flight)
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str(
             "# HELP demo_requests_total POST /predict requests answered, by HTTP status.\n\
@@ -143,7 +143,7 @@ impl Metrics {
 /// Increments a gauge now and decrements it on drop, so requests abandoned by
 /// a disconnecting client do not leave the gauge stuck.
 #[derive(Debug)]
-pub struct GaugeGuard<'a> {
+pub(crate) struct GaugeGuard<'a> {
     gauge: &'a AtomicI64,
 }
 

@@ -34,9 +34,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::plan::random::SplitMix64;
+use crate::plan::units;
+
 use metrics::Metrics;
-use sampling::SplitMix64;
-pub use sampling::{Jitter, ServiceTime, parse_duration};
+pub use sampling::{Jitter, ServiceTime};
 
 /// Largest accepted `/predict` body; the simulated model ignores its input.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -53,41 +55,41 @@ const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoTargetArgs {
     #[arg(long, default_value_t = 8080)]
-    pub port: u16,
+    pub(crate) port: u16,
     #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    pub(crate) host: String,
     /// concurrent inference slots; requests beyond them queue FIFO
     #[arg(long, default_value_t = 4)]
-    pub slots: usize,
+    pub(crate) slots: usize,
     /// mean service time per request, e.g. 20ms, 1.5s, 500us
     #[arg(long, default_value = "20ms")]
-    pub service_time: String,
+    pub(crate) service_time: String,
     /// service-time distribution: fixed | lognormal | exponential
     #[arg(long, default_value = "fixed")]
-    pub jitter: String,
+    pub(crate) jitter: String,
     /// coefficient of variation for lognormal (the mean stays service_time)
     #[arg(long, default_value_t = 0.25)]
-    pub cv: f64,
+    pub(crate) cv: f64,
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// fraction 0..1 of /predict requests answered 500
     #[arg(long, default_value_t = 0.0)]
-    pub fail_rate: f64,
+    pub(crate) fail_rate: f64,
     /// every this long (e.g. 5s) the whole server stalls for --stall-for
     #[arg(long)]
-    pub stall_every: Option<String>,
+    pub(crate) stall_every: Option<String>,
     /// how long each stall lasts (e.g. 500ms)
     #[arg(long)]
-    pub stall_for: Option<String>,
+    pub(crate) stall_for: Option<String>,
     /// burn CPU for the service time instead of sleeping
     #[arg(long)]
-    pub cpu: bool,
+    pub(crate) cpu: bool,
     /// replica index reported in responses and metrics (set by the launcher)
     #[arg(long, default_value_t = 0)]
-    pub replica: usize,
+    pub(crate) replica: usize,
     /// worker threads for the tokio runtime (default 1: a replica is a small process)
     #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    pub(crate) threads: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,8 +123,8 @@ pub enum DemoTargetError {
 /// Periodic whole-server stall: every `every`, nothing progresses for `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stall {
-    pub every: Duration,
-    pub duration: Duration,
+    pub(crate) every: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// Validated server behaviour; the listening address is the caller's business.
@@ -155,8 +157,9 @@ impl Default for DemoConfig {
     }
 }
 
+/// Durations are written as in plans (`20ms`, `1.5s`, `1m30s`).
 fn duration_arg(flag: &'static str, value: &str) -> Result<Duration, DemoTargetError> {
-    parse_duration(value).map_err(|reason| DemoTargetError::InvalidDuration {
+    units::parse_duration_reason(value).map_err(|reason| DemoTargetError::InvalidDuration {
         flag,
         value: value.to_owned(),
         reason,
@@ -172,7 +175,7 @@ fn invalid(flag: &'static str, value: impl ToString, reason: &'static str) -> De
 }
 
 impl DemoConfig {
-    pub fn from_args(args: &DemoTargetArgs) -> Result<Self, DemoTargetError> {
+    pub(crate) fn from_args(args: &DemoTargetArgs) -> Result<Self, DemoTargetError> {
         if !(1..=MAX_SLOTS).contains(&args.slots) {
             return Err(invalid(
                 "slots",
@@ -239,7 +242,7 @@ impl TryFrom<&DemoTargetArgs> for DemoConfig {
 ///
 /// Prints `demo-target listening on http://ADDR` to stdout once bound, so a
 /// launcher can wait for that line (and learn the port when `--port 0`).
-pub fn run(args: DemoTargetArgs) -> Result<(), DemoTargetError> {
+pub(crate) fn run(args: DemoTargetArgs) -> Result<(), DemoTargetError> {
     let config = DemoConfig::from_args(&args)?;
     if !(1..=MAX_THREADS).contains(&args.threads) {
         return Err(invalid(
@@ -499,7 +502,7 @@ impl Server {
         // One stream per request, numbered in arrival order, so a run with the
         // same seed and request order fails and jitters identically.
         let index = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let mut rng = SplitMix64::for_request(self.config.seed, index);
+        let mut rng = SplitMix64::stream(self.config.seed, index);
         let fail = rng.next_f64() < self.config.fail_rate;
         let service = self.config.service_time.sample(&mut rng);
 

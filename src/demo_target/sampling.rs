@@ -1,85 +1,8 @@
-//! Duration parsing, a small seeded RNG and the service-time distributions.
+//! The service-time distributions.
 
 use std::time::Duration;
 
-/// Parses durations such as `20ms`, `1.5s`, `500us`, `2m`.
-///
-/// Decimal digits only (no sign, no exponent) so that every accepted value is
-/// unambiguous; the unit is mandatory because a bare `20` is a common mistake.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let digits = number.chars().filter(char::is_ascii_digit).count();
-    if digits == 0 || number.matches('.').count() > 1 {
-        return Err("expected a number followed by a unit, e.g. 20ms".to_owned());
-    }
-    let nanos_per_unit: f64 = match unit.trim() {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "" => return Err("missing unit (use ns, us, ms, s or m)".to_owned()),
-        other => return Err(format!("unknown unit {other:?} (use ns, us, ms, s or m)")),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| "expected a number followed by a unit, e.g. 20ms".to_owned())?;
-    let nanos = (value * nanos_per_unit).round();
-    // u64 nanoseconds is ~584 years; anything beyond is surely a typo.
-    if !nanos.is_finite() || nanos >= u64::MAX as f64 {
-        return Err("duration is too large".to_owned());
-    }
-    Ok(Duration::from_nanos(nanos as u64))
-}
-
-/// SplitMix64: tiny, fast and good enough for simulated latencies.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// Independent stream for the `index`-th request of a server seeded with
-    /// `seed`. Hashing (rather than offsetting the state) keeps the streams of
-    /// consecutive requests from being shifted copies of each other.
-    pub fn for_request(seed: u64, index: u64) -> Self {
-        Self::new(mix64(seed ^ mix64(index.wrapping_add(GOLDEN_GAMMA))))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(GOLDEN_GAMMA);
-        mix64(self.state)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Standard normal via Box-Muller.
-    pub fn next_normal(&mut self) -> f64 {
-        // 1 - u is in (0, 1], so the logarithm is finite.
-        let u1 = 1.0 - self.next_f64();
-        let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+use crate::plan::random::SplitMix64;
 
 /// Service-time distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,7 +16,7 @@ pub enum Jitter {
 }
 
 impl Jitter {
-    pub fn parse(name: &str, cv: f64) -> Option<Self> {
+    pub(crate) fn parse(name: &str, cv: f64) -> Option<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
             "fixed" => Some(Self::Fixed),
             "lognormal" | "log-normal" => Some(Self::LogNormal { cv }),
@@ -111,7 +34,7 @@ pub struct ServiceTime {
 }
 
 impl ServiceTime {
-    pub fn sample(&self, rng: &mut SplitMix64) -> Duration {
+    pub(crate) fn sample(&self, rng: &mut SplitMix64) -> Duration {
         let mean = self.mean.as_secs_f64();
         let secs = match self.jitter {
             Jitter::Fixed => return self.mean,
@@ -132,38 +55,6 @@ impl ServiceTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("20ms"), Ok(Duration::from_millis(20)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
-        assert_eq!(parse_duration("500µs"), Ok(Duration::from_micros(500)));
-        assert_eq!(parse_duration(" 2m "), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("7ns"), Ok(Duration::from_nanos(7)));
-        assert_eq!(parse_duration("10 ms"), Ok(Duration::from_millis(10)));
-    }
-
-    #[test]
-    fn rejects_bad_durations() {
-        for bad in [
-            "",
-            "20",
-            "ms",
-            "-5ms",
-            "1e3ms",
-            "1.2.3s",
-            "20 parsecs",
-            "5h",
-            ".ms",
-            "1e400s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
-        }
-        assert!(parse_duration("99999999999999999999s").is_err());
-    }
 
     fn sample_mean(service: ServiceTime, n: usize) -> f64 {
         let mut rng = SplitMix64::new(42);
@@ -223,23 +114,6 @@ mod tests {
                 jitter,
             };
             assert_eq!(zero.sample(&mut rng), Duration::ZERO);
-        }
-    }
-
-    #[test]
-    fn request_streams_are_deterministic_and_distinct() {
-        let a = SplitMix64::for_request(1, 0).next_u64();
-        assert_eq!(a, SplitMix64::for_request(1, 0).next_u64());
-        assert_ne!(a, SplitMix64::for_request(1, 1).next_u64());
-        assert_ne!(a, SplitMix64::for_request(2, 0).next_u64());
-    }
-
-    #[test]
-    fn uniform_is_in_range() {
-        let mut rng = SplitMix64::new(3);
-        for _ in 0..10_000 {
-            let u = rng.next_f64();
-            assert!((0.0..1.0).contains(&u));
         }
     }
 }

@@ -540,11 +540,11 @@ fn args_are_validated() {
     let error = |argv: &[&str]| DemoConfig::from_args(&parse(argv)).unwrap_err().to_string();
     assert_eq!(
         error(&["--service-time=20"]),
-        "invalid --service-time value \"20\": missing unit (use ns, us, ms, s or m)"
+        "invalid --service-time value \"20\": missing unit after `20`; write e.g. \"20s\" (units: us, ms, s, m, h)"
     );
     assert_eq!(
         error(&["--service-time=fast"]),
-        "invalid --service-time value \"fast\": expected a number followed by a unit, e.g. 20ms"
+        "invalid --service-time value \"fast\": expected a number at `fast`; write a duration (e.g. \"2m\", \"1.5s\", \"250ms\")"
     );
     assert_eq!(
         error(&["--slots=0"]),
@@ -565,6 +565,34 @@ fn args_are_validated() {
     assert!(error(&["--stall-every=1s", "--stall-for=1s"]).contains("shorter than"));
     assert!(error(&["--stall-every=1s", "--stall-for=0ms"]).contains("greater than zero"));
     assert!(error(&["--stall-every=soon", "--stall-for=1s"]).starts_with("invalid --stall-every"));
+}
+
+#[test]
+fn durations_are_written_as_in_plans() {
+    let service_time = |value: &str| {
+        DemoConfig::from_args(&parse(&["--service-time", value]))
+            .unwrap()
+            .service_time
+            .mean
+    };
+    assert_eq!(service_time("1m30s"), Duration::from_secs(90));
+    assert_eq!(service_time("250ms"), Duration::from_millis(250));
+    assert_eq!(service_time("1.5s"), Duration::from_millis(1500));
+    assert_eq!(service_time(" 500us "), Duration::from_micros(500));
+    let stall = DemoConfig::from_args(&parse(&["--stall-every=1m30s", "--stall-for=1.5s"]))
+        .unwrap()
+        .stall;
+    assert_eq!(
+        stall,
+        Some(Stall {
+            every: Duration::from_secs(90),
+            duration: Duration::from_millis(1500),
+        })
+    );
+    let error = |argv: &[&str]| DemoConfig::from_args(&parse(argv)).unwrap_err().to_string();
+    assert!(error(&["--service-time=10 ms"]).contains("write \"10ms\""));
+    assert!(error(&["--service-time=1m1m"]).contains("largest to smallest"));
+    assert!(error(&["--stall-every=5x", "--stall-for=1s"]).starts_with("invalid --stall-every"));
 }
 
 #[test]

@@ -10,34 +10,34 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use super::raw::{OnFailure, StepKind, StepSection};
-use crate::diagnostic::did_you_mean;
+use super::suggest::{Closeness, did_you_mean};
 
 /// One step of the pipeline, before expansion per cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
-    pub id: String,
-    pub kind: StepKind,
-    pub per_cell: bool,
-    pub needs: Vec<String>,
-    pub on_failure: OnFailure,
+    pub(crate) id: String,
+    pub(crate) kind: StepKind,
+    pub(crate) per_cell: bool,
+    pub(crate) needs: Vec<String>,
+    pub(crate) on_failure: OnFailure,
     /// Built in (the default pipeline) rather than declared by the plan.
-    pub builtin: bool,
+    pub(crate) builtin: bool,
     /// Index into the plan's `[[step]]` list for declared steps.
     #[serde(skip)]
-    pub declared: Option<usize>,
+    pub(crate) declared: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepGraph {
+pub(crate) struct StepGraph {
     /// In a topological order: every step after all it needs.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct GraphError {
-    pub span: Range<usize>,
-    pub message: String,
-    pub hint: Option<String>,
+pub(crate) struct GraphError {
+    pub(crate) span: Range<usize>,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
 }
 
 fn builtin(id: &str, kind: StepKind, per_cell: bool, needs: &[&str]) -> Step {
@@ -58,7 +58,7 @@ fn builtin(id: &str, kind: StepKind, per_cell: bool, needs: &[&str]) -> Step {
 
 /// `preflight -> (per cell: scale -> ready -> load -> cooldown) -> analyze -> report -> gate`;
 /// `load` covers warm-up and the measured window, which one engine run spans.
-pub fn default_steps() -> Vec<Step> {
+pub(crate) fn default_steps() -> Vec<Step> {
     vec![
         builtin("preflight", StepKind::Check, false, &[]),
         builtin("scale", StepKind::Scale, true, &["preflight"]),
@@ -78,7 +78,7 @@ fn default_per_cell(kind: StepKind) -> bool {
     )
 }
 
-pub fn build(declared: &[StepSection]) -> Result<StepGraph, Vec<GraphError>> {
+pub(crate) fn build(declared: &[StepSection]) -> Result<StepGraph, Vec<GraphError>> {
     let mut errors = Vec::new();
     let mut steps = default_steps();
     let mut declared_at: HashMap<String, Range<usize>> = HashMap::new();
@@ -141,7 +141,7 @@ pub fn build(declared: &[StepSection]) -> Result<StepGraph, Vec<GraphError>> {
         span: span.clone(),
         message: format!("step `{owner}` {field} `{name}`, which is no step of this plan"),
         hint: Some(
-            did_you_mean(name, ids.iter().map(String::as_str))
+            did_you_mean(name, ids.iter().map(String::as_str), Closeness::Similar)
                 .unwrap_or_else(|| format!("the steps are: {}", ids.join(", "))),
         ),
     };
@@ -240,15 +240,15 @@ fn cycle_chain(graph: &DiGraph<usize, ()>, scc: &[NodeIndex]) -> Vec<NodeIndex> 
 
 /// One node of the graph expanded per cell.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Node {
-    pub step: usize,
-    pub cell: Option<usize>,
+pub(crate) struct Node {
+    pub(crate) step: usize,
+    pub(crate) cell: Option<usize>,
 }
 
 /// The graph with every per-cell step repeated once per cell. Cells run one
 /// at a time in matrix order: each cell's nodes wait for every node of the
 /// cell before.
-pub fn expand(graph: &StepGraph, cells: usize) -> DiGraph<Node, ()> {
+pub(crate) fn expand(graph: &StepGraph, cells: usize) -> DiGraph<Node, ()> {
     let mut g = DiGraph::new();
     let mut at: HashMap<(usize, Option<usize>), NodeIndex> = HashMap::new();
     for (i, s) in graph.steps.iter().enumerate() {
@@ -338,7 +338,7 @@ pub fn expand(graph: &StepGraph, cells: usize) -> DiGraph<Node, ()> {
 
 impl StepGraph {
     /// The graph as an indented text listing.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         for s in &self.steps {
             let scope = if s.per_cell { "per cell" } else { "once" };
@@ -360,7 +360,7 @@ impl StepGraph {
     }
 
     /// Graphviz dot of the step graph; per-cell steps are grouped in a cluster.
-    pub fn to_dot(&self, cells: usize) -> String {
+    pub(crate) fn to_dot(&self, cells: usize) -> String {
         let mut out = String::from("digraph loadmatrix {\n  rankdir=LR;\n  node [shape=box];\n");
         let _ = writeln!(
             out,
@@ -395,7 +395,7 @@ impl StepGraph {
     }
 }
 
-pub fn kind_name(kind: StepKind) -> &'static str {
+pub(crate) fn kind_name(kind: StepKind) -> &'static str {
     match kind {
         StepKind::Check => "check",
         StepKind::Scale => "scale",

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::raw::RawMatrix;
 use super::spanned::Sp;
-use crate::diagnostic::did_you_mean;
+use super::suggest::{Closeness, did_you_mean};
 
 /// One value of a matrix axis.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -21,7 +21,7 @@ pub enum MatrixValue {
 }
 
 impl MatrixValue {
-    pub fn from_toml(value: &toml::Value) -> Option<MatrixValue> {
+    pub(crate) fn from_toml(value: &toml::Value) -> Option<MatrixValue> {
         Some(match value {
             toml::Value::Integer(i) => MatrixValue::Int(*i),
             toml::Value::Float(f) => MatrixValue::Float(*f),
@@ -83,10 +83,10 @@ pub fn cell_id(values: &CellValues) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct MatrixError {
-    pub span: std::ops::Range<usize>,
-    pub message: String,
-    pub hint: Option<String>,
+pub(crate) struct MatrixError {
+    pub(crate) span: std::ops::Range<usize>,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
 }
 
 fn err(span: std::ops::Range<usize>, message: String, hint: Option<String>) -> MatrixError {
@@ -98,7 +98,7 @@ fn err(span: std::ops::Range<usize>, message: String, hint: Option<String>) -> M
 }
 
 /// Expands the matrix; `None` (no `[matrix]`) is one cell with no values.
-pub fn expand(matrix: Option<&RawMatrix>) -> Result<Vec<CellValues>, Vec<MatrixError>> {
+pub(crate) fn expand(matrix: Option<&RawMatrix>) -> Result<Vec<CellValues>, Vec<MatrixError>> {
     let Some(matrix) = matrix else {
         return Ok(vec![CellValues::new()]);
     };
@@ -147,7 +147,7 @@ pub fn expand(matrix: Option<&RawMatrix>) -> Result<Vec<CellValues>, Vec<MatrixE
             for (key, value) in &entry.value {
                 if !axis_names.contains(&key.as_str()) {
                     complete = false;
-                    let hint = did_you_mean(key, axis_names.iter().copied())
+                    let hint = did_you_mean(key, axis_names.iter().copied(), Closeness::Similar)
                         .unwrap_or_else(|| format!("the axes are: {}", axis_names.join(", ")));
                     errors.push(err(
                         value.span.clone(),

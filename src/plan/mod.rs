@@ -1,16 +1,18 @@
 //! The plan language: raw serde model, parsing with every error collected,
 //! templating, matrix expansion, validation, the step graph and the schema.
 
-pub mod expr;
-pub mod graph;
+pub(crate) mod expr;
+pub(crate) mod graph;
 pub mod matrix;
-pub mod model;
-pub mod parse;
-pub mod raw;
-pub mod resolve;
-pub mod spanned;
+pub(crate) mod model;
+pub(crate) mod parse;
+pub(crate) mod random;
+pub(crate) mod raw;
+pub(crate) mod resolve;
+pub(crate) mod spanned;
+pub(crate) mod suggest;
 pub mod template;
-pub mod units;
+pub(crate) mod units;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,7 +55,7 @@ pub struct LoadOptions {
 }
 
 /// Reads, parses and fully validates a plan file: every cell rendered.
-pub fn load(path: &Path, options: LoadOptions) -> Result<Plan, PlanError> {
+pub(crate) fn load(path: &Path, options: LoadOptions) -> Result<Plan, PlanError> {
     let text = std::fs::read_to_string(path).map_err(|error| PlanError::Read {
         path: path.to_path_buf(),
         error,

@@ -18,33 +18,33 @@ use super::units::ThinkTime;
 
 #[derive(Clone)]
 pub struct Plan {
-    pub name: String,
-    pub description: String,
-    pub file: PathBuf,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) file: PathBuf,
     /// The plan's folder: relative paths resolve against it.
-    pub dir: PathBuf,
-    pub source: Arc<str>,
+    pub(crate) dir: PathBuf,
+    pub(crate) source: Arc<str>,
     /// FNV-1a of the plan text and overrides.
-    pub hash: String,
-    pub axes: Vec<String>,
-    pub cells: Vec<Cell>,
-    pub checks: Vec<Check>,
-    pub thresholds: Vec<Threshold>,
-    pub graph: StepGraph,
+    pub(crate) hash: String,
+    pub(crate) axes: Vec<String>,
+    pub(crate) cells: Vec<Cell>,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) thresholds: Vec<Threshold>,
+    pub(crate) graph: StepGraph,
     /// Rendered configs of plan-level declared steps, by id.
-    pub steps: IndexMap<String, StepConfig>,
-    pub analysis: Analysis,
-    pub reports: Vec<ReportSpec>,
-    pub templates: Arc<Templates>,
+    pub(crate) steps: IndexMap<String, StepConfig>,
+    pub(crate) analysis: Analysis,
+    pub(crate) reports: Vec<ReportSpec>,
+    pub(crate) templates: Arc<Templates>,
     /// What templates see as `run`.
-    pub run_value: minijinja::Value,
+    pub(crate) run_value: minijinja::Value,
     /// Each cell's rendered `vars`, for templates rendered while running.
-    pub cell_vars: Vec<minijinja::Value>,
+    pub(crate) cell_vars: Vec<minijinja::Value>,
 }
 
 impl Plan {
     /// Values read from `env` by any template: never written to outputs.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         self.templates.env_vars.secrets()
     }
 
@@ -65,7 +65,7 @@ impl Plan {
     }
 
     /// Estimated wall time of the whole run, without scaling and readiness.
-    pub fn estimated_wall_time(&self) -> Duration {
+    pub(crate) fn estimated_wall_time(&self) -> Duration {
         self.cells.iter().map(Cell::wall_time).sum()
     }
 }
@@ -81,30 +81,30 @@ impl std::fmt::Debug for Plan {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
-    pub id: String,
-    pub index: usize,
-    pub matrix: CellValues,
-    pub timing: Timing,
-    pub system: System,
-    pub load: Load,
+    pub(crate) id: String,
+    pub(crate) index: usize,
+    pub(crate) matrix: CellValues,
+    pub(crate) timing: Timing,
+    pub(crate) system: System,
+    pub(crate) load: Load,
     /// Rendered configs of per-cell declared steps, by id.
-    pub steps: IndexMap<String, StepConfig>,
+    pub(crate) steps: IndexMap<String, StepConfig>,
 }
 
 impl Cell {
     /// Identifies the cell's resolved configuration (secrets excluded: header
     /// values are not serialized).
-    pub fn hash(&self) -> String {
+    pub(crate) fn hash(&self) -> String {
         super::resolve::fnv1a(&serde_json::to_vec(self).unwrap_or_default())
     }
 
-    pub fn wall_time(&self) -> Duration {
+    pub(crate) fn wall_time(&self) -> Duration {
         let t = &self.timing;
         (t.warmup + self.measured_duration() + t.cooldown) * t.repeat as u32
     }
 
     /// The measured window: the cell duration, or the sum of open-model stages.
-    pub fn measured_duration(&self) -> Duration {
+    pub(crate) fn measured_duration(&self) -> Duration {
         match &self.load.model {
             LoadModel::Open { stages, .. } if stages.len() > 1 => {
                 stages.iter().map(|s| s.duration).sum()
@@ -115,24 +115,24 @@ impl Cell {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Timing {
-    pub duration: Duration,
-    pub warmup: Duration,
-    pub cooldown: Duration,
-    pub repeat: u64,
+pub(crate) struct Timing {
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+    pub(crate) cooldown: Duration,
+    pub(crate) repeat: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct System {
-    pub backend: Backend,
-    pub replicas: u64,
+pub(crate) struct System {
+    pub(crate) backend: Backend,
+    pub(crate) replicas: u64,
     /// local: argv templates, rendered per replica with `port` and `replica`.
-    pub command: Vec<String>,
-    pub env: IndexMap<String, String>,
-    pub compose: Option<Compose>,
-    pub docker: Option<Docker>,
-    pub swarm_service: Option<String>,
-    pub ready: Ready,
+    pub(crate) command: Vec<String>,
+    pub(crate) env: IndexMap<String, String>,
+    pub(crate) compose: Option<Compose>,
+    pub(crate) docker: Option<Docker>,
+    pub(crate) swarm_service: Option<String>,
+    pub(crate) ready: Ready,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -176,19 +176,19 @@ pub enum ReadyTarget {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Load {
-    pub engine: Engine,
-    pub base_url: Option<String>,
-    pub model: LoadModel,
-    pub workers: u64,
-    pub timeout: Duration,
-    pub requests: Vec<Request>,
-    pub locust: Option<Locust>,
+pub(crate) struct Load {
+    pub(crate) engine: Engine,
+    pub(crate) base_url: Option<String>,
+    pub(crate) model: LoadModel,
+    pub(crate) workers: u64,
+    pub(crate) timeout: Duration,
+    pub(crate) requests: Vec<Request>,
+    pub(crate) locust: Option<Locust>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LoadModel {
+pub(crate) enum LoadModel {
     Closed {
         users: u64,
         /// None: every user starts at once.
@@ -202,46 +202,46 @@ pub enum LoadModel {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Stage {
-    pub rate: f64,
-    pub duration: Duration,
+pub(crate) struct Stage {
+    pub(crate) rate: f64,
+    pub(crate) duration: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Request {
-    pub name: String,
-    pub method: HttpMethod,
-    pub path: String,
-    pub weight: u64,
+pub(crate) struct Request {
+    pub(crate) name: String,
+    pub(crate) method: HttpMethod,
+    pub(crate) path: String,
+    pub(crate) weight: u64,
     /// Rendered; may hold secrets, so never serialized.
     #[serde(skip)]
-    pub headers: Vec<(String, String)>,
-    pub header_names: Vec<String>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) header_names: Vec<String>,
     /// The body template (rendered afresh for each body variant).
-    pub body: Option<String>,
-    pub expect_status: Option<u16>,
+    pub(crate) body: Option<String>,
+    pub(crate) expect_status: Option<u16>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Locust {
-    pub locustfile: PathBuf,
-    pub tags: Vec<String>,
-    pub user_classes: Vec<String>,
-    pub args: Vec<String>,
-    pub workers_at: WorkersAt,
-    pub master_bind: String,
+pub(crate) struct Locust {
+    pub(crate) locustfile: PathBuf,
+    pub(crate) tags: Vec<String>,
+    pub(crate) user_classes: Vec<String>,
+    pub(crate) args: Vec<String>,
+    pub(crate) workers_at: WorkersAt,
+    pub(crate) master_bind: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    pub name: String,
-    pub kind: CheckKind,
-    pub timeout: Duration,
+    pub(crate) name: String,
+    pub(crate) kind: CheckKind,
+    pub(crate) timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CheckKind {
+pub(crate) enum CheckKind {
     Http {
         url: String,
         status: u16,
@@ -265,32 +265,30 @@ pub enum CheckKind {
 /// A declared step's rendered settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepConfig {
-    pub kind: StepKind,
-    pub run: Vec<String>,
-    pub shell: bool,
-    pub timeout: Duration,
-    pub duration: Option<Duration>,
-    pub url: Option<String>,
-    pub output: Option<String>,
-    pub template: Option<PathBuf>,
+    pub(crate) kind: StepKind,
+    pub(crate) run: Vec<String>,
+    pub(crate) shell: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) url: Option<String>,
+    pub(crate) output: Option<String>,
+    pub(crate) template: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Threshold {
-    pub index: usize,
-    pub name: String,
-    pub text: String,
-    pub expr: Expr,
-    pub filter: Option<(String, Expr)>,
-    pub scope: Scope,
-    pub abort: bool,
+pub(crate) struct Threshold {
+    pub(crate) name: String,
+    pub(crate) expr: Expr,
+    pub(crate) filter: Option<(String, Expr)>,
+    pub(crate) scope: Scope,
+    pub(crate) abort: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Analysis {
+pub(crate) struct Analysis {
     /// Metric -> limit in the metric's unit (ms, percent, per second).
-    pub slo: IndexMap<String, f64>,
-    pub cost: Option<Cost>,
+    pub(crate) slo: IndexMap<String, f64>,
+    pub(crate) cost: Option<Cost>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -300,9 +298,9 @@ pub struct Cost {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ReportSpec {
-    pub template: ReportTemplate,
-    pub output: String,
+pub(crate) struct ReportSpec {
+    pub(crate) template: ReportTemplate,
+    pub(crate) output: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

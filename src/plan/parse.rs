@@ -11,9 +11,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::raw::RawPlan;
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use super::suggest::{Closeness, did_you_mean};
+use crate::diagnostic::Diagnostic;
 
-pub const TOP_LEVEL_KEYS: &[&str] = &[
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
     "description",
     "vars",
@@ -32,12 +33,12 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 /// (or a bare string).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
-    pub path: Vec<String>,
-    pub value: String,
+    pub(crate) path: Vec<String>,
+    pub(crate) value: String,
 }
 
 impl Override {
-    pub fn parse(text: &str) -> Result<Override, String> {
+    pub(crate) fn parse(text: &str) -> Result<Override, String> {
         let Some((key, value)) = text.split_once('=') else {
             return Err(format!(
                 "`--set {text}` has no `=`; write it as KEY=VALUE, e.g. --set vars.lb=http://127.0.0.1:8080"
@@ -109,7 +110,7 @@ impl Collector<'_> {
 }
 
 /// Turns serde's messages into a message and a hint a plan author can act on.
-pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
+pub(crate) fn explain_serde_message(message: &str) -> (String, Option<String>) {
     let message = message.trim().to_owned();
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((field, expected)) = rest.split_once('`')
@@ -120,7 +121,7 @@ pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
             .filter(|(i, _)| i % 2 == 1)
             .map(|(_, s)| s)
             .collect();
-        let hint = did_you_mean(field, known.iter().copied()).or_else(|| {
+        let hint = did_you_mean(field, known.iter().copied(), Closeness::Similar).or_else(|| {
             (!known.is_empty()).then(|| format!("known keys here: {}", known.join(", ")))
         });
         return (format!("unknown key `{field}`"), hint);
@@ -134,7 +135,7 @@ pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
             .filter(|(i, _)| i % 2 == 1)
             .map(|(_, s)| s)
             .collect();
-        let hint = did_you_mean(variant, known.iter().copied())
+        let hint = did_you_mean(variant, known.iter().copied(), Closeness::Similar)
             .or_else(|| Some(format!("use one of: {}", known.join(", "))));
         return (format!("unknown value `{variant}`"), hint);
     }
@@ -155,7 +156,7 @@ pub fn explain_serde_message(message: &str) -> (String, Option<String>) {
 
 /// Parses a plan's text. `overrides` are applied to the tree before it is
 /// read, so they are type-checked like the file itself.
-pub fn parse_raw(
+pub(crate) fn parse_raw(
     file: &Path,
     source: &Arc<str>,
     overrides: &[Override],
@@ -220,8 +221,8 @@ pub fn parse_raw(
             "threshold" => plan.threshold = c.de_each(value),
             "report" => plan.report = c.de_each(value),
             other => {
-                let hint =
-                    did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()).unwrap_or_else(|| {
+                let hint = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied(), Closeness::Similar)
+                    .unwrap_or_else(|| {
                         format!("top-level keys are: {}", TOP_LEVEL_KEYS.join(", "))
                     });
                 c.push(Some(key_span), format!("unknown key `{other}`"), Some(hint));

@@ -16,50 +16,50 @@ use super::units::ThinkTime;
 /// test, what load to send, what to check first and what must hold.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawPlan {
+pub(crate) struct RawPlan {
     /// Names the results folder: lowercase letters, digits and dashes.
     #[schemars(regex(pattern = r"^[a-z0-9-]+$"))]
-    pub name: Sp<String>,
+    pub(crate) name: Sp<String>,
     #[serde(default)]
-    pub description: Option<Text>,
+    pub(crate) description: Option<Text>,
     /// Free values, available to templates as `vars.x`.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
-    pub vars: IndexMap<String, Sp<toml::Value>>,
+    pub(crate) vars: IndexMap<String, Sp<toml::Value>>,
     #[serde(default)]
-    pub matrix: Option<RawMatrix>,
+    pub(crate) matrix: Option<RawMatrix>,
     #[serde(default)]
-    pub cell: CellSection,
+    pub(crate) cell: CellSection,
     #[serde(default)]
-    pub system: SystemSection,
+    pub(crate) system: SystemSection,
     #[serde(default)]
-    pub load: LoadSection,
+    pub(crate) load: LoadSection,
     #[serde(default)]
-    pub check: Vec<CheckSection>,
+    pub(crate) check: Vec<CheckSection>,
     #[serde(default)]
-    pub step: Vec<StepSection>,
+    pub(crate) step: Vec<StepSection>,
     #[serde(default)]
-    pub threshold: Vec<ThresholdSection>,
+    pub(crate) threshold: Vec<ThresholdSection>,
     #[serde(default)]
-    pub analysis: AnalysisSection,
+    pub(crate) analysis: AnalysisSection,
     #[serde(default)]
-    pub report: Vec<ReportSection>,
+    pub(crate) report: Vec<ReportSection>,
     /// Where each top-level key was written (for errors about a whole section).
     #[serde(skip)]
     #[schemars(skip)]
-    pub key_spans: IndexMap<String, std::ops::Range<usize>>,
+    pub(crate) key_spans: IndexMap<String, std::ops::Range<usize>>,
 }
 
 /// Cartesian product of the axes in key order, minus `exclude`, plus `include`.
 #[derive(Debug, Clone, Default)]
-pub struct RawMatrix {
+pub(crate) struct RawMatrix {
     /// Axis name -> values.
-    pub axes: IndexMap<String, Sp<Vec<Sp<toml::Value>>>>,
-    pub axis_spans: Vec<std::ops::Range<usize>>,
+    pub(crate) axes: IndexMap<String, Sp<Vec<Sp<toml::Value>>>>,
+    pub(crate) axis_spans: Vec<std::ops::Range<usize>>,
     /// Cells to leave out: every given key must match.
-    pub exclude: Vec<Sp<IndexMap<String, Sp<toml::Value>>>>,
+    pub(crate) exclude: Vec<Sp<IndexMap<String, Sp<toml::Value>>>>,
     /// Extra cells, each naming a value for every axis.
-    pub include: Vec<Sp<IndexMap<String, Sp<toml::Value>>>>,
+    pub(crate) include: Vec<Sp<IndexMap<String, Sp<toml::Value>>>>,
 }
 
 impl<'de> Deserialize<'de> for RawMatrix {
@@ -96,15 +96,15 @@ impl<'de> Deserialize<'de> for RawMatrix {
 /// Timing of every cell.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct CellSection {
+pub(crate) struct CellSection {
     /// Measured window (default 30s).
-    pub duration: Tmpl<Duration>,
+    pub(crate) duration: Tmpl<Duration>,
     /// Load runs but is not counted (default 0s).
-    pub warmup: Tmpl<Duration>,
+    pub(crate) warmup: Tmpl<Duration>,
     /// Pause after each cell (default 0s).
-    pub cooldown: Tmpl<Duration>,
+    pub(crate) cooldown: Tmpl<Duration>,
     /// Repeated measurements of each cell (default 1).
-    pub repeat: Tmpl<Count>,
+    pub(crate) repeat: Tmpl<Count>,
 }
 
 impl Default for CellSection {
@@ -121,20 +121,20 @@ impl Default for CellSection {
 /// The system under test and how it scales.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct SystemSection {
+pub(crate) struct SystemSection {
     /// none | local | docker | compose | swarm (default none).
-    pub backend: Tmpl<Backend>,
+    pub(crate) backend: Tmpl<Backend>,
     /// Replica count for this cell (default 1).
-    pub replicas: Tmpl<Count>,
+    pub(crate) replicas: Tmpl<Count>,
     /// local backend: argv of one replica; `{{ port }}` and `{{ replica }}` are set per replica.
     /// A first word `loadmatrix` runs the current executable.
-    pub command: Option<Vec<Text>>,
+    pub(crate) command: Option<Vec<Text>>,
     /// local backend: extra environment of replica processes.
-    pub env: IndexMap<String, Text>,
-    pub compose: Option<ComposeSection>,
-    pub docker: Option<DockerSection>,
-    pub swarm: Option<SwarmSection>,
-    pub ready: Option<ReadySection>,
+    pub(crate) env: IndexMap<String, Text>,
+    pub(crate) compose: Option<ComposeSection>,
+    pub(crate) docker: Option<DockerSection>,
+    pub(crate) swarm: Option<SwarmSection>,
+    pub(crate) ready: Option<ReadySection>,
 }
 
 impl Default for SystemSection {
@@ -154,99 +154,99 @@ impl Default for SystemSection {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ComposeSection {
+pub(crate) struct ComposeSection {
     /// Compose file, relative to the plan's folder.
-    pub file: Text,
-    pub service: Text,
+    pub(crate) file: Text,
+    pub(crate) service: Text,
     /// Compose project name (default: the compose tool's own default).
     #[serde(default)]
-    pub project: Option<Text>,
+    pub(crate) project: Option<Text>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DockerSection {
-    pub image: Text,
+pub(crate) struct DockerSection {
+    pub(crate) image: Text,
     /// Service name, the value of the `loadmatrix.service` label (default: the plan name).
     #[serde(default)]
-    pub service: Option<Text>,
+    pub(crate) service: Option<Text>,
     #[serde(default)]
-    pub command: Option<Vec<Text>>,
+    pub(crate) command: Option<Vec<Text>>,
     #[serde(default)]
-    pub env: IndexMap<String, Text>,
+    pub(crate) env: IndexMap<String, Text>,
     /// Container port published on 127.0.0.1 for each replica.
     #[serde(default)]
-    pub port: Option<Tmpl<Count>>,
+    pub(crate) port: Option<Tmpl<Count>>,
     #[serde(default)]
-    pub cpus: Option<Tmpl<Number>>,
+    pub(crate) cpus: Option<Tmpl<Number>>,
     #[serde(default)]
-    pub memory: Option<Tmpl<Size>>,
+    pub(crate) memory: Option<Tmpl<Size>>,
     #[serde(default)]
-    pub network: Option<Text>,
+    pub(crate) network: Option<Text>,
     /// Keep containers after the run (default false).
     #[serde(default)]
-    pub keep: Option<Tmpl<bool>>,
+    pub(crate) keep: Option<Tmpl<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SwarmSection {
-    pub service: Text,
+pub(crate) struct SwarmSection {
+    pub(crate) service: Text,
 }
 
 /// Readiness: poll until 2xx, never a fixed sleep.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReadySection {
+pub(crate) struct ReadySection {
     /// One URL to poll (e.g. the load balancer's health endpoint).
     #[serde(default)]
-    pub url: Option<Text>,
+    pub(crate) url: Option<Text>,
     /// A path polled on every replica endpoint instead.
     #[serde(default)]
-    pub path: Option<Text>,
+    pub(crate) path: Option<Text>,
     /// Give up after this long (default 60s).
     #[serde(default)]
-    pub timeout: Option<Tmpl<Duration>>,
+    pub(crate) timeout: Option<Tmpl<Duration>>,
     /// Poll interval (default 100ms).
     #[serde(default)]
-    pub interval: Option<Tmpl<Duration>>,
+    pub(crate) interval: Option<Tmpl<Duration>>,
 }
 
 /// The load to send.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct LoadSection {
+pub(crate) struct LoadSection {
     /// native | locust (default native).
-    pub engine: Tmpl<Engine>,
+    pub(crate) engine: Tmpl<Engine>,
     /// Target URL; may be left out with the local backend (every replica is targeted).
-    pub base_url: Option<Text>,
+    pub(crate) base_url: Option<Text>,
     /// Closed model: concurrent virtual users.
-    pub users: Option<Tmpl<Count>>,
+    pub(crate) users: Option<Tmpl<Count>>,
     /// Open model: arrivals per second; latency is measured from the intended start.
-    pub rate: Option<Tmpl<Number>>,
+    pub(crate) rate: Option<Tmpl<Number>>,
     /// Open model: a sequence of rate stages instead of one rate.
-    pub stages: Vec<StageSection>,
+    pub(crate) stages: Vec<StageSection>,
     /// Users started per second while ramping (default: all at once).
-    pub spawn_rate: Option<Tmpl<Number>>,
+    pub(crate) spawn_rate: Option<Tmpl<Number>>,
     /// Load-generator workers: threads (native) or processes (locust). Default 1.
-    pub workers: Tmpl<Count>,
+    pub(crate) workers: Tmpl<Count>,
     /// Uniform pause between a user's requests, e.g. "0.5s..1s" (default 0s).
-    pub think_time: Tmpl<ThinkTime>,
+    pub(crate) think_time: Tmpl<ThinkTime>,
     /// Per-request timeout (default 30s).
-    pub timeout: Tmpl<Duration>,
+    pub(crate) timeout: Tmpl<Duration>,
     /// Open model: arrivals beyond this many outstanding requests are dropped and counted (default 10000).
-    pub max_in_flight: Tmpl<Count>,
-    pub request: Vec<RequestSection>,
+    pub(crate) max_in_flight: Tmpl<Count>,
+    pub(crate) request: Vec<RequestSection>,
     /// locust engine: the locustfile, relative to the plan's folder.
-    pub locustfile: Option<Text>,
-    pub tags: Vec<Text>,
-    pub user_classes: Vec<Text>,
+    pub(crate) locustfile: Option<Text>,
+    pub(crate) tags: Vec<Text>,
+    pub(crate) user_classes: Vec<Text>,
     /// Extra command-line arguments for locust.
-    pub args: Vec<Text>,
+    pub(crate) args: Vec<Text>,
     /// locust engine: "local" starts the workers; "external" waits for workers started elsewhere.
-    pub workers_at: Tmpl<WorkersAt>,
+    pub(crate) workers_at: Tmpl<WorkersAt>,
     /// locust engine: master bind address (default 127.0.0.1).
-    pub master_bind: Option<Text>,
+    pub(crate) master_bind: Option<Text>,
 }
 
 impl Default for LoadSection {
@@ -275,101 +275,101 @@ impl Default for LoadSection {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StageSection {
-    pub rate: Tmpl<Number>,
-    pub duration: Tmpl<Duration>,
+pub(crate) struct StageSection {
+    pub(crate) rate: Tmpl<Number>,
+    pub(crate) duration: Tmpl<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RequestSection {
+pub(crate) struct RequestSection {
     /// Default: "METHOD path".
     #[serde(default)]
-    pub name: Option<Text>,
+    pub(crate) name: Option<Text>,
     /// Default GET.
     #[serde(default)]
-    pub method: Option<Tmpl<HttpMethod>>,
-    pub path: Text,
+    pub(crate) method: Option<Tmpl<HttpMethod>>,
+    pub(crate) path: Text,
     /// Relative frequency in the mix (default 1).
     #[serde(default)]
-    pub weight: Option<Tmpl<Count>>,
+    pub(crate) weight: Option<Tmpl<Count>>,
     /// Values from `env` are secrets: never written to outputs.
     #[serde(default)]
-    pub headers: IndexMap<String, Text>,
+    pub(crate) headers: IndexMap<String, Text>,
     #[serde(default)]
-    pub body: Option<Text>,
+    pub(crate) body: Option<Text>,
     #[serde(default)]
-    pub expect: Option<ExpectSection>,
+    pub(crate) expect: Option<ExpectSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ExpectSection {
+pub(crate) struct ExpectSection {
     /// Expected status; default: any 2xx or 3xx.
     #[serde(default)]
-    pub status: Option<Tmpl<Count>>,
+    pub(crate) status: Option<Tmpl<Count>>,
 }
 
 /// A preflight check; exactly one of http, disk, docker, command.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CheckSection {
-    pub name: Text,
+pub(crate) struct CheckSection {
+    pub(crate) name: Text,
     #[serde(default)]
-    pub http: Option<HttpCheck>,
+    pub(crate) http: Option<HttpCheck>,
     #[serde(default)]
-    pub disk: Option<DiskCheck>,
+    pub(crate) disk: Option<DiskCheck>,
     #[serde(default)]
-    pub docker: Option<DockerCheck>,
+    pub(crate) docker: Option<DockerCheck>,
     #[serde(default)]
-    pub command: Option<CommandCheck>,
+    pub(crate) command: Option<CommandCheck>,
     /// Give up after this long (default 10s).
     #[serde(default)]
-    pub timeout: Option<Tmpl<Duration>>,
+    pub(crate) timeout: Option<Tmpl<Duration>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HttpCheck {
-    pub url: Text,
+pub(crate) struct HttpCheck {
+    pub(crate) url: Text,
     /// Expected status (default 200).
     #[serde(default)]
-    pub status: Option<Tmpl<Count>>,
+    pub(crate) status: Option<Tmpl<Count>>,
     #[serde(default)]
-    pub method: Option<Tmpl<HttpMethod>>,
+    pub(crate) method: Option<Tmpl<HttpMethod>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DiskCheck {
-    pub path: Text,
-    pub min_free: Tmpl<Size>,
+pub(crate) struct DiskCheck {
+    pub(crate) path: Text,
+    pub(crate) min_free: Tmpl<Size>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DockerCheck {
-    pub service: Text,
+pub(crate) struct DockerCheck {
+    pub(crate) service: Text,
     /// Default 1.
     #[serde(default)]
-    pub min_running: Option<Tmpl<Count>>,
+    pub(crate) min_running: Option<Tmpl<Count>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CommandCheck {
+pub(crate) struct CommandCheck {
     /// argv; no shell unless `shell = true`.
-    pub run: Vec<Text>,
+    pub(crate) run: Vec<Text>,
     #[serde(default)]
-    pub shell: bool,
+    pub(crate) shell: bool,
     /// Expected exit status (default 0).
     #[serde(default)]
-    pub exit: Option<Tmpl<Count>>,
+    pub(crate) exit: Option<Tmpl<Count>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StepKind {
+pub(crate) enum StepKind {
     Check,
     Scale,
     Ready,
@@ -384,7 +384,7 @@ pub enum StepKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OnFailure {
+pub(crate) enum OnFailure {
     Abort,
     Continue,
 }
@@ -394,41 +394,41 @@ pub enum OnFailure {
 /// analyze, report, gate) replaces it.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StepSection {
-    pub id: Sp<String>,
-    pub uses: Sp<StepKind>,
+pub(crate) struct StepSection {
+    pub(crate) id: Sp<String>,
+    pub(crate) uses: Sp<StepKind>,
     /// exec: argv (no shell unless `shell = true`).
     #[serde(default)]
-    pub run: Option<Vec<Text>>,
+    pub(crate) run: Option<Vec<Text>>,
     #[serde(default)]
-    pub shell: bool,
+    pub(crate) shell: bool,
     /// One node per cell instead of one for the run.
     #[serde(default)]
-    pub per_cell: Option<bool>,
+    pub(crate) per_cell: Option<bool>,
     /// Steps that must finish first.
     #[serde(default)]
-    pub needs: Vec<Sp<String>>,
+    pub(crate) needs: Vec<Sp<String>>,
     /// Steps that must wait for this one (the reverse of `needs`).
     #[serde(default)]
-    pub before: Vec<Sp<String>>,
+    pub(crate) before: Vec<Sp<String>>,
     /// Default: abort for plan-level steps, continue for per-cell steps.
     #[serde(default)]
-    pub on_failure: Option<OnFailure>,
+    pub(crate) on_failure: Option<OnFailure>,
     /// exec, check, scrape: give up after this long (default 60s).
     #[serde(default)]
-    pub timeout: Option<Tmpl<Duration>>,
+    pub(crate) timeout: Option<Tmpl<Duration>>,
     /// sleep: how long.
     #[serde(default)]
-    pub duration: Option<Tmpl<Duration>>,
+    pub(crate) duration: Option<Tmpl<Duration>>,
     /// scrape: URL to fetch into the cell folder.
     #[serde(default)]
-    pub url: Option<Text>,
+    pub(crate) url: Option<Text>,
     /// scrape: file name in the cell folder; report: output file.
     #[serde(default)]
-    pub output: Option<Text>,
+    pub(crate) output: Option<Text>,
     /// report: template file.
     #[serde(default)]
-    pub template: Option<Text>,
+    pub(crate) template: Option<Text>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
@@ -443,44 +443,44 @@ pub enum Scope {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ThresholdSection {
+pub(crate) struct ThresholdSection {
     /// e.g. `p95 < 500ms`, `fail_rate < 1%`, `max(rps) >= 100`.
-    pub expr: Sp<String>,
+    pub(crate) expr: Sp<String>,
     /// Filter on matrix values, e.g. `users <= 400`.
     #[serde(default, rename = "where")]
-    pub filter: Option<Sp<String>>,
+    pub(crate) filter: Option<Sp<String>>,
     #[serde(default)]
-    pub scope: Option<Sp<Scope>>,
+    pub(crate) scope: Option<Sp<Scope>>,
     /// Stop the run at the first breach.
     #[serde(default)]
-    pub abort: bool,
+    pub(crate) abort: bool,
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct AnalysisSection {
+pub(crate) struct AnalysisSection {
     /// What "acceptable" means, e.g. `{ p95 = "500ms", fail_rate = "1%" }`.
-    pub slo: IndexMap<String, Text>,
-    pub cost: Option<CostSection>,
+    pub(crate) slo: IndexMap<String, Text>,
+    pub(crate) cost: Option<CostSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CostSection {
+pub(crate) struct CostSection {
     #[serde(default)]
-    pub per_replica_hour: Option<Tmpl<Number>>,
+    pub(crate) per_replica_hour: Option<Tmpl<Number>>,
     #[serde(default)]
-    pub per_worker_hour: Option<Tmpl<Number>>,
+    pub(crate) per_worker_hour: Option<Tmpl<Number>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReportSection {
+pub(crate) struct ReportSection {
     /// Template file relative to the plan folder; the embedded defaults are used by name.
-    pub template: Text,
-    pub output: Text,
+    pub(crate) template: Text,
+    pub(crate) output: Text,
 }
 
 impl JsonSchema for RawMatrix {

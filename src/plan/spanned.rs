@@ -11,13 +11,13 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 /// A value with its byte range in the plan file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sp<T> {
-    pub value: T,
-    pub span: Range<usize>,
+pub(crate) struct Sp<T> {
+    pub(crate) value: T,
+    pub(crate) span: Range<usize>,
 }
 
 impl<T> Sp<T> {
-    pub fn new(value: T, span: Range<usize>) -> Self {
+    pub(crate) fn new(value: T, span: Range<usize>) -> Self {
         Sp { value, span }
     }
 }
@@ -57,17 +57,11 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
 
 /// A TOML scalar as written, before templates are rendered.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Scalar {
+pub(crate) enum Scalar {
     Int(i64),
     Float(f64),
     Bool(bool),
     Str(String),
-}
-
-impl Scalar {
-    pub fn is_template(&self) -> bool {
-        matches!(self, Scalar::Str(s) if is_template(s))
-    }
 }
 
 impl fmt::Display for Scalar {
@@ -81,7 +75,7 @@ impl fmt::Display for Scalar {
     }
 }
 
-pub fn is_template(s: &str) -> bool {
+pub(crate) fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
 }
 
@@ -120,21 +114,21 @@ impl<'de> Deserialize<'de> for Scalar {
 
 /// A kind of typed plan value: how to read it from a (rendered) scalar and how
 /// its literal form looks in the JSON Schema.
-pub trait FieldKind: Sized {
+pub(crate) trait FieldKind: Sized {
     fn parse(value: &Scalar) -> Result<Self, String>;
     fn literal_schema() -> Schema;
 }
 
 /// A typed field that is either a literal or a template rendering to one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tmpl<T> {
-    pub raw: Scalar,
-    pub span: Range<usize>,
+pub(crate) struct Tmpl<T> {
+    pub(crate) raw: Scalar,
+    pub(crate) span: Range<usize>,
     kind: PhantomData<fn() -> T>,
 }
 
 impl<T> Tmpl<T> {
-    pub fn literal(raw: Scalar) -> Self {
+    pub(crate) fn literal(raw: Scalar) -> Self {
         Tmpl {
             raw,
             span: 0..0,
@@ -143,7 +137,7 @@ impl<T> Tmpl<T> {
     }
 
     /// Whether the value was written in the plan (defaults have an empty span).
-    pub fn is_written(&self) -> bool {
+    pub(crate) fn is_written(&self) -> bool {
         !self.span.is_empty()
     }
 }
@@ -177,10 +171,10 @@ impl<T: FieldKind> JsonSchema for Tmpl<T> {
     }
 }
 
-pub const TEMPLATE_PATTERN: &str = r"\{[{%]";
+pub(crate) const TEMPLATE_PATTERN: &str = r"\{[{%]";
 
 /// Plain strings: every string field may hold a template.
-pub type Text = Tmpl<String>;
+pub(crate) type Text = Tmpl<String>;
 
 impl FieldKind for String {
     fn parse(value: &Scalar) -> Result<Self, String> {
@@ -210,7 +204,7 @@ impl FieldKind for bool {
 
 /// A whole number (user counts, replicas, workers, weights).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct Count(pub u64);
+pub(crate) struct Count(pub u64);
 
 impl FieldKind for Count {
     fn parse(value: &Scalar) -> Result<Self, String> {
@@ -234,7 +228,7 @@ impl FieldKind for Count {
 
 /// A non-negative decimal number (rates, costs).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, serde::Serialize)]
-pub struct Number(pub f64);
+pub(crate) struct Number(pub f64);
 
 impl FieldKind for Number {
     fn parse(value: &Scalar) -> Result<Self, String> {
@@ -276,11 +270,11 @@ impl FieldKind for std::time::Duration {
     }
 }
 
-pub const DURATION_PATTERN: &str = r"^\s*(0|([0-9]+(\.[0-9]+)?(us|µs|ms|s|m|h))+)\s*$";
+pub(crate) const DURATION_PATTERN: &str = r"^\s*(0|([0-9]+(\.[0-9]+)?(us|µs|ms|s|m|h))+)\s*$";
 
 /// A size in bytes written like "1GiB".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Size(pub u64);
+pub(crate) struct Size(pub u64);
 
 impl FieldKind for Size {
     fn parse(value: &Scalar) -> Result<Self, String> {
@@ -294,19 +288,6 @@ impl FieldKind for Size {
             { "type": "integer", "minimum": 0 },
             { "type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([kKMGT]i?B|B)?\s*$", "examples": ["1GiB", "500MB"] }
         ] })
-    }
-}
-
-/// A percentage written like "1%"; the value is in percent units.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Percent(pub f64);
-
-impl FieldKind for Percent {
-    fn parse(value: &Scalar) -> Result<Self, String> {
-        super::units::parse_percent(&string_only(value, "a percentage", "1%")?).map(Percent)
-    }
-    fn literal_schema() -> Schema {
-        json_schema!({ "type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*%\s*$", "examples": ["1%", "0.5%"] })
     }
 }
 
@@ -325,11 +306,12 @@ macro_rules! keyword_kind {
     ($ty:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $ty { $($variant),+ }
+        pub(crate) enum $ty { $($variant),+ }
 
         impl $ty {
-            pub const ALL: &'static [&'static str] = &[$($text),+];
-            pub fn as_str(self) -> &'static str {
+            pub(crate) const ALL: &'static [&'static str] = &[$($text),+];
+            #[allow(dead_code, reason = "not every keyword is printed")]
+            pub(crate) fn as_str(self) -> &'static str {
                 match self { $($ty::$variant => $text),+ }
             }
         }
@@ -344,7 +326,7 @@ macro_rules! keyword_kind {
                     $($text => Ok($ty::$variant),)+
                     other => {
                         let mut msg = format!("expected one of {}, found \"{other}\"", quote_list(Self::ALL));
-                        if let Some(h) = crate::diagnostic::did_you_mean(other, Self::ALL.iter().copied()) {
+                        if let Some(h) = super::suggest::did_you_mean(other, Self::ALL.iter().copied(), super::suggest::Closeness::Similar) {
                             msg.push_str("; ");
                             msg.push_str(&h);
                         }
@@ -359,7 +341,7 @@ macro_rules! keyword_kind {
     };
 }
 
-pub fn quote_list(items: &[&str]) -> String {
+pub(crate) fn quote_list(items: &[&str]) -> String {
     items
         .iter()
         .map(|s| format!("\"{s}\""))

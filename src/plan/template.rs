@@ -3,11 +3,12 @@
 //! variables were read so their values can be kept out of every output.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Environment, UndefinedBehavior};
+
+use super::random::SharedSplitMix64;
 
 /// The process environment as seen by templates.
 #[derive(Debug, Default)]
@@ -17,7 +18,7 @@ pub struct EnvVars {
 }
 
 impl EnvVars {
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Self::from_map(std::env::vars().collect())
     }
 
@@ -28,12 +29,8 @@ impl EnvVars {
         }
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.values.contains_key(name)
-    }
-
     /// Values of every variable a template has read: the secrets to redact.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         read.iter()
             .filter_map(|k| self.values.get(k))
@@ -64,13 +61,13 @@ impl Object for EnvVars {
     }
 }
 
-pub struct Templates {
+pub(crate) struct Templates {
     env: Environment<'static>,
-    pub env_vars: Arc<EnvVars>,
+    pub(crate) env_vars: Arc<EnvVars>,
 }
 
 impl Templates {
-    pub fn new(env_vars: EnvVars) -> Self {
+    pub(crate) fn new(env_vars: EnvVars) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_filter("random", random_filter);
@@ -81,32 +78,21 @@ impl Templates {
         }
     }
 
-    pub fn env_value(&self) -> Value {
+    pub(crate) fn env_value(&self) -> Value {
         Value::from_dyn_object(self.env_vars.clone())
     }
 
-    pub fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+    pub(crate) fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
         self.env.render_str(source, ctx)
     }
 
-    pub fn environment(&self) -> &Environment<'static> {
+    pub(crate) fn environment(&self) -> &Environment<'static> {
         &self.env
     }
 }
 
-static RANDOM_STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-
-/// splitmix64: plenty for request bodies, and no RNG crate in the plan layer.
-fn next_random() -> u64 {
-    let mut z = RANDOM_STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn random_unit() -> f64 {
-    (next_random() >> 11) as f64 / (1u64 << 53) as f64
-}
+/// One process-wide stream: templates have no seed to hand.
+static RANDOM: SharedSplitMix64 = SharedSplitMix64::new(0);
 
 /// `seq | random` picks an element (as in Jinja2); on a number or anything
 /// else it gives a uniform float in [0, 1), so `range(8) | map("random")`
@@ -117,12 +103,12 @@ fn random_filter(value: Value) -> Value {
         && !value.is_number()
         && value.as_str().is_none()
     {
-        let index = (next_random() % len as u64) as usize;
+        let index = (RANDOM.next_u64() % len as u64) as usize;
         if let Ok(item) = value.get_item(&Value::from(index)) {
             return item;
         }
     }
-    Value::from(random_unit())
+    Value::from(RANDOM.next_f64())
 }
 
 /// `random_int(a, b)`: uniform integer in [a, b].
@@ -134,14 +120,14 @@ fn random_int(low: i64, high: i64) -> Result<i64, minijinja::Error> {
         ));
     }
     let span = (high - low) as u64 + 1;
-    Ok(low + (next_random() % span.max(1)) as i64)
+    Ok(low + (RANDOM.next_u64() % span.max(1)) as i64)
 }
 
 /// What a secret is replaced with in outputs.
 pub const MASK: &str = "***";
 
 /// Replaces every secret value in `text` with `***`.
-pub fn redact(text: &str, secrets: &[String]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for s in secrets {
         if s.len() >= MIN_SECRET_LEN && out.contains(s.as_str()) {
@@ -152,7 +138,7 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 }
 
 /// Shorter values would mangle ordinary numbers and words in outputs.
-pub const MIN_SECRET_LEN: usize = 3;
+pub(crate) const MIN_SECRET_LEN: usize = 3;
 
 #[cfg(test)]
 mod tests {

@@ -101,9 +101,16 @@ fn without_whitespace(s: &str) -> String {
     s.split_whitespace().collect()
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     duration_inner(t).map_err(|reason| format!("invalid duration `{t}`: {reason}"))
+}
+
+/// [`parse_duration`] for callers that name the value themselves (the demo
+/// target's `invalid --service-time value "20": ...`): the error is the
+/// reason alone.
+pub(crate) fn parse_duration_reason(s: &str) -> Result<Duration, String> {
+    duration_inner(s.trim())
 }
 
 /// Parses a trimmed duration; the error is the reason only, so callers can
@@ -189,7 +196,7 @@ fn decimal(n: u128, unit: u128) -> String {
     format!("{int}.{}", frac.trim_end_matches('0'))
 }
 
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let total = d.as_nanos();
     if total == 0 {
         return "0s".to_string();
@@ -236,7 +243,7 @@ const SIZE_UNITS: &[(&str, u64)] = &[
     ("EB", 1_000_000_000_000_000_000),
 ];
 
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     size_inner(t).map_err(|reason| format!("invalid size `{t}`: {reason}"))
 }
@@ -302,7 +309,7 @@ fn unknown_size_unit(number: &str, unit: &str) -> String {
     format!("unknown unit `{unit}`; use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB {SIZE_EXAMPLES}")
 }
 
-pub fn format_size(bytes: u64) -> String {
+pub(crate) fn format_size(bytes: u64) -> String {
     let mut best: Option<String> = None;
     for &(name, mult) in SIZE_UNITS {
         if bytes < mult {
@@ -325,7 +332,7 @@ pub fn format_size(bytes: u64) -> String {
     best.unwrap_or_else(|| "0B".to_string())
 }
 
-pub fn parse_percent(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
     let t = s.trim();
     percent_inner(t).map_err(|reason| format!("invalid percentage `{t}`: {reason}"))
 }
@@ -358,12 +365,12 @@ fn percent_inner(t: &str) -> Result<f64, String> {
 
 /// Pause between requests of one virtual user: uniform in `min..=max`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct ThinkTime {
-    pub min: Duration,
-    pub max: Duration,
+pub(crate) struct ThinkTime {
+    pub(crate) min: Duration,
+    pub(crate) max: Duration,
 }
 
-pub fn parse_think_time(s: &str) -> Result<ThinkTime, String> {
+pub(crate) fn parse_think_time(s: &str) -> Result<ThinkTime, String> {
     let t = s.trim();
     let fail = |reason: String| {
         format!("invalid think time `{t}`: {reason} (expected e.g. \"1s\" or \"0.5s..1s\")")

@@ -1,0 +1,68 @@
+//! `[analysis]`: SLO limits in each metric's unit, and costs.
+
+use indexmap::IndexMap;
+use minijinja::Value;
+
+use super::resolver::Resolver;
+use crate::plan::expr::{self, MetricKind};
+use crate::plan::model::*;
+use crate::plan::raw::RawPlan;
+use crate::plan::suggest::{Closeness, did_you_mean};
+use crate::plan::units;
+
+pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Analysis {
+    let mut slo = IndexMap::new();
+    for (metric, value) in &raw.analysis.slo {
+        let what = format!("analysis.slo.{metric}");
+        let Some(text) = r.text(value, &what, ctx) else {
+            continue;
+        };
+        let parsed = match expr::metric_kind(metric) {
+            Some(MetricKind::Latency) => {
+                units::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0)
+            }
+            Some(MetricKind::Percent) => units::parse_percent(&text),
+            Some(_) => text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("expected a number, found \"{text}\"")),
+            None => {
+                let known = [
+                    "p50",
+                    "p90",
+                    "p95",
+                    "p99",
+                    "mean",
+                    "max",
+                    "fail_rate",
+                    "rps",
+                ];
+                let hint = did_you_mean(metric, known, Closeness::Similar)
+                    .unwrap_or_else(|| format!("SLO metrics: {}", known.join(", ")));
+                r.error(
+                    value.span.clone(),
+                    format!("`{what}`: `{metric}` is not a metric"),
+                    Some(hint),
+                );
+                continue;
+            }
+        };
+        match parsed {
+            Ok(v) => {
+                slo.insert(metric.clone(), v);
+            }
+            Err(msg) => r.error(value.span.clone(), format!("`{what}`: {msg}"), None),
+        }
+    }
+    let cost = raw.analysis.cost.as_ref().and_then(|c| {
+        let per_replica_hour =
+            r.opt_typed(&c.per_replica_hour, "analysis.cost.per_replica_hour", ctx)?;
+        let per_worker_hour =
+            r.opt_typed(&c.per_worker_hour, "analysis.cost.per_worker_hour", ctx)?;
+        Some(Cost {
+            per_replica_hour: per_replica_hour.map_or(0.0, |n| n.0),
+            per_worker_hour: per_worker_hour.map_or(0.0, |n| n.0),
+        })
+    });
+    Analysis { slo, cost }
+}
