@@ -31,7 +31,7 @@ pub fn matrix_value(v: &MatrixValue) -> Value {
 }
 
 /// Whether a cell's matrix values satisfy a filter (`where`, `--only`).
-pub fn matrix_matches(filter: &expr::Expr, values: &CellValues) -> Result<bool, expr::EvalError> {
+pub(crate) fn matrix_matches(filter: &expr::Expr, values: &CellValues) -> Result<bool, expr::EvalError> {
     filter.eval(&|name| values.get(name).map(matrix_value), &|_, _| None)
 }
 
@@ -42,17 +42,8 @@ fn matches_filter(filter: &Option<(String, expr::Expr)>, row: &SummaryRow) -> bo
     }
 }
 
-fn show(metric: &str, v: f64) -> String {
-    match expr::metric_kind(metric) {
-        Some(expr::MetricKind::Latency) => format!("{v:.1}ms"),
-        Some(expr::MetricKind::Percent) => format!("{v:.2}%"),
-        Some(expr::MetricKind::Rate) => format!("{v:.1}/s"),
-        _ => format!("{v}"),
-    }
-}
-
 fn is_latency(metric: &str) -> bool {
-    expr::metric_kind(metric) == Some(expr::MetricKind::Latency)
+    crate::metrics::kind(metric) == Some(crate::metrics::MetricKind::Latency)
 }
 
 /// The metric an operand reads (the argument of an aggregate).
@@ -85,7 +76,7 @@ fn describe(
         match cmp.eval(lookup, agg) {
             Ok(o) => {
                 let measured = match o.lhs {
-                    Value::Num(v) => show(metric, v),
+                    Value::Num(v) => crate::metrics::format(metric, v),
                     other => other.to_string(),
                 };
                 parts.push(format!("{name} = {measured} (limit {} {limit})", cmp.op));

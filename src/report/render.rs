@@ -136,7 +136,7 @@ pub fn write_summary(
     let json = serde_json::json!({
         "plan": plan.name,
         "run": dir.id(),
-        "columns": summary::METRIC_COLUMNS,
+        "columns": crate::metrics::columns(),
         "rows": result.rows,
         "findings": result.analysis.findings,
         "recommendations": result.analysis.recommendations,

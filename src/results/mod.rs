@@ -18,7 +18,7 @@ pub use lock::RunLock;
 pub use manifest::{CellEntry, CellStatus, Manifest, RunStatus};
 pub use read::{load_rows, read_manifest};
 pub use record::{CellRecord, StatsFile};
-pub use summary::{METRIC_COLUMNS, SummaryRow};
+pub use summary::SummaryRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {

@@ -11,26 +11,6 @@ use crate::engine::CellStats;
 use crate::plan::matrix::CellValues;
 use crate::system::SystemSample;
 
-/// Columns of summary.csv after the matrix keys, in order.
-pub const METRIC_COLUMNS: &[&str] = &[
-    "requests",
-    "failures",
-    "fail_pct",
-    "rps",
-    "mean",
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "max",
-    "client_cpu_pct",
-    "sut_cpu_pct",
-    "sut_mem_mb",
-];
-
-/// Metric names that read another metric's value.
-const ALIASES: &[(&str, &str)] = &[("fail_rate", "fail_pct"), ("p50_ms", "p50")];
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub cell: String,
@@ -49,11 +29,7 @@ pub struct SummaryRow {
 
 impl SummaryRow {
     pub fn metric(&self, name: &str) -> Option<f64> {
-        let key = ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == name)
-            .map_or(name, |(_, to)| to);
-        self.metrics.get(key).copied()
+        self.metrics.get(crate::metrics::canonical(name)).copied()
     }
 
     /// A row with a status and no figures (not measured, or measured by a
@@ -156,8 +132,9 @@ fn sut_usage(samples: &[SystemSample]) -> (f64, f64) {
 /// summary.csv: the matrix keys, the metric columns, the status.
 pub fn summary_csv(axes: &[String], rows: &[SummaryRow]) -> String {
     let mut out = String::new();
+    let columns = crate::metrics::columns();
     let mut header: Vec<&str> = axes.iter().map(String::as_str).collect();
-    header.extend(METRIC_COLUMNS);
+    header.extend(&columns);
     header.push("status");
     let _ = writeln!(out, "{}", header.join(","));
     for r in rows {
@@ -170,7 +147,7 @@ pub fn summary_csv(axes: &[String], rows: &[SummaryRow]) -> String {
                     .unwrap_or_default()
             })
             .collect();
-        for m in METRIC_COLUMNS {
+        for m in &columns {
             fields.push(match r.metrics.get(*m) {
                 Some(v) if matches!(*m, "requests" | "failures") => format!("{v:.0}"),
                 Some(v) => format!("{v:.3}"),

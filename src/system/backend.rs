@@ -28,7 +28,8 @@ pub struct ScaleRequest<'a> {
 }
 
 pub trait Backend {
-    fn kind(&self) -> BackendKind;
+    /// The `[system] backend` keyword it implements.
+    fn kind(&self) -> &'static str;
 
     /// Where load goes when the plan sets no `base_url`.
     fn endpoints(&self) -> Vec<String>;
@@ -64,7 +65,7 @@ pub trait Backend {
 }
 
 /// Connects the backend a cell's `[system]` names.
-pub async fn connect(
+pub(crate) async fn connect(
     system: &System,
     log_dir: &Path,
     secrets: &[String],
@@ -114,8 +115,8 @@ fn missing(backend: &'static str, section: &str) -> BackendError {
 pub struct NoBackend;
 
 impl Backend for NoBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::None
+    fn kind(&self) -> &'static str {
+        BackendKind::None.as_str()
     }
 
     fn endpoints(&self) -> Vec<String> {
@@ -150,8 +151,8 @@ impl Backend for NoBackend {
 }
 
 impl Backend for LocalBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Local
+    fn kind(&self) -> &'static str {
+        BackendKind::Local.as_str()
     }
 
     fn endpoints(&self) -> Vec<String> {
@@ -208,8 +209,8 @@ impl Backend for LocalBackend {
 }
 
 impl<T: OnFleet> Backend for T {
-    fn kind(&self) -> BackendKind {
-        T::KIND
+    fn kind(&self) -> &'static str {
+        T::KIND.as_str()
     }
 
     fn endpoints(&self) -> Vec<String> {

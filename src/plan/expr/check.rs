@@ -3,59 +3,25 @@
 use super::{Expr, Literal, Operand, ParseError, Span, UnitKind};
 use crate::plan::suggest::{Closeness, did_you_mean};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MetricKind {
-    /// Milliseconds.
-    Latency,
-    Percent,
-    /// Per second.
-    Rate,
-    Count,
-    Plain,
-}
+pub(crate) use crate::metrics::MetricKind;
 
-impl MetricKind {
-    fn noun(self) -> &'static str {
-        match self {
-            MetricKind::Latency => "a latency",
-            MetricKind::Percent => "a percentage",
-            MetricKind::Rate => "a rate (per second)",
-            MetricKind::Count => "a count",
-            MetricKind::Plain => "a plain number",
-        }
-    }
-
-    fn example(self) -> &'static str {
-        match self {
-            MetricKind::Latency => "a duration, e.g. `500ms`",
-            MetricKind::Percent => "a percentage, e.g. `1%`",
-            MetricKind::Rate | MetricKind::Count | MetricKind::Plain => {
-                "a plain number, e.g. `100`"
-            }
-        }
+fn noun(kind: MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Latency => "a latency",
+        MetricKind::Percent => "a percentage",
+        MetricKind::Rate => "a rate (per second)",
+        MetricKind::Count => "a count",
+        MetricKind::Plain => "a plain number",
     }
 }
 
-pub(crate) const METRICS: &[(&str, MetricKind)] = &[
-    ("mean", MetricKind::Latency),
-    ("min", MetricKind::Latency),
-    ("max", MetricKind::Latency),
-    ("p50", MetricKind::Latency),
-    ("p75", MetricKind::Latency),
-    ("p90", MetricKind::Latency),
-    ("p95", MetricKind::Latency),
-    ("p99", MetricKind::Latency),
-    ("p999", MetricKind::Latency),
-    ("fail_rate", MetricKind::Percent),
-    ("fail_pct", MetricKind::Percent),
-    ("client_cpu_pct", MetricKind::Percent),
-    ("sut_cpu_pct", MetricKind::Percent),
-    ("rps", MetricKind::Rate),
-    ("requests", MetricKind::Count),
-    ("failures", MetricKind::Count),
-    ("dropped", MetricKind::Count),
-    ("sut_mem_mb", MetricKind::Plain),
-];
+fn example(kind: MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Latency => "a duration, e.g. `500ms`",
+        MetricKind::Percent => "a percentage, e.g. `1%`",
+        MetricKind::Rate | MetricKind::Count | MetricKind::Plain => "a plain number, e.g. `100`",
+    }
+}
 
 pub(crate) const AGGREGATES: &[&str] = &["min", "max", "mean", "sum", "count"];
 
@@ -75,10 +41,7 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn metric_kind(name: &str) -> Option<MetricKind> {
-    METRICS
-        .iter()
-        .find(|(metric, _)| *metric == name)
-        .map(|&(_, kind)| kind)
+    crate::metrics::kind(name)
 }
 
 /// Hints for a misspelt metric or aggregate name.
@@ -92,8 +55,8 @@ fn unknown_metric(name: &str, span: &Span) -> ParseError {
         ));
     }
     let hint =
-        did_you_mean(name, METRICS.iter().map(|&(m, _)| m), CLOSENESS).unwrap_or_else(|| {
-            let names: Vec<&str> = METRICS.iter().map(|&(m, _)| m).collect();
+        did_you_mean(name, crate::metrics::names(), CLOSENESS).unwrap_or_else(|| {
+            let names: Vec<&str> = crate::metrics::names().collect();
             format!("known metrics: {}", names.join(", "))
         });
     e.with_hint(hint)
@@ -168,24 +131,24 @@ fn check_metric_vs_literal(kind: MetricKind, metric: &str, lit: &Literal) -> Opt
                     span.clone(),
                     format!(
                         "`{metric}` is {}; it cannot be compared with `{text}`",
-                        kind.noun()
+                        noun(kind)
                     ),
                 )
-                .with_hint(format!("write {}", kind.example())),
+                .with_hint(format!("write {}", example(kind))),
             );
         }
     };
     let mismatch = |unit_noun: &str| {
         ParseError::new(
             span.clone(),
-            format!("`{metric}` is {}, but `{text}` is {unit_noun}", kind.noun()),
+            format!("`{metric}` is {}, but `{text}` is {unit_noun}", noun(kind)),
         )
-        .with_hint(format!("write {}", kind.example()))
+        .with_hint(format!("write {}", example(kind)))
     };
     let missing_unit = || {
         ParseError::new(
             span.clone(),
-            format!("`{metric}` is {}, but `{text}` has no unit", kind.noun()),
+            format!("`{metric}` is {}, but `{text}` has no unit", noun(kind)),
         )
     };
     match (kind, unit) {
@@ -224,8 +187,8 @@ fn check_sides(lhs: &Side, rhs: &Side, span: &Span) -> Option<ParseError> {
                 span.clone(),
                 format!(
                     "cannot compare `{a_name}` ({}) with `{b_name}` ({})",
-                    a.noun(),
-                    b.noun()
+                    noun(*a),
+                    noun(*b)
                 ),
             )
         }),

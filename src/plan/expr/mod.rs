@@ -18,7 +18,7 @@ mod parser;
 pub(crate) use ast::{CmpOp, Comparison, Expr, Literal, Membership, Operand, Span, UnitKind};
 pub(crate) use check::{MetricKind, check_threshold, metric_kind};
 pub(crate) use error::{ParseError, snippet};
-pub(crate) use eval::Value;
+pub(crate) use eval::{EvalError, Value};
 pub(crate) use parser::parse;
 
 /// Helpers shared by the tests of every part.

@@ -1,0 +1,142 @@
+//! The metric catalogue: every figure a cell reports, its unit, its place in
+//! summary.csv, and the other names it answers to. Threshold validation,
+//! summary rows, the CSV header and every formatted figure read this one list.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Milliseconds.
+    Latency,
+    Percent,
+    /// Per second.
+    Rate,
+    Count,
+    Plain,
+}
+
+#[derive(Debug)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    /// Another name for `same_as`'s figure.
+    pub same_as: Option<&'static str>,
+    /// Position among the summary.csv metric columns, when it has one.
+    pub column: Option<usize>,
+}
+
+const fn m(name: &'static str, kind: MetricKind, column: Option<usize>) -> Metric {
+    Metric {
+        name,
+        kind,
+        same_as: None,
+        column,
+    }
+}
+
+const fn alias(name: &'static str, kind: MetricKind, same_as: &'static str) -> Metric {
+    Metric {
+        name,
+        kind,
+        same_as: Some(same_as),
+        column: None,
+    }
+}
+
+use MetricKind::{Count, Latency, Percent, Plain, Rate};
+
+/// In the order thresholds list them.
+pub const METRICS: &[Metric] = &[
+    m("mean", Latency, Some(4)),
+    m("min", Latency, None),
+    m("max", Latency, Some(9)),
+    m("p50", Latency, Some(5)),
+    m("p75", Latency, None),
+    m("p90", Latency, Some(6)),
+    m("p95", Latency, Some(7)),
+    m("p99", Latency, Some(8)),
+    m("p999", Latency, None),
+    alias("fail_rate", Percent, "fail_pct"),
+    m("fail_pct", Percent, Some(2)),
+    m("client_cpu_pct", Percent, Some(10)),
+    m("sut_cpu_pct", Percent, Some(11)),
+    m("rps", Rate, Some(3)),
+    m("requests", Count, Some(0)),
+    m("failures", Count, Some(1)),
+    m("dropped", Count, None),
+    m("sut_mem_mb", Plain, Some(12)),
+];
+
+/// The metric `name` names (itself or an alias).
+pub fn lookup(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
+pub fn kind(name: &str) -> Option<MetricKind> {
+    lookup(name).map(|m| m.kind)
+}
+
+/// The name a figure is stored under: aliases resolve to their metric.
+pub fn canonical(name: &str) -> &str {
+    match lookup(name).and_then(|m| m.same_as) {
+        Some(target) => target,
+        None => name,
+    }
+}
+
+/// Every name thresholds accept, in catalogue order.
+pub fn names() -> impl Iterator<Item = &'static str> + Clone {
+    METRICS.iter().map(|m| m.name)
+}
+
+/// The metric columns of summary.csv, in order.
+pub fn columns() -> Vec<&'static str> {
+    let mut cols: Vec<&Metric> = METRICS.iter().filter(|m| m.column.is_some()).collect();
+    cols.sort_by_key(|m| m.column);
+    cols.into_iter().map(|m| m.name).collect()
+}
+
+/// A figure as people read it: `612.3ms`, `0.50%`, `953.1/s`, `1200`.
+pub fn format(name: &str, v: f64) -> String {
+    match kind(name) {
+        Some(Latency) => format!("{v:.1}ms"),
+        Some(Percent) => format!("{v:.2}%"),
+        Some(Rate) => format!("{v:.1}/s"),
+        _ => format!("{v}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_the_summary_header_and_aliases_resolve() {
+        assert_eq!(
+            columns(),
+            [
+                "requests",
+                "failures",
+                "fail_pct",
+                "rps",
+                "mean",
+                "p50",
+                "p90",
+                "p95",
+                "p99",
+                "max",
+                "client_cpu_pct",
+                "sut_cpu_pct",
+                "sut_mem_mb"
+            ]
+        );
+        assert_eq!(canonical("fail_rate"), "fail_pct");
+        assert_eq!(canonical("p95"), "p95");
+        assert_eq!(kind("fail_rate"), Some(MetricKind::Percent));
+        assert_eq!(format("p95", 612.34), "612.3ms");
+        assert_eq!(format("rps", 953.06), "953.1/s");
+        for m in METRICS {
+            if let Some(t) = m.same_as {
+                assert_eq!(lookup(t).unwrap().kind, m.kind, "{}", m.name);
+            }
+        }
+    }
+}
