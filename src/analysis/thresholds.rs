@@ -31,7 +31,10 @@ pub fn matrix_value(v: &MatrixValue) -> Value {
 }
 
 /// Whether a cell's matrix values satisfy a filter (`where`, `--only`).
-pub(crate) fn matrix_matches(filter: &expr::Expr, values: &CellValues) -> Result<bool, expr::EvalError> {
+pub(crate) fn matrix_matches(
+    filter: &expr::Expr,
+    values: &CellValues,
+) -> Result<bool, expr::EvalError> {
     filter.eval(&|name| values.get(name).map(matrix_value), &|_, _| None)
 }
 

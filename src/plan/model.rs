@@ -95,7 +95,7 @@ impl Cell {
     /// Identifies the cell's resolved configuration (secrets excluded: header
     /// values are not serialized).
     pub(crate) fn hash(&self) -> String {
-        super::resolve::fnv1a(&serde_json::to_vec(self).unwrap_or_default())
+        fnv1a(&serde_json::to_vec(self).unwrap_or_default())
     }
 
     pub(crate) fn wall_time(&self) -> Duration {
@@ -309,4 +309,14 @@ pub enum ReportTemplate {
     File(PathBuf),
     /// One of the templates embedded in the binary, by file name.
     Embedded(String),
+}
+
+/// FNV-1a of `bytes`, as 16 hex digits: plan and cell hashes.
+pub(crate) fn fnv1a(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }

@@ -176,7 +176,8 @@ async fn check_kind(
             }
         }
         CheckKind::Disk { path, min_free } => {
-            let free = free_bytes(path)?;
+            let free =
+                free_bytes(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
             let shown = crate::plan::units::format_size;
             if free >= *min_free {
                 Ok(format!("{} free at {}", shown(free), path.display()))
@@ -243,19 +244,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn free_bytes(path: &std::path::Path) -> Result<u64, String> {
+fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("bad path {}", path.display()))?;
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid NUL-terminated path and stat a valid out pointer.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut stat) };
     if rc != 0 {
-        return Err(format!(
-            "cannot stat {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
 }

@@ -167,8 +167,7 @@ async fn locust(
             total,
             0.0,
             move |cancel, progress| {
-                crate::engine::locust::run_locust(&spec, cancel, progress)
-                    .map_err(|e| e.to_string())
+                crate::engine::locust::run_locust(&spec, cancel, progress).map_err(StepError::from)
             },
         )
         .await?;
@@ -230,9 +229,7 @@ async fn run_one(
         warmup,
         total,
         offset,
-        move |cancel, progress| {
-            engine::run_load(&spec, cancel, progress).map_err(|e| e.to_string())
-        },
+        move |cancel, progress| engine::run_load(&spec, cancel, progress).map_err(StepError::from),
     )
     .await
 }
@@ -249,7 +246,7 @@ async fn run_sampled<F>(
     engine_fn: F,
 ) -> Result<(CellStats, Vec<SystemSample>), StepError>
 where
-    F: FnOnce(CancelToken, &dyn Fn(ProgressTick)) -> Result<CellStats, String> + Send + 'static,
+    F: FnOnce(CancelToken, &dyn Fn(ProgressTick)) -> Result<CellStats, StepError> + Send + 'static,
 {
     let cancel = ctx.cancel.clone();
     let warmup = warmup.as_secs_f64();
@@ -291,9 +288,7 @@ where
             }
         }
     };
-    let stats = stats
-        .map_err(|e| StepError::failed(format!("load engine crashed: {e}")))?
-        .map_err(StepError::Failed)?;
+    let stats = stats.map_err(|e| StepError::failed(format!("load engine crashed: {e}")))??;
     Ok((stats, samples))
 }
 

@@ -136,6 +136,8 @@ pub enum StepError {
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
+    Locust(#[from] crate::engine::locust::LocustError),
+    #[error(transparent)]
     Command(#[from] crate::system::process::CommandError),
 }
 

@@ -13,7 +13,10 @@ pub async fn scale(
     let plan = ctx.plan.clone();
     let sys = &plan.cells[c].system;
     let mut slot = ctx.backend.lock().await;
-    if slot.as_ref().is_none_or(|b| b.kind() != sys.backend.as_str()) {
+    if slot
+        .as_ref()
+        .is_none_or(|b| b.kind() != sys.backend.as_str())
+    {
         // First cell, or the backend changed: stop the old one, connect the new.
         if let Some(mut old) = slot.take() {
             for e in old.stop_all().await {

@@ -277,21 +277,33 @@ fn run_and_compare(workers: usize, warmup: u64, duration: u64) {
 
 #[test]
 fn one_worker_totals_and_percentiles_match_locust() {
+    if !crate::common::locust_available("one_worker_totals_and_percentiles_match_locust") {
+        return;
+    }
     run_and_compare(1, 0, 5);
 }
 
 #[test]
 fn two_workers_totals_and_percentiles_match_locust() {
+    if !crate::common::locust_available("two_workers_totals_and_percentiles_match_locust") {
+        return;
+    }
     run_and_compare(2, 0, 5);
 }
 
 #[test]
 fn two_workers_exclude_the_warm_up() {
+    if !crate::common::locust_available("two_workers_exclude_the_warm_up") {
+        return;
+    }
     run_and_compare(2, 2, 4);
 }
 
 #[test]
 fn failures_are_classified() {
+    if !crate::common::locust_available("failures_are_classified") {
+        return;
+    }
     let target = Target::start(DemoConfig {
         slots: 64,
         service_time: ServiceTime {
@@ -345,6 +357,9 @@ class Api(HttpUser):
 
 #[test]
 fn syntax_error_names_the_locustfile() {
+    if !crate::common::locust_available("syntax_error_names_the_locustfile") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let spec = spec_for(
         dir.path(),
@@ -374,6 +389,9 @@ fn missing_locust_is_not_installed() {
 
 #[test]
 fn external_workers_that_never_come() {
+    if !crate::common::locust_available("external_workers_that_never_come") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut spec = spec_for(dir.path(), LOCUSTFILE, "http://127.0.0.1:9");
     spec.workers = 2;
@@ -405,6 +423,9 @@ fn external_workers_that_never_come() {
 
 #[test]
 fn cancel_stops_everything_within_a_second_or_two() {
+    if !crate::common::locust_available("cancel_stops_everything_within_a_second_or_two") {
+        return;
+    }
     let target = fast_target();
     let dir = tempfile::tempdir().unwrap();
     let mut spec = spec_for(dir.path(), LOCUSTFILE, &target.url());
@@ -434,6 +455,9 @@ fn cancel_stops_everything_within_a_second_or_two() {
 #[test]
 #[ignore = "helper: runs only as the child of driver_killed_leaves_no_orphans"]
 fn long_run_in_child() {
+    if !crate::common::locust_available("long_run_in_child") {
+        return;
+    }
     let (Some(dir), Some(url)) = (
         std::env::var_os("LM_LOCUST_CHILD_DIR"),
         std::env::var_os("LM_LOCUST_CHILD_URL"),
@@ -450,10 +474,18 @@ fn long_run_in_child() {
 
 #[test]
 fn driver_killed_leaves_no_orphans() {
+    if !crate::common::locust_available("driver_killed_leaves_no_orphans") {
+        return;
+    }
     let target = fast_target();
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "long_run_in_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "locust_driver::long_run_in_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("LM_LOCUST_CHILD_DIR", dir.path())
         .env("LM_LOCUST_CHILD_URL", target.url())
         .stdout(std::process::Stdio::null())
@@ -494,6 +526,10 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn external_worker_fetches_locustfile_and_probe_from_master() {
+    if !crate::common::locust_available("external_worker_fetches_locustfile_and_probe_from_master")
+    {
+        return;
+    }
     let target = fast_target();
     let dir = tempfile::tempdir().unwrap();
     let mut spec = spec_for(dir.path(), LOCUSTFILE, &target.url());
@@ -529,6 +565,9 @@ fn external_worker_fetches_locustfile_and_probe_from_master() {
 
 #[test]
 fn user_classes_and_tags_select_what_runs() {
+    if !crate::common::locust_available("user_classes_and_tags_select_what_runs") {
+        return;
+    }
     let target = fast_target();
     let locustfile = r#"
 from locust import HttpUser, task, tag, constant

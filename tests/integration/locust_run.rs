@@ -6,6 +6,9 @@ use std::process::Command;
 
 #[test]
 fn native_and_locust_agree_on_a_server_bound_target() {
+    if !crate::common::locust_available("native_and_locust_agree_on_a_server_bound_target") {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("lm-locust-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -54,11 +54,10 @@ fn unknown_metric(name: &str, span: &Span) -> ParseError {
             "`{name}` is an aggregate; apply it to a metric, e.g. `{name}(rps)`"
         ));
     }
-    let hint =
-        did_you_mean(name, crate::metrics::names(), CLOSENESS).unwrap_or_else(|| {
-            let names: Vec<&str> = crate::metrics::names().collect();
-            format!("known metrics: {}", names.join(", "))
-        });
+    let hint = did_you_mean(name, crate::metrics::names(), CLOSENESS).unwrap_or_else(|| {
+        let names: Vec<&str> = crate::metrics::names().collect();
+        format!("known metrics: {}", names.join(", "))
+    });
     e.with_hint(hint)
 }
 

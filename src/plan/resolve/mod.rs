@@ -52,15 +52,6 @@ impl RunInfo {
     }
 }
 
-pub(crate) fn fnv1a(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 pub(crate) fn resolve(
     raw: &RawPlan,
     file: &Path,
@@ -147,7 +138,7 @@ pub(crate) fn resolve(
         file: file.to_path_buf(),
         dir: dir.clone(),
         source: source.clone(),
-        hash: fnv1a(&hash_input),
+        hash: super::model::fnv1a(&hash_input),
         axes: r.axes.clone(),
         cells,
         checks,

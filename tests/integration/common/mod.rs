@@ -115,3 +115,24 @@ unsafe extern "C" {
     /// kill(2), for signalling processes the tests started.
     pub fn kill(pid: i32, sig: i32) -> i32;
 }
+
+/// Whether Locust can run here. Outside CI a missing Locust skips the test
+/// (saying why); under `CI` it fails it, so CI cannot pass by skipping.
+pub fn locust_available(test: &str) -> bool {
+    let found = Command::new("locust")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        || Command::new("python3")
+            .args(["-c", "import locust"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but Locust is not installed (pip install locust)"
+        );
+        eprintln!("skipping {test}: Locust is not installed (pip install locust)");
+    }
+    found
+}
