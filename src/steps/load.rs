@@ -253,7 +253,8 @@ where
     let progress = Progress::new(label.to_string(), total, repetition);
     let engine_task = tokio::task::spawn_blocking(move || {
         let r = engine_fn(cancel, &|tick| progress.tick(&tick));
-        progress.finish();
+        // A stopped cell's bar stays where the stop found it.
+        progress.finish(r.as_ref().map_or(true, |s| s.cancelled));
         r
     });
     let groups = match ctx.backend.lock().await.as_ref() {
@@ -475,8 +476,12 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    fn finish(&self, stopped: bool) {
         if let Some(bar) = &self.bar {
+            if stopped {
+                bar.abandon();
+                return;
+            }
             bar.finish();
         }
     }
