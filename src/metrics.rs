@@ -21,6 +21,8 @@ pub struct Metric {
     pub same_as: Option<&'static str>,
     /// Position among the summary.csv metric columns, when it has one.
     pub column: Option<usize>,
+    /// A number thresholds and SLOs can compare (not a label).
+    pub number: bool,
 }
 
 const fn m(name: &'static str, kind: MetricKind, column: Option<usize>) -> Metric {
@@ -29,6 +31,7 @@ const fn m(name: &'static str, kind: MetricKind, column: Option<usize>) -> Metri
         kind,
         same_as: None,
         column,
+        number: true,
     }
 }
 
@@ -38,6 +41,18 @@ const fn alias(name: &'static str, kind: MetricKind, same_as: &'static str) -> M
         kind,
         same_as: Some(same_as),
         column: None,
+        number: true,
+    }
+}
+
+/// A text column of summary.csv (not a number to compare).
+const fn label(name: &'static str, column: usize) -> Metric {
+    Metric {
+        name,
+        kind: MetricKind::Plain,
+        same_as: None,
+        column: Some(column),
+        number: false,
     }
 }
 
@@ -45,24 +60,30 @@ use MetricKind::{Count, Latency, Percent, Plain, Rate};
 
 /// In the order thresholds list them.
 pub const METRICS: &[Metric] = &[
-    m("mean", Latency, Some(4)),
+    m("mean", Latency, Some(7)),
     m("min", Latency, None),
-    m("max", Latency, Some(9)),
-    m("p50", Latency, Some(5)),
+    m("max", Latency, Some(12)),
+    m("p50", Latency, Some(8)),
     m("p75", Latency, None),
-    m("p90", Latency, Some(6)),
-    m("p95", Latency, Some(7)),
-    m("p99", Latency, Some(8)),
+    m("p90", Latency, Some(9)),
+    m("p95", Latency, Some(10)),
+    m("p99", Latency, Some(11)),
     m("p999", Latency, None),
     alias("fail_rate", Percent, "fail_pct"),
     m("fail_pct", Percent, Some(2)),
-    m("client_cpu_pct", Percent, Some(10)),
-    m("sut_cpu_pct", Percent, Some(11)),
+    m("client_cpu_pct", Percent, Some(13)),
+    m("sut_cpu_pct", Percent, Some(14)),
     m("rps", Rate, Some(3)),
+    m("ok_rps", Rate, Some(4)),
+    m("offered_rps", Rate, Some(5)),
+    label("bound", 6),
     m("requests", Count, Some(0)),
     m("failures", Count, Some(1)),
     m("dropped", Count, None),
-    m("sut_mem_mb", Plain, Some(12)),
+    m("sut_mem_mb", Plain, Some(15)),
+    m("baseline_ms", Latency, Some(16)),
+    m("rps_ci95", Rate, Some(17)),
+    m("p95_ci95", Latency, Some(18)),
 ];
 
 /// The metric `name` names (itself or an alias).
@@ -70,8 +91,13 @@ pub fn lookup(name: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.name == name)
 }
 
+/// A metric thresholds can compare.
+fn number(name: &str) -> Option<&'static Metric> {
+    lookup(name).filter(|m| m.number)
+}
+
 pub fn kind(name: &str) -> Option<MetricKind> {
-    lookup(name).map(|m| m.kind)
+    number(name).map(|m| m.kind)
 }
 
 /// The name a figure is stored under: aliases resolve to their metric.
@@ -84,7 +110,7 @@ pub fn canonical(name: &str) -> &str {
 
 /// Every name thresholds accept, in catalogue order.
 pub fn names() -> impl Iterator<Item = &'static str> + Clone {
-    METRICS.iter().map(|m| m.name)
+    METRICS.iter().filter(|m| m.number).map(|m| m.name)
 }
 
 /// The metric columns of summary.csv, in order.
@@ -117,6 +143,9 @@ mod tests {
                 "failures",
                 "fail_pct",
                 "rps",
+                "ok_rps",
+                "offered_rps",
+                "bound",
                 "mean",
                 "p50",
                 "p90",
@@ -125,7 +154,10 @@ mod tests {
                 "max",
                 "client_cpu_pct",
                 "sut_cpu_pct",
-                "sut_mem_mb"
+                "sut_mem_mb",
+                "baseline_ms",
+                "rps_ci95",
+                "p95_ci95"
             ]
         );
         assert_eq!(canonical("fail_rate"), "fail_pct");
@@ -133,6 +165,7 @@ mod tests {
         assert_eq!(kind("fail_rate"), Some(MetricKind::Percent));
         assert_eq!(format("p95", 612.34), "612.3ms");
         assert_eq!(format("rps", 953.06), "953.1/s");
+        assert_eq!(kind("bound"), None, "a label is no threshold metric");
         for m in METRICS {
             if let Some(t) = m.same_as {
                 assert_eq!(lookup(t).unwrap().kind, m.kind, "{}", m.name);

@@ -168,6 +168,7 @@ pub fn all(input: &AnalysisInput, t: &Table) -> Analysis {
                     .iter()
                     .map(|p| (p.x, p.rps, p.p95.unwrap_or(f64::NAN)))
                     .collect(),
+                predicted: false,
             });
             let resource =
                 matches!(axis.role, Role::Replicas | Role::Other) && cx.at_peak_load(s[0].row, i);

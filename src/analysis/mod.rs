@@ -94,13 +94,16 @@ pub enum Severity {
 }
 
 /// RPS and p95 along one numeric axis with every other axis fixed.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
 pub struct ScalingSeries {
     pub dimension: String,
     /// The other axes' values, as they appear in the plan.
     pub fixed: IndexMap<String, String>,
     /// (axis value, rps, p95 ms); p95 is NaN (null in JSON) when not measured.
     pub points: Vec<(f64, f64, f64)>,
+    /// A model's prediction (drawn dashed, labelled so), not a measurement.
+    #[serde(default)]
+    pub predicted: bool,
 }
 
 impl ScalingSeries {

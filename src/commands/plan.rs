@@ -116,7 +116,12 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
         if show_replicas {
             row.push(c.system.replicas.to_string());
         }
-        row.push(format!("{load} ({})", c.load.engine.as_str()));
+        // Think time caps what users can send, whatever the system does.
+        let ceiling = c
+            .offered_ceiling()
+            .map(|r| format!(", offers at most ~{r:.0} RPS"))
+            .unwrap_or_default();
+        row.push(format!("{load} ({}){ceiling}", c.load.engine.as_str()));
         if show_workers {
             row.push(c.load.workers.to_string());
         }
@@ -146,13 +151,13 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
                 chosen.len(),
                 plan.cells.len()
             );
-            (chosen.iter().map(|c| c.wall_time()).sum(), chosen.len())
+            (plan.wall_time_of(chosen.iter().copied()), chosen.len())
         }
         None => (plan.estimated_wall_time(), n),
     };
     let _ = writeln!(
         out,
-        "\nestimated wall time: {} ({n} cell{} of warm-up + measure + cool-down, times repeat; scaling and readiness come on top)",
+        "\nestimated wall time: {} ({n} cell{} of warm-up + measure + cool-down, times repeat, and one baseline per system configuration; scaling and readiness come on top)",
         format_duration_rounded(total),
         if n == 1 { "" } else { "s" }
     );

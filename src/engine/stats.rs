@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 /// figures may describe the load generator rather than the system under test.
 pub const CLIENT_BOUND_CPU_PCT: f64 = 90.0;
 
+/// Open model: arrivals sent later than this behind schedule at p99 mean the
+/// load generator could not keep the schedule.
+pub const SCHEDULE_LAG_BOUND_MS: f64 = 10.0;
+
 /// Significant decimal digits of every latency histogram.
 pub const LATENCY_SIGFIG: u8 = 3;
 
@@ -248,6 +252,10 @@ pub struct CellStats {
     pub client_cpu_pct: f64,
     /// `client_cpu_pct >= CLIENT_BOUND_CPU_PCT`: the figures may describe the client, not the server.
     pub client_bound: bool,
+    /// Open model: p99 of how far behind schedule arrivals were sent (0 in
+    /// the closed model).
+    #[serde(default)]
+    pub schedule_lag_p99_ms: f64,
     /// The run was stopped by the cancel token.
     pub cancelled: bool,
     pub warnings: Vec<String>,
@@ -275,6 +283,7 @@ impl CellStats {
             }
             offset = out.timeline.len() as u64;
             out.dropped += p.dropped;
+            out.schedule_lag_p99_ms = out.schedule_lag_p99_ms.max(p.schedule_lag_p99_ms);
             cpu_weighted += p.client_cpu_pct * p.measured_secs;
             out.cancelled |= p.cancelled;
             out.warnings.extend(p.warnings);

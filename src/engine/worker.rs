@@ -21,7 +21,9 @@ use super::conn::{Conn, Outcome, exchange};
 use super::cpu;
 use super::plan::Plan;
 use super::spec::{LoadSpec, Model};
-use super::stats::{FailureKind, RequestStats, RowPart, record_n};
+use hdrhistogram::Histogram;
+
+use super::stats::{FailureKind, RequestStats, RowPart, latency_histogram, record_n};
 use crate::cancel::CancelToken;
 
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +77,8 @@ pub(crate) struct WorkerOutput {
     pub last_row: Option<RowPart>,
     pub dropped_measured: u64,
     pub abandoned: u64,
-    pub max_lag: Duration,
+    /// Open model: how far behind schedule each measured arrival was sent (µs).
+    pub lag: Histogram<u64>,
     pub cancelled: bool,
     pub stopped_at: Option<Instant>,
     /// Thread CPU ticks and wall time over the measured window.
@@ -114,7 +117,7 @@ struct State {
     users: u64,
     dropped: u64,
     dropped_measured: u64,
-    max_lag: Duration,
+    lag: Histogram<u64>,
     cpu_start: Option<(u64, Instant)>,
     cpu: Option<(u64, Duration)>,
 }
@@ -187,7 +190,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
             users: 0,
             dropped: 0,
             dropped_measured: 0,
-            max_lag: Duration::ZERO,
+            lag: latency_histogram(),
             cpu_start: None,
             cpu: None,
         }),
@@ -237,7 +240,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         } else {
             0
         },
-        max_lag: st.max_lag,
+        lag: std::mem::replace(&mut st.lag, latency_histogram()),
         cancelled: matches!(finish, Finish::Cancelled),
         stopped_at: Some(stopped_at),
         cpu: st.cpu,
@@ -540,7 +543,8 @@ async fn run_open(ctx: Rc<Ctx>) {
             let full = {
                 let mut st = ctx.state.borrow_mut();
                 if intended >= t.measure_start {
-                    st.max_lag = st.max_lag.max(now.saturating_duration_since(intended));
+                    let lag = now.saturating_duration_since(intended).as_micros();
+                    record_n(&mut st.lag, u64::try_from(lag).unwrap_or(u64::MAX), 1);
                 }
                 if st.in_flight >= limit {
                     // Drop everything due now in one step: at absurd rates a

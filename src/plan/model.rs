@@ -66,7 +66,21 @@ impl Plan {
 
     /// Estimated wall time of the whole run, without scaling and readiness.
     pub(crate) fn estimated_wall_time(&self) -> Duration {
-        self.cells.iter().map(Cell::wall_time).sum()
+        self.wall_time_of(self.cells.iter())
+    }
+
+    /// Warm-up, measurement and cool-down of these cells, plus one baseline
+    /// per distinct system configuration among them.
+    pub(crate) fn wall_time_of<'a>(&self, cells: impl Iterator<Item = &'a Cell>) -> Duration {
+        let mut systems = std::collections::HashSet::new();
+        let mut total = Duration::ZERO;
+        for c in cells {
+            total += c.wall_time();
+            if c.load.engine == super::spanned::Engine::Native && systems.insert(c.system_key()) {
+                total += self.analysis.baseline;
+            }
+        }
+        total
     }
 }
 
@@ -101,6 +115,59 @@ impl Cell {
     pub(crate) fn wall_time(&self) -> Duration {
         let t = &self.timing;
         (t.warmup + self.measured_duration() + t.cooldown) * t.repeat as u32
+    }
+
+    /// Identifies the system under test's configuration: cells that share it
+    /// share a baseline.
+    pub(crate) fn system_key(&self) -> String {
+        fnv1a(&serde_json::to_vec(&self.system).unwrap_or_default())
+    }
+
+    /// Mean think time between a user's requests, in seconds (closed model).
+    pub(crate) fn think_mean_s(&self) -> Option<f64> {
+        match &self.load.model {
+            LoadModel::Closed { think_time, .. } => {
+                Some((think_time.min + think_time.max).as_secs_f64() / 2.0)
+            }
+            LoadModel::Open { .. } => None,
+        }
+    }
+
+    /// The most RPS the cell's load could produce had the system never
+    /// queued: users / (mean think + baseline latency), or the arrival rate.
+    pub(crate) fn offered_rps(&self, baseline_ms: f64) -> Option<f64> {
+        match &self.load.model {
+            LoadModel::Closed { users, .. } => {
+                let cycle = self.think_mean_s()? + baseline_ms / 1000.0;
+                (cycle > 0.0).then(|| *users as f64 / cycle)
+            }
+            LoadModel::Open { stages, .. } => {
+                let total: f64 = stages.iter().map(|s| s.duration.as_secs_f64()).sum();
+                match stages.as_slice() {
+                    [one] => Some(one.rate),
+                    // Stages: the time-weighted mean rate.
+                    many if total > 0.0 => Some(
+                        many.iter()
+                            .map(|s| s.rate * s.duration.as_secs_f64())
+                            .sum::<f64>()
+                            / total,
+                    ),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Upper bound of what the closed model's users can send with their
+    /// think time alone (no latency): what `plan` shows.
+    pub(crate) fn offered_ceiling(&self) -> Option<f64> {
+        match &self.load.model {
+            LoadModel::Closed { users, .. } => {
+                let think = self.think_mean_s()?;
+                (think > 0.0).then(|| *users as f64 / think)
+            }
+            LoadModel::Open { .. } => None,
+        }
     }
 
     /// The measured window: the cell duration, or the sum of open-model stages.
@@ -289,6 +356,23 @@ pub(crate) struct Analysis {
     /// Metric -> limit in the metric's unit (ms, percent, per second).
     pub(crate) slo: IndexMap<String, f64>,
     pub(crate) cost: Option<Cost>,
+    /// One user's unloaded measurement per system configuration; zero: none.
+    pub(crate) baseline: Duration,
+}
+
+/// The fail rate (percent) above which a cell counts as failing when the
+/// SLO names none.
+pub(crate) const DEFAULT_FAIL_LIMIT_PCT: f64 = 1.0;
+
+impl Analysis {
+    /// The SLO's fail rate in percent, or 1%.
+    pub(crate) fn fail_limit_pct(&self) -> f64 {
+        ["fail_rate", "fail_pct"]
+            .iter()
+            .find_map(|k| self.slo.get(*k).copied())
+            .filter(|v| v.is_finite())
+            .unwrap_or(DEFAULT_FAIL_LIMIT_PCT)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

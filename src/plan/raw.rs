@@ -464,6 +464,10 @@ pub(crate) struct AnalysisSection {
     /// What "acceptable" means, e.g. `{ p95 = "500ms", fail_rate = "1%" }`.
     pub(crate) slo: IndexMap<String, Text>,
     pub(crate) cost: Option<CostSection>,
+    /// How long one user sends the request mix, after the system is ready
+    /// and before warm-up, to measure the unloaded latency of each distinct
+    /// system configuration (default "3s"; "0s" turns it off).
+    pub(crate) baseline: Option<Tmpl<Duration>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

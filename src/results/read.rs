@@ -30,6 +30,12 @@ pub fn read_stats(dir: &Path, id: &str) -> Option<StatsFile> {
     serde_json::from_str(&text).ok()
 }
 
+/// A cell's baseline.json, when it has one.
+pub fn read_baseline(dir: &Path, id: &str) -> Option<super::record::Baseline> {
+    let text = std::fs::read_to_string(cell_folder(dir, id).join("baseline.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// The last `n` lines of a cell's events.log.
 pub fn read_events_tail(dir: &Path, id: &str, n: usize) -> Vec<String> {
     std::fs::read_to_string(cell_folder(dir, id).join("events.log"))

@@ -10,6 +10,66 @@ use crate::engine::CellStats;
 use crate::plan::matrix::CellValues;
 use crate::system::SystemSample;
 
+/// One user sending the request mix with no think time against an otherwise
+/// idle system: the latency a request takes when nothing queues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The cell whose system configuration it was measured in (cells that
+    /// share the configuration reuse it).
+    pub measured_in: String,
+    pub duration_secs: f64,
+    pub requests: u64,
+    pub failures: u64,
+    /// Mean latency of the successful requests, in ms.
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    /// Mean latency per request name, in ms.
+    #[serde(default)]
+    pub by_name: indexmap::IndexMap<String, f64>,
+}
+
+/// What bounded a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// The load generator itself (its CPU, or the open model's schedule).
+    Client,
+    /// Failures above the SLO's fail rate.
+    Failing,
+    /// The system kept up with all the load the cell could offer.
+    Load,
+    /// The system under test was the limit: requests queued.
+    Service,
+}
+
+impl Bound {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Client => "client",
+            Bound::Failing => "failing",
+            Bound::Load => "load",
+            Bound::Service => "service",
+        }
+    }
+}
+
+/// Share of the offered load a closed-model cell must serve to count as
+/// load-bound (open model: of the arrival rate).
+pub const LOAD_BOUND_SHARE: f64 = 0.9;
+pub const OPEN_LOAD_BOUND_SHARE: f64 = 0.95;
+
+/// What the cell's load could offer, to classify what bounded it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadShape {
+    /// The most the cell's load could produce had the system never queued;
+    /// none when no baseline was measured.
+    pub offered_rps: Option<f64>,
+    pub open_model: bool,
+    /// Fail rate (percent) above which the cell is `failing`.
+    pub fail_limit_pct: f64,
+}
+
 /// Everything one cell has produced so far. Owned by the dispatcher; steps
 /// only hand it their outputs.
 #[derive(Debug, Clone)]
@@ -30,6 +90,8 @@ pub struct CellRecord {
     pub finished: Option<String>,
     /// Measured by an earlier invocation that is being resumed: not run again.
     pub prior: Option<SummaryRow>,
+    pub baseline: Option<Baseline>,
+    pub shape: Option<LoadShape>,
 }
 
 impl Default for CellRecord {
@@ -45,6 +107,8 @@ impl Default for CellRecord {
             started: None,
             finished: None,
             prior: None,
+            baseline: None,
+            shape: None,
         }
     }
 }
@@ -98,6 +162,15 @@ impl CellRecord {
             return row;
         };
         row.metrics = super::summary::metrics_of(&stats, &self.runs, &self.samples);
+        if let Some(b) = &self.baseline {
+            row.metrics.insert("baseline_ms".into(), b.mean_ms);
+        }
+        if let Some(shape) = &self.shape {
+            if let Some(offered) = shape.offered_rps {
+                row.metrics.insert("offered_rps".into(), offered);
+            }
+            row.bound = bound_of(&row, &stats, shape);
+        }
         row.client_bound = stats.client_bound;
         row.warnings = stats.warnings;
         row.repeat_rps = self.runs.iter().map(|r| r.total.rps).collect();
@@ -132,6 +205,29 @@ impl CellRecord {
         }
         self.failed.clone().or_else(|| self.degraded.clone())
     }
+}
+
+/// What bounded a measured cell; none without an offered load (no baseline).
+pub fn bound_of(row: &SummaryRow, stats: &CellStats, shape: &LoadShape) -> Option<Bound> {
+    let offered = shape.offered_rps?;
+    let client = stats.client_cpu_pct >= crate::engine::CLIENT_BOUND_CPU_PCT
+        || stats.schedule_lag_p99_ms > crate::engine::stats::SCHEDULE_LAG_BOUND_MS;
+    let fail_pct = row.metric("fail_pct").unwrap_or(0.0);
+    let ok_rps = row.metric("ok_rps").unwrap_or(0.0);
+    let share = if shape.open_model {
+        OPEN_LOAD_BOUND_SHARE
+    } else {
+        LOAD_BOUND_SHARE
+    };
+    Some(if client {
+        Bound::Client
+    } else if fail_pct > shape.fail_limit_pct || row.successes() <= 0.0 {
+        Bound::Failing
+    } else if ok_rps >= share * offered {
+        Bound::Load
+    } else {
+        Bound::Service
+    })
 }
 
 /// Figures of one repetition, in stats.json.
@@ -209,6 +305,11 @@ pub fn cell_files(
         ),
         ("events.log".to_string(), lines(&rec.events).into_bytes()),
     ];
+    if let Some(b) = &rec.baseline {
+        let mut json = serde_json::to_vec_pretty(b).unwrap_or_default();
+        json.push(b'\n');
+        files.push(("baseline.json".to_string(), json));
+    }
     files.extend(rec.files.iter().cloned());
     files
 }

@@ -19,6 +19,10 @@ pub struct SummaryRow {
     /// Metric name -> value; latencies in ms, percentages in percent.
     pub metrics: IndexMap<String, f64>,
     pub client_bound: bool,
+    /// What limited the cell: client, failing, load or service; none
+    /// without a baseline.
+    #[serde(default)]
+    pub bound: Option<super::record::Bound>,
     /// Engine warnings of the cell, e.g. a closed-model stall.
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -41,6 +45,7 @@ impl SummaryRow {
             status,
             metrics: IndexMap::new(),
             client_bound: false,
+            bound: None,
             warnings: Vec::new(),
             repeat_rps: Vec::new(),
         }
@@ -68,6 +73,14 @@ pub(crate) fn metrics_of(
         ("failures", t.failures as f64),
         ("fail_pct", fail_pct),
         ("rps", t.rps),
+        (
+            "ok_rps",
+            if s.measured_secs > 0.0 {
+                s.successes() as f64 / s.measured_secs
+            } else {
+                0.0
+            },
+        ),
         ("mean", t.mean_ms),
         ("min", t.min_ms),
         ("p50", t.p50_ms),
@@ -105,11 +118,45 @@ pub(crate) fn metrics_of(
                 0.0
             },
         );
+        let p95s: Vec<f64> = runs.iter().map(|r| r.total.p95_ms).collect();
+        metrics.insert("rps_ci95".into(), ci95(&rates));
+        metrics.insert("p95_ci95".into(), ci95(&p95s));
     }
     let (cpu, mem) = sut_usage(samples);
     metrics.insert("sut_cpu_pct".into(), cpu);
     metrics.insert("sut_mem_mb".into(), mem);
     metrics
+}
+
+/// Two-sided 97.5% quantiles of Student's t for 1 to 30 degrees of freedom.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The t quantile for a 95% interval with `df` degrees of freedom.
+pub fn t975(df: usize) -> f64 {
+    match df {
+        0 => f64::NAN,
+        1..=30 => T975[df - 1],
+        // Beyond the table the expansion in 1/df is within 0.001.
+        _ => {
+            let d = df as f64;
+            1.959_964 + 2.372 / d + 2.82 / (d * d)
+        }
+    }
+}
+
+/// Half-width of the 95% confidence interval of the mean of `xs` (Student t).
+pub fn ci95(xs: &[f64]) -> f64 {
+    let n = xs.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    t975(n - 1) * var.sqrt() / (n as f64).sqrt()
 }
 
 /// Mean over the measured seconds of the CPU % and memory (MiB) summed over replicas.
@@ -148,6 +195,10 @@ pub fn summary_csv(axes: &[String], rows: &[SummaryRow]) -> String {
             })
             .collect();
         for m in &columns {
+            if *m == "bound" {
+                fields.push(r.bound.map(|b| b.as_str().to_string()).unwrap_or_default());
+                continue;
+            }
             fields.push(match r.metrics.get(*m) {
                 Some(v) if matches!(*m, "requests" | "failures") => format!("{v:.0}"),
                 Some(v) => format!("{v:.3}"),

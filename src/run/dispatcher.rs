@@ -14,9 +14,11 @@ use tokio::task::JoinSet;
 
 use crate::analysis::AnalysisResult;
 use crate::engine::CancelToken;
+use crate::plan::LoadModel;
 use crate::plan::Plan;
 use crate::plan::graph::{self, Node};
 use crate::plan::raw::{OnFailure, StepKind};
+use crate::results::record::{Baseline, LoadShape};
 use crate::results::{self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow};
 use crate::steps::{Analyzed, Executor, StepError, StepInput, StepOutput, StepReport};
 
@@ -62,6 +64,8 @@ pub struct RunData {
     /// Threshold checks the gate saw fail (an abort breach counts too).
     pub thresholds_failed: usize,
     pub reported: bool,
+    /// Baselines by system configuration (`Cell::system_key`).
+    pub baselines: std::collections::HashMap<String, Baseline>,
 }
 
 impl RunData {
@@ -244,7 +248,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 self.mark_started(c);
             }
             let step = &self.plan.graph.steps[node.step];
-            let input = self.input_for(step.kind);
+            let input = self.input_for(step.kind, node.cell);
             let fut = self.executor.execute(step, node.cell, input);
             running.spawn_local(async move { (n, fut.await) });
         }
@@ -252,12 +256,20 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     }
 
     /// What a step of this kind needs from the run's data.
-    fn input_for(&self, kind: StepKind) -> StepInput {
+    fn input_for(&self, kind: StepKind, cell: Option<usize>) -> StepInput {
         let analysis = || match &self.data.analysis {
             Some(a) => Analyzed::Done(Box::new(a.clone())),
             None => Analyzed::Rows(self.data.rows(self.plan)),
         };
         match kind {
+            StepKind::Load => StepInput::Load {
+                baseline: cell.and_then(|c| {
+                    self.data
+                        .baselines
+                        .get(&self.plan.cells[c].system_key())
+                        .cloned()
+                }),
+            },
             StepKind::Analyze => StepInput::Rows(self.data.rows(self.plan)),
             StepKind::Report => StepInput::Report {
                 manifest: Box::new(self.data.manifest.clone()),
@@ -297,8 +309,14 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             Err(mut e) => {
                 self.states[n.index()] = NodeState::Failed;
                 if let Some(c) = node.cell {
-                    let partial = e.partial();
-                    self.keep(Some(c), StepOutput::Measured(partial));
+                    let reps = e.partial();
+                    self.keep(
+                        Some(c),
+                        StepOutput::Measured {
+                            reps,
+                            baseline: None,
+                        },
+                    );
                 }
                 self.failed(&node, step, e);
             }
@@ -308,8 +326,23 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     /// Records what a step produced.
     fn keep(&mut self, cell: Option<usize>, output: StepOutput) {
         match (output, cell) {
-            (StepOutput::Measured(ms), Some(c)) => {
+            (StepOutput::Measured { reps: ms, baseline }, Some(c)) => {
+                let cell = &self.plan.cells[c];
+                if let Some(b) = &baseline {
+                    self.data
+                        .baselines
+                        .entry(cell.system_key())
+                        .or_insert_with(|| b.clone());
+                }
                 let rec = &mut self.data.cells[c];
+                if baseline.is_some() {
+                    rec.shape = Some(LoadShape {
+                        offered_rps: baseline.as_ref().and_then(|b| cell.offered_rps(b.mean_ms)),
+                        open_model: matches!(cell.load.model, LoadModel::Open { .. }),
+                        fail_limit_pct: self.plan.analysis.fail_limit_pct(),
+                    });
+                    rec.baseline = baseline;
+                }
                 for m in ms {
                     rec.runs.push(m.stats);
                     rec.samples.extend(m.samples);
@@ -533,6 +566,7 @@ mod tests {
             analysis: None,
             thresholds_failed: 0,
             reported: false,
+            baselines: Default::default(),
         }
     }
 

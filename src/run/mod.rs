@@ -164,6 +164,17 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
         plan.cells.len(),
         dir.root.display()
     );
+    // Cells measured before keep their system configuration's baseline.
+    let baselines = plan
+        .cells
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| r.prior.is_some())
+        .filter_map(|(c, _)| {
+            let b = results::read::read_baseline(&dir.root, &c.id)?;
+            Some((c.system_key(), b))
+        })
+        .collect();
     let cancel = CancelToken::new();
     let data = RunData {
         manifest,
@@ -172,6 +183,7 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
         analysis: None,
         thresholds_failed: 0,
         reported: false,
+        baselines,
     };
     let (outcome, data) = dispatch(&plan, &dir, data, &selected, cancel)?;
     let data = finish(&plan, &dir, outcome.clone(), data);

@@ -16,6 +16,7 @@ use crate::system::SystemSample;
 use crate::system::proc_stats::CpuMeter;
 
 use super::{Events, Measurement, StepContext, StepError, StepOutput};
+use crate::results::record::Baseline;
 
 /// Pre-rendered variants of each body template: templates with `random`
 /// differ per variant; the engine cycles through them.
@@ -24,6 +25,7 @@ const BODY_VARIANTS: usize = 16;
 pub async fn load(
     ctx: &StepContext,
     c: usize,
+    known: Option<Baseline>,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
     let plan = ctx.plan.clone();
@@ -52,6 +54,19 @@ pub async fn load(
         .collect::<Result<Vec<_>, _>>()?;
     let requests = request_specs(&plan, c)?;
     let label = cell_label(cell);
+    let baseline = match known {
+        Some(b) => {
+            events.push(format!(
+                "baseline: {:.2} ms mean latency, measured in cell {}",
+                b.mean_ms, b.measured_in
+            ));
+            Some(b)
+        }
+        None if !plan.analysis.baseline.is_zero() => {
+            measure_baseline(ctx, cell, &endpoints, &requests, events).await?
+        }
+        None => None,
+    };
     let stages = stages(cell);
     let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
@@ -94,7 +109,69 @@ pub async fn load(
             return Err(StepError::InterruptedWith(measured));
         }
     }
-    Ok(StepOutput::Measured(measured))
+    Ok(StepOutput::Measured {
+        reps: measured,
+        baseline,
+    })
+}
+
+/// One user, no think time, the request mix, for `[analysis] baseline`: the
+/// latency of a request when nothing queues. None when no request succeeded.
+async fn measure_baseline(
+    ctx: &StepContext,
+    cell: &Cell,
+    endpoints: &[Endpoint],
+    requests: &[RequestSpec],
+    events: &mut Events,
+) -> Result<Option<Baseline>, StepError> {
+    let duration = ctx.plan.analysis.baseline;
+    let spec = LoadSpec {
+        endpoints: endpoints.to_vec(),
+        requests: requests.to_vec(),
+        model: Model::Closed {
+            users: 1,
+            spawn_rate: 0.0,
+            think_min: Duration::ZERO,
+            think_max: Duration::ZERO,
+        },
+        workers: 1,
+        warmup: Duration::ZERO,
+        duration,
+        request_timeout: cell.load.timeout,
+    };
+    let cancel = ctx.cancel.clone();
+    let stats = tokio::task::spawn_blocking(move || engine::run_load(&spec, cancel, &|_| {}))
+        .await
+        .map_err(|e| StepError::failed(format!("load engine crashed: {e}")))??;
+    if stats.cancelled {
+        return Err(StepError::Interrupted);
+    }
+    if stats.successes() == 0 {
+        events.push(format!(
+            "baseline: no successful request in {:.1} s ({} failures); offered load and bound are left empty",
+            stats.measured_secs, stats.total.failures
+        ));
+        return Ok(None);
+    }
+    let b = Baseline {
+        measured_in: cell.id.clone(),
+        duration_secs: stats.measured_secs,
+        requests: stats.total.requests,
+        failures: stats.total.failures,
+        mean_ms: stats.total.mean_ms,
+        p50_ms: stats.total.p50_ms,
+        p95_ms: stats.total.p95_ms,
+        by_name: stats
+            .by_name
+            .iter()
+            .map(|(n, s)| (n.clone(), s.mean_ms))
+            .collect(),
+    };
+    events.push(format!(
+        "baseline: one user, {} requests in {:.1} s, mean {:.2} ms, p95 {:.2} ms",
+        b.requests, b.duration_secs, b.mean_ms, b.p95_ms
+    ));
+    Ok(Some(b))
 }
 
 /// `engine = "locust"`: the user's locustfile, run by Locust's own master and
@@ -177,7 +254,10 @@ async fn locust(
             return Err(StepError::InterruptedWith(measured));
         }
     }
-    Ok(StepOutput::Measured(measured))
+    Ok(StepOutput::Measured {
+        reps: measured,
+        baseline: None,
+    })
 }
 
 /// One repetition's measurement, with a replica that died during it noted;

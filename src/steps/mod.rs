@@ -22,6 +22,7 @@ use crate::plan::Plan;
 use crate::plan::graph::Step;
 use crate::plan::raw::StepKind;
 use crate::report::ReportError;
+use crate::results::record::Baseline;
 use crate::results::{Manifest, ResultsError, RunDir, SummaryRow};
 use crate::system::{Backend, BackendError, SystemSample};
 
@@ -60,6 +61,9 @@ pub enum StepInput {
     None,
     /// analyze: one row per cell of the plan, pending ones included.
     Rows(Vec<SummaryRow>),
+    /// load: the baseline already measured for the cell's system
+    /// configuration, if any.
+    Load { baseline: Option<Baseline> },
     /// report: the manifest as it stands, and the analysis (or, when no
     /// analyze step ran before it, the rows to analyze).
     Report {
@@ -103,8 +107,11 @@ pub struct Measurement {
 #[derive(Debug)]
 pub enum StepOutput {
     Done,
-    /// load: every repetition of the cell.
-    Measured(Vec<Measurement>),
+    /// load: every repetition of the cell, and the baseline it was judged by.
+    Measured {
+        reps: Vec<Measurement>,
+        baseline: Option<Baseline>,
+    },
     /// A file for the cell's folder.
     CellFile {
         name: String,
@@ -246,7 +253,13 @@ async fn execute(
         (StepKind::Check, _) => check::preflight(ctx, events).await,
         (StepKind::Scale, Some(c)) => scale::scale(ctx, c, events).await,
         (StepKind::Ready, Some(c)) => scale::ready(ctx, c, events).await,
-        (StepKind::Load, Some(c)) => load::load(ctx, c, events).await,
+        (StepKind::Load, Some(c)) => {
+            let known = match input {
+                StepInput::Load { baseline } => baseline,
+                _ => None,
+            };
+            load::load(ctx, c, known, events).await
+        }
         (StepKind::Sleep, _) => {
             let duration = match (declared(), cell) {
                 (Some(cfg), _) => cfg.duration.unwrap_or_default(),

@@ -20,6 +20,7 @@ fn row(axes: &[(&str, i64)], metrics: &[(&str, f64)]) -> SummaryRow {
         status: CellStatus::Complete,
         metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         client_bound: false,
+        bound: None,
         warnings: Vec::new(),
         repeat_rps: Vec::new(),
     }
@@ -785,6 +786,7 @@ fn arbitrary_rows_never_panic() {
                 status: statuses[(next() % 5) as usize],
                 metrics,
                 client_bound: next() % 7 == 0,
+                bound: None,
                 warnings: Vec::new(),
                 repeat_rps: Vec::new(),
             });

@@ -251,6 +251,7 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
         dropped: 0,
         client_cpu_pct,
         client_bound,
+        schedule_lag_p99_ms: 0.0,
         cancelled: ctx.cancelled,
         warnings,
     }

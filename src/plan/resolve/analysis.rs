@@ -10,6 +10,9 @@ use crate::plan::raw::RawPlan;
 use crate::plan::suggest::{Closeness, did_you_mean};
 use crate::plan::units;
 
+/// One user's unloaded measurement, when the plan does not say.
+const DEFAULT_BASELINE: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Analysis {
     let mut slo = IndexMap::new();
     for (metric, value) in &raw.analysis.slo {
@@ -64,5 +67,15 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Analy
             per_worker_hour: per_worker_hour.map_or(0.0, |n| n.0),
         })
     });
-    Analysis { slo, cost }
+    let baseline = match &raw.analysis.baseline {
+        Some(b) => r
+            .typed(b, "analysis.baseline", ctx)
+            .unwrap_or(DEFAULT_BASELINE),
+        None => DEFAULT_BASELINE,
+    };
+    Analysis {
+        slo,
+        cost,
+        baseline,
+    }
 }
