@@ -1,4 +1,11 @@
 //! Turning the collected query results into findings and recommendations.
+//!
+//! Every cell carries what bounded it (`client`, `failing`, `load`,
+//! `service`). Throughput verdicts (scaling efficiency, plateaus, capacity)
+//! are drawn only from `service`-bound cells, where the system under test was
+//! the limit; a step into a `load`-bound cell says the cell was not saturated
+//! and how much load would saturate it. Cells that failed, or whose figures
+//! describe the load generator, are never recommended.
 
 use indexmap::IndexMap;
 
@@ -8,6 +15,7 @@ use super::{
     Analysis, AnalysisInput, CLIENT_CPU_BOUND_PCT, DEFAULT_FAIL_PCT, Finding, FindingKind,
     MORE_WORKERS_GAIN, PLATEAU_GAIN, Role, ScalingSeries, Severity, UNSTABLE_CV,
 };
+use crate::results::record::Bound;
 
 struct Ctx<'a> {
     input: &'a AnalysisInput<'a>,
@@ -17,12 +25,12 @@ struct Ctx<'a> {
     problems: Vec<String>,
     /// Axis -> "4 (users=400)" where a resource stopped paying off.
     plateaus: IndexMap<String, Vec<String>>,
-    /// "Run X: ..." from the optimal config.
-    run: Option<String>,
     /// "Keep users below ..." per failure onset.
     keep_below: Vec<String>,
-    /// Per axis: the highest value among measured cells, for load axes.
-    load_max: Vec<Option<f64>>,
+    /// Per row: meets every SLO limit.
+    meets: Vec<bool>,
+    /// Recommendations the findings give, in reading order.
+    advice: Vec<String>,
 }
 
 fn numbers(pairs: &[(&str, f64)]) -> IndexMap<String, f64> {
@@ -40,6 +48,49 @@ impl Ctx<'_> {
             .get(row)
             .map(|r| r.cell.clone())
             .unwrap_or_default()
+    }
+
+    fn bound(&self, row: usize) -> Option<Bound> {
+        self.input.rows.get(row).and_then(|r| r.bound)
+    }
+
+    fn metric(&self, row: usize, name: &str) -> Option<f64> {
+        self.input
+            .rows
+            .get(row)
+            .and_then(|r| r.metric(name))
+            .filter(|v| v.is_finite())
+    }
+
+    /// Successful requests per second: ok_rps, or rps less failures for
+    /// runs recorded before ok_rps existed.
+    fn ok_rps(&self, row: usize) -> f64 {
+        self.metric(row, "ok_rps")
+            .or_else(|| {
+                let rps = self.metric(row, "rps")?;
+                Some(rps * (1.0 - self.metric(row, "fail_pct").unwrap_or(0.0) / 100.0))
+            })
+            .unwrap_or(0.0)
+    }
+
+    fn replicas(&self, row: usize) -> f64 {
+        self.input
+            .replicas_of
+            .get(row)
+            .map_or(f64::NAN, |&v| v as f64)
+    }
+
+    /// A cell that may be recommended: it ran, served successful requests,
+    /// did not fail beyond the SLO and was not limited by the client.
+    fn usable(&self, row: usize) -> bool {
+        let Some(r) = self.input.rows.get(row) else {
+            return false;
+        };
+        r.status.is_measured()
+            && r.successes() > 0.0
+            && !matches!(r.bound, Some(Bound::Failing) | Some(Bound::Client))
+            && self.metric(row, "fail_pct").unwrap_or(0.0) <= self.fail_limit()
+            && !r.client_bound
     }
 
     /// The other axes' values of a row, for a series along axis `i`.
@@ -75,22 +126,6 @@ impl Ctx<'_> {
         });
     }
 
-    /// Whether the row runs at the highest tested load on every load axis
-    /// other than `i`. Below it, a resource that stops adding RPS may just
-    /// lack offered load, so that is no scaling problem.
-    fn at_peak_load(&self, row: usize, i: usize) -> bool {
-        self.load_max.iter().enumerate().all(|(a, max)| {
-            let value = self.input.rows.get(row).and_then(|r| {
-                let axis = &self.t.axes.get(a)?.name;
-                r.matrix.get(axis)?.as_f64()
-            });
-            match (a == i, max, value) {
-                (false, Some(max), Some(v)) => v >= *max,
-                _ => true,
-            }
-        })
-    }
-
     fn fail_limit(&self) -> f64 {
         ["fail_rate", "fail_pct"]
             .iter()
@@ -107,6 +142,68 @@ impl Ctx<'_> {
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    fn under(&self) -> &'static str {
+        if self.t.slo.is_empty() {
+            "(no SLO set)"
+        } else {
+            "under the SLO"
+        }
+    }
+
+    /// The axis whose values set the offered load (users or rate).
+    fn load_axis(&self) -> Option<usize> {
+        self.t
+            .axes
+            .iter()
+            .position(|a| a.numeric && a.role.is_load())
+    }
+
+    fn replicas_axis(&self) -> Option<usize> {
+        self.t
+            .axes
+            .iter()
+            .position(|a| a.numeric && a.role == Role::Replicas)
+    }
+
+    /// The best successful RPS per replica any service-bound cell reached:
+    /// what one replica can serve, as far as this run has seen.
+    fn per_replica(&self) -> Option<f64> {
+        (0..self.input.rows.len())
+            .filter(|&r| self.bound(r) == Some(Bound::Service) && self.usable(r))
+            .map(|r| self.ok_rps(r) / self.replicas(r))
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .reduce(f64::max)
+    }
+
+    /// "users=512" or "rate=640/s": the load that would saturate `replicas`
+    /// replicas, from the best per-replica throughput seen and this row's
+    /// think time and baseline; none when the run gives no basis for it.
+    fn load_needed(&self, row: usize, replicas: f64) -> Option<(String, f64)> {
+        let per = self.per_replica().or_else(|| {
+            // Never saturated anywhere: what the busiest cell served is a floor.
+            (0..self.input.rows.len())
+                .filter(|&r| self.usable(r))
+                .map(|r| self.ok_rps(r) / self.replicas(r))
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .reduce(f64::max)
+        })?;
+        let target = per * replicas;
+        // The cell's own load was not enough: ask for clearly more than it.
+        let offered = self.metric(row, "offered_rps").unwrap_or(0.0);
+        let target = target.max(offered * 1.25);
+        match self.input.think_s.get(row).copied().flatten() {
+            Some(think) => {
+                let cycle = think + self.metric(row, "baseline_ms").unwrap_or(0.0) / 1000.0;
+                (cycle > 0.0).then(|| ("users".to_string(), (target * cycle).ceil()))
+            }
+            None => Some(("rate".to_string(), target.ceil())),
+        }
+    }
+
+    fn ci(&self, row: usize) -> Option<f64> {
+        self.metric(row, "rps_ci95")
+    }
 }
 
 pub fn all(input: &AnalysisInput, t: &Table) -> Analysis {
@@ -116,9 +213,16 @@ pub fn all(input: &AnalysisInput, t: &Table) -> Analysis {
         findings: Vec::new(),
         problems: Vec::new(),
         plateaus: IndexMap::new(),
-        run: None,
         keep_below: Vec::new(),
-        load_max: Vec::new(),
+        meets: Vec::new(),
+        advice: Vec::new(),
+    };
+    cx.meets = match t.meets() {
+        Ok(m) => m,
+        Err(e) => {
+            cx.problems.push(format!("SLO check: {e}"));
+            vec![false; input.rows.len()]
+        }
     };
     let measured = match t.measured_rows() {
         Ok(m) => m,
@@ -127,23 +231,10 @@ pub fn all(input: &AnalysisInput, t: &Table) -> Analysis {
             Vec::new()
         }
     };
-    cx.load_max = t
-        .axes
-        .iter()
-        .map(|axis| {
-            if !(axis.numeric && axis.role.is_load()) {
-                return None;
-            }
-            measured
-                .iter()
-                .filter_map(|&r| input.rows[r].matrix.get(&axis.name)?.as_f64())
-                .filter(|v| v.is_finite())
-                .reduce(f64::max)
-        })
-        .collect();
 
     let mut scaling = Vec::new();
-    let has_load_axis = t.axes.iter().any(|a| a.numeric && a.role.is_load());
+    let has_load_axis = cx.load_axis().is_some();
+    let mut worker_series = Vec::new();
     for (i, axis) in t.axes.iter().enumerate() {
         if !axis.numeric {
             continue;
@@ -155,7 +246,7 @@ pub fn all(input: &AnalysisInput, t: &Table) -> Analysis {
                 continue;
             }
         };
-        for s in &series {
+        for s in series {
             let distinct = s.windows(2).filter(|w| w[1].x > w[0].x).count() + 1;
             if distinct < 2 {
                 continue;
@@ -170,24 +261,25 @@ pub fn all(input: &AnalysisInput, t: &Table) -> Analysis {
                     .collect(),
                 predicted: false,
             });
-            let resource =
-                matches!(axis.role, Role::Replicas | Role::Other) && cx.at_peak_load(s[0].row, i);
-            efficiency(&mut cx, &axis.name, resource, &fixed, s);
-            plateau(&mut cx, &axis.name, resource, &fixed, s);
-            if axis.role == Role::Workers {
-                more_workers(&mut cx, &axis.name, &fixed, s);
-            }
-            if axis.role.is_load() {
-                degradation(&mut cx, &axis.name, axis.role, &fixed, s);
-                onset(&mut cx, &axis.name, &fixed, s);
+            match axis.role {
+                Role::Replicas | Role::Other => resource_steps(&mut cx, &axis.name, &fixed, &s),
+                Role::Workers => worker_series.push((axis.name.clone(), fixed.clone(), s.clone())),
+                Role::Users | Role::Rate => {
+                    degradation(&mut cx, &axis.name, axis.role, &fixed, &s);
+                    knee(&mut cx, &axis.name, axis.role, &fixed, &s);
+                    onset(&mut cx, &axis.name, &fixed, &s);
+                }
             }
         }
     }
     if !has_load_axis {
         failures_without_load_axis(&mut cx, &measured);
     }
-    slo(&mut cx, &measured);
-    client_hot(&mut cx);
+    slo_excluded(&mut cx);
+    let frontier = capacity(&mut cx, &measured);
+    usl(&mut cx, &frontier, &mut scaling);
+    optimal(&mut cx, &measured);
+    client(&mut cx, &measured, &worker_series);
     unstable(&mut cx);
 
     cx.findings.sort_by_key(|f| rank(f.kind));
@@ -203,154 +295,688 @@ pub fn all(input: &AnalysisInput, t: &Table) -> Analysis {
 fn rank(kind: FindingKind) -> u8 {
     match kind {
         FindingKind::NoCellMeetsSlo => 0,
-        FindingKind::OptimalConfig => 1,
+        FindingKind::Optimal => 1,
         FindingKind::Capacity => 2,
-        FindingKind::ClientBound => 3,
+        FindingKind::Client => 3,
         FindingKind::Unstable => 4,
-        FindingKind::ScalingEfficiency => 5,
+        FindingKind::Scaling => 5,
         FindingKind::Plateau => 6,
-        FindingKind::LatencyDegradation => 7,
-        FindingKind::FailureOnset => 8,
-        FindingKind::SloExcluded => 9,
+        FindingKind::Usl => 7,
+        FindingKind::Knee => 8,
+        FindingKind::Latency => 9,
+        FindingKind::FailureOnset => 10,
+        FindingKind::SloExcluded => 11,
     }
 }
 
-/// `graded`: the axis is a resource expected to scale RPS and the series runs
-/// at the highest tested load, so low efficiency is a problem.
-fn efficiency(
-    cx: &mut Ctx,
-    axis: &str,
-    graded: bool,
-    fixed: &IndexMap<String, String>,
-    s: &[Point],
-) {
-    let first = &s[0];
-    for p in &s[1..] {
-        let Some(eff) = p.efficiency else { continue };
-        if p.x <= p.x0 {
-            continue;
-        }
-        let factor = p.x / p.x0;
-        let ratio = p.rps / p.rps0;
-        let severity = match eff {
-            e if graded && e < 0.5 => Severity::Critical,
-            e if graded && e < 0.8 => Severity::Warning,
-            _ => Severity::Info,
-        };
-        let message = format!(
-            "{}x {axis} ({} -> {}) gave {:.2}x RPS (efficiency {:.2}){}",
-            num(factor),
-            num(p.x0),
-            num(p.x),
-            ratio,
-            eff,
-            at(fixed)
-        );
-        let cells = vec![cx.cell(first.row), cx.cell(p.row)];
-        cx.push(
-            FindingKind::ScalingEfficiency,
-            severity,
-            cells,
-            Some(axis),
-            numbers(&[
-                ("from", p.x0),
-                ("to", p.x),
-                ("factor", factor),
-                ("rps_from", p.rps0),
-                ("rps_to", p.rps),
-                ("rps_ratio", ratio),
-                ("efficiency", eff),
-            ]),
-            message,
-        );
+/// "953.1±12.0" with a repeat interval, else "953.1".
+fn rps_ci(cx: &Ctx, row: usize) -> String {
+    match cx.ci(row) {
+        Some(ci) => format!("{}±{}", text::rps(cx.ok_rps(row)), text::rps(ci)),
+        None => text::rps(cx.ok_rps(row)),
     }
 }
 
-fn plateau(cx: &mut Ctx, axis: &str, graded: bool, fixed: &IndexMap<String, String>, s: &[Point]) {
+/// Steps along a resource axis (replicas): efficiency and plateaus between
+/// service-bound cells only; a step into a load-bound cell is "not saturated".
+fn resource_steps(cx: &mut Ctx, axis: &str, fixed: &IndexMap<String, String>, s: &[Point]) {
+    let first_service = s
+        .iter()
+        .find(|p| cx.bound(p.row) == Some(Bound::Service) && cx.usable(p.row))
+        .cloned();
+    let mut plateau_found = false;
     for w in s.windows(2) {
-        let (prev, p) = (&w[0], &w[1]);
-        let Some(gain) = p.gain else { continue };
-        if p.x <= prev.x || gain >= PLATEAU_GAIN {
+        let (a, b) = (&w[0], &w[1]);
+        if b.x <= a.x {
             continue;
         }
-        let severity = if graded {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
-        let message = format!(
-            "RPS plateaus along {axis} after {}: {} -> {} gained {:+.1}% RPS ({} -> {}){}",
-            num(prev.x),
-            num(prev.x),
-            num(p.x),
-            gain * 100.0,
-            text::rps(prev.rps),
-            text::rps(p.rps),
-            at(fixed)
-        );
-        if severity >= Severity::Warning {
-            let place = match text::fixed_label(fixed) {
-                Some(l) => format!("{} ({l})", num(prev.x)),
-                None => num(prev.x),
-            };
-            cx.plateaus.entry(axis.to_string()).or_default().push(place);
+        let (ba, bb) = (cx.bound(a.row), cx.bound(b.row));
+        let cells = vec![cx.cell(a.row), cx.cell(b.row)];
+        let (ra, rb) = (cx.ok_rps(a.row), cx.ok_rps(b.row));
+        match (ba, bb) {
+            (Some(Bound::Service), Some(Bound::Service))
+                if cx.usable(a.row) && cx.usable(b.row) =>
+            {
+                let gain = if ra > 0.0 { rb / ra - 1.0 } else { f64::NAN };
+                let (x0, r0) = first_service
+                    .as_ref()
+                    .map_or((a.x, ra), |f| (f.x, cx.ok_rps(f.row)));
+                let eff = if x0 > 0.0 && r0 > 0.0 {
+                    rb / (r0 * b.x / x0)
+                } else {
+                    f64::NAN
+                };
+                // With repeats, a difference inside both intervals is noise.
+                let within_noise = match (cx.ci(a.row), cx.ci(b.row)) {
+                    (Some(ca), Some(cb)) => (rb - ra).abs() <= ca + cb,
+                    _ => false,
+                };
+                let severity = match eff {
+                    e if within_noise => {
+                        if e < 0.8 {
+                            Severity::Warning
+                        } else {
+                            Severity::Info
+                        }
+                    }
+                    e if e < 0.5 => Severity::Critical,
+                    e if e < 0.8 => Severity::Warning,
+                    _ => Severity::Info,
+                };
+                let message = if within_noise {
+                    format!(
+                        "{} {axis} is not significantly faster than {}: {} vs {} RPS (95% intervals overlap){}",
+                        num(b.x),
+                        num(a.x),
+                        rps_ci(cx, b.row),
+                        rps_ci(cx, a.row),
+                        at(fixed)
+                    )
+                } else {
+                    format!(
+                        "{axis} {} -> {}: {} -> {} RPS ({:+.1}%), efficiency {:.2} against {axis}={}; both service-bound{}",
+                        num(a.x),
+                        num(b.x),
+                        rps_ci(cx, a.row),
+                        rps_ci(cx, b.row),
+                        gain * 100.0,
+                        eff,
+                        num(x0),
+                        at(fixed)
+                    )
+                };
+                cx.push(
+                    FindingKind::Scaling,
+                    severity,
+                    cells.clone(),
+                    Some(axis),
+                    numbers(&[
+                        ("from", a.x),
+                        ("to", b.x),
+                        ("rps_from", ra),
+                        ("rps_to", rb),
+                        ("gain_pct", gain * 100.0),
+                        ("efficiency", eff),
+                        ("significant", if within_noise { 0.0 } else { 1.0 }),
+                    ]),
+                    message,
+                );
+                if !plateau_found && gain < PLATEAU_GAIN {
+                    plateau_found = true;
+                    let place = match text::fixed_label(fixed) {
+                        Some(l) => format!("{} ({l})", num(a.x)),
+                        None => num(a.x),
+                    };
+                    cx.plateaus.entry(axis.to_string()).or_default().push(place);
+                    let message = format!(
+                        "RPS plateaus along {axis} after {}: {} -> {} gained {:+.1}% ({} -> {} RPS) with both cells service-bound{}",
+                        num(a.x),
+                        num(a.x),
+                        num(b.x),
+                        gain * 100.0,
+                        text::rps(ra),
+                        text::rps(rb),
+                        at(fixed)
+                    );
+                    cx.push(
+                        FindingKind::Plateau,
+                        Severity::Warning,
+                        cells,
+                        Some(axis),
+                        numbers(&[
+                            ("from", a.x),
+                            ("to", b.x),
+                            ("gain_pct", gain * 100.0),
+                            ("rps_from", ra),
+                            ("rps_to", rb),
+                        ]),
+                        message,
+                    );
+                }
+            }
+            (_, Some(Bound::Load)) => {
+                let offered = cx.metric(b.row, "offered_rps").unwrap_or(f64::NAN);
+                let both = ba == Some(Bound::Load);
+                let state = if both {
+                    format!("both load-bound at ~{} RPS offered", text::rps(offered))
+                } else {
+                    format!(
+                        "{} {axis} load-bound at ~{} RPS offered",
+                        num(b.x),
+                        text::rps(offered)
+                    )
+                };
+                let mut nums = vec![
+                    ("from", a.x),
+                    ("to", b.x),
+                    ("rps_from", ra),
+                    ("rps_to", rb),
+                    ("offered_rps", offered),
+                ];
+                let advice = match cx.load_needed(b.row, cx.replicas(b.row)) {
+                    Some((what, n)) => {
+                        nums.push(("needed", n));
+                        let unit = if what == "rate" { "/s" } else { "" };
+                        format!(
+                            "; raise {what} to at least {}{unit} to measure {} {axis}",
+                            num(n),
+                            num(b.x)
+                        )
+                    }
+                    None => format!("; raise the load to measure {} {axis}", num(b.x)),
+                };
+                let message = format!(
+                    "{axis} {} -> {}{}: not saturated ({state}){advice}",
+                    num(a.x),
+                    num(b.x),
+                    at(fixed)
+                );
+                cx.push(
+                    FindingKind::Scaling,
+                    Severity::Info,
+                    cells,
+                    Some(axis),
+                    numbers(&nums),
+                    message,
+                );
+            }
+            _ => {}
         }
-        let cells = vec![cx.cell(prev.row), cx.cell(p.row)];
+    }
+}
+
+/// One value of the scaled axis (and of any other resource axis): its
+/// label, and the rows that share it.
+fn groups_by(
+    cx: &Ctx,
+    rows: &[usize],
+    keep: impl Fn(Role) -> bool,
+) -> Vec<(IndexMap<String, String>, Vec<usize>)> {
+    let mut out: Vec<(IndexMap<String, String>, Vec<usize>)> = Vec::new();
+    for &r in rows {
+        let key: IndexMap<String, String> =
+            cx.t.axes
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| keep(a.role))
+                .filter_map(|(i, a)| {
+                    let v = cx.t.keys.get(r)?.get(i)?;
+                    (!v.is_empty()).then(|| (a.name.clone(), v.clone()))
+                })
+                .collect();
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(r),
+            None => out.push((key, vec![r])),
+        }
+    }
+    out
+}
+
+/// Capacity per value of the scaled axis: the most successful RPS a
+/// service-bound cell served under the SLO; when none did, what is known
+/// (a floor, and where the service saturated but missed the SLO). Returns
+/// (replicas, RPS) where the service was the limit, for the USL fit.
+fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
+    let mut frontier = Vec::new();
+    let any_slo_meets = measured.iter().any(|&r| cx.meets[r] && cx.usable(r));
+    if !any_slo_meets && !measured.is_empty() && !cx.t.slo.is_empty() {
+        no_cell_meets(cx, measured);
+    }
+    let groups = groups_by(cx, measured, |role| {
+        matches!(role, Role::Replicas | Role::Other)
+    });
+    for (key, rows) in groups {
+        let label = text::fixed_label(&key).unwrap_or_else(|| "the tested configuration".into());
+        let best = |rs: &mut dyn Iterator<Item = usize>| {
+            rs.max_by(|&a, &b| cx.ok_rps(a).total_cmp(&cx.ok_rps(b)))
+        };
+        let usable: Vec<usize> = rows.iter().copied().filter(|&r| cx.usable(r)).collect();
+        let service = |r: &usize| cx.bound(*r) == Some(Bound::Service);
+        let saturated = best(&mut usable.iter().copied().filter(service));
+        let reached = best(
+            &mut usable
+                .iter()
+                .copied()
+                .filter(|r| service(r) && cx.meets[*r]),
+        );
+        let floor = best(&mut usable.iter().copied().filter(|&r| cx.meets[r]));
+        let replicas = rows.first().map_or(f64::NAN, |&r| cx.replicas(r));
+        if let Some(s) = saturated {
+            frontier.push((replicas, cx.ok_rps(s)));
+        }
+        let p95_of = |r: usize| text::ms(cx.metric(r, "p95").unwrap_or(f64::NAN));
+        let (row, was_reached, message) = match (reached, floor, saturated) {
+            (Some(r), _, _) => (
+                r,
+                true,
+                format!(
+                    "{label}: capacity {} RPS {} at {} (p95 {}, service-bound)",
+                    text::rps(cx.ok_rps(r)),
+                    cx.under(),
+                    cx.cell(r),
+                    p95_of(r)
+                ),
+            ),
+            (None, Some(f), Some(s)) => (
+                f,
+                false,
+                format!(
+                    "{label}: at least {} RPS {} ({}); the service saturates at {} RPS ({}) but misses the SLO there (p95 {})",
+                    text::rps(cx.ok_rps(f)),
+                    cx.under(),
+                    cx.cell(f),
+                    text::rps(cx.ok_rps(s)),
+                    cx.cell(s),
+                    p95_of(s)
+                ),
+            ),
+            (None, None, Some(s)) => (
+                s,
+                false,
+                format!(
+                    "{label}: no cell met the SLO ({}); the service saturates at {} RPS ({}, p95 {})",
+                    cx.slo_text(),
+                    text::rps(cx.ok_rps(s)),
+                    cx.cell(s),
+                    p95_of(s)
+                ),
+            ),
+            (None, Some(f), None) if cx.bound(f).is_some() => {
+                let advice = match cx.load_needed(f, replicas) {
+                    Some((what, n)) => {
+                        let unit = if what == "rate" { "/s" } else { "" };
+                        let a = format!(
+                            "raise {what} to at least {}{unit} to find {label}'s capacity",
+                            num(n)
+                        );
+                        cx.advice.push(format!("{label} was never saturated: {a}."));
+                        format!("; {a}")
+                    }
+                    None => String::new(),
+                };
+                (
+                    f,
+                    false,
+                    format!(
+                        "{label}: at least {} RPS; never saturated (every cell there kept up with its load, best at {}){advice}",
+                        text::rps(cx.ok_rps(f)),
+                        cx.cell(f)
+                    ),
+                )
+            }
+            (None, Some(f), None) => (
+                f,
+                false,
+                format!(
+                    "{label}: at least {} RPS {} at {} (no baseline was measured, so whether the service was the limit is unknown)",
+                    text::rps(cx.ok_rps(f)),
+                    cx.under(),
+                    cx.cell(f)
+                ),
+            ),
+            (None, None, None) => {
+                if !usable.is_empty() && !cx.t.slo.is_empty() {
+                    let message = format!("{label}: no cell met the SLO ({})", cx.slo_text());
+                    cx.push(
+                        FindingKind::Capacity,
+                        Severity::Warning,
+                        rows.iter().map(|&r| cx.cell(r)).collect(),
+                        None,
+                        numbers(&[("replicas", replicas), ("reached", 0.0)]),
+                        message,
+                    );
+                }
+                continue;
+            }
+        };
+        let mut nums = vec![
+            ("replicas", replicas),
+            ("rps", cx.ok_rps(row)),
+            ("p95", cx.metric(row, "p95").unwrap_or(f64::NAN)),
+            ("reached", if was_reached { 1.0 } else { 0.0 }),
+        ];
+        if let Some(s) = saturated {
+            nums.push(("saturated_rps", cx.ok_rps(s)));
+        }
         cx.push(
-            FindingKind::Plateau,
-            severity,
-            cells,
-            Some(axis),
-            numbers(&[
-                ("from", prev.x),
-                ("to", p.x),
-                ("gain_pct", gain * 100.0),
-                ("rps_from", prev.rps),
-                ("rps_to", p.rps),
-            ]),
+            FindingKind::Capacity,
+            Severity::Info,
+            vec![cx.cell(row)],
+            cx.replicas_axis().map(|i| cx.t.axes[i].name.as_str()),
+            numbers(&nums),
             message,
         );
+    }
+    frontier
+}
+
+/// The Universal Scalability Law over the capacity frontier: with three or
+/// more replica counts where the service was the limit.
+fn usl(cx: &mut Ctx, frontier: &[(f64, f64)], scaling: &mut Vec<ScalingSeries>) {
+    let Some(axis) = cx.replicas_axis().map(|i| cx.t.axes[i].name.clone()) else {
+        return;
+    };
+    let mut pts = frontier.to_vec();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts.dedup_by(|a, b| a.0 == b.0);
+    if pts.len() < 3 {
         return;
     }
+    let tested: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    match super::usl::fit(&pts) {
+        Ok(f) => {
+            let predict_at = super::usl::prediction_points(&tested, &f);
+            let predictions: Vec<String> = predict_at
+                .iter()
+                .map(|&n| format!("{} {axis}: {} RPS", num(n), text::rps(f.predict(n))))
+                .collect();
+            let peak = match f.peak_n {
+                Some(n) => format!(
+                    "predicted peak at {} {axis} ({} RPS)",
+                    num((n * 10.0).round() / 10.0),
+                    text::rps(f.predict(n))
+                ),
+                None => "no predicted peak (no coherency cost measured)".to_string(),
+            };
+            let message = format!(
+                "Universal Scalability Law fit over {} {axis} (service-bound capacity): σ = {:.4} (contention), κ = {:.5} (coherency), R² = {:.3}; {peak}; predictions, not measurements: {}",
+                tested
+                    .iter()
+                    .map(|&n| num(n))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.sigma,
+                f.kappa,
+                f.r2,
+                predictions.join(", ")
+            );
+            let mut nums = vec![
+                ("lambda", f.lambda),
+                ("sigma", f.sigma),
+                ("kappa", f.kappa),
+                ("r2", f.r2),
+            ];
+            if let Some(n) = f.peak_n {
+                nums.push(("peak_n", n));
+                nums.push(("peak_rps", f.predict(n)));
+            }
+            let mut all: Vec<f64> = tested.iter().chain(&predict_at).copied().collect();
+            all.sort_by(f64::total_cmp);
+            scaling.push(ScalingSeries {
+                dimension: axis.clone(),
+                fixed: IndexMap::from([("USL".to_string(), "fit".to_string())]),
+                points: all.iter().map(|&n| (n, f.predict(n), f64::NAN)).collect(),
+                predicted: true,
+            });
+            let mut n = numbers(&nums);
+            for &x in &predict_at {
+                n.insert(format!("predicted_rps_at_{}", num(x)), f.predict(x));
+            }
+            cx.push(
+                FindingKind::Usl,
+                Severity::Info,
+                Vec::new(),
+                Some(&axis),
+                n,
+                message,
+            );
+        }
+        Err(why) => {
+            let message = format!("No Universal Scalability Law fit over {axis}: {why}");
+            cx.push(
+                FindingKind::Usl,
+                Severity::Info,
+                Vec::new(),
+                Some(&axis),
+                numbers(&[("points", pts.len() as f64)]),
+                message,
+            );
+        }
+    }
 }
 
-fn more_workers(cx: &mut Ctx, axis: &str, fixed: &IndexMap<String, String>, s: &[Point]) {
-    for (k, p) in s.iter().enumerate() {
-        let best = s[k + 1..]
+/// Per load level: the cheapest replica count meeting the SLO (fewest
+/// replicas without a cost model). Users and workers are load, not
+/// configuration: they are never what is recommended.
+fn optimal(cx: &mut Ctx, measured: &[usize]) {
+    let load = cx.load_axis().map(|i| cx.t.axes[i].name.clone());
+    let groups = groups_by(cx, measured, |role| {
+        !matches!(role, Role::Replicas | Role::Workers)
+    });
+    let per_replica_hour = cx
+        .input
+        .cost
+        .map(|c| c.per_replica_hour)
+        .filter(|c| c.is_finite() && *c > 0.0);
+    for (key, rows) in groups {
+        let level = match text::fixed_label(&key) {
+            Some(l) => format!("for {l}"),
+            None => "at the tested load".to_string(),
+        };
+        let ok: Vec<usize> = rows
             .iter()
-            .filter(|q| q.x > p.x)
-            .max_by(|a, b| a.rps.total_cmp(&b.rps));
-        let Some(best) = best else { continue };
-        if p.rps <= 0.0 || best.rps <= p.rps * (1.0 + MORE_WORKERS_GAIN) {
+            .copied()
+            .filter(|&r| cx.meets[r] && cx.usable(r))
+            .collect();
+        let pick = ok.iter().copied().min_by(|&a, &b| {
+            cx.replicas(a)
+                .total_cmp(&cx.replicas(b))
+                .then(cx.ok_rps(b).total_cmp(&cx.ok_rps(a)))
+                .then(
+                    cx.metric(a, "p95")
+                        .unwrap_or(f64::INFINITY)
+                        .total_cmp(&cx.metric(b, "p95").unwrap_or(f64::INFINITY)),
+                )
+        });
+        let Some(r) = pick else {
+            if !cx.t.slo.is_empty() && !rows.is_empty() {
+                let message = format!(
+                    "{level}: no tested replica count met the SLO ({}); test more replicas or less load",
+                    cx.slo_text()
+                );
+                cx.push(
+                    FindingKind::Optimal,
+                    Severity::Warning,
+                    rows.iter().map(|&r| cx.cell(r)).collect(),
+                    load.as_deref(),
+                    IndexMap::new(),
+                    message,
+                );
+            }
             continue;
-        }
-        let gain = best.rps / p.rps - 1.0;
+        };
+        let replicas = cx.replicas(r);
+        let rps = cx.ok_rps(r);
+        let p95 = cx.metric(r, "p95").unwrap_or(f64::NAN);
+        let mut nums = vec![("replicas", replicas), ("rps", rps), ("p95", p95)];
+        let why = match per_replica_hour {
+            Some(price) => {
+                let cost_h = replicas * price;
+                let per_million = if rps > 0.0 {
+                    cost_h / (rps * 3600.0) * 1e6
+                } else {
+                    f64::NAN
+                };
+                let per_dollar = if cost_h > 0.0 {
+                    rps * 3600.0 / cost_h
+                } else {
+                    f64::NAN
+                };
+                nums.extend([
+                    ("cost_per_hour", cost_h),
+                    ("cost_per_million_requests", per_million),
+                    ("requests_per_dollar", per_dollar),
+                ]);
+                format!(
+                    "cheapest {}: ${cost_h:.2}/h, ${per_million:.3} per 1M successful requests, {} requests per $",
+                    cx.under(),
+                    text::big(per_dollar)
+                )
+            }
+            None => format!("fewest replicas {}", cx.under()),
+        };
         let message = format!(
-            "The load generator limits {}: {} {axis} gave {:.1}% more RPS than {} ({} -> {}){}",
-            cx.cell(p.row),
-            num(best.x),
-            gain * 100.0,
-            num(p.x),
-            text::rps(p.rps),
-            text::rps(best.rps),
-            at(fixed)
+            "{level}: {} replica{} ({why}; {} RPS, p95 {})",
+            num(replicas),
+            if replicas == 1.0 { "" } else { "s" },
+            text::rps(rps),
+            text::ms(p95)
         );
-        let cells = vec![cx.cell(p.row), cx.cell(best.row)];
+        cx.advice.push(format!(
+            "Deploy {} replica{} {level} ({why}).",
+            num(replicas),
+            if replicas == 1.0 { "" } else { "s" }
+        ));
         cx.push(
-            FindingKind::ClientBound,
-            Severity::Warning,
-            cells,
-            Some(axis),
-            numbers(&[
-                ("workers", p.x),
-                ("more_workers", best.x),
-                ("rps", p.rps),
-                ("rps_more_workers", best.rps),
-                ("gain_pct", gain * 100.0),
-            ]),
+            FindingKind::Optimal,
+            Severity::Info,
+            vec![cx.cell(r)],
+            load.as_deref(),
+            numbers(&nums),
             message,
         );
     }
+}
+
+/// Whether the load generator limited anything, in one sentence.
+fn client(
+    cx: &mut Ctx,
+    measured: &[usize],
+    workers: &[(String, IndexMap<String, String>, Vec<Point>)],
+) {
+    let hot: Vec<usize> = measured
+        .iter()
+        .copied()
+        .filter(|&r| {
+            cx.bound(r) == Some(Bound::Client)
+                || cx.input.rows[r].client_bound
+                || cx
+                    .metric(r, "client_cpu_pct")
+                    .is_some_and(|c| c >= CLIENT_CPU_BOUND_PCT)
+        })
+        .collect();
+    // More workers giving clearly more throughput: the fewer were too few.
+    let mut short: Vec<(usize, usize, f64)> = Vec::new();
+    let mut enough: Option<(f64, f64, f64, f64)> = None;
+    for (_, _, s) in workers {
+        let (Some(lo), Some(hi)) = (s.first(), s.iter().max_by(|a, b| a.x.total_cmp(&b.x))) else {
+            continue;
+        };
+        if hi.x <= lo.x {
+            continue;
+        }
+        let (rl, rh) = (cx.ok_rps(lo.row), cx.ok_rps(hi.row));
+        let gain = if rl > 0.0 { rh / rl - 1.0 } else { f64::NAN };
+        if gain > MORE_WORKERS_GAIN {
+            short.push((lo.row, hi.row, gain));
+        } else {
+            let cpu = cx.metric(lo.row, "client_cpu_pct").unwrap_or(f64::NAN);
+            if enough.is_none_or(|(_, _, g, _)| gain > g) {
+                enough = Some((lo.x, hi.x, gain, cpu));
+            }
+        }
+    }
+    let workers_axis = workers.first().map(|(a, _, _)| a.clone());
+    let (severity, cells, message, nums) = if !hot.is_empty() || !short.is_empty() {
+        let mut parts: Vec<String> = hot
+            .iter()
+            .map(|&r| {
+                format!(
+                    "{} ({}% generator CPU)",
+                    cx.cell(r),
+                    num(cx.metric(r, "client_cpu_pct").unwrap_or(f64::NAN).round())
+                )
+            })
+            .collect();
+        for &(lo, hi, gain) in &short {
+            parts.push(format!(
+                "{} (more workers gave {:+.1}% in {})",
+                cx.cell(lo),
+                gain * 100.0,
+                cx.cell(hi)
+            ));
+        }
+        let mut cells: Vec<String> = hot.iter().map(|&r| cx.cell(r)).collect();
+        cells.extend(short.iter().map(|&(lo, _, _)| cx.cell(lo)));
+        cells.dedup();
+        (
+            Severity::Warning,
+            cells,
+            format!(
+                "The load generator was the bottleneck in these cells, so their figures describe the client, not the service: {}",
+                list(&parts)
+            ),
+            numbers(&[("cells", (hot.len() + short.len()) as f64)]),
+        )
+    } else if let (Some((lo, hi, gain, cpu)), Some(axis)) = (enough, workers_axis) {
+        (
+            Severity::Info,
+            Vec::new(),
+            format!(
+                "{} load-generator {axis} are enough: {} gave {:+.1}% at {}% generator CPU",
+                num(lo),
+                num(hi),
+                gain * 100.0,
+                num(cpu.round())
+            ),
+            numbers(&[
+                ("workers", lo),
+                ("more_workers", hi),
+                ("gain_pct", gain * 100.0),
+                ("client_cpu_pct", cpu),
+            ]),
+        )
+    } else {
+        let max_cpu = measured
+            .iter()
+            .filter_map(|&r| cx.metric(r, "client_cpu_pct"))
+            .reduce(f64::max);
+        let Some(max_cpu) = max_cpu else { return };
+        (
+            Severity::Info,
+            Vec::new(),
+            format!(
+                "The load generator was not the bottleneck: at most {}% generator CPU (the limit is {}%)",
+                num(max_cpu.round()),
+                num(CLIENT_CPU_BOUND_PCT)
+            ),
+            numbers(&[("max_client_cpu_pct", max_cpu)]),
+        )
+    };
+    cx.push(FindingKind::Client, severity, cells, None, nums, message);
+}
+
+/// Where p95 starts to climb along the load axis, per series.
+fn knee(cx: &mut Ctx, axis: &str, role: Role, fixed: &IndexMap<String, String>, s: &[Point]) {
+    let pts: Vec<(f64, f64)> = s.iter().filter_map(|p| Some((p.x, p.p95?))).collect();
+    let Some(k) = super::knee::knee(&pts) else {
+        return;
+    };
+    let unit = if role == Role::Rate {
+        "req/s of rate"
+    } else {
+        "user"
+    };
+    let message = format!(
+        "p95 starts to climb at about {axis}={}{}: {:+.3} ms per {unit} before, {:+.3} ms per {unit} after",
+        num((k.at * 10.0).round() / 10.0),
+        at(fixed),
+        k.slope_before,
+        k.slope_after
+    );
+    let cells = s.iter().map(|p| cx.cell(p.row)).collect();
+    cx.push(
+        FindingKind::Knee,
+        Severity::Info,
+        cells,
+        Some(axis),
+        numbers(&[
+            ("at", k.at),
+            ("slope_before", k.slope_before),
+            ("slope_after", k.slope_after),
+        ]),
+        message,
+    );
 }
 
 fn degradation(
@@ -427,7 +1053,7 @@ fn degradation(
     };
     let cells = vec![cx.cell(a.row), cx.cell(b.row)];
     cx.push(
-        FindingKind::LatencyDegradation,
+        FindingKind::Latency,
         severity,
         cells,
         Some(axis),
@@ -524,7 +1150,7 @@ fn failures_without_load_axis(cx: &mut Ctx, measured: &[usize]) {
     }
 }
 
-fn slo(cx: &mut Ctx, measured: &[usize]) {
+fn slo_excluded(cx: &mut Ctx) {
     let rows = cx.input.rows;
     match cx.t.excluded() {
         Ok(excluded) => {
@@ -564,52 +1190,6 @@ fn slo(cx: &mut Ctx, measured: &[usize]) {
         }
         Err(e) => cx.problems.push(format!("SLO check: {e}")),
     }
-
-    let capacity = match cx.t.capacity() {
-        Ok(c) => c,
-        Err(e) => {
-            cx.problems.push(format!("capacity: {e}"));
-            return;
-        }
-    };
-    let Some(best) = capacity else {
-        if !measured.is_empty() && !cx.t.slo.is_empty() {
-            no_cell_meets(cx, measured);
-        }
-        return;
-    };
-    let row = &rows[best];
-    let rps = row.metric("rps").unwrap_or(f64::NAN);
-    let p95 = row.metric("p95").unwrap_or(f64::NAN);
-    let fail = row.metric("fail_pct").unwrap_or(f64::NAN);
-    let p95_text = if p95.is_finite() {
-        format!(", p95 {}", text::ms(p95))
-    } else {
-        String::new()
-    };
-    let message = if cx.t.slo.is_empty() {
-        format!(
-            "Highest throughput is {} RPS at {}{p95_text} (no SLO set, so every measured cell counts)",
-            text::rps(rps),
-            row.cell
-        )
-    } else {
-        format!(
-            "Capacity under the SLO ({}) is {} RPS at {}{p95_text}",
-            cx.slo_text(),
-            text::rps(rps),
-            row.cell
-        )
-    };
-    cx.push(
-        FindingKind::Capacity,
-        Severity::Info,
-        vec![row.cell.clone()],
-        None,
-        numbers(&[("rps", rps), ("p95", p95), ("fail_pct", fail)]),
-        message,
-    );
-    optimal(cx, best);
 }
 
 fn no_cell_meets(cx: &mut Ctx, measured: &[usize]) {
@@ -650,135 +1230,6 @@ fn no_cell_meets(cx: &mut Ctx, measured: &[usize]) {
         numbers(&nums),
         message,
     );
-}
-
-fn cost_of(cx: &Ctx, row: usize) -> Option<f64> {
-    let c = cx.input.cost?;
-    let r = *cx.input.replicas_of.get(row)? as f64;
-    let w = *cx.input.workers_of.get(row)? as f64;
-    Some(r * c.per_replica_hour + w * c.per_worker_hour).filter(|v| v.is_finite())
-}
-
-fn optimal(cx: &mut Ctx, capacity_row: usize) {
-    let cheapest = match cx.t.cheapest() {
-        Ok(c) => c,
-        Err(e) => {
-            cx.problems.push(format!("cost ranking: {e}"));
-            None
-        }
-    };
-    let rows = cx.input.rows;
-    let under = if cx.t.slo.is_empty() {
-        "(no SLO set)"
-    } else {
-        "under the SLO"
-    };
-    let input = cx.input;
-    let replicas = |r: usize| input.replicas_of.get(r).map_or(f64::NAN, |&v| v as f64);
-    let workers = |r: usize| input.workers_of.get(r).map_or(f64::NAN, |&v| v as f64);
-    let (row, nums, message) = match cheapest {
-        Some((r, cost_h, rpc)) => {
-            let rps = rows[r].metric("rps").unwrap_or(f64::NAN);
-            let per_dollar = rpc * 3600.0;
-            let mut message = format!(
-                "{} gives the most RPS per dollar {under}: {} RPS for ${:.2}/h ({:.1} RPS per $/h, {} requests per $)",
-                rows[r].cell,
-                text::rps(rps),
-                cost_h,
-                rpc,
-                text::big(per_dollar)
-            );
-            if r != capacity_row {
-                let top = rows[capacity_row].metric("rps").unwrap_or(f64::NAN);
-                if let Some(c) = cost_of(cx, capacity_row) {
-                    message.push_str(&format!(
-                        "; the highest-RPS cell {} serves {} RPS for ${c:.2}/h",
-                        rows[capacity_row].cell,
-                        text::rps(top)
-                    ));
-                }
-            }
-            cx.run = Some(format!(
-                "Run {}: the best RPS per dollar {under} ({:.1} RPS per $/h).",
-                rows[r].cell, rpc
-            ));
-            let nums = numbers(&[
-                ("rps", rps),
-                ("cost_per_hour", cost_h),
-                ("rps_per_dollar_hour", rpc),
-                ("requests_per_dollar", per_dollar),
-                ("replicas", replicas(r)),
-                ("workers", workers(r)),
-            ]);
-            (r, nums, message)
-        }
-        None => {
-            let r = capacity_row;
-            let rps = rows[r].metric("rps").unwrap_or(f64::NAN);
-            let why = if cx.input.cost.is_some() {
-                "the cost model gives no positive cost, so"
-            } else {
-                "without a cost model"
-            };
-            let message = format!(
-                "{} is the best config {under}: {why} the highest RPS wins ({} RPS)",
-                rows[r].cell,
-                text::rps(rps)
-            );
-            cx.run = Some(format!(
-                "Run {}: the highest RPS {under} ({} RPS).",
-                rows[r].cell,
-                text::rps(rps)
-            ));
-            let nums = numbers(&[
-                ("rps", rps),
-                ("replicas", replicas(r)),
-                ("workers", workers(r)),
-            ]);
-            (r, nums, message)
-        }
-    };
-    cx.push(
-        FindingKind::OptimalConfig,
-        Severity::Info,
-        vec![rows[row].cell.clone()],
-        None,
-        nums,
-        message,
-    );
-}
-
-fn client_hot(cx: &mut Ctx) {
-    let hot = match cx.t.client_hot() {
-        Ok(h) => h,
-        Err(e) => {
-            cx.problems.push(format!("client CPU: {e}"));
-            return;
-        }
-    };
-    for (r, cpu, flagged) in hot {
-        let cell = cx.cell(r);
-        let message = match cpu {
-            Some(c) if c >= CLIENT_CPU_BOUND_PCT => format!(
-                "The load generator may be the bottleneck at {cell}: client CPU {c:.1}% (>= {}%)",
-                num(CLIENT_CPU_BOUND_PCT)
-            ),
-            _ if flagged => format!(
-                "The load engine reported {cell} as client-bound{}",
-                cpu.map(|c| format!(" (client CPU {c:.1}%)"))
-                    .unwrap_or_default()
-            ),
-            _ => continue,
-        };
-        cx.push(
-            FindingKind::ClientBound,
-            Severity::Warning,
-            vec![cell],
-            None,
-            numbers(&[("client_cpu_pct", cpu.unwrap_or(f64::NAN))]),
-            message,
-        );
-    }
 }
 
 fn unstable(cx: &mut Ctx) {
@@ -856,40 +1307,22 @@ fn recommend(cx: &Ctx, measured: &[usize]) -> Vec<String> {
             cx.slo_text()
         ));
     }
-    out.extend(cx.run.clone());
-    for f in of(FindingKind::Capacity) {
-        if let Some(rps) = f.numbers.get("rps") {
-            out.push(format!(
-                "Plan for at most {} RPS: the most any tested config served{} ({}).",
-                text::rps(*rps),
-                if cx.t.slo.is_empty() {
-                    ""
-                } else {
-                    " within the SLO"
-                },
-                f.cells.join(", ")
-            ));
-        }
-    }
+    out.extend(cx.advice.iter().cloned());
     for (dim, places) in &cx.plateaus {
         out.push(format!(
-            "Adding {dim} stops paying off past {}: the next step gave less than {}% more RPS; look for a shared bottleneck.",
+            "Adding {dim} stops paying off past {}: the next step gave less than {}% more RPS while the service was the limit; look for a shared bottleneck.",
             places.join(", "),
             num(PLATEAU_GAIN * 100.0)
         ));
     }
-    let mut bound: Vec<String> = Vec::new();
-    for f in of(FindingKind::ClientBound) {
-        if let Some(c) = f.cells.first()
-            && !bound.contains(c)
-        {
-            bound.push(c.clone());
-        }
-    }
-    if !bound.is_empty() {
+    let hot: Vec<String> = of(FindingKind::Client)
+        .filter(|f| f.severity >= Severity::Warning)
+        .flat_map(|f| f.cells.clone())
+        .collect();
+    if !hot.is_empty() {
         out.push(format!(
             "Give the load generator more capacity (workers or hosts) and re-run {}: the generator, not the service, limited them.",
-            list(&bound)
+            list(&hot)
         ));
     }
     let shaky: Vec<String> = of(FindingKind::Unstable)
@@ -908,11 +1341,11 @@ fn recommend(cx: &Ctx, measured: &[usize]) -> Vec<String> {
         .rows
         .iter()
         .filter(|r| !r.status.is_measured())
-        .map(|r| r.cell.clone())
+        .map(|r| format!("{} ({})", r.cell, r.status))
         .collect();
     if !unmeasured.is_empty() {
         out.push(format!(
-            "{} cell(s) were not measured (failed or skipped) and are left out: {}.",
+            "{} cell(s) have no figures and are left out: {}.",
             unmeasured.len(),
             list(&unmeasured)
         ));

@@ -4,17 +4,17 @@
 //! (a constant partition key), `k{i}` (axis i as text, "" when the cell has
 //! no value), `n{i}` (axis i as a number, null when not numeric), `m:{metric}`,
 //! `slo{j}` (the value of SLO metric j), `replicas`, `workers`,
-//! `client_flag`; then the derived `ok{j}`, `meets`, `cost_h`, `rps_per_cost`.
+//! `client_flag`; then the derived `ok{j}` and `meets`.
 
 use polars::prelude::{
     Column, DataFrame, DataType, Expr, IntoLazy, LazyFrame, PolarsResult, SortMultipleOptions, col,
-    len, lit, when,
+    len, lit,
 };
 
-use super::{AnalysisInput, CLIENT_CPU_BOUND_PCT, Role};
-use crate::plan::expr::{MetricKind, metric_kind};
+use super::{AnalysisInput, Role};
+use crate::metrics::{MetricKind, kind as metric_kind};
 
-const METRICS: &[&str] = &["rps", "p95", "fail_pct", "client_cpu_pct"];
+const METRICS: &[&str] = &["rps", "ok_rps", "p95", "fail_pct", "client_cpu_pct"];
 
 pub struct Axis {
     pub name: String,
@@ -38,12 +38,6 @@ pub struct Point {
     pub rps: f64,
     pub p95: Option<f64>,
     pub fail_pct: Option<f64>,
-    /// rps(n) / (rps(n0) * n / n0); none for the first point.
-    pub efficiency: Option<f64>,
-    /// rps / previous rps - 1; none for the first point.
-    pub gain: Option<f64>,
-    pub x0: f64,
-    pub rps0: f64,
 }
 
 /// RPS across the repetitions of one cell.
@@ -62,7 +56,6 @@ pub struct Table {
     /// Per row, per axis: the value as text, "" when absent.
     pub keys: Vec<Vec<String>>,
     pub slo: Vec<SloLimit>,
-    pub has_cost: bool,
 }
 
 fn finite(v: Option<f64>) -> Option<f64> {
@@ -121,7 +114,14 @@ impl Table {
         for m in METRICS {
             let v: Vec<Option<f64>> = rows
                 .iter()
-                .map(|r| finite(r.metrics.get(*m).copied()))
+                .map(|r| match *m {
+                    // Runs recorded before ok_rps existed: derive it.
+                    "ok_rps" => finite(r.metric("ok_rps")).or_else(|| {
+                        let rps = finite(r.metric("rps"))?;
+                        Some(rps * (1.0 - r.metric("fail_pct").unwrap_or(0.0) / 100.0))
+                    }),
+                    m => finite(r.metrics.get(m).copied()),
+                })
                 .collect();
             cols.push(Column::new(format!("m:{m}").into(), v));
         }
@@ -162,37 +162,12 @@ impl Table {
         }
         let mut derived = ok;
         derived.push(meets.alias("meets"));
-        let has_cost;
-        if let Some(c) = input
-            .cost
-            .filter(|c| c.per_replica_hour.is_finite() && c.per_worker_hour.is_finite())
-        {
-            has_cost = true;
-            derived.push(
-                (col("replicas") * lit(c.per_replica_hour)
-                    + col("workers") * lit(c.per_worker_hour))
-                .alias("cost_h"),
-            );
-        } else {
-            has_cost = false;
-            derived.push(lit(f64::NAN).alias("cost_h"));
-        }
-        let df = df
-            .lazy()
-            .with_columns(derived)
-            .with_column(
-                when(col("cost_h").gt(lit(0.0)))
-                    .then(col("m:rps") / col("cost_h"))
-                    .otherwise(lit(f64::NAN))
-                    .alias("rps_per_cost"),
-            )
-            .collect()?;
+        let df = df.lazy().with_columns(derived).collect()?;
         Ok(Table {
             df,
             axes,
             keys,
             slo,
-            has_cost,
         })
     }
 
@@ -201,7 +176,7 @@ impl Table {
     }
 
     fn measured() -> Expr {
-        col("measured").and(col("m:rps").is_not_null())
+        col("measured").and(col("m:ok_rps").is_not_null())
     }
 
     /// Rows of measured cells that have an RPS.
@@ -210,50 +185,15 @@ impl Table {
         rows(&df)
     }
 
-    /// The measured cell with the highest RPS among those meeting the SLO.
-    pub fn capacity(&self) -> PolarsResult<Option<usize>> {
-        let df = self
-            .lazy()
-            .filter(Self::measured().and(col("meets")))
-            .sort_by_exprs(
-                [col("m:rps"), col("row")],
-                SortMultipleOptions::default()
-                    .with_order_descending_multi([true, false])
-                    .with_nulls_last(true),
-            )
-            .limit(1)
-            .collect()?;
-        Ok(rows(&df)?.first().copied())
-    }
-
-    /// The measured cell meeting the SLO with the best RPS per dollar-hour,
-    /// with its cost per hour; none without a usable cost model.
-    pub fn cheapest(&self) -> PolarsResult<Option<(usize, f64, f64)>> {
-        if !self.has_cost {
-            return Ok(None);
-        }
-        let df = self
-            .lazy()
-            .filter(
-                Self::measured()
-                    .and(col("meets"))
-                    .and(col("rps_per_cost").is_not_nan()),
-            )
-            .sort_by_exprs(
-                [col("rps_per_cost"), col("m:rps"), col("row")],
-                SortMultipleOptions::default()
-                    .with_order_descending_multi([true, true, false])
-                    .with_nulls_last(true),
-            )
-            .limit(1)
-            .collect()?;
-        let r = rows(&df)?;
-        let cost = f64s(&df, "cost_h")?;
-        let rpc = f64s(&df, "rps_per_cost")?;
-        Ok(match (r.first(), cost.first(), rpc.first()) {
-            (Some(&r), Some(Some(c)), Some(Some(p))) => Some((r, *c, *p)),
-            _ => None,
-        })
+    /// Per row: whether it meets every SLO limit (true without an SLO).
+    pub fn meets(&self) -> PolarsResult<Vec<bool>> {
+        Ok(self
+            .df
+            .column("meets")?
+            .bool()?
+            .iter()
+            .map(|v| v.unwrap_or(false))
+            .collect())
     }
 
     /// Measured cells that miss the SLO, each with pass/fail per SLO limit.
@@ -278,41 +218,10 @@ impl Table {
         Ok(rows.into_iter().zip(flags).collect())
     }
 
-    /// Measured cells whose generator CPU reached the bound or that the engine
-    /// flagged, with the client CPU.
-    pub fn client_hot(&self) -> PolarsResult<Vec<(usize, Option<f64>, bool)>> {
-        let df = self
-            .lazy()
-            .filter(
-                col("measured").and(
-                    col("m:client_cpu_pct")
-                        .gt_eq(lit(CLIENT_CPU_BOUND_PCT))
-                        .fill_null(lit(false))
-                        .or(col("client_flag")),
-                ),
-            )
-            .collect()?;
-        let r = rows(&df)?;
-        let cpu = f64s(&df, "m:client_cpu_pct")?;
-        let flag: Vec<bool> = df
-            .column("client_flag")?
-            .bool()?
-            .iter()
-            .map(|v| v.unwrap_or(false))
-            .collect();
-        Ok(r.into_iter()
-            .zip(cpu)
-            .zip(flag)
-            .map(|((r, c), f)| (r, c, f))
-            .collect())
-    }
-
     /// Series along numeric axis `i`: measured cells grouped by the other
-    /// axes' values, each sorted by axis value, with the first point, the
-    /// previous point, the efficiency and the gain computed by polars.
+    /// axes' values, each sorted by axis value.
     pub fn series(&self, i: usize) -> PolarsResult<Vec<Vec<Point>>> {
         let d = col(format!("n{i}"));
-        let rps = col("m:rps");
         let mut by: Vec<Expr> = (0..self.axes.len())
             .filter(|&k| k != i)
             .map(|k| col(format!("k{k}")))
@@ -327,38 +236,16 @@ impl Table {
                 sort,
                 SortMultipleOptions::default().with_maintain_order(true),
             )
-            .with_columns([
-                d.clone().first().over(&by)?.alias("x0"),
-                rps.clone().first().over(&by)?.alias("rps0"),
-                d.clone().shift(lit(1)).over(&by)?.alias("prev_x"),
-                rps.clone().shift(lit(1)).over(&by)?.alias("prev_rps"),
-            ])
-            .with_columns([
-                when(
-                    col("x0")
-                        .gt(lit(0.0))
-                        .and(col("rps0").gt(lit(0.0)))
-                        .and(col("prev_x").is_not_null()),
-                )
-                .then(rps.clone() / (col("rps0") * d.clone() / col("x0")))
-                .otherwise(lit(f64::NAN))
-                .alias("efficiency"),
-                when(col("prev_rps").gt(lit(0.0)))
-                    .then(rps.clone() / col("prev_rps") - lit(1.0))
-                    .otherwise(lit(f64::NAN))
-                    .alias("gain"),
-            ])
             .collect()?;
 
         let r = rows(&df)?;
         let get = |name: &str| f64s(&df, name);
         let (x, rps, p95, fail) = (
             get(&format!("n{i}"))?,
-            get("m:rps")?,
+            get("m:ok_rps")?,
             get("m:p95")?,
             get("m:fail_pct")?,
         );
-        let (eff, gain, x0, rps0) = (get("efficiency")?, get("gain")?, get("x0")?, get("rps0")?);
         let mut out: Vec<Vec<Point>> = Vec::new();
         let mut last_key: Option<Vec<&str>> = None;
         for (k, &row) in r.iter().enumerate() {
@@ -377,10 +264,6 @@ impl Table {
                 rps,
                 p95: p95[k],
                 fail_pct: fail[k],
-                efficiency: eff[k],
-                gain: gain[k],
-                x0: x0[k].unwrap_or(x),
-                rps0: rps0[k].unwrap_or(rps),
             };
             match out.last_mut() {
                 Some(series) if last_key.as_ref() == Some(&key) => series.push(point),

@@ -7,8 +7,10 @@
 pub mod compare;
 mod findings;
 mod frame;
+pub mod knee;
 mod text;
 pub mod thresholds;
+pub mod usl;
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -43,6 +45,9 @@ pub struct AnalysisInput<'a> {
     pub workers_of: Vec<u64>,
     /// Per row: the RPS of each repetition (one entry without repeat).
     pub repeats: Vec<Vec<f64>>,
+    /// Per row: the closed model's mean think time in seconds (none in the
+    /// open model).
+    pub think_s: Vec<Option<f64>>,
 }
 
 #[derive(Serialize, Clone, Debug, Default)]
@@ -73,14 +78,25 @@ pub struct Finding {
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
-    ScalingEfficiency,
+    /// A step along a resource axis between service-bound cells, or into a
+    /// cell that was not saturated.
+    Scaling,
+    /// More of a resource stopped adding throughput (service-bound cells).
     Plateau,
+    /// The most each value of the scaled axis served under the SLO.
     Capacity,
-    OptimalConfig,
-    ClientBound,
-    LatencyDegradation,
+    /// The cheapest replica count meeting the SLO, per load level.
+    Optimal,
+    /// Whether the load generator limited any cell: one sentence.
+    Client,
+    /// How p95 grows with load.
+    Latency,
+    /// Where the load starts to push p95 up (piecewise-linear fit).
+    Knee,
     FailureOnset,
     Unstable,
+    /// Universal Scalability Law fit over the capacity frontier.
+    Usl,
     SloExcluded,
     NoCellMeetsSlo,
 }
@@ -205,6 +221,10 @@ fn findings_of(plan: &Plan, rows: &[SummaryRow]) -> Analysis {
                     r.repeat_rps.clone()
                 }
             })
+            .collect(),
+        think_s: rows
+            .iter()
+            .map(|r| cell_of(r).and_then(|c| c.think_mean_s()))
             .collect(),
     };
     // polars must not run inside an async runtime (it blocks in place), and

@@ -2,7 +2,7 @@
 
 use indexmap::IndexMap;
 
-use crate::plan::expr::{MetricKind, metric_kind};
+use crate::metrics::{MetricKind, kind as metric_kind};
 
 /// An axis value or a ratio: integers without decimals, else up to two.
 pub fn num(x: f64) -> String {

@@ -218,3 +218,20 @@ fn csv_field(s: &str) -> String {
         s.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confidence_intervals_match_a_hand_computation() {
+        // mean 105, s = 5, t(0.975; 2) = 4.303: 4.303 * 5 / sqrt(3) = 12.42
+        let ci = ci95(&[100.0, 110.0, 105.0]);
+        assert!((ci - 12.4217).abs() < 1e-3, "{ci}");
+        // Two values: t(1) = 12.706, s = 7.071: 12.706 * 7.071 / sqrt(2) = 63.53
+        assert!((ci95(&[10.0, 20.0]) - 63.53).abs() < 0.01);
+        assert!(ci95(&[5.0]).is_nan());
+        assert!((t975(60) - 2.000).abs() < 0.002);
+        assert!((t975(120) - 1.980).abs() < 0.002);
+    }
+}

@@ -7,6 +7,7 @@
 mod common;
 
 mod analysis_findings;
+mod answers;
 mod cli;
 mod docker_backend;
 mod docker_run;

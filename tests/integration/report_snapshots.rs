@@ -71,12 +71,7 @@ fn complete_run_with_failing_thresholds() {
         .iter()
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
-    for k in [
-        "optimal_config",
-        "capacity",
-        "scaling_efficiency",
-        "latency_degradation",
-    ] {
+    for k in ["optimal", "capacity", "scaling", "latency", "client"] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
 }
@@ -155,11 +150,15 @@ fn custom_templates_see_the_documented_context_and_errors_name_file_and_line() {
     );
     let out = read(&dir, "capacity.md");
     assert!(
-        out.contains("**Capacity:** Capacity under the SLO"),
+        out.contains("**Capacity:** replicas=2: capacity 745.0 RPS under the SLO"),
         "{out}"
     );
     assert!(
-        out.contains("| 1.0 → 2.0 (replicas1_users16, replicas2_users16) | 1.00 |"),
+        out.contains("| 1 → 2 (replicas1_users16, replicas2_users16) | 0.91 |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| 1 → 2 (replicas1_users4, replicas2_users4) | not saturated |"),
         "{out}"
     );
 

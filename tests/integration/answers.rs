@@ -1,0 +1,279 @@
+//! The report's answers against cases whose truth is known in closed form:
+//! demo-target replicas with fixed service times and slots, so capacity is
+//! `slots / service time` per replica and the offered load is
+//! `users / (think time + service time)`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::common::*;
+
+fn summary_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn findings<'a>(s: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    s["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+fn recommendations(s: &serde_json::Value) -> String {
+    s["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn within(measured: f64, expected: f64, tolerance: f64) -> bool {
+    (measured - expected).abs() <= expected * tolerance
+}
+
+/// 8 users, no think time, replicas of a 2-slot x 50 ms target (40 RPS
+/// each); the load can offer 8 / 0.05 s = 160 RPS. 1 and 2 replicas are the
+/// limit; 4 and 8 keep up with all of it.
+#[test]
+fn load_bound_cells_are_not_a_plateau() {
+    let plan = r#"
+name = "load-bound"
+[matrix]
+replicas = [1, 2, 4, 8]
+[cell]
+duration = "3s"
+warmup = "1s"
+[system]
+backend = "local"
+replicas = "{{ matrix.replicas }}"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--slots", "2", "--service-time", "50ms", "--jitter", "fixed"]
+ready = { path = "/health", timeout = "10s" }
+[load]
+users = 8
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = "{}"
+[analysis]
+baseline = "1s"
+slo = { p95 = "1s" }
+"#;
+    let r = run_plan("answers-load-bound", plan, &[]);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let rows = summary(&r.dir);
+    let bounds: Vec<&str> = rows.iter().map(|r| r["bound"].as_str()).collect();
+    assert_eq!(bounds, ["service", "service", "load", "load"], "{rows:#?}");
+    let ok = |i: usize| rows[i]["ok_rps"].parse::<f64>().unwrap();
+    assert!(within(ok(0), 40.0, 0.1), "{}", ok(0));
+    assert!(within(ok(1), 80.0, 0.1), "{}", ok(1));
+    assert!(within(ok(3), 160.0, 0.1), "{}", ok(3));
+    let offered = rows[3]["offered_rps"].parse::<f64>().unwrap();
+    assert!(within(offered, 160.0, 0.1), "{offered}");
+    assert!(within(rows[0]["baseline_ms"].parse().unwrap(), 50.0, 0.1));
+
+    let s = summary_json(&r.dir);
+    assert!(findings(&s, "plateau").is_empty(), "{s:#}");
+    let cap = findings(&s, "capacity");
+    let at8 = cap
+        .iter()
+        .find(|c| c["numbers"]["replicas"] == 8.0)
+        .unwrap();
+    assert_eq!(at8["numbers"]["reached"], 0.0, "{at8:#}");
+    let at2 = cap
+        .iter()
+        .find(|c| c["numbers"]["replicas"] == 2.0)
+        .unwrap();
+    assert_eq!(at2["numbers"]["reached"], 1.0, "{at2:#}");
+    // 8 replicas x 40 RPS x 50 ms = 16 users would saturate 8 replicas.
+    let step = findings(&s, "scaling")
+        .into_iter()
+        .find(|f| f["numbers"]["to"] == 8.0)
+        .unwrap();
+    let needed = step["numbers"]["needed"].as_f64().unwrap();
+    assert!((14.0..=18.0).contains(&needed), "{step:#}");
+    let recs = recommendations(&s);
+    assert!(
+        recs.contains("replicas=8 was never saturated: raise users to at least"),
+        "{recs}"
+    );
+    assert!(!recs.contains("shared bottleneck"), "{recs}");
+}
+
+/// A demo target on a free port, stopped when dropped.
+struct Shared(Child, u16);
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn shared_backend(slots: &str, service: &str) -> Shared {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .args(["demo-target", "--port", &port.to_string(), "--slots", slots])
+        .args(["--service-time", service, "--jitter", "fixed"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the shared backend",
+        std::time::Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    Shared(child, port)
+}
+
+/// Replicas 1, 2 and 4 all behind one shared 4-slot x 50 ms backend
+/// (80 RPS): every cell is the service's limit at ~80 RPS, so the plateau
+/// and the shared-bottleneck advice are right here.
+#[test]
+fn a_shared_bottleneck_is_a_plateau() {
+    let backend = shared_backend("4", "50ms");
+    let plan = format!(
+        r#"
+name = "shared-bottleneck"
+[matrix]
+replicas = [1, 2, 4]
+[cell]
+duration = "3s"
+warmup = "1s"
+[system]
+backend = "local"
+replicas = "{{{{ matrix.replicas }}}}"
+[load]
+base_url = "http://127.0.0.1:{}"
+users = 32
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = "{{}}"
+[analysis]
+baseline = "1s"
+"#,
+        backend.1
+    );
+    let r = run_plan("answers-shared", &plan, &[]);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let rows = summary(&r.dir);
+    for row in &rows {
+        assert_eq!(row["bound"], "service", "{row:#?}");
+        let ok: f64 = row["ok_rps"].parse().unwrap();
+        assert!(within(ok, 80.0, 0.1), "{row:#?}");
+    }
+    let s = summary_json(&r.dir);
+    let p = findings(&s, "plateau");
+    assert_eq!(p.len(), 1, "{s:#}");
+    assert_eq!(p[0]["numbers"]["from"], 1.0);
+    assert!(
+        recommendations(&s).contains("look for a shared bottleneck"),
+        "{}",
+        recommendations(&s)
+    );
+}
+
+/// A repository plan, shortened and run on local replicas instead of
+/// compose (its Docker check dropped): paths made absolute.
+fn repo_plan(name: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(Path::new(root).join("plans").join(name)).unwrap();
+    let text = text.replace("../", &format!("{root}/"));
+    let check = "[[check]]\nname = \"docker engine\"\ncommand = { run = [\"docker\", \"info\"] }\n";
+    assert!(text.contains(check));
+    text.replace(check, "")
+}
+
+const SHORT: &[&str] = &[
+    "--set",
+    "system.backend=local",
+    "--set",
+    "cell.duration=4s",
+    "--set",
+    "cell.warmup=2s",
+    "--set",
+    "cell.cooldown=0s",
+    "--set",
+    "load.spawn_rate=1000",
+    "--set",
+    "analysis.baseline=1s",
+];
+
+/// 200 users with 0.5-1 s think time offer ~260 RPS; 4 and 8 replicas of
+/// the default demo target serve 800 and 1600: nothing about scaling follows.
+#[test]
+fn the_quick_plan_draws_no_verdict_from_load_bound_cells() {
+    let r = run_plan("answers-quick", &repo_plan("inference-quick.toml"), SHORT);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let rows = summary(&r.dir);
+    assert!(rows.iter().all(|r| r["bound"] == "load"), "{rows:#?}");
+    let report = std::fs::read_to_string(r.dir.join("report.md")).unwrap();
+    for wrong in [
+        "**Plateau**",
+        "(critical)",
+        "shared bottleneck",
+        "Plan for at most",
+    ] {
+        assert!(!report.contains(wrong), "{wrong} in\n{report}");
+    }
+    assert!(
+        report.contains("replicas=8: at least") && report.contains("never saturated"),
+        "{report}"
+    );
+    assert!(
+        report.contains("replicas 4 -> 8: not saturated (both load-bound at ~"),
+        "{report}"
+    );
+}
+
+/// The full matrix, shortened to its corners: 1 and 8 replicas at 200 and
+/// 800 users. 1 replica at 800 users is the limit; 8 replicas never are.
+#[test]
+fn the_full_plan_shortened_recommends_replicas_not_users() {
+    let mut args: Vec<&str> = SHORT.to_vec();
+    args.extend([
+        "--only",
+        "replicas in [1, 8] and users in [200, 800] and workers == 4",
+    ]);
+    let r = run_plan("answers-seed", &repo_plan("inference-scaling.toml"), &args);
+    assert!(
+        matches!(r.output.status.code(), Some(0) | Some(1)),
+        "{}",
+        stderr(&r.output)
+    );
+    let s = summary_json(&r.dir);
+    assert!(findings(&s, "plateau").is_empty(), "{s:#}");
+    assert!(
+        s["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "critical" || f["kind"] == "no_cell_meets_slo"),
+        "{s:#}"
+    );
+    let step = findings(&s, "scaling")
+        .into_iter()
+        .find(|f| {
+            f["numbers"]["from"] == 1.0 && f["message"].as_str().unwrap().contains("users=800")
+        })
+        .unwrap();
+    assert!(
+        step["message"].as_str().unwrap().contains("not saturated"),
+        "{step:#}"
+    );
+    let recs = recommendations(&s);
+    assert!(!recs.contains("Run replicas"), "{recs}");
+    for line in recs.lines().filter(|l| l.starts_with("Deploy")) {
+        assert!(line.contains(" replica"), "{line}");
+        assert!(!line.contains("workers="), "{line}");
+    }
+}
