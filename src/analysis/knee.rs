@@ -18,42 +18,18 @@ const MAX_SSE_SHARE: f64 = 0.5;
 /// Grid steps between neighbouring load levels.
 const STEPS: usize = 50;
 
-fn solve3(m: [[f64; 4]; 3]) -> Option<[f64; 3]> {
-    let mut a = m;
-    for c in 0..3 {
-        let p = (c..3).max_by(|&r, &s| a[r][c].abs().total_cmp(&a[s][c].abs()))?;
-        if a[p][c].abs() < 1e-12 {
-            return None;
-        }
-        a.swap(c, p);
-        for r in 0..3 {
-            if r != c {
-                let f = a[r][c] / a[c][c];
-                for j in c..4 {
-                    a[r][j] -= f * a[c][j];
-                }
-            }
-        }
-    }
-    Some([a[0][3] / a[0][0], a[1][3] / a[1][1], a[2][3] / a[2][2]])
-}
-
 /// (a, b, c, sse) of the hinge fit at breakpoint `k`.
 fn hinge(points: &[(f64, f64)], k: f64) -> Option<(f64, f64, f64, f64)> {
     let rows: Vec<([f64; 3], f64)> = points
         .iter()
         .map(|&(x, y)| ([1.0, x, (x - k).max(0.0)], y))
         .collect();
-    let mut m = [[0.0; 4]; 3];
-    for (v, y) in &rows {
-        for i in 0..3 {
-            for j in 0..3 {
-                m[i][j] += v[i] * v[j];
-            }
-            m[i][3] += v[i] * y;
-        }
-    }
-    let [a, b, c] = solve3(m)?;
+    let cols: Vec<Vec<f64>> = (0..3)
+        .map(|i| rows.iter().map(|(v, _)| v[i]).collect())
+        .collect();
+    let ys: Vec<f64> = rows.iter().map(|(_, y)| *y).collect();
+    let c3 = super::linalg::least_squares(&cols, &ys)?;
+    let (a, b, c) = (c3[0], c3[1], c3[2]);
     let sse = rows
         .iter()
         .map(|(v, y)| (y - (a * v[0] + b * v[1] + c * v[2])).powi(2))

@@ -8,6 +8,7 @@ pub mod compare;
 mod findings;
 mod frame;
 pub mod knee;
+mod linalg;
 mod text;
 pub mod thresholds;
 pub mod usl;

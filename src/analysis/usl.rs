@@ -63,36 +63,6 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// Least squares of `y` on the given regressor columns (no implicit
-/// intercept); none when the normal equations are singular.
-fn least_squares(cols: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
-    let k = cols.len();
-    let mut a = vec![vec![0.0; k + 1]; k];
-    for i in 0..k {
-        for j in 0..k {
-            a[i][j] = cols[i].iter().zip(&cols[j]).map(|(p, q)| p * q).sum();
-        }
-        a[i][k] = cols[i].iter().zip(y).map(|(p, q)| p * q).sum();
-    }
-    // Gauss-Jordan with partial pivoting on the k x (k+1) system.
-    for c in 0..k {
-        let pivot = (c..k).max_by(|&r, &s| a[r][c].abs().total_cmp(&a[s][c].abs()))?;
-        if a[pivot][c].abs() < 1e-12 {
-            return None;
-        }
-        a.swap(c, pivot);
-        for r in 0..k {
-            if r != c {
-                let f = a[r][c] / a[c][c];
-                for j in c..=k {
-                    a[r][j] -= f * a[c][j];
-                }
-            }
-        }
-    }
-    Some((0..k).map(|i| a[i][k] / a[i][i]).collect())
-}
-
 /// Fits the law to (replicas, RPS) points, one per replica count.
 pub fn fit(points: &[(f64, f64)]) -> Result<UslFit, Refusal> {
     let pts: Vec<(f64, f64)> = points
@@ -135,7 +105,7 @@ pub fn fit(points: &[(f64, f64)]) -> Result<UslFit, Refusal> {
         if terms[1] {
             cols.push(quad.clone());
         }
-        let Some(c) = least_squares(&cols, &y) else {
+        let Some(c) = super::linalg::least_squares(&cols, &y) else {
             continue;
         };
         let a = c[0];
