@@ -178,3 +178,24 @@ fn custom_templates_see_the_documented_context_and_errors_name_file_and_line() {
         "{err}"
     );
 }
+
+/// `compare` says what makes two runs less comparable: here the plan changed
+/// (and the earlier run has no baseline).
+#[test]
+fn compare_warns_when_the_plan_changed() {
+    let (base, new) = (render("partial"), render("complete"));
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("compare")
+        .arg(&base)
+        .arg(&new)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        err.contains("warning: the plan changed between the runs"),
+        "{err}"
+    );
+    assert!(out.starts_with("> **Warning:** the plan changed"), "{out}");
+    assert!(out.contains("| replicas1_users4 |"), "{out}");
+}
