@@ -166,20 +166,6 @@ pub fn mermaid_xy(
     out
 }
 
-fn escape_xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Width of the part left of the legend: axes and plot.
 const PLOT_WIDTH: u32 = 800;
@@ -634,10 +620,10 @@ fn fallback_svg(title: &str, note: &str) -> String {
          <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-family=\"{FONT}\" font-size=\"14\">{}</text>\n\
          </svg>\n",
         w / 2,
-        escape_xml(title),
+        super::xml::escape(title),
         w / 2,
         h / 2,
-        escape_xml(note)
+        super::xml::escape(note)
     )
 }
 
@@ -777,7 +763,7 @@ fn draw(
             "<text x=\"{}\" y=\"{:.1}\" font-family=\"{FONT}\" font-size=\"{LEGEND_FONT}\" fill=\"#222222\">{}</text>",
             x + LEGEND_SAMPLE + 8.0,
             y + LEGEND_FONT * 0.35,
-            escape_xml(name)
+            super::xml::escape(name)
         );
     }
     buf.push_str("</g>\n</svg>\n");

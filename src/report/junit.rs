@@ -5,21 +5,7 @@ use std::fmt::Write as _;
 
 use crate::analysis::ThresholdResult;
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+use super::xml::escape;
 
 pub fn junit_xml(plan: &str, results: &[ThresholdResult]) -> String {
     let failures = results.iter().filter(|r| !r.passed).count();

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod junit;
 pub mod render;
 pub mod table;
+pub mod xml;
 
 pub use render::{EMBEDDED, ReportError, embedded, render_reports, write_summary};
 pub use table::table;
