@@ -48,7 +48,11 @@
 //!
 //! Locust's `--csv` (with `--csv-full-history`) and `--json-file` outputs are
 //! still written to `work_dir` (`locust_stats*.csv`, `locust.json`) for
-//! people to read; the driver does not depend on them.
+//! people to read. The probe wraps the request event's `fire`, so it sees
+//! every request before any locustfile listener can stop the event; its
+//! counts (warm-up + measured) are compared with `locust.json` in total and
+//! per request name, and any difference makes the result
+//! [`CellStats::degraded`], with Locust's figures in the message.
 
 mod ingest;
 mod process;
@@ -299,7 +303,8 @@ fn prepare(spec: &LocustSpec) -> Result<Files, LocustError> {
         dir,
     };
     fs::write(&files.probe, PROBE_SOURCE).map_err(io(&files.probe))?;
-    for stale in [&files.out, &files.progress] {
+    let locust_json = files.dir.join("locust.json");
+    for stale in [&files.out, &files.progress, &locust_json] {
         match fs::remove_file(stale) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(stale)(e)),
             _ => {}
@@ -724,6 +729,7 @@ pub fn run_locust(
             cancelled,
             client_bound: logged_cpu_warning(&logs),
             warnings,
+            locust_stats: ingest::read_locust_json(&files.dir.join("locust.json")),
         },
     ))
 }
