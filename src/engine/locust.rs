@@ -53,6 +53,10 @@
 //! counts (warm-up + measured) are compared with `locust.json` in total and
 //! per request name, and any difference makes the result
 //! [`CellStats::degraded`], with Locust's figures in the message.
+//!
+//! A locustfile with a `LoadTestShape` is refused ([`LocustError::LoadShape`])
+//! as soon as the master has loaded it: the shape would replace the users and
+//! run time of the cell.
 
 mod ingest;
 mod process;
@@ -208,6 +212,13 @@ pub enum LocustError {
          locustfile and the probe from the master"
     )]
     ProbeMissing { workers: Vec<String> },
+    #[error(
+        "the locustfile {locustfile} defines the load shape `{class}` (a LoadTestShape), which \
+         makes Locust ignore the users, spawn rate and run time loadmatrix sets for each cell; \
+         remove the shape class from the locustfile (or import the user classes into a \
+         locustfile without it) and set users and duration in the plan's matrix instead"
+    )]
+    LoadShape { locustfile: PathBuf, class: String },
     #[error("cancelled before the measured window started")]
     Cancelled,
 }
@@ -586,6 +597,11 @@ pub fn run_locust(
                 ProgressLine::Started { connected: c } => {
                     connected = c;
                     started_at.get_or_insert_with(Instant::now);
+                }
+                ProgressLine::Shape { class } => {
+                    procs.stop(Duration::ZERO, Duration::from_secs(1));
+                    let locustfile = spec.locustfile.clone();
+                    return Err(LocustError::LoadShape { locustfile, class });
                 }
                 ProgressLine::Tick {
                     phase,

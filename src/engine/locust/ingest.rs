@@ -79,6 +79,11 @@ pub(super) enum ProgressLine {
     Started {
         connected: u64,
     },
+    /// The locustfile defines a `LoadTestShape`; the probe kept it from
+    /// starting.
+    Shape {
+        class: String,
+    },
     Tick {
         phase: String,
         elapsed: f64,

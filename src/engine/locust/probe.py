@@ -14,7 +14,10 @@ The probe sees every request event first: it wraps the event's `fire`, so a
 locustfile listener that raises (`RescheduleTask`, `StopUser`), which stops
 the listeners after it, cannot hide a request from it.
 
-Nothing here changes what Locust does or reports. Defines no User class.
+A load shape (`LoadTestShape`) makes Locust ignore the users and run time
+loadmatrix sets; the master reports the shape's class in the progress file
+and never starts it, and loadmatrix refuses the cell. Otherwise nothing here
+changes what Locust does or reports. Defines no User class.
 """
 
 import json
@@ -320,11 +323,29 @@ class MasterProbe:
         os.replace(tmp, self.out)
 
 
+def refuse_shape(shape, progress):
+    """Reports the locustfile's load shape, and keeps it from sending load:
+    loadmatrix stops this run as soon as it reads the report."""
+    cls = type(shape)
+    line = {"event": "shape", "class": cls.__name__, "module": getattr(cls, "__module__", "")}
+    try:
+        with open(progress, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+    except OSError:
+        pass
+    # A shape whose first tick is None ends the test before any user starts.
+    shape.tick = lambda: None
+
+
 @events.init.add_listener
 def _loadmatrix_init(environment, runner=None, **_kw):
     if isinstance(runner, WorkerRunner):
         WorkerProbe(environment, runner)
     elif isinstance(runner, MasterRunner) and os.environ.get("LOADMATRIX_PROBE_OUT"):
+        shape = getattr(environment, "shape_class", None)
+        if shape is not None:
+            refuse_shape(shape, os.environ.get("LOADMATRIX_PROBE_PROGRESS", os.devnull))
+            return
         MasterProbe(
             environment,
             runner,

@@ -109,6 +109,13 @@ fn degraded_when_locust_missed_a_request_name() {
 }
 
 #[test]
+fn reads_the_shape_line() {
+    let line: ProgressLine =
+        serde_json::from_str(r#"{"event": "shape", "class": "Steps", "module": "lf"}"#).unwrap();
+    assert!(matches!(line, ProgressLine::Shape { class } if class == "Steps"));
+}
+
+#[test]
 fn progress_reader_keeps_partial_lines() {
     let dir = std::env::temp_dir().join(format!("lm-locust-progress-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
