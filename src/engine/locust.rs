@@ -48,7 +48,15 @@
 //!
 //! Locust's `--csv` (with `--csv-full-history`) and `--json-file` outputs are
 //! still written to `work_dir` (`locust_stats*.csv`, `locust.json`) for
-//! people to read; the driver does not depend on them.
+//! people to read. The probe wraps the request event's `fire`, so it sees
+//! every request before any locustfile listener can stop the event; its
+//! counts (warm-up + measured) are compared with `locust.json` in total and
+//! per request name, and any difference makes the result
+//! [`CellStats::degraded`], with Locust's figures in the message.
+//!
+//! A locustfile with a `LoadTestShape` is refused ([`LocustError::LoadShape`])
+//! as soon as the master has loaded it: the shape would replace the users and
+//! run time of the cell.
 
 mod ingest;
 mod process;
@@ -204,6 +212,13 @@ pub enum LocustError {
          locustfile and the probe from the master"
     )]
     ProbeMissing { workers: Vec<String> },
+    #[error(
+        "the locustfile {locustfile} defines the load shape `{class}` (a LoadTestShape), which \
+         makes Locust ignore the users, spawn rate and run time loadmatrix sets for each cell; \
+         remove the shape class from the locustfile (or import the user classes into a \
+         locustfile without it) and set users and duration in the plan's matrix instead"
+    )]
+    LoadShape { locustfile: PathBuf, class: String },
     #[error("cancelled before the measured window started")]
     Cancelled,
 }
@@ -299,7 +314,8 @@ fn prepare(spec: &LocustSpec) -> Result<Files, LocustError> {
         dir,
     };
     fs::write(&files.probe, PROBE_SOURCE).map_err(io(&files.probe))?;
-    for stale in [&files.out, &files.progress] {
+    let locust_json = files.dir.join("locust.json");
+    for stale in [&files.out, &files.progress, &locust_json] {
         match fs::remove_file(stale) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(stale)(e)),
             _ => {}
@@ -582,6 +598,11 @@ pub fn run_locust(
                     connected = c;
                     started_at.get_or_insert_with(Instant::now);
                 }
+                ProgressLine::Shape { class } => {
+                    procs.stop(Duration::ZERO, Duration::from_secs(1));
+                    let locustfile = spec.locustfile.clone();
+                    return Err(LocustError::LoadShape { locustfile, class });
+                }
                 ProgressLine::Tick {
                     phase,
                     elapsed,
@@ -724,6 +745,7 @@ pub fn run_locust(
             cancelled,
             client_bound: logged_cpu_warning(&logs),
             warnings,
+            locust_stats: ingest::read_locust_json(&files.dir.join("locust.json")),
         },
     ))
 }

@@ -387,5 +387,6 @@ pub fn run_load(
         schedule_lag_p99_ms,
         cancelled,
         warnings,
+        degraded: None,
     })
 }

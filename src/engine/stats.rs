@@ -259,6 +259,10 @@ pub struct CellStats {
     /// The run was stopped by the cancel token.
     pub cancelled: bool,
     pub warnings: Vec<String>,
+    /// The figures are not to be trusted as they stand, and why: the cell is
+    /// `degraded` (e.g. Locust's own counts disagree with what was ingested).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 impl CellStats {
@@ -287,6 +291,9 @@ impl CellStats {
             cpu_weighted += p.client_cpu_pct * p.measured_secs;
             out.cancelled |= p.cancelled;
             out.warnings.extend(p.warnings);
+            if out.degraded.is_none() {
+                out.degraded = p.degraded;
+            }
         }
         out.measured_secs = measured;
         out.total.finalize(measured);

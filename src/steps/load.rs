@@ -278,14 +278,17 @@ async fn record(
         Some(b) => b.exited().await,
         None => None,
     };
-    let degraded = died.map(|d| {
-        let msg = format!(
-            "degraded: a replica died mid-cell, within the {:.0} s measured: {d}",
-            stats.measured_secs
-        );
+    let degraded = died
+        .map(|d| {
+            format!(
+                "degraded: a replica died mid-cell, within the {:.0} s measured: {d}",
+                stats.measured_secs
+            )
+        })
+        .or_else(|| stats.degraded.as_ref().map(|d| format!("degraded: {d}")));
+    if let Some(msg) = &degraded {
         events.push(msg.clone());
-        msg
-    });
+    }
     Some(Measurement {
         stats,
         samples,

@@ -604,3 +604,41 @@ class B(HttpUser):
     let names: Vec<&str> = stats.by_name.keys().map(String::as_str).collect();
     assert_eq!(names, ["bx"]);
 }
+
+#[test]
+fn a_load_shape_is_refused_within_seconds() {
+    if !crate::common::locust_available("a_load_shape_is_refused_within_seconds") {
+        return;
+    }
+    let target = fast_target();
+    let locustfile = r#"
+from locust import HttpUser, LoadTestShape, constant, task
+
+class Api(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def health(self):
+        self.client.get("/health", name="health")
+
+class Ramp(LoadTestShape):
+    def tick(self):
+        return (10, 10) if self.get_run_time() < 60 else None
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec_for(dir.path(), locustfile, &target.url());
+    spec.workers = 2;
+    spec.duration = Duration::from_secs(3);
+    let t0 = Instant::now();
+    let err = run_locust(&spec, CancelToken::new(), &no_progress).unwrap_err();
+    let took = t0.elapsed();
+    assert_no_orphans(&spec.work_dir);
+    match &err {
+        LocustError::LoadShape { class, .. } => assert_eq!(class, "Ramp"),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("`Ramp`"), "{err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The shape never started a user.
+    assert!(!spec.work_dir.join("locust.json").exists());
+}

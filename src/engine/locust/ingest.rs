@@ -1,7 +1,10 @@
 //! Reading what the probe (probe.py) writes: the per-second progress lines and
-//! the final result, turned into [`CellStats`].
+//! the final result, turned into [`CellStats`], checked against Locust's own
+//! statistics (its `--json-file` output).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -76,6 +79,11 @@ pub(super) enum ProgressLine {
     Started {
         connected: u64,
     },
+    /// The locustfile defines a `LoadTestShape`; the probe kept it from
+    /// starting.
+    Shape {
+        class: String,
+    },
     Tick {
         phase: String,
         elapsed: f64,
@@ -115,10 +123,6 @@ fn add_entry(s: &mut RequestStats, e: &Entry) {
     }
 }
 
-fn entry_total(names: &Names) -> u64 {
-    names.values().flat_map(|m| m.values()).map(|e| e.n).sum()
-}
-
 /// Request names as keys of `CellStats::by_name`: the plain name, or
 /// `"METHOD name"` for a name Locust saw with more than one method.
 fn by_name(measure: &Names, measured_secs: f64) -> IndexMap<String, RequestStats> {
@@ -147,6 +151,122 @@ fn by_name(measure: &Names, measured_secs: f64) -> IndexMap<String, RequestStats
     out
 }
 
+/// One row of Locust's `--json-file` output: its own count of one request
+/// name and method over the whole run.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct LocustEntry {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub num_requests: u64,
+    #[serde(default)]
+    pub num_failures: u64,
+}
+
+/// Locust's `--json-file` output; None when it is missing or unreadable (a
+/// user's `args` may have sent it elsewhere).
+pub(super) fn read_locust_json(path: &Path) -> Option<Vec<LocustEntry>> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Requests and failures per (method, name).
+type Counts = BTreeMap<(String, String), (u64, u64)>;
+
+fn probe_counts(out: &ProbeOutput) -> Counts {
+    let mut c = Counts::new();
+    for names in [&out.warmup, &out.measure] {
+        for (method, by_name) in names {
+            for (name, e) in by_name {
+                let slot = c.entry((method.clone(), name.clone())).or_default();
+                slot.0 += e.n;
+                slot.1 += e.f;
+            }
+        }
+    }
+    c
+}
+
+fn locust_counts(entries: &[LocustEntry]) -> Counts {
+    let mut c = Counts::new();
+    for e in entries {
+        let key = (e.method.clone().unwrap_or_default(), e.name.clone());
+        let slot = c.entry(key).or_default();
+        slot.0 += e.num_requests;
+        slot.1 += e.num_failures;
+    }
+    c
+}
+
+fn sum(c: &Counts) -> (u64, u64) {
+    c.values().fold((0, 0), |(n, f), (a, b)| (n + a, f + b))
+}
+
+/// Per-name differences listed in a message; the rest are counted.
+const LISTED_NAMES: usize = 8;
+
+/// Where the probe's counts (warm-up and measurement together) differ from
+/// Locust's own over the whole run, in total or for any request name: why
+/// the cell is degraded, with Locust's figures. None when they agree.
+pub(super) fn disagreement(out: &ProbeOutput, locust: Option<&[LocustEntry]>) -> Option<String> {
+    let ours = probe_counts(out);
+    let (n, f) = sum(&ours);
+    let theirs = locust.map(locust_counts);
+    let (ln, lf) = match &theirs {
+        Some(t) => sum(t),
+        None => (out.locust_total.requests, out.locust_total.failures),
+    };
+    let mut names = Vec::new();
+    if let Some(theirs) = &theirs {
+        let keys: BTreeSet<&(String, String)> = ours.keys().chain(theirs.keys()).collect();
+        for key in keys {
+            let a = ours.get(key).copied().unwrap_or_default();
+            let b = theirs.get(key).copied().unwrap_or_default();
+            if a != b {
+                names.push((key, a, b));
+            }
+        }
+    }
+    if (n, f) == (ln, lf) && names.is_empty() {
+        return None;
+    }
+    let mut msg = format!(
+        "Locust's own statistics count {ln} requests and {lf} failures, loadmatrix's probe \
+         {n} requests and {f} failures (whole run, warm-up included)"
+    );
+    if !names.is_empty() {
+        msg.push_str("; by request (Locust / probe):");
+        for ((method, name), (a, af), (b, bf)) in names.iter().take(LISTED_NAMES) {
+            let label = format!("{method} {name}");
+            let _ = write!(
+                msg,
+                " `{}` {b} requests, {bf} failures / {a}, {af};",
+                label.trim()
+            );
+        }
+        if names.len() > LISTED_NAMES {
+            let _ = write!(msg, " and {} more;", names.len() - LISTED_NAMES);
+        }
+        msg.pop();
+    }
+    if n > ln || f > lf {
+        msg.push_str(
+            ". Locust's statistics missed requests that were made: a request listener that \
+             raises (RescheduleTask, StopUser) and was added before Locust's own, e.g. at \
+             import time instead of in an init listener, stops the event before Locust \
+             counts it (and --reset-stats drops what came before it); the cell's figures \
+             count every request",
+        );
+    } else {
+        msg.push_str(
+            ". Locust counted requests the probe never saw (statistics logged without a \
+             request event?): the cell's figures are lower than Locust's",
+        );
+    }
+    Some(msg)
+}
+
 /// What the driver knows besides the probe output.
 pub(super) struct Context {
     /// Rows of the timeline: whole or partial seconds of the measured window.
@@ -155,6 +275,8 @@ pub(super) struct Context {
     /// A Locust process logged its CPU warning.
     pub client_bound: bool,
     pub warnings: Vec<String>,
+    /// Locust's own statistics (`--json-file`), when it wrote them.
+    pub locust_stats: Option<Vec<LocustEntry>>,
 }
 
 pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
@@ -212,12 +334,9 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
         out.locust_version
     )];
     warnings.extend(ctx.warnings);
-    let counted = entry_total(&out.warmup) + entry_total(&out.measure);
-    if counted != out.locust_total.requests {
-        warnings.push(format!(
-            "the probe counted {counted} requests but Locust reports {}",
-            out.locust_total.requests
-        ));
+    let degraded = disagreement(out, ctx.locust_stats.as_deref());
+    if let Some(d) = &degraded {
+        warnings.push(d.clone());
     }
     if !out.measure_started {
         warnings.push("the measured window never started".into());
@@ -254,5 +373,6 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
         schedule_lag_p99_ms: 0.0,
         cancelled: ctx.cancelled,
         warnings,
+        degraded,
     }
 }

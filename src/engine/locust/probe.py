@@ -7,11 +7,21 @@ that worker got the master's end-of-warm-up message -> warm-up, otherwise
 measured (also per second of the measured window). Response times are
 bucketed with Locust's own `bucket_response_time`, and the data rides in
 Locust's own worker reports, so exactly the reports Locust counts are counted
-here. The master writes the merged result when Locust quits. Nothing here
+here. The master writes the merged result when Locust quits; loadmatrix
+compares its counts with Locust's own statistics.
+
+The probe sees every request event first: it wraps the event's `fire`, so a
+locustfile listener that raises (`RescheduleTask`, `StopUser`), which stops
+the listeners after it, cannot hide a request from it.
+
+A load shape (`LoadTestShape`) makes Locust ignore the users and run time
+loadmatrix sets; the master reports the shape's class in the progress file
+and never starts it, and loadmatrix refuses the cell. Otherwise nothing here
 changes what Locust does or reports. Defines no User class.
 """
 
 import json
+import logging
 import os
 import time
 
@@ -79,25 +89,42 @@ def cpu_seconds():
     return t.user + t.system
 
 
-class WorkerProbe:
-    def __init__(self, environment, runner):
+def run_first(hook, listener):
+    """Calls `listener` before every other listener of `hook`, on every fire.
+
+    Listeners run in the order they were added and one that raises stops the
+    rest, so a listener added (e.g. in an init listener) before the probe's
+    could hide requests from it. Wrapping `fire` puts the probe ahead of them
+    all, whenever they were added; what they do is unchanged.
+    """
+    fire = hook.fire
+
+    def fire_after_probe(*args, **kwargs):
+        try:
+            listener(**kwargs)
+        except Exception:
+            logging.exception("loadmatrix probe: cannot record a request")
+        return fire(*args, **kwargs)
+
+    hook.fire = fire_after_probe
+
+
+class Recorder:
+    """Request events of one process: warm-up, measured, measured per second."""
+
+    def __init__(self):
         self.measuring = False
         self.t0 = 0.0
-        self.cpu0 = 0.0
         self.clear()
-        runner.register_message(MEASURE_MSG, self.on_measure)
-        environment.events.request.add_listener(self.on_request)
-        environment.events.report_to_master.add_listener(self.on_report)
 
     def clear(self):
         self.warm = {}
         self.meas = {}
         self.secs = {}
 
-    def on_measure(self, environment=None, msg=None, **_kw):
+    def start(self):
         if not self.measuring:
             self.t0 = time.monotonic()
-            self.cpu0 = cpu_seconds()
             self.measuring = True
 
     def on_request(self, request_type="", name="", response_time=None, exception=None, **kw):
@@ -115,12 +142,27 @@ class WorkerProbe:
                 row = self.secs[s] = new_entry()
             record(row, response_time, kind)
 
+
+class WorkerProbe:
+    def __init__(self, environment, runner):
+        self.rec = Recorder()
+        self.cpu0 = 0.0
+        runner.register_message(MEASURE_MSG, self.on_measure)
+        run_first(environment.events.request, self.rec.on_request)
+        environment.events.report_to_master.add_listener(self.on_report)
+
+    def on_measure(self, environment=None, msg=None, **_kw):
+        if not self.rec.measuring:
+            self.cpu0 = cpu_seconds()
+            self.rec.start()
+
     def on_report(self, client_id=None, data=None, **_kw):
+        rec = self.rec
         cpu = None
-        if self.measuring:
-            cpu = [cpu_seconds() - self.cpu0, time.monotonic() - self.t0]
-        data["loadmatrix"] = {"warm": self.warm, "meas": self.meas, "secs": self.secs, "cpu": cpu}
-        self.clear()
+        if rec.measuring:
+            cpu = [cpu_seconds() - self.cpu0, time.monotonic() - rec.t0]
+        data["loadmatrix"] = {"warm": rec.warm, "meas": rec.meas, "secs": rec.secs, "cpu": cpu}
+        rec.clear()
 
 
 class MasterProbe:
@@ -140,7 +182,11 @@ class MasterProbe:
         self.boundary = None
         self.end = None
         self.users = []
+        # Requests made on the master itself (e.g. in a test_start listener)
+        # count in Locust's statistics too.
+        self.local = Recorder()
         ev = environment.events
+        run_first(ev.request, self.local.on_request)
         ev.worker_report.add_listener(self.on_report)
         ev.test_start.add_listener(self.on_test_start)
         ev.test_stopping.add_listener(self.on_stopping)
@@ -166,6 +212,7 @@ class MasterProbe:
 
     def start_measuring(self):
         self.boundary = time.monotonic()
+        self.local.start()
         self.runner.send_message(MEASURE_MSG)
 
     def on_worker_connect(self, client_id=None, **_kw):
@@ -231,6 +278,11 @@ class MasterProbe:
         if lm is None:
             self.unprobed.add(str(client_id))
             return
+        self.merge(lm)
+        if lm.get("cpu"):
+            self.cpu[str(client_id)] = lm["cpu"]
+
+    def merge(self, lm):
         merge_names(self.warm, lm.get("warm"))
         merge_names(self.meas, lm.get("meas"))
         for by_name in (lm.get("meas") or {}).values():
@@ -239,8 +291,6 @@ class MasterProbe:
                     self.meas_rt[b] = self.meas_rt.get(b, 0) + c
         for s, row in (lm.get("secs") or {}).items():
             merge_entry(self.secs.setdefault(int(s), new_entry()), row)
-        if lm.get("cpu"):
-            self.cpu[str(client_id)] = lm["cpu"]
 
     def on_stopping(self, **_kw):
         if self.end is None:
@@ -249,6 +299,9 @@ class MasterProbe:
     def on_quit(self, exit_code=None, **_kw):
         if self.end is None:
             self.end = time.monotonic()
+        local = self.local
+        self.merge({"warm": local.warm, "meas": local.meas, "secs": local.secs})
+        local.clear()
         total = self.runner.stats.total
         out = {
             "version": 1,
@@ -270,11 +323,29 @@ class MasterProbe:
         os.replace(tmp, self.out)
 
 
+def refuse_shape(shape, progress):
+    """Reports the locustfile's load shape, and keeps it from sending load:
+    loadmatrix stops this run as soon as it reads the report."""
+    cls = type(shape)
+    line = {"event": "shape", "class": cls.__name__, "module": getattr(cls, "__module__", "")}
+    try:
+        with open(progress, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+    except OSError:
+        pass
+    # A shape whose first tick is None ends the test before any user starts.
+    shape.tick = lambda: None
+
+
 @events.init.add_listener
 def _loadmatrix_init(environment, runner=None, **_kw):
     if isinstance(runner, WorkerRunner):
         WorkerProbe(environment, runner)
     elif isinstance(runner, MasterRunner) and os.environ.get("LOADMATRIX_PROBE_OUT"):
+        shape = getattr(environment, "shape_class", None)
+        if shape is not None:
+            refuse_shape(shape, os.environ.get("LOADMATRIX_PROBE_PROGRESS", os.devnull))
+            return
         MasterProbe(
             environment,
             runner,

@@ -1,4 +1,4 @@
-use super::ingest::{Context, ProbeOutput, cell_stats};
+use super::ingest::{Context, LocustEntry, ProbeOutput, cell_stats, disagreement};
 use super::*;
 
 const OUTPUT: &str = r#"{
@@ -23,6 +23,7 @@ fn ctx(rows: usize) -> Context {
         cancelled: false,
         client_bound: false,
         warnings: Vec::new(),
+        locust_stats: None,
     }
 }
 
@@ -53,12 +54,65 @@ fn ingests_probe_output() {
     assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
 }
 
+/// Locust's own statistics for OUTPUT, as its --json-file writes them.
+fn locust_json() -> Vec<LocustEntry> {
+    serde_json::from_str(
+        r#"[
+  {"name": "a", "method": "GET", "num_requests": 15, "num_failures": 2, "extra": 1},
+  {"name": "b", "method": "GET", "num_requests": 3, "num_failures": 0},
+  {"name": "a", "method": "POST", "num_requests": 1, "num_failures": 1}
+]"#,
+    )
+    .unwrap()
+}
+
 #[test]
-fn warns_when_counts_disagree() {
+fn agrees_with_locusts_own_statistics() {
+    let out: ProbeOutput = serde_json::from_str(OUTPUT).unwrap();
+    assert_eq!(disagreement(&out, Some(&locust_json())), None);
+    let mut c = ctx(2);
+    c.locust_stats = Some(locust_json());
+    let s = cell_stats(&out, c);
+    assert_eq!(s.degraded, None);
+}
+
+#[test]
+fn degraded_when_the_totals_disagree() {
     let mut out: ProbeOutput = serde_json::from_str(OUTPUT).unwrap();
     out.locust_total.requests = 20;
     let s = cell_stats(&out, ctx(2));
-    assert!(s.warnings.iter().any(|w| w.contains("Locust reports 20")));
+    let d = s.degraded.as_deref().expect("degraded");
+    assert!(
+        d.contains("Locust's own statistics count 20 requests and 3 failures"),
+        "{d}"
+    );
+    assert!(d.contains("probe 19 requests and 3 failures"), "{d}");
+    assert!(d.contains("lower than Locust's"), "{d}");
+    assert!(s.warnings.iter().any(|w| w == d));
+}
+
+#[test]
+fn degraded_when_locust_missed_a_request_name() {
+    // A listener added before Locust's own raised on every failure: Locust
+    // never counted `POST a`, and two failures of `GET a`.
+    let out: ProbeOutput = serde_json::from_str(OUTPUT).unwrap();
+    let mut locust = locust_json();
+    locust.retain(|e| e.method.as_deref() == Some("GET"));
+    locust[0].num_requests -= 2;
+    locust[0].num_failures = 0;
+    let d = disagreement(&out, Some(&locust)).expect("degraded");
+    assert!(d.contains("count 16 requests and 0 failures"), "{d}");
+    assert!(d.contains("`GET a` 13 requests, 0 failures / 15, 2"), "{d}");
+    assert!(d.contains("`POST a` 0 requests, 0 failures / 1, 1"), "{d}");
+    assert!(!d.contains("`GET b`"), "{d}");
+    assert!(d.contains("missed requests"), "{d}");
+}
+
+#[test]
+fn reads_the_shape_line() {
+    let line: ProgressLine =
+        serde_json::from_str(r#"{"event": "shape", "class": "Steps", "module": "lf"}"#).unwrap();
+    assert!(matches!(line, ProgressLine::Shape { class } if class == "Steps"));
 }
 
 #[test]
