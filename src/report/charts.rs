@@ -166,7 +166,6 @@ pub fn mermaid_xy(
     out
 }
 
-
 /// Width of the part left of the legend: axes and plot.
 const PLOT_WIDTH: u32 = 800;
 /// The least height; a long legend makes the drawing taller.
