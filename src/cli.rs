@@ -62,6 +62,9 @@ pub enum Command {
     DemoImage {
         #[arg(long, default_value = crate::system::docker_image::DEMO_IMAGE)]
         tag: String,
+        /// Tag of the nginx load balancer image built beside it.
+        #[arg(long, default_value = crate::system::docker_image::LB_IMAGE)]
+        lb_tag: String,
     },
     /// The built-in simulated inference service: slots, service times, faults.
     DemoTarget(crate::demo_target::DemoTargetArgs),

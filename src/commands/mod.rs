@@ -30,9 +30,10 @@ pub fn run(cli: Cli) -> u8 {
             print!("{}", crate::plan::json_schema());
             Ok(())
         }
-        Command::DemoImage { tag } => crate::system::docker_image::demo_image_command(&tag)
-            .map(|()| eprintln!("built image {tag}"))
-            .map_err(|e| RunError::Failed(e.to_string())),
+        Command::DemoImage { tag, lb_tag } => {
+            crate::system::docker_image::demo_image_command(&tag, &lb_tag)
+                .map_err(|e| RunError::Failed(e.to_string()))
+        }
         Command::DemoTarget(args) => {
             crate::demo_target::run(args).map_err(|e| RunError::Usage(e.to_string()))
         }

@@ -15,6 +15,9 @@ use crate::plan::Compose;
 const PROJECT_LABEL: &str = "com.docker.compose.project";
 const SERVICE_LABEL: &str = "com.docker.compose.service";
 const NUMBER_LABEL: &str = "com.docker.compose.container-number";
+/// Containers of the project with this label get the signal it names (e.g.
+/// `HUP`) after every scale: a load balancer re-reads its upstreams.
+pub const RELOAD_LABEL: &str = "loadmatrix.reload";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
@@ -68,19 +71,13 @@ impl ComposeBackend {
         self.cli.join(" ")
     }
 
-    /// `up -d --no-recreate --scale <service>=<n> <service>`; one event per
-    /// line Compose printed.
+    /// `up -d --no-recreate --scale <service>=<n>`: the whole project, so a
+    /// load balancer in the same file comes up too; then every container
+    /// labelled `loadmatrix.reload` gets its signal. One event per line.
     pub async fn scale(&mut self, n: usize) -> Result<Vec<String>, BackendError> {
         let scale = format!("{}={n}", self.service);
         let output = self
-            .compose(&[
-                "up",
-                "-d",
-                "--no-recreate",
-                "--scale",
-                &scale,
-                &self.service.clone(),
-            ])
+            .compose(&["up", "-d", "--no-recreate", "--scale", &scale])
             .await?;
         self.scaled = true;
         if self.project.is_none() {
@@ -88,7 +85,39 @@ impl ComposeBackend {
             self.learn_project(&ids).await;
         }
         self.refresh().await?;
-        Ok(lines(&output))
+        let mut events = lines(&output);
+        events.extend(self.reload().await?);
+        Ok(events)
+    }
+
+    /// Signals the project's containers labelled `loadmatrix.reload`.
+    async fn reload(&self) -> Result<Vec<String>, BackendError> {
+        let Some(project) = &self.project else {
+            return Ok(Vec::new());
+        };
+        let labels = [
+            format!("{PROJECT_LABEL}={project}"),
+            RELOAD_LABEL.to_string(),
+        ];
+        let docker = &self.fleet.docker;
+        let mut events = Vec::new();
+        for c in containers_with(docker, &labels, false).await? {
+            let (Some(id), Some(signal)) = (
+                c.id.clone(),
+                c.labels.as_ref().and_then(|l| l.get(RELOAD_LABEL)).cloned(),
+            ) else {
+                continue;
+            };
+            let name = summary_name(&c.names).unwrap_or_else(|| id.clone());
+            let options = bollard::query_parameters::KillContainerOptionsBuilder::new()
+                .signal(&signal)
+                .build();
+            match docker.kill_container(&id, Some(options)).await {
+                Ok(()) => events.push(format!("sent SIG{signal} to {name} ({RELOAD_LABEL})")),
+                Err(e) => events.push(format!("could not send SIG{signal} to {name}: {e}")),
+            }
+        }
+        Ok(events)
     }
 
     pub fn replicas(&self) -> &[Replica] {

@@ -16,6 +16,13 @@ use super::engine::{connect_engine, message};
 pub const DEMO_IMAGE: &str = "loadmatrix-demo:latest";
 /// The port the demo image's default command listens on.
 pub const DEMO_PORT: u16 = 8080;
+/// The tag of the load balancer image `loadmatrix demo-image` builds beside it.
+pub const LB_IMAGE: &str = "loadmatrix-lb:latest";
+/// Where the load balancer listens (the compose example publishes it).
+pub const LB_PORT: u16 = 8023;
+/// The load balancer's configuration: every replica of the compose
+/// example's `inference` service, re-resolved when nginx is signalled.
+const LB_CONF: &str = include_str!("../../examples/compose/nginx.conf");
 
 /// Builds image `tag` FROM scratch with `binary` at /loadmatrix
 /// (ENTRYPOINT ["/loadmatrix"], CMD the demo target on 0.0.0.0:8080) plus
@@ -42,10 +49,59 @@ pub async fn build_binary_image(
     };
     let binary = binary.to_path_buf();
     let dockerfile = dockerfile(extra);
-    let context = tokio::task::spawn_blocking(move || build_context(&binary, &dockerfile))
-        .await
-        .map_err(|e| fail(format!("the build-context task failed: {e}")))?
-        .map_err(fail)?;
+    let context =
+        tokio::task::spawn_blocking(move || build_context(&binary, "loadmatrix", &[], &dockerfile))
+            .await
+            .map_err(|e| fail(format!("the build-context task failed: {e}")))?
+            .map_err(fail)?;
+    build_image(docker, tag, context).await
+}
+
+/// The distro's nginx `FROM scratch` with the libraries it links, a user to
+/// run its workers as, and the compose example's configuration.
+pub async fn build_lb_image(docker: &Docker, nginx: &Path, tag: &str) -> Result<(), BackendError> {
+    let fail = |message: String| BackendError::Build {
+        tag: tag.to_string(),
+        message,
+    };
+    let nginx = nginx.to_path_buf();
+    let dockerfile = format!(
+        "FROM scratch\n\
+         COPY rootfs/ /\n\
+         EXPOSE {LB_PORT}\n\
+         LABEL loadmatrix.demo=\"1\"\n\
+         STOPSIGNAL SIGQUIT\n\
+         ENTRYPOINT [\"/usr/sbin/nginx\", \"-g\", \"daemon off;\"]\n\
+         CMD [\"-c\", \"/etc/nginx/nginx.conf\"]\n"
+    );
+    let files: Vec<(&str, Vec<u8>, u32)> = vec![
+        ("etc/nginx/nginx.conf", LB_CONF.as_bytes().to_vec(), 0o644),
+        (
+            "etc/passwd",
+            b"root:x:0:0:root:/:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n".to_vec(),
+            0o644,
+        ),
+        ("etc/group", b"root:x:0:\nnogroup:x:65534:\n".to_vec(), 0o644),
+        ("tmp/", Vec::new(), 0o1777),
+        ("var/log/nginx/", Vec::new(), 0o755),
+        ("var/lib/nginx/", Vec::new(), 0o755),
+    ];
+    let context = tokio::task::spawn_blocking(move || {
+        build_context(&nginx, "usr/sbin/nginx", &files, &dockerfile)
+    })
+    .await
+    .map_err(|e| fail(format!("the build-context task failed: {e}")))?
+    .map_err(fail)?;
+    build_image(docker, tag, context).await
+}
+
+/// Builds `tag` from an in-memory build context, replacing the image it
+/// superseded.
+async fn build_image(docker: &Docker, tag: &str, context: Vec<u8>) -> Result<(), BackendError> {
+    let fail = |message: String| BackendError::Build {
+        tag: tag.to_string(),
+        message,
+    };
     let superseded = docker.inspect_image(tag).await.ok().and_then(|i| i.id);
     let options = BuildImageOptionsBuilder::new()
         .t(tag)
@@ -86,8 +142,17 @@ pub async fn build_binary_image(
     Ok(())
 }
 
-/// What `loadmatrix demo-image` runs: the demo image from this very binary.
-pub fn demo_image_command(tag: &str) -> Result<(), BackendError> {
+/// The distro's nginx, if installed.
+fn find_nginx() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// What `loadmatrix demo-image` runs: the demo image from this very binary,
+/// and the load balancer image from the distro's nginx.
+pub fn demo_image_command(tag: &str, lb_tag: &str) -> Result<(), BackendError> {
     let fail = |message: String| BackendError::Build {
         tag: tag.to_string(),
         message,
@@ -99,7 +164,19 @@ pub fn demo_image_command(tag: &str) -> Result<(), BackendError> {
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let docker = connect_engine().await?;
-        build_demo_image(&docker, &exe, tag).await
+        build_demo_image(&docker, &exe, tag).await?;
+        println!("built {tag}");
+        match find_nginx() {
+            Some(nginx) => {
+                build_lb_image(&docker, &nginx, lb_tag).await?;
+                println!("built {lb_tag} (nginx load balancer on port {LB_PORT})");
+            }
+            None => eprintln!(
+                "warning: did not build {lb_tag}: nginx is not installed (e.g. `apt-get install nginx-light`); \
+                 the compose example's load balancer needs it"
+            ),
+        }
+        Ok(())
     })
 }
 
@@ -119,12 +196,22 @@ fn dockerfile(extra: &[&str]) -> String {
     text
 }
 
-/// The build context as an in-memory tar: the Dockerfile and `rootfs/`.
-fn build_context(binary: &Path, dockerfile: &str) -> Result<Vec<u8>, String> {
+/// The build context as an in-memory tar: the Dockerfile and `rootfs/`
+/// with `binary` at `inside`, its libraries and `files` (a name ending in
+/// `/` is a directory).
+fn build_context(
+    binary: &Path,
+    inside: &str,
+    files: &[(&str, Vec<u8>, u32)],
+    dockerfile: &str,
+) -> Result<Vec<u8>, String> {
     let libraries = shared_libraries(binary)?;
     let mut tar = tar::Builder::new(Vec::new());
     let mut add = |path: &Path, data: &[u8], mode: u32| -> Result<(), String> {
         let mut header = tar::Header::new_gnu();
+        if path.to_string_lossy().ends_with('/') {
+            header.set_entry_type(tar::EntryType::Directory);
+        }
         header.set_size(data.len() as u64);
         header.set_mode(mode);
         // A fixed mtime keeps the context identical between builds, so the
@@ -134,7 +221,11 @@ fn build_context(binary: &Path, dockerfile: &str) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("cannot add {} to the build context: {e}", path.display()))
     };
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    add(Path::new("rootfs/loadmatrix"), &read(binary)?, 0o755)?;
+    add(&Path::new("rootfs").join(inside), &read(binary)?, 0o755)?;
+    for (name, data, mode) in files {
+        let path = format!("rootfs/{name}");
+        add(Path::new(&path), data, *mode)?;
+    }
     for lib in &libraries {
         let inside = Path::new("rootfs").join(lib.strip_prefix("/").unwrap_or(lib));
         // fs::read follows symlinks: the image gets the file under the
@@ -218,7 +309,8 @@ mod tests {
     #[test]
     fn context_has_binary_libraries_and_dockerfile() {
         let exe = std::env::current_exe().unwrap();
-        let tar = build_context(&exe, &dockerfile(&["HEALTHCHECK NONE"])).unwrap();
+        let tar =
+            build_context(&exe, "loadmatrix", &[], &dockerfile(&["HEALTHCHECK NONE"])).unwrap();
         let mut archive = tar::Archive::new(&tar[..]);
         let names: Vec<String> = archive
             .entries()

@@ -253,6 +253,27 @@ pub(super) fn resolve(
         r.error(section, format!("[load] has no `base_url`, and backend \"{}\" gives no replica endpoints", sys.backend.as_str()), Some("add `base_url = \"http://127.0.0.1:8080\"` (local, docker and compose backends can leave it out: load goes to every replica)".into()));
         return None;
     }
+    if base_url.is_none()
+        && locust.is_some()
+        && let Some(sys) = system
+        && sys.replicas > 1
+        && !matches!(sys.backend, Backend::None)
+    {
+        r.error(
+            section,
+            format!(
+                "engine \"locust\" sends to one host, but this cell has {} replicas and no `base_url`: \
+                 all load would reach one replica",
+                sys.replicas
+            ),
+            Some(
+                "put a load balancer in front of the replicas and set `load.base_url` (and `ready.url`) to it, \
+                 or use engine = \"native\", which spreads load over every replica"
+                    .into(),
+            ),
+        );
+        return None;
+    }
     Some(Load {
         engine,
         base_url,
