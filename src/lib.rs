@@ -14,5 +14,6 @@ pub mod plan;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod scrape;
 pub mod steps;
 pub mod system;

@@ -84,6 +84,10 @@ pub const METRICS: &[Metric] = &[
     m("baseline_ms", Latency, Some(16)),
     m("rps_ci95", Rate, Some(17)),
     m("p95_ci95", Latency, Some(18)),
+    m("rx_mbps", Plain, Some(19)),
+    m("tx_mbps", Plain, Some(20)),
+    m("sut_rx_mbps", Plain, Some(21)),
+    m("sut_tx_mbps", Plain, Some(22)),
 ];
 
 /// The metric `name` names (itself or an alias).
@@ -157,7 +161,11 @@ mod tests {
                 "sut_mem_mb",
                 "baseline_ms",
                 "rps_ci95",
-                "p95_ci95"
+                "p95_ci95",
+                "rx_mbps",
+                "tx_mbps",
+                "sut_rx_mbps",
+                "sut_tx_mbps"
             ]
         );
         assert_eq!(canonical("fail_rate"), "fail_pct");

@@ -142,6 +142,21 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
         "\nsteps (in dependency order; per-cell steps run for each cell, one cell at a time):"
     );
     out.push_str(&plan.graph.to_text());
+    for s in &plan.scrapes {
+        let target = match &s.target {
+            plan::ScrapeTarget::Path(p) => format!("{p} on every replica"),
+            plan::ScrapeTarget::Url(u) => u.clone(),
+        };
+        let columns: Vec<&str> = s.series.iter().map(|x| x.column.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "
+scrape `{}`: {target} every {} of the measured window -> {}",
+            s.name,
+            format_duration(s.interval),
+            columns.join(", ")
+        );
+    }
     let (total, n) = match selected {
         Some(sel) => {
             let chosen: Vec<&plan::Cell> = plan.cells.iter().filter(|c| sel[c.index]).collect();

@@ -6,10 +6,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Upper bounds in seconds; finer than Prometheus' defaults at the low end
-/// because simulated service times are typically a few milliseconds.
-const BUCKETS: [f64; 15] = [
-    0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+/// Upper bounds in seconds; much finer than Prometheus' defaults, so that a
+/// quantile interpolated from the buckets (as `histogram_quantile` does) lands
+/// within a few percent of the true latency for typical service times.
+const BUCKETS: [f64; 55] = [
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045,
+    0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.18, 0.19, 0.2,
+    0.225, 0.25, 0.275, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 2.5,
+    3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0,
 ];
 
 #[derive(Debug)]

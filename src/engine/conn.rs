@@ -159,11 +159,26 @@ impl Conn {
 async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let mut buf = ReadBuf::new(buf);
     poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf)).await?;
-    Ok(buf.filled().len())
+    let n = buf.filled().len();
+    BYTES.with(|b| b.set((b.get().0 + n as u64, b.get().1)));
+    Ok(n)
 }
 
 async fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await
+    let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await?;
+    BYTES.with(|b| b.set((b.get().0, b.get().1 + n as u64)));
+    Ok(n)
+}
+
+thread_local! {
+    /// Bytes received and sent by this worker thread's connections: each
+    /// worker runs its own single-threaded runtime, so no atomics are needed.
+    static BYTES: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// (received, sent) bytes of this thread's connections so far.
+pub(crate) fn bytes_moved() -> (u64, u64) {
+    BYTES.with(|b| b.get())
 }
 
 /// Sends `req` on `slot` (connecting if empty or closed) and reads the whole

@@ -310,7 +310,10 @@ pub fn run_load(
     let mut lag = latency_histogram();
     let mut cpu_ticks = Some(0u64);
     let mut cpu_wall = Duration::ZERO;
+    let (mut rx_bytes, mut tx_bytes) = (0u64, 0u64);
     for out in outputs {
+        rx_bytes += out.bytes.0;
+        tx_bytes += out.bytes.1;
         if let Some(part) = out.last_row {
             timeline.add(part);
         }
@@ -388,5 +391,7 @@ pub fn run_load(
         cancelled,
         warnings,
         degraded: None,
+        rx_bytes: Some(rx_bytes),
+        tx_bytes: Some(tx_bytes),
     })
 }

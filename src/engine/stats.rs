@@ -263,6 +263,12 @@ pub struct CellStats {
     /// `degraded` (e.g. Locust's own counts disagree with what was ingested).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub degraded: Option<String>,
+    /// Bytes the load generator received and sent over the measured window
+    /// (none when the engine cannot count them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_bytes: Option<u64>,
 }
 
 impl CellStats {
@@ -294,6 +300,8 @@ impl CellStats {
             if out.degraded.is_none() {
                 out.degraded = p.degraded;
             }
+            out.rx_bytes = out.rx_bytes.zip(p.rx_bytes).map(|(a, b)| a + b);
+            out.tx_bytes = out.tx_bytes.zip(p.tx_bytes).map(|(a, b)| a + b);
         }
         out.measured_secs = measured;
         out.total.finalize(measured);

@@ -83,6 +83,8 @@ pub(crate) struct WorkerOutput {
     pub stopped_at: Option<Instant>,
     /// Thread CPU ticks and wall time over the measured window.
     pub cpu: Option<(u64, Duration)>,
+    /// Bytes received and sent over the measured window.
+    pub bytes: (u64, u64),
 }
 
 pub(crate) struct WorkerArgs {
@@ -120,6 +122,8 @@ struct State {
     lag: Histogram<u64>,
     cpu_start: Option<(u64, Instant)>,
     cpu: Option<(u64, Duration)>,
+    bytes_start: Option<(u64, u64)>,
+    bytes: Option<(u64, u64)>,
 }
 
 struct Ctx {
@@ -193,6 +197,8 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
             lag: latency_histogram(),
             cpu_start: None,
             cpu: None,
+            bytes_start: None,
+            bytes: None,
         }),
         rng: RefCell::new(SmallRng::seed_from_u64(args.seed)),
         body_seq,
@@ -231,6 +237,9 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
     {
         st.cpu = cpu::thread_ticks().map(|t| (t.saturating_sub(start), stopped_at - at));
     }
+    if st.bytes.is_none() {
+        st.bytes = st.bytes_start.map(bytes_since);
+    }
     Ok(WorkerOutput {
         specs: std::mem::take(&mut st.specs),
         last_row: st.row.take(),
@@ -244,6 +253,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         cancelled: matches!(finish, Finish::Cancelled),
         stopped_at: Some(stopped_at),
         cpu: st.cpu,
+        bytes: st.bytes.unwrap_or_default(),
     })
 }
 
@@ -271,6 +281,7 @@ async fn ticker(ctx: Rc<Ctx>) {
             row.users = users;
         }
         st.cpu_start = cpu::thread_ticks().map(|c| (c, Instant::now()));
+        st.bytes_start = Some(super::conn::bytes_moved());
     }
     for k in 1..=t.last_row {
         let Some(at) = t.measure_start.checked_add(Duration::from_secs(k as u64)) else {
@@ -284,6 +295,12 @@ async fn ticker(ctx: Rc<Ctx>) {
     if let Some((start, at)) = st.cpu_start {
         st.cpu = cpu::thread_ticks().map(|c| (c.saturating_sub(start), Instant::now() - at));
     }
+    st.bytes = st.bytes_start.map(bytes_since);
+}
+
+fn bytes_since(start: (u64, u64)) -> (u64, u64) {
+    let now = super::conn::bytes_moved();
+    (now.0.saturating_sub(start.0), now.1.saturating_sub(start.1))
 }
 
 impl State {

@@ -35,6 +35,7 @@ pub struct Plan {
     pub(crate) steps: IndexMap<String, StepConfig>,
     pub(crate) analysis: Analysis,
     pub(crate) reports: Vec<ReportSpec>,
+    pub(crate) scrapes: Vec<Scrape>,
     pub(crate) templates: Arc<Templates>,
     /// What templates see as `run`.
     pub(crate) run_value: minijinja::Value,
@@ -403,4 +404,92 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+/// A `[[scrape]]` section, rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrape {
+    pub name: String,
+    pub target: ScrapeTarget,
+    pub interval: Duration,
+    pub series: Vec<Series>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScrapeTarget {
+    /// Appended to every replica endpoint.
+    Path(String),
+    /// One fixed URL.
+    Url(String),
+}
+
+/// One summary column computed from scraped samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub metric: String,
+    pub agg: Agg,
+    pub column: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Agg {
+    /// Counter increase per second, summed over replicas.
+    Rate,
+    Mean,
+    Max,
+    Min,
+    /// A quantile (0..1) of a histogram's buckets merged over replicas.
+    Quantile(f64),
+}
+
+impl Agg {
+    pub const NAMES: &'static [&'static str] =
+        &["rate", "mean", "max", "min", "p50", "p90", "p95", "p99"];
+
+    pub fn parse(s: &str) -> Option<Agg> {
+        Some(match s {
+            "rate" => Agg::Rate,
+            "mean" => Agg::Mean,
+            "max" => Agg::Max,
+            "min" => Agg::Min,
+            "p50" => Agg::Quantile(0.5),
+            "p90" => Agg::Quantile(0.9),
+            "p95" => Agg::Quantile(0.95),
+            "p99" => Agg::Quantile(0.99),
+            _ => return None,
+        })
+    }
+}
+
+impl Series {
+    /// Quantiles of a histogram in seconds are reported in milliseconds, so
+    /// they compare with the client's latency.
+    pub fn in_seconds(&self) -> bool {
+        matches!(self.agg, Agg::Quantile(_)) && self.metric.ends_with("_seconds")
+    }
+
+    pub fn kind(&self) -> crate::metrics::MetricKind {
+        use crate::metrics::MetricKind;
+        match self.agg {
+            Agg::Rate => MetricKind::Rate,
+            Agg::Quantile(_)
+                if self.in_seconds()
+                    || self.metric.ends_with("_milliseconds")
+                    || self.metric.ends_with("_ms") =>
+            {
+                MetricKind::Latency
+            }
+            _ => MetricKind::Plain,
+        }
+    }
+}
+
+impl Plan {
+    /// The summary columns `[[scrape]]` adds, in plan order.
+    pub fn scrape_columns(&self) -> Vec<(String, crate::metrics::MetricKind)> {
+        self.scrapes
+            .iter()
+            .flat_map(|s| s.series.iter().map(|x| (x.column.clone(), x.kind())))
+            .collect()
+    }
 }

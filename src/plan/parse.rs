@@ -27,6 +27,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "threshold",
     "analysis",
     "report",
+    "scrape",
 ];
 
 /// A `--set KEY=VALUE` override: a dotted path into the plan and a TOML value
@@ -195,6 +196,7 @@ pub(crate) fn parse_raw(
         threshold: Vec::new(),
         analysis: Default::default(),
         report: Vec::new(),
+        scrape: Vec::new(),
         key_spans: Default::default(),
     };
     let mut has_name = false;
@@ -220,6 +222,7 @@ pub(crate) fn parse_raw(
             "step" => plan.step = c.de_each(value),
             "threshold" => plan.threshold = c.de_each(value),
             "report" => plan.report = c.de_each(value),
+            "scrape" => plan.scrape = c.de_each(value),
             other => {
                 let hint = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied(), Closeness::Similar)
                     .unwrap_or_else(|| {

@@ -44,6 +44,9 @@ pub(crate) struct RawPlan {
     pub(crate) analysis: AnalysisSection,
     #[serde(default)]
     pub(crate) report: Vec<ReportSection>,
+    /// The service's own Prometheus metrics, scraped during every cell.
+    #[serde(default)]
+    pub(crate) scrape: Vec<ScrapeSection>,
     /// Where each top-level key was written (for errors about a whole section).
     #[serde(skip)]
     #[schemars(skip)]
@@ -485,6 +488,38 @@ pub(crate) struct ReportSection {
     /// Template file relative to the plan folder; the embedded defaults are used by name.
     pub(crate) template: Text,
     pub(crate) output: Text,
+}
+
+/// Prometheus text scraped from every replica endpoint (or one `url`)
+/// during each cell's measured window.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScrapeSection {
+    /// Labels the scrape in events and the report.
+    pub(crate) name: Sp<String>,
+    /// Fetched from every replica endpoint, e.g. `/metrics`.
+    #[serde(default)]
+    pub(crate) path: Option<Text>,
+    /// One fixed target instead of every replica.
+    #[serde(default)]
+    pub(crate) url: Option<Text>,
+    /// How often (default 1s).
+    #[serde(default)]
+    pub(crate) interval: Option<Tmpl<Duration>>,
+    /// Which metrics become summary columns, and how they are aggregated.
+    pub(crate) series: Sp<Vec<SeriesSection>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SeriesSection {
+    /// Metric family name as exposed, e.g. `demo_requests_total`.
+    pub(crate) metric: Sp<String>,
+    /// rate | mean | max | min | p50 | p90 | p95 | p99
+    pub(crate) agg: Sp<String>,
+    /// The summary column it becomes.
+    #[serde(rename = "as")]
+    pub(crate) column: Sp<String>,
 }
 
 impl JsonSchema for RawMatrix {

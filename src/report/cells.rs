@@ -46,6 +46,7 @@ pub fn cell_contexts(dir: &Path, manifest: &Manifest) -> Vec<Value> {
                 "system": system_summary(&folder.join("system.csv")),
                 "events": events,
                 "page": format!("cells/{}/cell.md", entry.id),
+                "scrape_charts": [],
             })
         })
         .collect()

@@ -5,6 +5,7 @@ pub mod cells;
 pub mod charts;
 pub mod junit;
 pub mod render;
+pub mod scraped;
 pub mod table;
 pub mod xml;
 

@@ -53,7 +53,21 @@ pub fn render_reports(
 ) -> Result<(), ReportError> {
     let status = manifest.status.as_str();
     let charts = super::charts::charts(&analysis.analysis, &plan.axes);
-    let cells = crate::report::cells::cell_contexts(&dir.root, manifest);
+    let mut cells = crate::report::cells::cell_contexts(&dir.root, manifest);
+    add_scrape_charts(dir, plan, &mut cells)?;
+    let scrape: Vec<serde_json::Value> = plan
+        .scrapes
+        .iter()
+        .flat_map(|s| &s.series)
+        .map(|x| {
+            serde_json::json!({
+                "column": x.column,
+                "metric": x.metric,
+                "latency": x.kind() == crate::metrics::MetricKind::Latency,
+                "p95": x.agg == crate::plan::model::Agg::Quantile(0.95),
+            })
+        })
+        .collect();
     let ctx = minijinja::context! {
         plan => minijinja::context! {
             name => plan.name.clone(),
@@ -79,6 +93,7 @@ pub fn render_reports(
         scaling => Value::from(minijinja::value::Serde(&analysis.analysis.scaling)),
         charts => Value::from(minijinja::value::Serde(&charts)),
         slo => Value::from(minijinja::value::Serde(&plan.analysis.slo)),
+        scrape => Value::from(minijinja::value::Serde(&scrape)),
     };
     for (template, output) in specs {
         let (name, source) = match template {
@@ -122,6 +137,43 @@ pub fn render_reports(
     Ok(())
 }
 
+/// Draws each `[[scrape]]` series per replica into the cell folders
+/// (`scrape-<column>.svg`) and lists them in the cells' contexts.
+fn add_scrape_charts(
+    dir: &RunDir,
+    plan: &Plan,
+    cells: &mut [serde_json::Value],
+) -> Result<(), ReportError> {
+    let series: Vec<crate::plan::model::Series> =
+        plan.scrapes.iter().flat_map(|s| s.series.clone()).collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    for cell in cells.iter_mut() {
+        let Some(id) = cell.get("id").and_then(|v| v.as_str()).map(str::to_string) else {
+            continue;
+        };
+        let path = dir.root.join("cells").join(&id).join("metrics.csv");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // With repeats, the last repetition is drawn.
+        let Some(samples) = crate::scrape::parse_metrics_csv(&text).pop() else {
+            continue;
+        };
+        let mut listed = Vec::new();
+        for (column, svg) in super::scraped::cell_charts(&series, &samples) {
+            let file = format!("scrape-{column}.svg");
+            dir.write_in_cell(&id, &file, svg.as_bytes())?;
+            listed.push(serde_json::json!({ "column": column, "file": file }));
+        }
+        if let Some(obj) = cell.as_object_mut() {
+            obj.insert("scrape_charts".into(), serde_json::Value::Array(listed));
+        }
+    }
+    Ok(())
+}
+
 /// summary.csv, summary.json, junit.xml and the chart files of an analysis.
 pub fn write_summary(
     dir: &RunDir,
@@ -129,14 +181,20 @@ pub fn write_summary(
     result: &AnalysisResult,
 ) -> Result<(), ReportError> {
     let charts: Vec<Chart> = super::charts::charts(&result.analysis, &plan.axes);
+    let extra: Vec<String> = plan.scrape_columns().into_iter().map(|(c, _)| c).collect();
     dir.write(
         "summary.csv",
-        summary::summary_csv(&plan.axes, &result.rows).as_bytes(),
+        summary::summary_csv(&plan.axes, &extra, &result.rows).as_bytes(),
     )?;
+    let mut columns: Vec<String> = crate::metrics::columns()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    columns.extend(extra);
     let json = serde_json::json!({
         "plan": plan.name,
         "run": dir.id(),
-        "columns": crate::metrics::columns(),
+        "columns": columns,
         "rows": result.rows,
         "findings": result.analysis.findings,
         "recommendations": result.analysis.recommendations,

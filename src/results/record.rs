@@ -80,6 +80,10 @@ pub struct CellRecord {
     /// One entry per repetition.
     pub runs: Vec<CellStats>,
     pub samples: Vec<SystemSample>,
+    /// `[[scrape]]` samples, one list per repetition.
+    pub scraped: Vec<Vec<crate::scrape::ScrapeSample>>,
+    /// `[[scrape]]` columns, one map per repetition.
+    pub server: Vec<indexmap::IndexMap<String, f64>>,
     /// Extra files for the cell folder.
     pub files: Vec<(String, Vec<u8>)>,
     /// The first step of the cell that failed, and why.
@@ -101,6 +105,8 @@ impl Default for CellRecord {
             events: Vec::new(),
             runs: Vec::new(),
             samples: Vec::new(),
+            scraped: Vec::new(),
+            server: Vec::new(),
             files: Vec::new(),
             failed: None,
             degraded: None,
@@ -164,6 +170,15 @@ impl CellRecord {
         row.metrics = super::summary::metrics_of(&stats, &self.runs, &self.samples);
         if let Some(b) = &self.baseline {
             row.metrics.insert("baseline_ms".into(), b.mean_ms);
+        }
+        // A scraped column is the mean over the repetitions that have it.
+        let mut server: indexmap::IndexMap<&str, Vec<f64>> = indexmap::IndexMap::new();
+        for (k, v) in self.server.iter().flatten() {
+            server.entry(k).or_default().push(*v);
+        }
+        for (k, vs) in server {
+            row.metrics
+                .insert(k.to_string(), vs.iter().sum::<f64>() / vs.len() as f64);
         }
         if let Some(shape) = &self.shape {
             if let Some(offered) = shape.offered_rps {
@@ -305,6 +320,12 @@ pub fn cell_files(
         ),
         ("events.log".to_string(), lines(&rec.events).into_bytes()),
     ];
+    if rec.scraped.iter().any(|r| !r.is_empty()) {
+        files.push((
+            "metrics.csv".to_string(),
+            crate::scrape::metrics_csv(&rec.scraped).into_bytes(),
+        ));
+    }
     if let Some(b) = &rec.baseline {
         let mut json = serde_json::to_vec_pretty(b).unwrap_or_default();
         json.push(b'\n');
@@ -353,13 +374,25 @@ fn timeline_csv(runs: &[CellStats]) -> String {
 }
 
 fn system_csv(samples: &[SystemSample]) -> String {
-    let mut out = String::from("t,replica,cpu_pct,mem_bytes\n");
+    let net = samples.iter().any(|s| s.net_bytes.is_some());
+    let mut out = String::from(if net {
+        "t,replica,cpu_pct,mem_bytes,rx_bytes,tx_bytes\n"
+    } else {
+        "t,replica,cpu_pct,mem_bytes\n"
+    });
     for s in samples {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:.3},{},{:.2},{}",
             s.t, s.replica, s.cpu_pct, s.mem_bytes
         );
+        match s.net_bytes {
+            Some((rx, tx)) => {
+                let _ = writeln!(out, ",{rx},{tx}");
+            }
+            None if net => out.push_str(",,\n"),
+            None => out.push('\n'),
+        }
     }
     out
 }

@@ -96,6 +96,17 @@ pub(crate) fn metrics_of(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    let mbps = |bytes: Option<u64>| {
+        bytes
+            .filter(|_| s.measured_secs > 0.0)
+            .map(|b| b as f64 * 8.0 / 1e6 / s.measured_secs)
+    };
+    if let Some(v) = mbps(s.rx_bytes) {
+        metrics.insert("rx_mbps".into(), v);
+    }
+    if let Some(v) = mbps(s.tx_bytes) {
+        metrics.insert("tx_mbps".into(), v);
+    }
     if runs.len() > 1 {
         // Spread of repeated measurements: min, max and coefficient of variation of RPS.
         let rates: Vec<f64> = runs.iter().map(|r| r.total.rps).collect();
@@ -125,6 +136,10 @@ pub(crate) fn metrics_of(
     let (cpu, mem) = sut_usage(samples);
     metrics.insert("sut_cpu_pct".into(), cpu);
     metrics.insert("sut_mem_mb".into(), mem);
+    if let Some((rx, tx)) = sut_network(samples) {
+        metrics.insert("sut_rx_mbps".into(), rx);
+        metrics.insert("sut_tx_mbps".into(), tx);
+    }
     metrics
 }
 
@@ -176,10 +191,38 @@ fn sut_usage(samples: &[SystemSample]) -> (f64, f64) {
     (cpu, mem)
 }
 
-/// summary.csv: the matrix keys, the metric columns, the status.
-pub fn summary_csv(axes: &[String], rows: &[SummaryRow]) -> String {
+/// Containers' network throughput over the measured window in Mbit/s,
+/// received and sent, summed over replicas; none without counters.
+fn sut_network(samples: &[SystemSample]) -> Option<(f64, f64)> {
+    let mut by_replica: IndexMap<&str, Vec<(f64, (u64, u64))>> = IndexMap::new();
+    for s in samples.iter().filter(|s| s.t >= 0.0) {
+        if let Some(n) = s.net_bytes {
+            by_replica.entry(&s.replica).or_default().push((s.t, n));
+        }
+    }
+    let mut total = None;
+    for points in by_replica.values() {
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            continue;
+        };
+        let span = last.0 - first.0;
+        if span <= 0.0 {
+            continue;
+        }
+        let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 * 8.0 / 1e6 / span;
+        let t = total.get_or_insert((0.0, 0.0));
+        t.0 += rate(first.1.0, last.1.0);
+        t.1 += rate(first.1.1, last.1.1);
+    }
+    total
+}
+
+/// summary.csv: the matrix keys, the metric columns, the plan's own
+/// columns (`[[scrape]]`), the status.
+pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> String {
     let mut out = String::new();
-    let columns = crate::metrics::columns();
+    let mut columns = crate::metrics::columns();
+    columns.extend(extra.iter().map(String::as_str));
     let mut header: Vec<&str> = axes.iter().map(String::as_str).collect();
     header.extend(&columns);
     header.push("status");

@@ -346,6 +346,8 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 for m in ms {
                     rec.runs.push(m.stats);
                     rec.samples.extend(m.samples);
+                    rec.scraped.push(m.scraped);
+                    rec.server.push(m.server);
                     if let Some(d) = m.degraded {
                         rec.degraded.get_or_insert(d);
                     }

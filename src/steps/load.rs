@@ -10,8 +10,11 @@ use bytes::Bytes;
 use crate::engine::{
     self, CancelToken, CellStats, Endpoint, LoadSpec, Model, ProgressTick, RequestSpec,
 };
+use crate::plan::model::ScrapeTarget;
 use crate::plan::spanned::Engine as EngineKind;
 use crate::plan::{Cell, LoadModel, Plan};
+use crate::scrape::aggregate::aggregate;
+use crate::scrape::scraper;
 use crate::system::SystemSample;
 use crate::system::proc_stats::CpuMeter;
 
@@ -68,10 +71,12 @@ pub async fn load(
         None => None,
     };
     let stages = stages(cell);
+    let jobs = scrape_jobs(ctx, &plan).await;
     let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
         let mut parts = Vec::new();
         let mut samples = Vec::new();
+        let mut scraped = scraper::Scraped::default();
         for (i, (model, duration)) in stages.iter().enumerate() {
             let spec = LoadSpec {
                 endpoints: endpoints.clone(),
@@ -87,8 +92,11 @@ pub async fn load(
                 request_timeout: cell.load.timeout,
             };
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
-            let (stats, stage_samples) = run_one(ctx, spec, &label, repetition, offset).await?;
+            let (stats, stage_samples, stage_scraped) =
+                run_one(ctx, spec, &label, repetition, offset, jobs.clone()).await?;
             samples.extend(stage_samples);
+            scraped.samples.extend(stage_scraped.samples);
+            scraped.problems.extend(stage_scraped.problems);
             let cancelled = stats.cancelled;
             parts.push(stats);
             if cancelled {
@@ -103,7 +111,7 @@ pub async fn load(
         {
             stats.warnings.push(w);
         }
-        if let Some(m) = record(ctx, stats, samples, events).await {
+        if let Some(m) = record(ctx, stats, samples, scraped, events).await {
             measured.push(m);
         } else {
             return Err(StepError::InterruptedWith(measured));
@@ -113,6 +121,45 @@ pub async fn load(
         reps: measured,
         baseline,
     })
+}
+
+/// What `[[scrape]]` fetches in this cell: the path on every replica
+/// endpoint (the load target when the backend has none), or the fixed URL.
+async fn scrape_jobs(ctx: &StepContext, plan: &Plan) -> Vec<scraper::Job> {
+    if plan.scrapes.is_empty() {
+        return Vec::new();
+    }
+    let mut replicas = match ctx.backend.lock().await.as_ref() {
+        Some(b) => b.endpoints(),
+        None => Vec::new(),
+    };
+    if replicas.is_empty() {
+        replicas.extend(plan.cells.first().and_then(|c| c.load.base_url.clone()));
+    }
+    plan.scrapes
+        .iter()
+        .map(|s| {
+            let targets = match &s.target {
+                ScrapeTarget::Path(path) => replicas
+                    .iter()
+                    .map(|e| scraper::Target {
+                        replica: scraper::authority(e),
+                        url: format!("{}{path}", e.trim_end_matches('/')),
+                    })
+                    .collect(),
+                ScrapeTarget::Url(url) => vec![scraper::Target {
+                    replica: scraper::authority(url),
+                    url: url.clone(),
+                }],
+            };
+            scraper::Job {
+                name: s.name.clone(),
+                targets,
+                interval: s.interval,
+                families: s.series.iter().map(|x| x.metric.clone()).collect(),
+            }
+        })
+        .collect()
 }
 
 /// One user, no think time, the request mix, for `[analysis] baseline`: the
@@ -196,13 +243,14 @@ async fn locust(
         ));
     };
     if endpoints.len() > 1 {
-        events.push(format!(
-            "locust targets one host: {} (of {} replica endpoints); put a load balancer in front and set `load.base_url` to spread load",
-            endpoints[0],
+        return Err(StepError::failed(format!(
+            "engine \"locust\" sends to one host, but the system has {} replica endpoints and the plan no `load.base_url`; \
+             put a load balancer in front and set `load.base_url` to it",
             endpoints.len()
-        ));
+        )));
     }
     let label = cell_label(cell);
+    let jobs = scrape_jobs(ctx, &plan).await;
     let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
         let folder = if cell.timing.repeat > 1 {
@@ -236,19 +284,20 @@ async fn locust(
             events.push(msg);
         }
         let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
-        let (stats, samples) = run_sampled(
+        let (stats, samples, scraped) = run_sampled(
             ctx,
             &label,
             repetition,
             warmup,
             total,
             0.0,
+            jobs.clone(),
             move |cancel, progress| {
                 crate::engine::locust::run_locust(&spec, cancel, progress).map_err(StepError::from)
             },
         )
         .await?;
-        if let Some(m) = record(ctx, stats, samples, events).await {
+        if let Some(m) = record(ctx, stats, samples, scraped, events).await {
             measured.push(m);
         } else {
             return Err(StepError::InterruptedWith(measured));
@@ -266,11 +315,22 @@ async fn record(
     ctx: &StepContext,
     stats: CellStats,
     samples: Vec<SystemSample>,
+    scraped: scraper::Scraped,
     events: &mut Events,
 ) -> Option<Measurement> {
     for w in &stats.warnings {
         events.push(format!("engine: {w}"));
     }
+    for p in &scraped.problems {
+        events.push(p.clone());
+    }
+    let server = ctx
+        .plan
+        .scrapes
+        .iter()
+        .flat_map(|s| &s.series)
+        .filter_map(|x| Some((x.column.clone(), aggregate(x, &scraped.samples)?)))
+        .collect();
     if stats.cancelled {
         return None;
     }
@@ -293,6 +353,8 @@ async fn record(
         stats,
         samples,
         degraded,
+        scraped: scraped.samples,
+        server,
     })
 }
 
@@ -303,7 +365,8 @@ async fn run_one(
     label: &str,
     repetition: u64,
     offset: f64,
-) -> Result<(CellStats, Vec<SystemSample>), StepError> {
+    jobs: Vec<scraper::Job>,
+) -> Result<(CellStats, Vec<SystemSample>, scraper::Scraped), StepError> {
     let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
     run_sampled(
         ctx,
@@ -312,6 +375,7 @@ async fn run_one(
         warmup,
         total,
         offset,
+        jobs,
         move |cancel, progress| engine::run_load(&spec, cancel, progress).map_err(StepError::from),
     )
     .await
@@ -326,16 +390,30 @@ async fn run_sampled<F>(
     warmup: Duration,
     total: Duration,
     offset: f64,
+    jobs: Vec<scraper::Job>,
     engine_fn: F,
-) -> Result<(CellStats, Vec<SystemSample>), StepError>
+) -> Result<(CellStats, Vec<SystemSample>, scraper::Scraped), StepError>
 where
     F: FnOnce(CancelToken, &dyn Fn(ProgressTick)) -> Result<CellStats, StepError> + Send + 'static,
 {
     let cancel = ctx.cancel.clone();
     let warmup = warmup.as_secs_f64();
     let progress = Progress::new(label.to_string(), total, repetition);
+    // The engine says when its measured window began (Locust takes a while
+    // to start), and the scrapes cover that window.
+    let (window_tx, window_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
+    let warmup_d = Duration::from_secs_f64(warmup);
     let engine_task = tokio::task::spawn_blocking(move || {
-        let r = engine_fn(cancel, &|tick| progress.tick(&tick));
+        let r = engine_fn(cancel, &|tick| {
+            if tick.phase == engine::Phase::Measure && window_tx.borrow().is_none() {
+                let into = tick
+                    .elapsed
+                    .saturating_sub(warmup_d)
+                    .min(Duration::from_secs(1));
+                let _ = window_tx.send(Some(Instant::now() - into));
+            }
+            progress.tick(&tick)
+        });
         // A stopped cell's bar stays where the stop found it.
         progress.finish(r.as_ref().map_or(true, |s| s.cancelled));
         r
@@ -349,6 +427,13 @@ where
         .map(|(l, p)| (l, CpuMeter::group(p)))
         .collect();
     let started = Instant::now();
+    let (stop_scraping, stopped) = tokio::sync::oneshot::channel();
+    let scraping = tokio::spawn(scraper::scrape(
+        jobs,
+        window_rx,
+        total.saturating_sub(warmup_d),
+        stopped,
+    ));
     let mut samples = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -361,7 +446,7 @@ where
                 let t = (t * 1000.0).round() / 1000.0;
                 for (label, meter) in &mut meters {
                     if let Some((cpu_pct, mem_bytes)) = meter.sample() {
-                        samples.push(SystemSample { t, replica: label.clone(), cpu_pct, mem_bytes });
+                        samples.push(SystemSample { t, replica: label.clone(), cpu_pct, mem_bytes, net_bytes: None });
                     }
                 }
                 if meters.is_empty()
@@ -372,8 +457,13 @@ where
             }
         }
     };
+    let _ = stop_scraping.send(());
+    let mut scraped = scraping.await.unwrap_or_default();
+    for s in &mut scraped.samples {
+        s.t = ((s.t + offset) * 1000.0).round() / 1000.0;
+    }
     let stats = stats.map_err(|e| StepError::failed(format!("load engine crashed: {e}")))??;
-    Ok((stats, samples))
+    Ok((stats, samples, scraped))
 }
 
 /// In the closed model a stalled system silences the users waiting on it, so

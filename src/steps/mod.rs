@@ -101,6 +101,10 @@ pub struct Measurement {
     pub samples: Vec<SystemSample>,
     /// A replica died while it ran.
     pub degraded: Option<String>,
+    /// `[[scrape]]` samples of the measured window.
+    pub scraped: Vec<crate::scrape::ScrapeSample>,
+    /// `[[scrape]]` columns that could be computed.
+    pub server: indexmap::IndexMap<String, f64>,
 }
 
 /// What a step produced; the dispatcher records it.

@@ -335,11 +335,17 @@ impl Fleet {
             if let Some(c) = cur {
                 self.prev_cpu.insert(r.id.clone(), c);
             }
+            let net_bytes = s.networks.as_ref().map(|nets| {
+                nets.values().fold((0, 0), |(rx, tx), n| {
+                    (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+                })
+            });
             rows.push(SystemSample {
                 t,
                 replica: format!("replica-{}", r.index),
                 cpu_pct,
                 mem_bytes: mem,
+                net_bytes,
             });
         }
         rows

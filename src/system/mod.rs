@@ -44,6 +44,8 @@ pub struct SystemSample {
     pub replica: String,
     pub cpu_pct: f64,
     pub mem_bytes: u64,
+    /// Containers: bytes received and sent over all interfaces so far.
+    pub net_bytes: Option<(u64, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,8 @@ pub(super) struct Kinds {
 pub(super) struct Entry {
     pub n: u64,
     pub f: u64,
+    /// Response body bytes (Locust's `response_length`).
+    pub b: u64,
     pub k: Kinds,
     pub rt: BTreeMap<String, u64>,
 }
@@ -374,5 +376,15 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
         cancelled: ctx.cancelled,
         warnings,
         degraded,
+        // Locust reports response bodies only: headers and what was sent
+        // are not counted.
+        rx_bytes: Some(
+            out.measure
+                .values()
+                .flat_map(|m| m.values())
+                .map(|e| e.b)
+                .sum(),
+        ),
+        tx_bytes: None,
     }
 }

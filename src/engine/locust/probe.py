@@ -55,11 +55,12 @@ def failure_kind(exc, response):
 
 
 def new_entry():
-    return {"n": 0, "f": 0, "k": {k: 0 for k in KINDS}, "rt": {}}
+    return {"n": 0, "f": 0, "k": {k: 0 for k in KINDS}, "rt": {}, "b": 0}
 
 
-def record(entry, response_time, kind):
+def record(entry, response_time, kind, length=0):
     entry["n"] += 1
+    entry["b"] += length if isinstance(length, int) and length > 0 else 0
     if kind is not None:
         entry["f"] += 1
         entry["k"][kind] += 1
@@ -71,6 +72,7 @@ def record(entry, response_time, kind):
 def merge_entry(dst, src):
     dst["n"] += src.get("n", 0)
     dst["f"] += src.get("f", 0)
+    dst["b"] = dst.get("b", 0) + src.get("b", 0)
     for k, v in src.get("k", {}).items():
         dst["k"][k] = dst["k"].get(k, 0) + v
     for b, c in src.get("rt", {}).items():
@@ -134,13 +136,14 @@ class Recorder:
         entry = by_name.get(name)
         if entry is None:
             entry = by_name[name] = new_entry()
-        record(entry, response_time, kind)
+        length = kw.get("response_length") or 0
+        record(entry, response_time, kind, length)
         if self.measuring:
             s = max(0, int(time.monotonic() - self.t0))
             row = self.secs.get(s)
             if row is None:
                 row = self.secs[s] = new_entry()
-            record(row, response_time, kind)
+            record(row, response_time, kind, length)
 
 
 class WorkerProbe:

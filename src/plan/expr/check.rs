@@ -47,15 +47,27 @@ pub(crate) fn metric_kind(name: &str) -> Option<MetricKind> {
 /// Hints for a misspelt metric or aggregate name.
 const CLOSENESS: Closeness = Closeness::Edits { aliases: ALIASES };
 
-fn unknown_metric(name: &str, span: &Span) -> ParseError {
+/// Metrics a plan adds (its `[[scrape]]` columns), with their kinds.
+pub(crate) type Extra<'a> = &'a [(String, MetricKind)];
+
+fn kind_in(name: &str, extra: Extra<'_>) -> Option<MetricKind> {
+    metric_kind(name).or_else(|| extra.iter().find(|(n, _)| n == name).map(|(_, k)| *k))
+}
+
+fn unknown_metric(name: &str, span: &Span, extra: Extra<'_>) -> ParseError {
     let e = ParseError::new(span.clone(), format!("unknown metric `{name}`"));
     if AGGREGATES.contains(&name) {
         return e.with_hint(format!(
             "`{name}` is an aggregate; apply it to a metric, e.g. `{name}(rps)`"
         ));
     }
-    let hint = did_you_mean(name, crate::metrics::names(), CLOSENESS).unwrap_or_else(|| {
-        let names: Vec<&str> = crate::metrics::names().collect();
+    let mut known: Vec<&str> = Vec::new();
+    for n in crate::metrics::names() {
+        known.push(n);
+    }
+    known.extend(extra.iter().map(|(n, _)| n.as_str()));
+    let hint = did_you_mean(name, known.iter().copied(), CLOSENESS).unwrap_or_else(|| {
+        let names = &known;
         format!("known metrics: {}", names.join(", "))
     });
     e.with_hint(hint)
@@ -69,13 +81,13 @@ enum Side<'a> {
     Unknown,
 }
 
-fn side<'a>(operand: &'a Operand, errors: &mut Vec<ParseError>) -> Side<'a> {
+fn side<'a>(operand: &'a Operand, errors: &mut Vec<ParseError>, extra: Extra<'_>) -> Side<'a> {
     match operand {
         Operand::Literal(lit) => Side::Literal(lit),
-        Operand::Ident { name, span } => match metric_kind(name) {
+        Operand::Ident { name, span } => match kind_in(name, extra) {
             Some(kind) => Side::Metric(kind, name.clone()),
             None => {
-                errors.push(unknown_metric(name, span));
+                errors.push(unknown_metric(name, span, extra));
                 Side::Unknown
             }
         },
@@ -86,9 +98,9 @@ fn side<'a>(operand: &'a Operand, errors: &mut Vec<ParseError>) -> Side<'a> {
             arg_span,
             ..
         } => {
-            let arg_kind = metric_kind(arg);
+            let arg_kind = kind_in(arg, extra);
             if arg_kind.is_none() {
-                errors.push(unknown_metric(arg, arg_span));
+                errors.push(unknown_metric(arg, arg_span, extra));
             }
             if !AGGREGATES.contains(&func.as_str()) {
                 let hint = did_you_mean(func, AGGREGATES.iter().copied(), CLOSENESS)
@@ -199,16 +211,16 @@ fn check_sides(lhs: &Side, rhs: &Side, span: &Span) -> Option<ParseError> {
 }
 
 /// Semantic checks for a threshold expression; returns every problem found.
-pub(crate) fn check_threshold(expr: &Expr) -> Vec<ParseError> {
+pub(crate) fn check_threshold(expr: &Expr, extra: Extra<'_>) -> Vec<ParseError> {
     let mut errors = Vec::new();
     expr.walk(&mut |e| match e {
         Expr::Compare(c) => {
-            let lhs = side(&c.lhs, &mut errors);
-            let rhs = side(&c.rhs, &mut errors);
+            let lhs = side(&c.lhs, &mut errors, extra);
+            let rhs = side(&c.rhs, &mut errors, extra);
             errors.extend(check_sides(&lhs, &rhs, &c.span));
         }
         Expr::In(m) => {
-            let operand = side(&m.operand, &mut errors);
+            let operand = side(&m.operand, &mut errors, extra);
             for item in &m.items {
                 errors.extend(check_sides(&operand, &Side::Literal(item), &m.span));
             }
@@ -235,7 +247,7 @@ mod tests {
     }
 
     fn threshold_errors(src: &str) -> Vec<ParseError> {
-        check_threshold(&parse_ok(src))
+        check_threshold(&parse_ok(src), &[])
     }
 
     fn assert_one_threshold_error(src: &str, span: Span, words: &[&str]) {

@@ -116,7 +116,7 @@ mod tests {
         match parse(src) {
             Ok(expr) => {
                 check_spans(src, &expr);
-                let _ = check_threshold(&expr);
+                let _ = check_threshold(&expr, &[]);
                 let _ = expr.has_aggregate();
                 let any = |_: &str| Some(Value::Num(1.0));
                 let _ = expr.eval(&any, &|_, _| Some(1.0));

@@ -15,6 +15,7 @@ mod load;
 mod name;
 mod reports;
 mod resolver;
+mod scrape;
 mod steps;
 mod system;
 mod thresholds;
@@ -85,7 +86,8 @@ pub(crate) fn resolve(
 
     let cells_values = expand_matrix(&mut r, raw);
     let graph = step_graph(&mut r, raw);
-    let thresholds = thresholds::resolve(&mut r, raw);
+    let scrape_columns = scrape::columns(raw);
+    let thresholds = thresholds::resolve(&mut r, raw, &scrape_columns);
 
     let run_value =
         minijinja::context! { name => name.clone(), id => run.id.clone(), dir => run.dir.clone() };
@@ -122,6 +124,7 @@ pub(crate) fn resolve(
     };
     let analysis = analysis::resolve(&mut r, raw, &plan_ctx);
     let reports = reports::resolve(&mut r, raw, &plan_ctx);
+    let scrapes = scrape::resolve(&mut r, raw, &plan_ctx);
     let description = r
         .opt_text(&raw.description, "description", &plan_ctx)
         .flatten()
@@ -147,6 +150,7 @@ pub(crate) fn resolve(
         steps,
         analysis,
         reports,
+        scrapes,
         templates,
         run_value,
         cell_vars,

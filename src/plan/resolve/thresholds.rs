@@ -9,7 +9,11 @@ use crate::plan::raw::{RawPlan, Scope};
 use crate::plan::suggest::{Closeness, did_you_mean};
 
 /// Threshold and filter expressions are parsed once; errors point inside them.
-pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan) -> Vec<Threshold> {
+pub(super) fn resolve(
+    r: &mut Resolver<'_>,
+    raw: &RawPlan,
+    extra: &[(String, expr::MetricKind)],
+) -> Vec<Threshold> {
     let mut out = Vec::new();
     for t in &raw.threshold {
         let expr_span = |r: &Resolver<'_>, text: &str, span: &Range<usize>, inner: Range<usize>| {
@@ -18,7 +22,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan) -> Vec<Threshold> {
         };
         let parsed = match expr::parse(&t.expr.value) {
             Ok(e) => {
-                let problems = expr::check_threshold(&e);
+                let problems = expr::check_threshold(&e, extra);
                 for p in &problems {
                     let span = expr_span(r, &t.expr.value, &t.expr.span, p.span.clone());
                     r.error(

@@ -1,0 +1,166 @@
+//! Fetches every target on an interval during the measured window.
+
+use std::time::{Duration, Instant};
+
+use super::{ScrapeSample, expo};
+
+/// Bodies larger than this are cut off: a scrape must not exhaust memory.
+const MAX_BODY: usize = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// How the replica is named in metrics.csv (host:port).
+    pub replica: String,
+    pub url: String,
+}
+
+/// One `[[scrape]]` section's work for one measured window.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub interval: Duration,
+    /// Metric families to keep.
+    pub families: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Scraped {
+    pub samples: Vec<ScrapeSample>,
+    /// One line per target that could not be read.
+    pub problems: Vec<String>,
+}
+
+/// The host:port of a URL, to name a replica.
+pub fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or(rest)
+        .to_string()
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let mut resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status().as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("body larger than {} MiB", MAX_BODY >> 20));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_string())
+}
+
+/// Scrapes every job's targets from the beginning of the measured window
+/// (when `window` says it began) every interval until the window's end or
+/// `stop`, then once more, so the window is covered from both ends. Nothing is scraped
+/// when the window never began.
+pub async fn scrape(
+    jobs: Vec<Job>,
+    mut window: tokio::sync::watch::Receiver<Option<Instant>>,
+    window_len: Duration,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Scraped {
+    let mut out = Scraped::default();
+    if jobs.iter().all(|j| j.targets.is_empty()) {
+        return out;
+    }
+    tokio::pin!(stop);
+    let start = tokio::select! {
+        began = window.wait_for(Option::is_some) => match began.ok().and_then(|b| *b) {
+            Some(at) => at,
+            None => return out,
+        },
+        _ = &mut stop => return out,
+    };
+    // The engine may take a while to return after its window (Locust shuts
+    // down its processes): the last scrape is at the window's end.
+    let end = start + window_len;
+    let timeout = jobs
+        .iter()
+        .map(|j| j.interval)
+        .min()
+        .unwrap_or(Duration::from_secs(1))
+        .clamp(Duration::from_millis(500), Duration::from_secs(5));
+    let Ok(client) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+    else {
+        return out;
+    };
+    // (job, target) -> (attempts, failures, first error)
+    let mut failures: Vec<Vec<(u32, u32, Option<String>)>> = jobs
+        .iter()
+        .map(|j| vec![(0, 0, None); j.targets.len()])
+        .collect();
+    let mut next: Vec<Instant> = vec![start; jobs.len()];
+    let mut stopping = false;
+    loop {
+        let due = *next.iter().min().unwrap_or(&start);
+        if !stopping {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.min(end).into()) => {}
+                _ = &mut stop => stopping = true,
+            }
+            stopping |= Instant::now() >= end;
+        }
+        let now = Instant::now();
+        let t = (now.saturating_duration_since(start).as_secs_f64() * 1000.0).round() / 1000.0;
+        for (j, job) in jobs.iter().enumerate() {
+            if !stopping && next[j] > now {
+                continue;
+            }
+            let families: Vec<&str> = job.families.iter().map(String::as_str).collect();
+            let fetched = futures_util::future::join_all(
+                job.targets.iter().map(|target| fetch(&client, &target.url)),
+            )
+            .await;
+            for (k, (target, body)) in job.targets.iter().zip(fetched).enumerate() {
+                let f = &mut failures[j][k];
+                f.0 += 1;
+                match body {
+                    Ok(text) => {
+                        for (metric, labels, value) in expo::parse(&text, &families) {
+                            out.samples.push(ScrapeSample {
+                                t,
+                                replica: target.replica.clone(),
+                                metric,
+                                labels,
+                                value,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        f.1 += 1;
+                        f.2.get_or_insert(e);
+                    }
+                }
+            }
+            while next[j] <= now {
+                next[j] += job.interval;
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    for (j, job) in jobs.iter().enumerate() {
+        for (k, target) in job.targets.iter().enumerate() {
+            let (attempts, failed, first) = &failures[j][k];
+            if *failed > 0 {
+                out.problems.push(format!(
+                    "scrape `{}`: {} unreadable in {failed} of {attempts} attempts: {}",
+                    job.name,
+                    target.url,
+                    first.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,327 @@
+//! `[[scrape]]`: each replica's own /metrics during the measured window,
+//! against demo-target replicas whose queueing is known in closed form, and
+//! the load generator's byte counts against a server that counts its own.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::common::*;
+
+fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} is not a number in {row:?}"))
+}
+
+fn within(measured: f64, expected: f64, tolerance: f64) -> bool {
+    (measured - expected).abs() <= expected * tolerance
+}
+
+/// Two replicas of 2 slots x 40 ms: at 2 users nothing queues; at 16 users
+/// each replica holds 8 requests, 2 in service and 6 waiting, so a request
+/// takes 4 x 40 ms = 160 ms on the server as on the client.
+#[test]
+fn replica_metrics_agree_with_the_client_and_with_queueing() {
+    let plan = r#"
+name = "scrape-replicas"
+[matrix]
+users = [2, 16]
+[cell]
+duration = "4s"
+warmup = "1s"
+[system]
+backend = "local"
+replicas = 2
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--slots", "2", "--service-time", "40ms", "--jitter", "fixed"]
+ready = { path = "/health", timeout = "10s" }
+[load]
+users = "{{ matrix.users }}"
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = "{}"
+[analysis]
+baseline = "0s"
+[[scrape]]
+name = "model"
+path = "/metrics"
+interval = "500ms"
+series = [
+  { metric = "demo_requests_total", agg = "rate", as = "server_rps" },
+  { metric = "demo_queue_depth", agg = "max", as = "queue_max" },
+  { metric = "demo_request_duration_seconds", agg = "p95", as = "server_p95" },
+]
+[[threshold]]
+expr = "queue_max <= 8"
+[[threshold]]
+expr = "server_p95 < 1s"
+"#;
+    let r = run_plan("scrape-replicas", plan, &[]);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let rows = summary(&r.dir);
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let (client, server) = (num(row, "rps"), num(row, "server_rps"));
+        assert!(
+            within(server, client, 0.10),
+            "server {server} vs client {client}: {row:?}"
+        );
+        let (client_p95, server_p95) = (num(row, "p95"), num(row, "server_p95"));
+        assert!(
+            within(server_p95, client_p95, 0.15),
+            "server p95 {server_p95} vs client {client_p95}: {row:?}"
+        );
+    }
+    assert!(num(&rows[0], "queue_max") <= 1.0, "{:?}", rows[0]);
+    assert!(num(&rows[1], "queue_max") >= 2.0, "{:?}", rows[1]);
+    assert!(
+        within(num(&rows[1], "server_p95"), 160.0, 0.15),
+        "{:?}",
+        rows[1]
+    );
+
+    for cell in ["users2", "users16"] {
+        let csv =
+            std::fs::read_to_string(r.dir.join("cells").join(cell).join("metrics.csv")).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("t,replica,metric,labels,value"));
+        let replicas: BTreeSet<&str> = lines.filter_map(|l| l.split(',').nth(1)).collect();
+        assert_eq!(replicas.len(), 2, "{cell}: {replicas:?}");
+    }
+    // The columns are in summary.json's rows and thresholds.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(
+        json["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "server_p95")
+    );
+    let thresholds = json["thresholds"].to_string();
+    assert!(thresholds.contains("queue_max"), "{thresholds}");
+}
+
+fn demo_target(port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .args(["demo-target", "--port", &port.to_string(), "--slots", "4"])
+        .args(["--service-time", "20ms", "--jitter", "fixed"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn answers(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// The scraped target is restarted mid-cell: its counter starts again from
+/// zero, and the rate still counts every request it answered.
+#[test]
+fn a_counter_reset_mid_cell_is_not_a_negative_rate() {
+    let port = free_port();
+    let mut target = demo_target(port);
+    wait_for("the demo target", Duration::from_secs(10), || answers(port));
+    let plan = format!(
+        r#"
+name = "scrape-reset"
+[cell]
+duration = "6s"
+[load]
+base_url = "http://127.0.0.1:{port}"
+users = 2
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = "{{}}"
+[analysis]
+baseline = "0s"
+[[scrape]]
+name = "target"
+url = "http://127.0.0.1:{port}/metrics"
+interval = "250ms"
+series = [{{ metric = "demo_requests_total", agg = "rate", as = "server_rps" }}]
+"#
+    );
+    let restarted = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let _ = target.kill();
+        let _ = target.wait();
+        let again = demo_target(port);
+        wait_for("the restarted demo target", Duration::from_secs(10), || {
+            answers(port)
+        });
+        again
+    });
+    let r = run_plan("scrape-reset", &plan, &[]);
+    let mut again = restarted.join().unwrap();
+    let _ = again.kill();
+    let _ = again.wait();
+    let rows = summary(&r.dir);
+    let row = &rows[0];
+    // Successful requests per second, as the client saw them.
+    let (ok, server) = (num(row, "ok_rps"), num(row, "server_rps"));
+    assert!(server > 0.0, "{row:?}");
+    assert!(
+        within(server, ok, 0.15),
+        "server {server} vs client ok {ok}: {row:?}"
+    );
+    let csv =
+        std::fs::read_to_string(r.dir.join("cells").join("default").join("metrics.csv")).unwrap();
+    let values: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains("status=\"\"200\"\""))
+        .filter_map(|l| l.rsplit(',').next()?.parse().ok())
+        .collect();
+    assert!(
+        values.windows(2).any(|w| w[1] < w[0]),
+        "the counter never went down: {values:?}"
+    );
+}
+
+/// An HTTP/1.1 server that answers every request with the same bytes and
+/// counts what crosses its sockets.
+struct CountingServer {
+    port: u16,
+    received: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CountingServer {
+    fn start() -> CountingServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (received, sent) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s, st) = (received.clone(), sent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (r, s) = (r.clone(), s.clone());
+                std::thread::spawn(move || serve(conn, &r, &s));
+            }
+        });
+        CountingServer {
+            port,
+            received,
+            sent,
+            stop,
+        }
+    }
+}
+
+impl Drop for CountingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(conn: TcpStream, received: &AtomicU64, sent: &AtomicU64) {
+    let body = "x".repeat(1000);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut writer = conn.try_clone().unwrap();
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut head = 0u64;
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head += n as u64,
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        received.fetch_add(head + content_length as u64, Ordering::Relaxed);
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+        sent.fetch_add(response.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// `rx_mbps` and `tx_mbps` are the engine's own byte counts: they match what
+/// the server counted on its side of the sockets.
+#[test]
+fn network_throughput_matches_bytes_counted_by_the_server() {
+    let server = CountingServer::start();
+    let plan = format!(
+        r#"
+name = "scrape-bytes"
+[cell]
+duration = "3s"
+[load]
+base_url = "http://127.0.0.1:{}"
+users = 4
+think_time = "2ms"
+[[load.request]]
+method = "POST"
+path = "/echo"
+body = '{{"inputs": [1, 2, 3, 4, 5, 6, 7, 8]}}'
+[analysis]
+baseline = "0s"
+"#,
+        server.port
+    );
+    let r = run_plan("scrape-bytes", &plan, &[]);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let row = &summary(&r.dir)[0];
+    let stats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(r.dir.join("cells").join("default").join("stats.json")).unwrap(),
+    )
+    .unwrap();
+    let secs = stats["stats"]["measured_secs"].as_f64().unwrap();
+    let mb = |bytes: u64| bytes as f64 * 8.0 / 1e6 / secs;
+    let (rx, tx) = (num(row, "rx_mbps"), num(row, "tx_mbps"));
+    let (server_sent, server_received) = (
+        server.sent.load(Ordering::Relaxed),
+        server.received.load(Ordering::Relaxed),
+    );
+    assert!(
+        server_sent > 100_000,
+        "too little traffic to compare: {server_sent}"
+    );
+    assert!(
+        within(rx, mb(server_sent), 0.05),
+        "rx {rx} vs server sent {}",
+        mb(server_sent)
+    );
+    assert!(
+        within(tx, mb(server_received), 0.05),
+        "tx {tx} vs server received {}",
+        mb(server_received)
+    );
+}
