@@ -178,6 +178,12 @@ fn duration_inner(t: &str) -> Result<Duration, String> {
         total = total.checked_add(part).ok_or("too large")?;
         rest = after_unit;
     }
+    if total > crate::limits::MAX_DURATION.as_nanos() {
+        return Err(format!(
+            "too large: the limit is {} (30 days)",
+            format_duration(crate::limits::MAX_DURATION)
+        ));
+    }
     let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| "too large")?;
     // The remainder is below 10^9, so it always fits.
     let nanos = (total % NANOS_PER_SEC) as u32;
