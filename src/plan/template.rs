@@ -263,7 +263,7 @@ mod tests {
         assert_eq!(t.render("{{ q | urlencode }}", &ctx).unwrap(), "a%20b/c%2Bd");
         assert_eq!(
             t.render("{{ {'k': [1, 2]} | tojson }}", &ctx).unwrap(),
-            r#"{"k":[1,2]}"#
+            r#"{"k": [1, 2]}"#
         );
     }
 
