@@ -170,18 +170,13 @@ impl<'a> Shape<'a> {
         self.excludes.iter().any(Vec::is_empty)
     }
 
-    fn excluded_by(
-        &self,
-        by_first: &HashMap<(usize, usize), Vec<usize>>,
-        picks: &[usize],
-    ) -> bool {
+    fn excluded_by(&self, by_first: &HashMap<(usize, usize), Vec<usize>>, picks: &[usize]) -> bool {
         picks.iter().enumerate().any(|(axis, &index)| {
             by_first
                 .get(&(axis, index))
                 .is_some_and(|list| list.iter().any(|&e| self.matches(e, picks)))
         })
     }
-
 
     /// Cells of the product left after `exclude`, counted by classes: on each
     /// axis, every value an `exclude` names is its own class and all others
@@ -617,7 +612,9 @@ mod tests {
     fn a_matrix_over_the_limit_names_its_count() {
         let values: Vec<String> = (0..40).map(|i| i.to_string()).collect();
         let axis = format!("[{}]", values.join(", "));
-        let m = matrix(&format!("{{ a = {axis}, b = {axis}, c = {axis}, d = {axis} }}"));
+        let m = matrix(&format!(
+            "{{ a = {axis}, b = {axis}, c = {axis}, d = {axis} }}"
+        ));
         let errors = expand(Some(&m)).unwrap_err();
         assert_eq!(
             errors[0].message,

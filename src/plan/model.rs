@@ -177,11 +177,9 @@ impl Cell {
     /// The measured window: the cell duration, or the sum of open-model stages.
     pub(crate) fn measured_duration(&self) -> Duration {
         match &self.load.model {
-            LoadModel::Open { stages, .. } if stages.len() > 1 => {
-                stages
-                    .iter()
-                    .fold(Duration::ZERO, |sum, s| sum.saturating_add(s.duration))
-            }
+            LoadModel::Open { stages, .. } if stages.len() > 1 => stages
+                .iter()
+                .fold(Duration::ZERO, |sum, s| sum.saturating_add(s.duration)),
             _ => self.timing.duration,
         }
     }

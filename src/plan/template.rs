@@ -260,7 +260,10 @@ mod tests {
     fn standard_filters_are_available() {
         let t = templates(&[]);
         let ctx = minijinja::context! { q => "a b/c+d" };
-        assert_eq!(t.render("{{ q | urlencode }}", &ctx).unwrap(), "a%20b/c%2Bd");
+        assert_eq!(
+            t.render("{{ q | urlencode }}", &ctx).unwrap(),
+            "a%20b/c%2Bd"
+        );
         assert_eq!(
             t.render("{{ {'k': [1, 2]} | tojson }}", &ctx).unwrap(),
             r#"{"k": [1, 2]}"#
@@ -279,12 +282,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), minijinja::ErrorKind::OutOfFuel);
         let e = t
-            .render("{% for i in range(100000) %}{{ 'x' * 50 }}{% endfor %}", &ctx)
+            .render(
+                "{% for i in range(100000) %}{{ 'x' * 50 }}{% endfor %}",
+                &ctx,
+            )
             .unwrap_err();
         assert_eq!(e.detail(), Some(output_limit_message().as_str()));
         // Report documents are not bound by the per-value limits.
         let long = t
-            .render_document("{% for i in range(30000) %}{{ 'x' * 50 }}{% endfor %}", &ctx)
+            .render_document(
+                "{% for i in range(30000) %}{{ 'x' * 50 }}{% endfor %}",
+                &ctx,
+            )
             .unwrap();
         assert_eq!(long.len(), 1_500_000);
     }

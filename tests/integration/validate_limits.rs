@@ -67,7 +67,10 @@ fn overflowing_durations_are_errors_with_their_place() {
     let err = invalid("duration-overflow.toml");
     let at = places(&err, "duration-overflow.toml");
     assert_eq!(at, ["5:12", "6:12", "7:10", "8:10", "13:11"], "{err}");
-    assert!(err.contains("too large: the limit is 720h (30 days)"), "{err}");
+    assert!(
+        err.contains("too large: the limit is 720h (30 days)"),
+        "{err}"
+    );
     assert!(
         err.contains("`cell.repeat` is 1,000,000; the limit is 1,000"),
         "{err}"

@@ -7,11 +7,11 @@ use std::time::Duration;
 use minijinja::Value;
 
 use super::resolver::{Resolver, check_url, status_code};
-use crate::plan::model::*;
-use crate::plan::raw::RawPlan;
 use crate::limits::{
     MAX_LOCUST_USERS, MAX_LOCUST_WORKERS, MAX_NATIVE_USERS, MAX_NATIVE_WORKERS, MAX_RATE,
 };
+use crate::plan::model::*;
+use crate::plan::raw::RawPlan;
 use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, Number, Scalar};
 
 pub(super) fn resolve(
@@ -224,17 +224,22 @@ fn requests(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Option<Vec<Requ
         };
         let mut headers = Some(Vec::with_capacity(q.headers.len()));
         for (k, v) in &q.headers {
-            match (r.text(v, &format!("{what}.headers.{k}"), ctx), headers.as_mut()) {
+            match (
+                r.text(v, &format!("{what}.headers.{k}"), ctx),
+                headers.as_mut(),
+            ) {
                 (Some(value), Some(list)) => list.push((k.clone(), value)),
                 _ => headers = None,
             }
         }
         let body = match &q.body {
             // Rendered once to catch errors; the runner renders each body variant afresh.
-            Some(b) => r.text(b, &format!("{what}.body"), ctx).map(|_| match &b.raw {
-                Scalar::Str(s) => Some(s.clone()),
-                other => Some(other.to_string()),
-            }),
+            Some(b) => r
+                .text(b, &format!("{what}.body"), ctx)
+                .map(|_| match &b.raw {
+                    Scalar::Str(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                }),
             None => Some(None),
         };
         let expect_status = match q.expect.as_ref().and_then(|e| e.status.as_ref()) {
@@ -310,8 +315,14 @@ fn check_path(r: &mut Resolver<'_>, path: &str, span: &Range<usize>, what: &str)
         let shown: String = path.escape_debug().collect();
         r.error(
             span.clone(),
-            format!("`{what}` \"{shown}\" is not a valid request target: it holds {problem} at byte {}", i + 1),
-            Some("percent-encode it (a space is %20, `<` is %3C) or use `| urlencode` in a template".into()),
+            format!(
+                "`{what}` \"{shown}\" is not a valid request target: it holds {problem} at byte {}",
+                i + 1
+            ),
+            Some(
+                "percent-encode it (a space is %20, `<` is %3C) or use `| urlencode` in a template"
+                    .into(),
+            ),
         );
         return;
     }

@@ -141,7 +141,10 @@ impl Resolver<'_> {
                     "`{what}` does too much work: rendering it ran out of its budget of {} steps",
                     crate::limits::thousands(u128::from(crate::limits::TEMPLATE_FUEL))
                 ),
-                Some("templates compute plan values; move large loops and data out of the plan".into()),
+                Some(
+                    "templates compute plan values; move large loops and data out of the plan"
+                        .into(),
+                ),
             );
         }
         if e.detail() == Some(crate::plan::template::output_limit_message().as_str()) {

@@ -3,9 +3,9 @@
 use minijinja::Value;
 
 use super::resolver::Resolver;
+use crate::limits::MAX_REPEAT;
 use crate::plan::model::*;
 use crate::plan::raw::RawPlan;
-use crate::limits::MAX_REPEAT;
 use crate::plan::spanned::Count;
 
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Option<Timing> {
