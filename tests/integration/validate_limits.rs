@@ -146,6 +146,15 @@ fn what_would_fail_later_fails_at_validate() {
         "{err}"
     );
 
+    let err = invalid("step-output-reserved.toml");
+    for expected in [
+        "15:10: error: `step.metrics.output` \"stats.json\" would overwrite a file loadmatrix writes in the cell's folder",
+        "23:10: error: `step.final-metrics.output` \"summary.json\" would overwrite a file loadmatrix writes in the run folder",
+        "28:10: error: `step.report.output` \"run.json\" would overwrite a file loadmatrix writes in the run folder",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+
     let err = invalid("step-per-cell-only.toml");
     assert!(
         err.contains("a `load` step runs per cell, but it sets `per_cell = false`")
