@@ -184,6 +184,16 @@ fn unknown_keys_hide_no_other_error() {
 }
 
 #[test]
+fn a_bad_backend_hides_no_other_system_error() {
+    let err = invalid("system-errors-together.toml");
+    assert_eq!(
+        places(&err, "system-errors-together.toml"),
+        ["5:11", "6:12", "7:17", "7:49"],
+        "{err}"
+    );
+}
+
+#[test]
 fn a_duplicate_request_name_points_at_the_duplicate() {
     let err = invalid("request-duplicate-name.toml");
     assert_eq!(
