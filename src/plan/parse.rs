@@ -83,7 +83,14 @@ impl Collector<'_> {
 
     fn de_error(&mut self, error: toml::de::Error, fallback: Range<usize>) {
         let (message, hint) = explain_serde_message(error.message());
-        self.push(Some(error.span().unwrap_or(fallback)), message, hint);
+        let span = error.span().unwrap_or(fallback);
+        // Only `--set` values have no place in the file.
+        let (span, message) = if span == (0..0) {
+            (None, format!("--set: {message}"))
+        } else {
+            (Some(span), message)
+        };
+        self.push(span, message, hint);
     }
 
     fn de<T: DeserializeOwned>(&mut self, mut value: Spanned<DeValue<'_>>) -> Option<T> {

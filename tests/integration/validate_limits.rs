@@ -181,6 +181,23 @@ fn unknown_keys_hide_no_other_error() {
     assert!(err.contains("did you mean `duration`?"), "{err}");
     assert!(err.contains("did you mean `weight`?"), "{err}");
     assert!(err.contains("did you mean `description`?"), "{err}");
+
+    // The same for `--set` keys, which have no place in the file.
+    let o = validate(&[
+        "plans/quickstart.toml",
+        "--set",
+        "cell.duraton=2m",
+        "--set",
+        "load.users=abc",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("error: --set: unknown key `duraton`"), "{err}");
+    assert!(err.contains("did you mean `duration`?"), "{err}");
+    assert!(
+        err.contains("error: `load.users`: expected a whole number, found \"abc\""),
+        "{err}"
+    );
 }
 
 #[test]
