@@ -54,7 +54,11 @@ impl Diagnostic {
 
     /// The full human rendering, without colour.
     pub fn render(&self) -> String {
-        let (line, col) = self.line_col();
+        self.render_at(self.line_col())
+    }
+
+    /// [`Self::render`] with the line and column already known.
+    fn render_at(&self, (line, col): (usize, usize)) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -100,13 +104,40 @@ impl Diagnostic {
 /// Renders every diagnostic and a closing count line.
 pub fn render_all(diagnostics: &[Diagnostic]) -> String {
     let mut out = String::new();
+    // One index of line starts per source, so many errors in a large file
+    // cost a binary search each rather than a scan from the top.
+    let mut lines: Option<(&Arc<str>, LineIndex)> = None;
     for d in diagnostics {
-        out.push_str(&d.render());
+        if !matches!(&lines, Some((source, _)) if Arc::ptr_eq(source, &d.source)) {
+            lines = Some((&d.source, LineIndex::new(&d.source)));
+        }
+        let Some((_, index)) = &lines else { continue };
+        let start = d.span.as_ref().map_or(0, |s| s.start);
+        out.push_str(&d.render_at(index.line_col(&d.source, start)));
         out.push('\n');
     }
     let n = diagnostics.len();
     let _ = writeln!(out, "{n} error{}", if n == 1 { "" } else { "s" });
     out
+}
+
+/// Byte offsets where each line of a source starts.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(source: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex(starts)
+    }
+
+    /// Same as [`line_col`].
+    fn line_col(&self, source: &str, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(source, offset.min(source.len()));
+        let line = self.0.partition_point(|&start| start <= offset);
+        let line_start = self.0[line - 1];
+        (line, source[line_start..offset].chars().count() + 1)
+    }
 }
 
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {

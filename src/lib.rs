@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod error;
 pub mod exit_code;
+pub mod limits;
 pub mod metrics;
 pub mod plan;
 pub mod report;

@@ -236,8 +236,8 @@ const FINISH_GRACE: Duration = Duration::from_secs(30);
 const CANCEL_TERM_ALL: Duration = Duration::from_secs(1);
 const CANCEL_KILL: Duration = Duration::from_secs(2);
 const TAIL_LINES: usize = 25;
-const MAX_USERS: u64 = 10_000_000;
-const MAX_WORKERS: usize = 1024;
+const MAX_USERS: u64 = crate::limits::MAX_LOCUST_USERS;
+const MAX_WORKERS: usize = crate::limits::MAX_LOCUST_WORKERS;
 
 fn invalid(msg: impl Into<String>) -> LocustError {
     LocustError::InvalidSpec(msg.into())

@@ -22,8 +22,8 @@ use super::worker::{self, Live, Msg, Timing, WorkerArgs, WorkerOutput};
 const MAX_DRAIN: Duration = Duration::from_secs(5);
 /// Lets every worker build its runtime before the first scheduled request.
 const START_DELAY: Duration = Duration::from_millis(20);
-const MAX_WORKERS: usize = 1024;
-const MAX_USERS: u64 = 1_000_000;
+const MAX_WORKERS: usize = crate::limits::MAX_NATIVE_WORKERS;
+const MAX_USERS: u64 = crate::limits::MAX_NATIVE_USERS;
 /// Upper bound for the coordinator's sleep, so cancellation is noticed quickly.
 const POLL: Duration = Duration::from_millis(100);
 

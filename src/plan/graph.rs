@@ -78,6 +78,11 @@ fn default_per_cell(kind: StepKind) -> bool {
     )
 }
 
+/// Kinds that act on one cell's system or load and cannot run once per run.
+fn per_cell_only(kind: StepKind) -> bool {
+    matches!(kind, StepKind::Scale | StepKind::Ready | StepKind::Load)
+}
+
 pub(crate) fn build(declared: &[StepSection]) -> Result<StepGraph, Vec<GraphError>> {
     let mut errors = Vec::new();
     let mut steps = default_steps();
@@ -106,6 +111,16 @@ pub(crate) fn build(declared: &[StepSection]) -> Result<StepGraph, Vec<GraphErro
         }
         declared_at.insert(id.clone(), s.id.span.clone());
         let per_cell = s.per_cell.unwrap_or_else(|| default_per_cell(s.uses.value));
+        if !per_cell && per_cell_only(s.uses.value) {
+            errors.push(GraphError {
+                span: s.uses.span.clone(),
+                message: format!(
+                    "step `{id}`: a `{}` step runs per cell, but it sets `per_cell = false`",
+                    kind_name(s.uses.value)
+                ),
+                hint: Some("remove `per_cell = false`".into()),
+            });
+        }
         let step = Step {
             id: id.clone(),
             kind: s.uses.value,

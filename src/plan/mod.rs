@@ -56,16 +56,42 @@ pub struct LoadOptions {
 
 /// Reads, parses and fully validates a plan file: every cell rendered.
 pub(crate) fn load(path: &Path, options: LoadOptions) -> Result<Plan, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|error| PlanError::Read {
+    let bytes = std::fs::read(path).map_err(|error| PlanError::Read {
         path: path.to_path_buf(),
         error,
     })?;
-    load_str(path, &text, options)
+    load_bytes(path, bytes, options)
+}
+
+/// [`load_str`] for a plan's bytes, which must be UTF-8.
+pub fn load_bytes(path: &Path, bytes: Vec<u8>, options: LoadOptions) -> Result<Plan, PlanError> {
+    match String::from_utf8(bytes) {
+        Ok(text) => load_str(path, &text, options),
+        Err(e) => Err(PlanError::Invalid(vec![not_utf8(path, e)])),
+    }
+}
+
+/// Points at the first byte that is not UTF-8.
+fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> Diagnostic {
+    let at = e.utf8_error().valid_up_to();
+    let byte = e.as_bytes().get(at).copied().unwrap_or_default();
+    let shown: Arc<str> = Arc::from(String::from_utf8_lossy(e.as_bytes()).as_ref());
+    // The text before `at` is unchanged by the lossy conversion, so `at` is
+    // where the replacement character starts.
+    let end = (at + char::REPLACEMENT_CHARACTER.len_utf8()).min(shown.len());
+    Diagnostic::new(
+        path,
+        &shown,
+        Some(at..end),
+        format!("the plan is not valid UTF-8: byte 0x{byte:02x} cannot start or continue a character here"),
+    )
+    .with_hint("save the plan as UTF-8")
 }
 
 pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, PlanError> {
     let source: Arc<str> = Arc::from(text);
-    let raw = parse::parse_raw(path, &source, &options.overrides).map_err(PlanError::Invalid)?;
+    let (raw, early) =
+        parse::parse_raw(path, &source, &options.overrides).map_err(PlanError::Invalid)?;
     let run = options
         .run
         .unwrap_or_else(|| RunInfo::placeholder(&raw.name.value));
@@ -77,8 +103,16 @@ pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, P
         .iter()
         .map(|o| format!("{}={}\n", o.path.join("."), o.value))
         .collect();
-    resolve::resolve(&raw, path, &source, &overrides_text, templates, &run)
-        .map_err(PlanError::Invalid)
+    match resolve::resolve(&raw, path, &source, &overrides_text, templates, &run) {
+        Ok(plan) if early.is_empty() => Ok(plan),
+        Ok(_) => Err(PlanError::Invalid(early)),
+        Err(later) => {
+            let mut all = early;
+            all.extend(later);
+            all.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+            Err(PlanError::Invalid(all))
+        }
+    }
 }
 
 /// The JSON Schema of the plan format, generated from the serde types.

@@ -76,9 +76,9 @@ impl Plan {
         let mut systems = std::collections::HashSet::new();
         let mut total = Duration::ZERO;
         for c in cells {
-            total += c.wall_time();
+            total = total.saturating_add(c.wall_time());
             if c.load.engine == super::spanned::Engine::Native && systems.insert(c.system_key()) {
-                total += self.analysis.baseline;
+                total = total.saturating_add(self.analysis.baseline);
             }
         }
         total
@@ -115,7 +115,11 @@ impl Cell {
 
     pub(crate) fn wall_time(&self) -> Duration {
         let t = &self.timing;
-        (t.warmup + self.measured_duration() + t.cooldown) * t.repeat as u32
+        let once = t
+            .warmup
+            .saturating_add(self.measured_duration())
+            .saturating_add(t.cooldown);
+        once.saturating_mul(u32::try_from(t.repeat).unwrap_or(u32::MAX))
     }
 
     /// Identifies the system under test's configuration: cells that share it
@@ -174,9 +178,9 @@ impl Cell {
     /// The measured window: the cell duration, or the sum of open-model stages.
     pub(crate) fn measured_duration(&self) -> Duration {
         match &self.load.model {
-            LoadModel::Open { stages, .. } if stages.len() > 1 => {
-                stages.iter().map(|s| s.duration).sum()
-            }
+            LoadModel::Open { stages, .. } if stages.len() > 1 => stages
+                .iter()
+                .fold(Duration::ZERO, |sum, s| sum.saturating_add(s.duration)),
             _ => self.timing.duration,
         }
     }

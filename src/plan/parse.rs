@@ -62,7 +62,13 @@ struct Collector<'a> {
     file: &'a Path,
     source: &'a Arc<str>,
     diagnostics: Vec<Diagnostic>,
+    /// Set by an error after which the plan cannot be read further; unknown
+    /// keys are dropped and reported instead, so they hide nothing.
+    fatal: bool,
 }
+
+/// Unknown keys dropped from one section before giving up on it.
+const MAX_UNKNOWN_KEYS: usize = 64;
 
 impl Collector<'_> {
     fn push(
@@ -78,18 +84,42 @@ impl Collector<'_> {
 
     fn de_error(&mut self, error: toml::de::Error, fallback: Range<usize>) {
         let (message, hint) = explain_serde_message(error.message());
-        self.push(Some(error.span().unwrap_or(fallback)), message, hint);
+        let span = error.span().unwrap_or(fallback);
+        // Only `--set` values have no place in the file.
+        let (span, message) = if span == (0..0) {
+            (None, format!("--set: {message}"))
+        } else {
+            (Some(span), message)
+        };
+        self.push(span, message, hint);
     }
 
-    fn de<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
+    fn de<T: DeserializeOwned>(&mut self, mut value: Spanned<DeValue<'_>>) -> Option<T> {
         let span = value.span();
-        match T::deserialize(ValueDeserializer::from(value)) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.de_error(e, span);
-                None
+        for _ in 0..=MAX_UNKNOWN_KEYS {
+            match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    let unknown = e
+                        .message()
+                        .trim_start()
+                        .strip_prefix("unknown field `")
+                        .and_then(|rest| rest.split_once('`'))
+                        .map(|(field, _)| field.to_owned());
+                    let dropped = match (unknown, e.span()) {
+                        (Some(field), Some(at)) => remove_key_at(value.get_mut(), &field, &at),
+                        _ => false,
+                    };
+                    self.de_error(e, span.clone());
+                    if !dropped {
+                        self.fatal = true;
+                        return None;
+                    }
+                }
             }
         }
+        self.fatal = true;
+        None
     }
 
     /// An array of tables, each element on its own so one bad element does not
@@ -99,6 +129,7 @@ impl Collector<'_> {
         match value.into_inner() {
             DeValue::Array(items) => items.into_iter().filter_map(|v| self.de(v)).collect(),
             other => {
+                self.fatal = true;
                 self.push(
                     Some(span),
                     format!("expected an array of tables, found {}", other.type_str()),
@@ -107,6 +138,33 @@ impl Collector<'_> {
                 Vec::new()
             }
         }
+    }
+}
+
+/// Drops the key `name` written at `at` from the table that holds it.
+fn remove_key_at(value: &mut DeValue<'_>, name: &str, at: &Range<usize>) -> bool {
+    match value {
+        DeValue::Table(table) => {
+            if table
+                .iter()
+                .any(|(k, _)| k.span() == *at && k.get_ref() == name)
+            {
+                let all = std::mem::replace(table, DeTable::new());
+                for (k, v) in all {
+                    if !(k.span() == *at && k.get_ref() == name) {
+                        table.insert(k, v);
+                    }
+                }
+                return true;
+            }
+            table
+                .iter_mut()
+                .any(|(_, v)| remove_key_at(v.get_mut(), name, at))
+        }
+        DeValue::Array(items) => items
+            .iter_mut()
+            .any(|v| remove_key_at(v.get_mut(), name, at)),
+        _ => false,
     }
 }
 
@@ -156,16 +214,19 @@ pub(crate) fn explain_serde_message(message: &str) -> (String, Option<String>) {
 }
 
 /// Parses a plan's text. `overrides` are applied to the tree before it is
-/// read, so they are type-checked like the file itself.
+/// read, so they are type-checked like the file itself. Errors that leave the
+/// plan readable (unknown keys, which are dropped) come back beside it, so
+/// validation can go on and report the rest.
 pub(crate) fn parse_raw(
     file: &Path,
     source: &Arc<str>,
     overrides: &[Override],
-) -> Result<RawPlan, Vec<Diagnostic>> {
+) -> Result<(RawPlan, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Collector {
         file,
         source,
         diagnostics: Vec::new(),
+        fatal: false,
     };
     let (root, errors) = DeTable::parse_recoverable(source);
     if !errors.is_empty() {
@@ -179,6 +240,7 @@ pub(crate) fn parse_raw(
     let mut root = root.into_inner();
     for o in overrides {
         if let Err(message) = apply_override(&mut root, o) {
+            c.fatal = true;
             c.push(None, message, None);
         }
     }
@@ -233,16 +295,17 @@ pub(crate) fn parse_raw(
         }
     }
     if !has_name && !plan.key_spans.contains_key("name") {
+        c.fatal = true;
         c.push(
             Some(root_span.start..root_span.start),
             "the plan has no `name`",
             Some("add `name = \"my-plan\"` at the top: it names the results folder".into()),
         );
     }
-    if c.diagnostics.is_empty() {
-        Ok(plan)
-    } else {
+    if c.fatal {
         Err(c.diagnostics)
+    } else {
+        Ok((plan, c.diagnostics))
     }
 }
 

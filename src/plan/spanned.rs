@@ -226,6 +226,12 @@ impl FieldKind for Count {
     }
 }
 
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::limits::thousands(u128::from(self.0)))
+    }
+}
+
 /// A non-negative decimal number (rates, costs).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, serde::Serialize)]
 pub(crate) struct Number(pub f64);
@@ -248,6 +254,16 @@ impl FieldKind for Number {
     }
     fn literal_schema() -> Schema {
         json_schema!({ "type": "number", "minimum": 0 })
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.fract() == 0.0 && self.0 < 1e15 {
+            f.write_str(&crate::limits::thousands(self.0 as u128))
+        } else {
+            write!(f, "{}", self.0)
+        }
     }
 }
 

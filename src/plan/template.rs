@@ -9,6 +9,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Environment, UndefinedBehavior};
 
 use super::random::SharedSplitMix64;
+use crate::limits::{TEMPLATE_FUEL, TEMPLATE_OUTPUT};
 
 /// The process environment as seen by templates.
 #[derive(Debug, Default)]
@@ -62,18 +63,28 @@ impl Object for EnvVars {
 }
 
 pub(crate) struct Templates {
+    /// Plan values: bounded in work and output size.
     env: Environment<'static>,
+    /// Report documents, which grow with the number of cells.
+    documents: Environment<'static>,
     pub(crate) env_vars: Arc<EnvVars>,
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("random", random_filter);
+    env.add_function("random_int", random_int);
+    env
 }
 
 impl Templates {
     pub(crate) fn new(env_vars: EnvVars) -> Self {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.add_filter("random", random_filter);
-        env.add_function("random_int", random_int);
+        let mut env = environment();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         Templates {
             env,
+            documents: environment(),
             env_vars: Arc::new(env_vars),
         }
     }
@@ -82,12 +93,67 @@ impl Templates {
         Value::from_dyn_object(self.env_vars.clone())
     }
 
+    /// Renders a plan value. A template that does more than
+    /// [`TEMPLATE_FUEL`] work or writes more than [`TEMPLATE_OUTPUT`] bytes
+    /// fails rather than hanging or exhausting memory.
     pub(crate) fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
-        self.env.render_str(source, ctx)
+        let template = self.env.template_from_str(source)?;
+        let mut out = Bounded {
+            bytes: Vec::new(),
+            limit: TEMPLATE_OUTPUT,
+            exceeded: false,
+        };
+        match template.render_captured_to(ctx.clone(), &mut out) {
+            Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+            Err(_) if out.exceeded => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                output_limit_message(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Renders a report document: no bound on its size.
+    pub(crate) fn render_document(
+        &self,
+        source: &str,
+        ctx: &Value,
+    ) -> Result<String, minijinja::Error> {
+        self.documents.render_str(source, ctx)
     }
 
     pub(crate) fn environment(&self) -> &Environment<'static> {
-        &self.env
+        &self.documents
+    }
+}
+
+/// What a value rendering past [`TEMPLATE_OUTPUT`] is told.
+pub(crate) fn output_limit_message() -> String {
+    format!(
+        "renders more than {} (the limit per value)",
+        crate::plan::units::format_size(TEMPLATE_OUTPUT as u64)
+    )
+}
+
+/// Collects output and fails the write that would go past `limit`.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -188,5 +254,47 @@ mod tests {
             .render(r#"{{ ["a", "b"] | random }}"#, &Value::UNDEFINED)
             .unwrap();
         assert!(pick == "a" || pick == "b");
+    }
+
+    #[test]
+    fn standard_filters_are_available() {
+        let t = templates(&[]);
+        let ctx = minijinja::context! { q => "a b/c+d" };
+        assert_eq!(
+            t.render("{{ q | urlencode }}", &ctx).unwrap(),
+            "a%20b/c%2Bd"
+        );
+        assert_eq!(
+            t.render("{{ {'k': [1, 2]} | tojson }}", &ctx).unwrap(),
+            r#"{"k": [1, 2]}"#
+        );
+    }
+
+    #[test]
+    fn work_and_output_are_bounded() {
+        let t = templates(&[]);
+        let ctx = Value::UNDEFINED;
+        let e = t
+            .render(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+                &ctx,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), minijinja::ErrorKind::OutOfFuel);
+        let e = t
+            .render(
+                "{% for i in range(100000) %}{{ 'x' * 50 }}{% endfor %}",
+                &ctx,
+            )
+            .unwrap_err();
+        assert_eq!(e.detail(), Some(output_limit_message().as_str()));
+        // Report documents are not bound by the per-value limits.
+        let long = t
+            .render_document(
+                "{% for i in range(30000) %}{{ 'x' * 50 }}{% endfor %}",
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(long.len(), 1_500_000);
     }
 }

@@ -178,6 +178,12 @@ fn duration_inner(t: &str) -> Result<Duration, String> {
         total = total.checked_add(part).ok_or("too large")?;
         rest = after_unit;
     }
+    if total > crate::limits::MAX_DURATION.as_nanos() {
+        return Err(format!(
+            "too large: the limit is {} (30 days)",
+            format_duration(crate::limits::MAX_DURATION)
+        ));
+    }
     let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| "too large")?;
     // The remainder is below 10^9, so it always fits.
     let nanos = (total % NANOS_PER_SEC) as u32;
@@ -498,13 +504,25 @@ mod tests {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
         let samples = [
-            Duration::MAX,
+            crate::limits::MAX_DURATION,
             Duration::from_nanos(123_456_789_012),
             Duration::new(86_399, 999_999_999),
             Duration::from_nanos(999),
         ];
         for d in samples {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+        // Longer than the limit: refused before anything adds to it.
+        for text in [
+            format_duration(Duration::MAX),
+            "720h0.000000001s".to_string(),
+            "18446744073709551615s".to_string(),
+            "5124095576030431h".to_string(),
+        ] {
+            assert!(
+                duration_err(&text).contains("too large: the limit is 720h (30 days)"),
+                "{text}"
+            );
         }
     }
 

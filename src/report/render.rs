@@ -113,7 +113,7 @@ pub fn render_reports(
         };
         let text = plan
             .templates
-            .render(&source, &ctx)
+            .render_document(&source, &ctx)
             .map_err(|e| ReportError::Template(template_error(&name, &source, &e)))?;
         dir.write(output, text.as_bytes())?;
         if step_summary && output == "report.md" {
@@ -130,7 +130,7 @@ pub fn render_reports(
         let cell_ctx = minijinja::context! { cell => Value::from(minijinja::value::Serde(cell)), ..ctx.clone() };
         let text = plan
             .templates
-            .render(cell_template, &cell_ctx)
+            .render_document(cell_template, &cell_ctx)
             .map_err(|e| ReportError::Template(template_error("cell.md.j2", cell_template, &e)))?;
         dir.write_in_cell(id, "cell.md", text.as_bytes())?;
     }

@@ -24,3 +24,4 @@ mod run_local;
 mod run_semantics;
 mod schema;
 mod scrape;
+mod validate_limits;

@@ -44,13 +44,13 @@ fn load(path: &Path) -> Result<plan::Plan, PlanError> {
         .strip_prefix(root)
         .or_else(|_| path.strip_prefix(&canonical_root))
         .unwrap_or(path);
-    let text = std::fs::read_to_string(path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
     let options = LoadOptions {
         env: Some(fixture_env()),
         ..Default::default()
     };
     // Tests run from the crate root; a relative path keeps snapshots portable.
-    plan::load_str(relative, &text, options).map_err(|e| match e {
+    plan::load_bytes(relative, bytes, options).map_err(|e| match e {
         PlanError::Invalid(mut diags) => {
             for d in &mut diags {
                 d.file = relative.to_path_buf();

@@ -1,7 +1,8 @@
 //! `[[report]]`: templates (a file beside the plan or an embedded one) and
 //! where each report goes.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Component, Path};
 
 use minijinja::Value;
 
@@ -20,6 +21,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<R
         }];
     }
     let mut out = Vec::new();
+    let mut outputs: HashMap<String, usize> = HashMap::new();
     for (i, rep) in raw.report.iter().enumerate() {
         let what = format!("report[{i}]");
         let (Some(template), Some(output)) = (
@@ -28,11 +30,19 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<R
         ) else {
             continue;
         };
-        if output.contains("..") || Path::new(&output).is_absolute() {
+        if let Some((problem, hint)) = output_problem(&output) {
             r.error(
                 rep.output.span.clone(),
-                format!("`{what}.output` \"{output}\" must stay inside the run folder"),
-                Some("write a plain file name like \"report.md\"".into()),
+                format!("`{what}.output` \"{output}\" {problem}"),
+                Some(hint),
+            );
+            continue;
+        }
+        if let Some(first) = outputs.insert(normalized(&output), i) {
+            r.error(
+                rep.output.span.clone(),
+                format!("`{what}.output` \"{output}\" is also the output of report[{first}]"),
+                Some("give each report its own file".into()),
             );
             continue;
         }
@@ -85,4 +95,94 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<R
         out.push(ReportSpec { template, output });
     }
     out
+}
+
+/// Files of the run folder that loadmatrix itself writes; a report written
+/// over one would corrupt the run (a `--resume` reads `run.json`).
+const RESERVED_FILES: &[&str] = &["run.json", "plan.toml", "junit.xml", "events.log", ".lock"];
+/// Folders of the run folder that loadmatrix fills.
+const RESERVED_FOLDERS: &[&str] = &["cells", "logs"];
+
+/// `output` without `.` parts, `/`-separated.
+fn normalized(output: &str) -> String {
+    Path::new(output)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Why a report cannot be written to `output`, and what to write instead.
+pub(super) fn output_problem(output: &str) -> Option<(String, String)> {
+    let plain = "write a file name like \"report.md\" or \"reports/latency.md\"".to_string();
+    let path = Path::new(output);
+    if output.trim().is_empty() || output.ends_with('/') {
+        return Some(("is not a file name".into(), plain));
+    }
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Some(("must stay inside the run folder".into(), plain));
+    }
+    let normalized = normalized(output);
+    let first = normalized.split('/').next().unwrap_or_default();
+    let reserved = RESERVED_FOLDERS.contains(&first)
+        || (!normalized.contains('/')
+            && (RESERVED_FILES.contains(&first) || first.starts_with("summary.")));
+    reserved.then(|| {
+        (
+            "would overwrite a file loadmatrix writes in the run folder".into(),
+            format!(
+                "pick another name; loadmatrix writes {}, summary.*, and the folders {}",
+                RESERVED_FILES.join(", "),
+                RESERVED_FOLDERS
+                    .iter()
+                    .map(|f| format!("{f}/"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+/// Files loadmatrix writes in each cell's folder.
+const RESERVED_CELL_FILES: &[&str] = &[
+    "stats.json",
+    "timeline.csv",
+    "system.csv",
+    "baseline.json",
+    "cell.md",
+];
+
+/// [`output_problem`] for a file written into a cell's folder.
+pub(super) fn cell_output_problem(output: &str) -> Option<(String, String)> {
+    let path = Path::new(output);
+    let plain = "write a file name like \"metrics.txt\"".to_string();
+    if output.trim().is_empty() || output.ends_with('/') {
+        return Some(("is not a file name".into(), plain));
+    }
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Some(("must stay inside the cell's folder".into(), plain));
+    }
+    let normalized = normalized(output);
+    let first = normalized.split('/').next().unwrap_or_default();
+    // Repetitions get numbered folders beside the cell's own files.
+    let reserved = RESERVED_CELL_FILES.contains(&first)
+        || (normalized.contains('/') && first.chars().all(|c| c.is_ascii_digit()));
+    reserved.then(|| {
+        (
+            "would overwrite a file loadmatrix writes in the cell's folder".into(),
+            format!(
+                "pick another name; each cell's folder holds {}",
+                RESERVED_CELL_FILES.join(", ")
+            ),
+        )
+    })
 }

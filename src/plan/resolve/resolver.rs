@@ -134,6 +134,26 @@ impl Resolver<'_> {
             };
             return (range, message, hint);
         }
+        if e.kind() == minijinja::ErrorKind::OutOfFuel {
+            return (
+                None,
+                format!(
+                    "`{what}` does too much work: rendering it ran out of its budget of {} steps",
+                    crate::limits::thousands(u128::from(crate::limits::TEMPLATE_FUEL))
+                ),
+                Some(
+                    "templates compute plan values; move large loops and data out of the plan"
+                        .into(),
+                ),
+            );
+        }
+        if e.detail() == Some(crate::plan::template::output_limit_message().as_str()) {
+            return (
+                None,
+                format!("`{what}` {}", crate::plan::template::output_limit_message()),
+                Some("templates compute plan values; generate large bodies or files outside the plan".into()),
+            );
+        }
         (
             range,
             format!("template error in `{what}`: {}{detail}", e.kind()),
@@ -224,6 +244,25 @@ impl Resolver<'_> {
             return None;
         }
         Some(v)
+    }
+
+    /// `value` of `t`, or an error naming the limit when it is above `max`.
+    pub(super) fn at_most<T: FieldKind + PartialOrd + std::fmt::Display>(
+        &mut self,
+        t: &Tmpl<T>,
+        what: &str,
+        value: T,
+        max: T,
+    ) -> Option<T> {
+        if value > max {
+            self.error(
+                t.span.clone(),
+                format!("`{what}` is {value}; the limit is {max}"),
+                None,
+            );
+            return None;
+        }
+        Some(value)
     }
 
     pub(super) fn positive_duration(

@@ -56,6 +56,22 @@ pub(super) fn resolve(
                 Some(t) => Some(r.dir.join(t)),
                 None => None,
             };
+            let output = r.opt_text(&s.output, &format!("{what}.output"), ctx)?;
+            if let (Some(out), Some(t)) = (&output, &s.output) {
+                let problem = match step.kind {
+                    StepKind::Scrape if step.per_cell => super::reports::cell_output_problem(out),
+                    StepKind::Scrape | StepKind::Report => super::reports::output_problem(out),
+                    _ => None,
+                };
+                if let Some((problem, hint)) = problem {
+                    r.error(
+                        t.span.clone(),
+                        format!("`{what}.output` \"{out}\" {problem}"),
+                        Some(hint),
+                    );
+                    return None;
+                }
+            }
             Some(StepConfig {
                 kind: step.kind,
                 run,
@@ -66,7 +82,7 @@ pub(super) fn resolve(
                 },
                 duration,
                 url,
-                output: r.opt_text(&s.output, &format!("{what}.output"), ctx)?,
+                output,
                 template,
             })
         })();

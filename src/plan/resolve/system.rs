@@ -12,10 +12,14 @@ use crate::plan::spanned::{Backend, Count, Number, Scalar, Size};
 
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Option<System> {
     let s = &raw.system;
-    let backend = r.typed(&s.backend, "system.backend", ctx)?;
-    let replicas = r.typed(&s.replicas, "system.replicas", ctx)?.0;
+    // Each part is read even when an earlier one failed, so one bad value
+    // hides no error of the others.
+    let backend = r.typed(&s.backend, "system.backend", ctx);
+    let replicas = r.typed(&s.replicas, "system.replicas", ctx).map(|c| c.0);
     let section = r.key_span(raw, "system");
-    let mut ok = true;
+    let mut ok = backend.is_some() && replicas.is_some();
+    let backend = backend.unwrap_or(Backend::None);
+    let replicas = replicas.unwrap_or(1);
 
     let command = match &s.command {
         Some(cmd) if cmd.is_empty() => {
@@ -25,7 +29,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
         Some(cmd) => {
             // Rendered per replica later; here with placeholders so typos fail now.
             let probe = minijinja::context! { port => 0, replica => 0, ..ctx.clone() };
-            r.texts(cmd, "system.command", &probe)?;
+            ok &= r.texts(cmd, "system.command", &probe).is_some();
             Some(
                 cmd.iter()
                     .map(|t| match &t.raw {
@@ -64,7 +68,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
         }
     }
     let compose = match &s.compose {
-        Some(c) => {
+        Some(c) => (|| {
             let file = r.text(&c.file, "system.compose.file", ctx)?;
             let path = r.dir.join(&file);
             if !path.exists() {
@@ -79,11 +83,12 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
                 service: r.text(&c.service, "system.compose.service", ctx)?,
                 project: r.opt_text(&c.project, "system.compose.project", ctx)?,
             })
-        }
+        })(),
         None => None,
     };
+    ok &= s.compose.is_none() || compose.is_some();
     let docker = match &s.docker {
-        Some(d) => {
+        Some(d) => (|| {
             let port = r.opt_typed(&d.port, "system.docker.port", ctx)?;
             if let (Some(Count(p)), Some(t)) = (port, &d.port)
                 && (p == 0 || p > 65535)
@@ -123,16 +128,21 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
                     .opt_typed(&d.keep, "system.docker.keep", ctx)?
                     .unwrap_or(false),
             })
-        }
+        })(),
         None => None,
     };
+    ok &= s.docker.is_none() || docker.is_some();
     let swarm_service = match &s.swarm {
-        Some(sw) => Some(r.text(&sw.service, "system.swarm.service", ctx)?),
+        Some(sw) => {
+            let service = r.text(&sw.service, "system.swarm.service", ctx);
+            ok &= service.is_some();
+            service
+        }
         None => None,
     };
     let needs = |what: &str| format!("backend \"{}\" needs [system.{what}]", backend.as_str());
     match backend {
-        Backend::Compose if compose.is_none() => {
+        Backend::Compose if s.compose.is_none() => {
             r.error(
                 s.backend.span.clone(),
                 needs("compose"),
@@ -143,7 +153,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
             );
             ok = false;
         }
-        Backend::Docker if docker.is_none() => {
+        Backend::Docker if s.docker.is_none() => {
             r.error(
                 s.backend.span.clone(),
                 needs("docker"),
@@ -151,7 +161,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
             );
             ok = false;
         }
-        Backend::Swarm if swarm_service.is_none() => {
+        Backend::Swarm if s.swarm.is_none() => {
             r.error(
                 s.backend.span.clone(),
                 needs("swarm"),
@@ -170,14 +180,14 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
         _ => {}
     }
     let ready = match &s.ready {
-        Some(rd) => {
+        Some(rd) => (|| {
             let timeout = match &rd.timeout {
-                Some(t) => r.positive_duration(t, "system.ready.timeout", ctx)?,
-                None => Duration::from_secs(60),
+                Some(t) => r.positive_duration(t, "system.ready.timeout", ctx),
+                None => Some(Duration::from_secs(60)),
             };
             let interval = match &rd.interval {
-                Some(t) => r.positive_duration(t, "system.ready.interval", ctx)?,
-                None => Duration::from_millis(100),
+                Some(t) => r.positive_duration(t, "system.ready.interval", ctx),
+                None => Some(Duration::from_millis(100)),
             };
             let target = match (&rd.url, &rd.path) {
                 (Some(u), None) => {
@@ -195,22 +205,23 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
                     return None;
                 }
             };
-            Ready {
+            Some(Ready {
                 target,
-                timeout,
-                interval,
-            }
-        }
-        None => Ready {
+                timeout: timeout?,
+                interval: interval?,
+            })
+        })(),
+        None => Some(Ready {
             target: match backend {
                 Backend::Local | Backend::Docker => ReadyTarget::Tcp,
                 _ => ReadyTarget::Nothing,
             },
             timeout: Duration::from_secs(60),
             interval: Duration::from_millis(100),
-        },
+        }),
     };
-    ok.then_some(System {
+    let ready = ready.filter(|_| ok)?;
+    Some(System {
         backend,
         replicas,
         command,
