@@ -11,6 +11,7 @@ pub mod error;
 pub mod exit_code;
 pub mod metrics;
 pub mod plan;
+pub mod redact;
 pub mod report;
 pub mod results;
 pub mod run;

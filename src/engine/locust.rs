@@ -114,6 +114,8 @@ pub struct LocustSpec {
     /// `PATH` used to find Locust and given to its processes; `None` uses
     /// this process's `PATH`.
     pub path: Option<OsString>,
+    /// Masks secrets in the processes' output before it reaches their logs.
+    pub redactor: std::sync::Arc<crate::redact::Redactor>,
 }
 
 impl LocustSpec {
@@ -138,6 +140,7 @@ impl LocustSpec {
             work_dir: work_dir.into(),
             expect_workers_timeout: Self::DEFAULT_EXPECT_WORKERS_TIMEOUT,
             path: None,
+            redactor: Default::default(),
         }
     }
 }
@@ -554,6 +557,7 @@ pub fn run_locust(
             &master_env,
             &cwd,
             &master_log,
+            &spec.redactor,
         )
         .map_err(|error| LocustError::Spawn {
             process: "master".into(),
@@ -572,6 +576,7 @@ pub fn run_locust(
                     &common_env,
                     &cwd,
                     &log,
+                    &spec.redactor,
                 )
                 .map_err(|error| LocustError::Spawn {
                     process: name.clone(),

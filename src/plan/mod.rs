@@ -77,8 +77,12 @@ pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, P
         .iter()
         .map(|o| format!("{}={}\n", o.path.join("."), o.value))
         .collect();
-    resolve::resolve(&raw, path, &source, &overrides_text, templates, &run)
-        .map_err(PlanError::Invalid)
+    let env_vars = templates.env_vars.clone();
+    resolve::resolve(&raw, path, &source, &overrides_text, templates, &run).map_err(|diags| {
+        // Messages may quote rendered values, and so the secrets read.
+        let redactor = crate::redact::Redactor::new(&env_vars.secrets());
+        PlanError::Invalid(diags.into_iter().map(|d| d.redacted(&redactor)).collect())
+    })
 }
 
 /// The JSON Schema of the plan format, generated from the serde types.
