@@ -288,7 +288,12 @@ mod tests {
 
     #[test]
     fn base64_matches_the_reference() {
-        for (plain, encoded) in [("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+        for (plain, encoded) in [
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
             assert_eq!(base64(plain.as_bytes(), STANDARD), encoded);
         }
     }
@@ -311,7 +316,10 @@ mod tests {
                 out.extend(s.push(&text[cut..cut2]));
                 out.extend(s.push(&text[cut2..]));
                 out.extend(s.finish());
-                assert_eq!(out, b"login *** ok; pass=hunter2 ***\n", "cuts {cut} {cut2}");
+                assert_eq!(
+                    out, b"login *** ok; pass=hunter2 ***\n",
+                    "cuts {cut} {cut2}"
+                );
             }
         }
     }

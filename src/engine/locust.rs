@@ -547,6 +547,7 @@ pub fn run_locust(
     }
 
     let mut procs = Procs::default();
+    procs.redactor = spec.redactor.clone();
     let master_log = files.dir.join("locust-master.log");
     let _ = fs::remove_file(&master_log);
     procs
@@ -557,7 +558,6 @@ pub fn run_locust(
             &master_env,
             &cwd,
             &master_log,
-            &spec.redactor,
         )
         .map_err(|error| LocustError::Spawn {
             process: "master".into(),
@@ -576,7 +576,6 @@ pub fn run_locust(
                     &common_env,
                     &cwd,
                     &log,
-                    &spec.redactor,
                 )
                 .map_err(|error| LocustError::Spawn {
                     process: name.clone(),

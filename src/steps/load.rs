@@ -389,7 +389,10 @@ where
         && stats.degraded.is_none()
     {
         stats.degraded = Some(if t < 0.0 {
-            format!("a replica died during warm-up, {:.0} s before the measured window: {d}", -t)
+            format!(
+                "a replica died during warm-up, {:.0} s before the measured window: {d}",
+                -t
+            )
         } else {
             format!("a replica died mid-cell, after {t:.0} s of the measured window: {d}")
         });
@@ -432,11 +435,12 @@ pub fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
         .collect();
     let stalled = (0..lost.len()).find_map(|i| {
         let here = lost[i]?;
-        if here >= STALL_SECOND_LOSS {
-            return Some((i, i));
+        let next = lost.get(i + 1).copied().flatten().unwrap_or(0.0);
+        if here >= STALL_PART_LOSS && next >= STALL_PART_LOSS && here + next >= STALL_PAIR_LOSS {
+            Some((i, i + 1))
+        } else {
+            (here >= STALL_SECOND_LOSS).then_some((i, i))
         }
-        let next = lost.get(i + 1).copied().flatten()?;
-        (here + next >= STALL_PAIR_LOSS).then_some((i, i + 1))
     })?;
     let (a, b) = stalled;
     let seconds = if a == b {
@@ -444,7 +448,10 @@ pub fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
     } else {
         format!("seconds {}-{}", rows[a].t, rows[b].t)
     };
-    let low = rows[a..=b].iter().map(|r| r.rps).fold(f64::INFINITY, f64::min);
+    let low = rows[a..=b]
+        .iter()
+        .map(|r| r.rps)
+        .fold(f64::INFINITY, f64::min);
     Some(format!(
         "closed model: throughput fell to {low:.0}/s in {seconds} with all {full} users active (typically {:.0}/s); users waiting on a stalled system send nothing, so latency percentiles may under-report (coordinated omission). Measure latency with the open model (`rate`).",
         typical * full as f64
@@ -455,6 +462,8 @@ pub fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
 const STALL_SECOND_LOSS: f64 = 0.5;
 /// The same over two adjacent seconds (a stall across a second boundary).
 const STALL_PAIR_LOSS: f64 = 0.7;
+/// What each of those two seconds must have lost to be part of one stall.
+const STALL_PART_LOSS: f64 = 0.1;
 
 fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
     match &cell.load.model {
@@ -625,5 +634,71 @@ impl Progress {
             }
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{RequestStats, TimelineRow};
+
+    /// A closed-model cell whose seconds completed `rps[t]` with `users[t]`.
+    fn cell(users: &[u64], rps: &[f64]) -> CellStats {
+        CellStats {
+            total: RequestStats::new(),
+            by_name: Default::default(),
+            timeline: users
+                .iter()
+                .zip(rps)
+                .enumerate()
+                .map(|(t, (&users, &rps))| TimelineRow {
+                    t: t as u64,
+                    users,
+                    rps,
+                    requests: rps as u64,
+                    failures: 0,
+                    p50_ms: 20.0,
+                    p95_ms: 20.0,
+                    p99_ms: 20.0,
+                })
+                .collect(),
+            measured_secs: rps.len() as f64,
+            dropped: 0,
+            client_cpu_pct: 0.0,
+            client_bound: false,
+            schedule_lag_p99_ms: 0.0,
+            cancelled: false,
+            warnings: Vec::new(),
+            degraded: None,
+        }
+    }
+
+    #[test]
+    fn a_stall_across_a_second_boundary_is_found() {
+        // A 1 s stall every 5 s that starts mid-second: two seconds at half
+        // the rate each, twice.
+        let rps = [
+            400.0, 400.0, 200.0, 200.0, 400.0, 400.0, 400.0, 200.0, 200.0, 400.0,
+        ];
+        let w = closed_model_stall_warning(&cell(&[8; 10], &rps)).unwrap();
+        assert!(w.contains("fell to 200/s in seconds 2-3"), "{w}");
+        // The same throughput without the dips is steady.
+        assert_eq!(
+            closed_model_stall_warning(&cell(&[8; 10], &[400.0; 10])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_ramp_is_not_a_stall_but_a_stall_after_it_is() {
+        let users = [0, 2, 4, 6, 8, 8, 8, 8, 8, 8];
+        let rps = [
+            50.0, 100.0, 200.0, 300.0, 400.0, 400.0, 400.0, 400.0, 400.0, 400.0,
+        ];
+        assert_eq!(closed_model_stall_warning(&cell(&users, &rps)), None);
+        let mut stalled = rps;
+        stalled[7] = 100.0;
+        let w = closed_model_stall_warning(&cell(&users, &stalled)).unwrap();
+        assert!(w.contains("in second 7 with all 8 users active"), "{w}");
     }
 }

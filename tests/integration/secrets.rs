@@ -228,7 +228,10 @@ fn no_secret_on_disk_while_live_or_after_sigkill() {
         stderr(&output)
     );
     for f in &forms {
-        assert!(!console.contains(f.as_str()), "console holds {f:?}:\n{console}");
+        assert!(
+            !console.contains(f.as_str()),
+            "console holds {f:?}:\n{console}"
+        );
     }
 
     // The finished first cell is reported again with no secret in the
@@ -281,6 +284,9 @@ path = "/"
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("load.timeout") && err.contains("***"), "{err}");
     for f in &forms {
-        assert!(!err.contains(f.as_str()), "validate output holds {f:?}:\n{err}");
+        assert!(
+            !err.contains(f.as_str()),
+            "validate output holds {f:?}:\n{err}"
+        );
     }
 }

@@ -71,11 +71,13 @@ impl Proc {
 #[derive(Default)]
 pub(super) struct Procs {
     pub list: Vec<Proc>,
+    /// Masks secrets in the processes' output on its way to their logs.
+    pub redactor: Arc<Redactor>,
 }
 
 impl Procs {
     /// Spawns `launcher args` with stdout and stderr appended to `log`
-    /// through `redactor`.
+    /// through the redactor.
     ///
     /// Must be called on the thread that waits for the run: PR_SET_PDEATHSIG
     /// fires when the spawning *thread* exits.
@@ -87,7 +89,6 @@ impl Procs {
         env: &[(&str, OsString)],
         cwd: &Path,
         log: &Path,
-        redactor: &Arc<Redactor>,
     ) -> io::Result<()> {
         let Some((program, pre)) = launcher.argv.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
@@ -117,7 +118,7 @@ impl Procs {
             .into_iter()
             .flatten()
             .map(|stream| {
-                let (out, redactor) = (out.clone(), redactor.clone());
+                let (out, redactor) = (out.clone(), self.redactor.clone());
                 thread::spawn(move || crate::redact::pump(stream, &*out, &redactor))
             })
             .collect();
