@@ -13,6 +13,7 @@ mod docker_backend;
 mod docker_run;
 mod faults;
 mod fuzz_plans;
+mod load_edges;
 mod locust_driver;
 mod locust_run;
 mod no_panic;
