@@ -290,3 +290,75 @@ path = "/"
         );
     }
 }
+
+/// Locust's processes print to logs in the run folder; what they print
+/// passes the same redactor on its way there.
+#[test]
+fn locust_output_is_masked_before_it_reaches_its_log() {
+    if !crate::common::locust_available("locust_output_is_masked_before_it_reaches_its_log") {
+        return;
+    }
+    let dir = temp_dir("sentinel-locust");
+    std::fs::write(
+        dir.join("locustfile.py"),
+        r#"
+import os, sys
+from locust import HttpUser, constant, task, events
+
+@events.init.add_listener
+def leak(environment, **kwargs):
+    print("locust says", os.environ["LM_SENTINEL"], flush=True)
+    print("and", os.environ["LM_FORMS"].replace("\n", " "), file=sys.stderr, flush=True)
+
+class Predict(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def predict(self):
+        self.client.post("/predict", json={"inputs": [1]}, name="predict")
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("plan.toml"),
+        r#"
+name = "sentinel-locust"
+description = "token {{ env.LM_SENTINEL }}"
+[cell]
+duration = "2s"
+[system]
+backend = "local"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--service-time", "5ms"]
+[load]
+engine = "locust"
+locustfile = "locustfile.py"
+users = 2
+workers = 1
+[analysis]
+baseline = "0s"
+"#,
+    )
+    .unwrap();
+    let o = loadmatrix()
+        .arg("run")
+        .arg(dir.join("plan.toml"))
+        .arg("--out")
+        .arg(dir.join("results"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = only_run(&dir.join("results"), "sentinel-locust");
+    let found = leaks(&run, &all_forms());
+    assert!(found.is_empty(), "{found:#?}");
+    let logs: String = ["master", "worker-1"]
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(run.join(format!("logs/locust/default/locust-{p}.log")))
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        logs.contains("locust says ***") && logs.contains("and *** *** ***"),
+        "{logs}"
+    );
+}
