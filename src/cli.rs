@@ -55,6 +55,9 @@ pub enum Command {
         /// Largest tolerated RPS drop or p95 rise, e.g. 10%.
         #[arg(long, default_value = "10%")]
         max_regression: String,
+        /// Compare runs of different plans, or with no cell in common, anyway.
+        #[arg(long)]
+        force: bool,
     },
     /// Print the JSON Schema of the plan format.
     Schema,

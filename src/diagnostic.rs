@@ -36,6 +36,16 @@ impl Diagnostic {
         }
     }
 
+    /// The same problem with every secret masked in what it says.
+    pub fn redacted(mut self, redactor: &crate::redact::Redactor) -> Self {
+        self.message = redactor.redact(&self.message);
+        self.hint = self.hint.map(|h| redactor.redact(&h));
+        for n in &mut self.notes {
+            *n = redactor.redact(n);
+        }
+        self
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

@@ -12,6 +12,7 @@ pub mod exit_code;
 pub mod limits;
 pub mod metrics;
 pub mod plan;
+pub mod redact;
 pub mod report;
 pub mod results;
 pub mod run;

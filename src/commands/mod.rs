@@ -18,7 +18,8 @@ pub fn run(cli: Cli) -> u8 {
             base,
             new,
             max_regression,
-        } => compare::compare(&base, &new, &max_regression),
+            force,
+        } => compare::compare(&base, &new, &max_regression, force),
         Command::Validate { plans, set } => plan::validate(&plans, &set),
         Command::Plan {
             plan,

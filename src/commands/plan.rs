@@ -56,6 +56,7 @@ pub fn show(
         PlanFormat::Dot => plan.graph.to_dot(plan.cells.len()),
         PlanFormat::Text => plan_text(&plan, selected.as_deref()),
     };
+    let text = crate::redact::Redactor::new(&plan.secrets()).redact(&text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     Ok(())

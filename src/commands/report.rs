@@ -4,11 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::RunError;
+use crate::plan::template::EnvVars;
 use crate::plan::{self, LoadOptions, Plan, ReportTemplate, RunInfo};
 use crate::results::{self, Manifest, RunDir};
 
 /// The plan a run was made with: its copy in the run folder, with the
-/// recorded overrides, resolved against the original plan's folder.
+/// recorded overrides, resolved against the original plan's folder. Every
+/// `env` variable renders as `***`: the run recorded no secret, and
+/// re-rendering needs none.
 pub fn load_run_plan(dir: &Path, manifest: &Manifest) -> Result<Plan, RunError> {
     let copy = std::fs::read_to_string(dir.join("plan.toml"))
         .map_err(|e| RunError::Usage(format!("cannot read {}/plan.toml: {e}", dir.display())))?;
@@ -24,7 +27,7 @@ pub fn load_run_plan(dir: &Path, manifest: &Manifest) -> Result<Plan, RunError> 
         LoadOptions {
             overrides,
             run: Some(run),
-            ..Default::default()
+            env: Some(EnvVars::masked()),
         },
     )?)
 }

@@ -114,6 +114,8 @@ pub struct LocustSpec {
     /// `PATH` used to find Locust and given to its processes; `None` uses
     /// this process's `PATH`.
     pub path: Option<OsString>,
+    /// Masks secrets in the processes' output before it reaches their logs.
+    pub redactor: std::sync::Arc<crate::redact::Redactor>,
 }
 
 impl LocustSpec {
@@ -138,6 +140,7 @@ impl LocustSpec {
             work_dir: work_dir.into(),
             expect_workers_timeout: Self::DEFAULT_EXPECT_WORKERS_TIMEOUT,
             path: None,
+            redactor: Default::default(),
         }
     }
 }
@@ -544,6 +547,7 @@ pub fn run_locust(
     }
 
     let mut procs = Procs::default();
+    procs.redactor = spec.redactor.clone();
     let master_log = files.dir.join("locust-master.log");
     let _ = fs::remove_file(&master_log);
     procs

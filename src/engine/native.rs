@@ -260,7 +260,7 @@ pub fn run_load(
                 match result {
                     Ok(out) => {
                         if let Some(slot) = outputs.get_mut(index) {
-                            *slot = Some(out);
+                            *slot = Some(*out);
                         }
                     }
                     Err(e) => {
@@ -307,6 +307,7 @@ pub fn run_load(
     let mut per_worker: Vec<Vec<RequestStats>> = Vec::with_capacity(workers);
     let mut dropped = 0;
     let mut abandoned = 0;
+    let mut abandoned_counted = 0;
     let mut lag = latency_histogram();
     let mut cpu_ticks = Some(0u64);
     let mut cpu_wall = Duration::ZERO;
@@ -319,6 +320,12 @@ pub fn run_load(
         }
         dropped += out.dropped_measured;
         abandoned += out.abandoned;
+        for (idx, n) in out.abandoned_rows.iter().enumerate() {
+            if *n > 0 {
+                timeline.add_failures(idx, *n);
+                abandoned_counted += n;
+            }
+        }
         add_histogram(&mut lag, &out.lag);
         match (cpu_ticks, out.cpu) {
             (Some(t), Some((ticks, wall))) => {
@@ -365,8 +372,8 @@ pub fn run_load(
     }
     if abandoned > 0 {
         warnings.push(format!(
-            "{abandoned} requests still in flight {} s after the window were abandoned \
-             and are not counted",
+            "{abandoned} requests still in flight {} s after the window were abandoned; \
+             the {abandoned_counted} sent in the window count as failures (kind `abandoned`)",
             drain.as_secs_f64()
         ));
     }

@@ -60,6 +60,8 @@ pub enum FailureKind {
     Connect,
     /// The connection broke while sending or receiving.
     Io,
+    /// Still in flight when the cell's drain time ran out after the window.
+    Abandoned,
 }
 
 /// Failure counts by [`FailureKind`].
@@ -70,6 +72,7 @@ pub struct FailureCounts {
     pub timeout: u64,
     pub connect: u64,
     pub io: u64,
+    pub abandoned: u64,
 }
 
 impl FailureCounts {
@@ -79,6 +82,7 @@ impl FailureCounts {
             FailureKind::Timeout => &mut self.timeout,
             FailureKind::Connect => &mut self.connect,
             FailureKind::Io => &mut self.io,
+            FailureKind::Abandoned => &mut self.abandoned,
         };
         *slot += 1;
     }
@@ -88,10 +92,11 @@ impl FailureCounts {
         self.timeout += other.timeout;
         self.connect += other.connect;
         self.io += other.io;
+        self.abandoned += other.abandoned;
     }
 
     pub fn total(&self) -> u64 {
-        self.status + self.timeout + self.connect + self.io
+        self.status + self.timeout + self.connect + self.io + self.abandoned
     }
 }
 
@@ -386,8 +391,8 @@ impl TimelineBuilder {
         }
     }
 
-    pub fn add(&mut self, part: RowPart) {
-        while self.rows.len() <= part.idx {
+    fn row(&mut self, idx: usize) -> &mut PendingRow {
+        while self.rows.len() <= idx {
             self.rows.push(PendingRow {
                 parts: 0,
                 users: 0,
@@ -397,7 +402,12 @@ impl TimelineBuilder {
                 done: None,
             });
         }
-        let row = &mut self.rows[part.idx];
+        &mut self.rows[idx]
+    }
+
+    pub fn add(&mut self, part: RowPart) {
+        let workers = self.workers;
+        let row = self.row(part.idx);
         row.parts += 1;
         row.users += part.users;
         row.requests += part.requests;
@@ -406,9 +416,16 @@ impl TimelineBuilder {
             Some(h) => add_histogram(h, &part.hist),
             None => row.hist = Some(part.hist),
         }
-        if row.parts >= self.workers {
+        if row.parts >= workers {
             row.done = Some(row_quantiles(row.hist.take()));
         }
+    }
+
+    /// `n` requests sent in second `idx` that failed without completing.
+    pub fn add_failures(&mut self, idx: usize, n: u64) {
+        let row = self.row(idx);
+        row.requests += n;
+        row.failures += n;
     }
 
     /// Rows `0..ceil(measured_secs)`; rows missing a worker's part (cancelled

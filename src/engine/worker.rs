@@ -67,7 +67,7 @@ impl Live {
 pub(crate) enum Msg {
     /// A finished timeline row of one worker.
     Row(RowPart),
-    Done(usize, Result<WorkerOutput, String>),
+    Done(usize, Result<Box<WorkerOutput>, String>),
 }
 
 pub(crate) struct WorkerOutput {
@@ -76,7 +76,11 @@ pub(crate) struct WorkerOutput {
     /// The row still open when the worker stopped (sent here, not as `Msg::Row`).
     pub last_row: Option<RowPart>,
     pub dropped_measured: u64,
+    /// Requests still in flight at the hard stop.
     pub abandoned: u64,
+    /// Of those sent in the measured window, how many per timeline row
+    /// (the second each was sent); they count as failures.
+    pub abandoned_rows: Vec<u64>,
     /// Open model: how far behind schedule each measured arrival was sent (µs).
     pub lag: Histogram<u64>,
     pub cancelled: bool,
@@ -104,7 +108,7 @@ pub(crate) struct WorkerArgs {
 pub(crate) fn run(args: WorkerArgs) {
     let index = args.index;
     let tx = args.tx.clone();
-    let result = run_inner(args);
+    let result = run_inner(args).map(Box::new);
     let _ = tx.send(Msg::Done(index, result));
 }
 
@@ -119,6 +123,7 @@ struct State {
     users: u64,
     dropped: u64,
     dropped_measured: u64,
+    abandoned_rows: Vec<u64>,
     lag: Histogram<u64>,
     cpu_start: Option<(u64, Instant)>,
     cpu: Option<(u64, Duration)>,
@@ -144,6 +149,8 @@ struct Ctx {
     pool_cap: usize,
     /// Open model: signalled when the last in-flight request completes.
     idle: Notify,
+    /// Set at the hard stop, before the requests still in flight are dropped.
+    cut: Cell<bool>,
 }
 
 enum Finish {
@@ -194,6 +201,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
             users: 0,
             dropped: 0,
             dropped_measured: 0,
+            abandoned_rows: Vec::new(),
             lag: latency_histogram(),
             cpu_start: None,
             cpu: None,
@@ -204,6 +212,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         body_seq,
         pool_cap,
         idle: Notify::new(),
+        cut: Cell::new(false),
     });
 
     let local = LocalSet::new();
@@ -226,8 +235,10 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         }
     }));
     let stopped_at = Instant::now();
+    ctx.cut.set(matches!(finish, Finish::Cut));
     {
-        // Drop in-flight tasks (and their connections) inside the runtime.
+        // Drop in-flight tasks (and their connections) inside the runtime;
+        // at the hard stop their guards count them as abandoned.
         let _guard = rt.enter();
         drop(local);
     }
@@ -244,6 +255,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         specs: std::mem::take(&mut st.specs),
         last_row: st.row.take(),
         dropped_measured: st.dropped_measured,
+        abandoned_rows: std::mem::take(&mut st.abandoned_rows),
         abandoned: if matches!(finish, Finish::Cut) {
             st.in_flight
         } else {
@@ -364,6 +376,27 @@ impl Ctx {
         }
     }
 
+    /// A request sent at `sent` (intended at `intended`) that the hard stop
+    /// cut: a failure of kind `abandoned` in the second it was sent.
+    fn abandon(&self, spec: usize, intended: Instant, sent: Instant) {
+        let t = &self.timing;
+        if !self.cut.get() || intended < t.measure_start || intended >= t.end {
+            return;
+        }
+        let Ok(mut st) = self.state.try_borrow_mut() else {
+            return;
+        };
+        if let Some(s) = st.specs.get_mut(spec) {
+            s.record_failure(FailureKind::Abandoned);
+        }
+        let idx =
+            (sent.saturating_duration_since(t.measure_start).as_secs() as usize).min(t.last_row);
+        if st.abandoned_rows.len() <= idx {
+            st.abandoned_rows.resize(idx + 1, 0);
+        }
+        st.abandoned_rows[idx] += 1;
+    }
+
     fn next_body(&self, i: usize) -> usize {
         match self.body_seq.get(i) {
             Some(c) if self.plan.body_variants(i) > 1 => {
@@ -453,6 +486,7 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         .checked_add(ctx.request_timeout)
         .unwrap_or(t.hard_stop);
     let mut deadline = pin!(sleep_until(armed.into()));
+    let mut backoff = Duration::ZERO;
     loop {
         let i = ctx.pick();
         let start = Instant::now();
@@ -467,11 +501,13 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
             armed = limit;
         }
         ctx.change_in_flight(true);
+        let mut guard = InFlight::new(&ctx, i, start);
         let finished = tokio::select! {
             biased;
             outcome = ctx.exchange(&mut conn, i, ep) => Some(outcome),
             _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
         };
+        guard.finished = true;
         let outcome = finished.unwrap_or_else(|| {
             // The connection is mid-exchange; it cannot be reused.
             conn = None;
@@ -480,10 +516,23 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         let done = Instant::now();
         ctx.change_in_flight(false);
         ctx.record(i, start, done, outcome);
-        if outcome.is_err() {
-            // Failures such as a refused connect can complete without ever
-            // yielding; let the ticker and cancel watcher run.
-            yield_now().await;
+        if outcome == Err(FailureKind::Connect) {
+            // A refused connect completes at once: without a pause each user
+            // would hammer a dead endpoint as fast as the CPU allows.
+            backoff = (backoff * 2).clamp(CONNECT_BACKOFF_MIN, CONNECT_BACKOFF_MAX);
+            sleep_until(
+                done.checked_add(backoff)
+                    .map_or(t.end, |w| w.min(t.end))
+                    .into(),
+            )
+            .await;
+        } else {
+            backoff = Duration::ZERO;
+            if outcome.is_err() {
+                // Other failures can also complete without ever yielding;
+                // let the ticker and cancel watcher run.
+                yield_now().await;
+            }
         }
         if think_hi > 0 {
             let ns = if think_hi > think_lo {
@@ -500,6 +549,41 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
     let mut st = ctx.state.borrow_mut();
     st.users = st.users.saturating_sub(1);
     ctx.publish_users(&st);
+}
+
+/// A user's pause after a failed connect: doubling from the first to the
+/// second, reset by a connect that works.
+const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Held while a request is in flight; dropped unfinished (its task dropped
+/// at the hard stop), it counts the request as abandoned.
+struct InFlight<'a> {
+    ctx: &'a Ctx,
+    spec: usize,
+    intended: Instant,
+    sent: Instant,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(ctx: &'a Ctx, spec: usize, intended: Instant) -> Self {
+        InFlight {
+            ctx,
+            spec,
+            intended,
+            sent: Instant::now(),
+            finished: false,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.ctx.abandon(self.spec, self.intended, self.sent);
+        }
+    }
 }
 
 /// Waits until `limit` on `deadline`, which is armed at `armed <= limit`;
@@ -600,6 +684,7 @@ async fn run_open(ctx: Rc<Ctx>) {
 
 async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
     let mut conn = take_pooled(&ctx, ep);
+    let mut guard = InFlight::new(&ctx, i, intended);
     let outcome = match timeout(ctx.request_timeout, ctx.exchange(&mut conn, i, ep)).await {
         Ok(outcome) => outcome,
         Err(_) => {
@@ -607,6 +692,8 @@ async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
             Err(FailureKind::Timeout)
         }
     };
+    guard.finished = true;
+    drop(guard);
     let done = Instant::now();
     if let Some(c) = conn
         && !c.is_closed()

@@ -103,14 +103,20 @@ pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, P
         .iter()
         .map(|o| format!("{}={}\n", o.path.join("."), o.value))
         .collect();
+    let env_vars = templates.env_vars.clone();
+    // Messages may quote rendered values, and so the secrets read.
+    let masked = |diags: Vec<crate::diagnostic::Diagnostic>| {
+        let redactor = crate::redact::Redactor::new(&env_vars.secrets());
+        PlanError::Invalid(diags.into_iter().map(|d| d.redacted(&redactor)).collect())
+    };
     match resolve::resolve(&raw, path, &source, &overrides_text, templates, &run) {
         Ok(plan) if early.is_empty() => Ok(plan),
-        Ok(_) => Err(PlanError::Invalid(early)),
+        Ok(_) => Err(masked(early)),
         Err(later) => {
             let mut all = early;
             all.extend(later);
             all.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
-            Err(PlanError::Invalid(all))
+            Err(masked(all))
         }
     }
 }

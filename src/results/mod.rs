@@ -12,6 +12,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::redact::Redactor;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use lock::RunLock;
@@ -121,7 +123,7 @@ fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub root: PathBuf,
-    secrets: Arc<[String]>,
+    redactor: Arc<Redactor>,
 }
 
 impl RunDir {
@@ -151,26 +153,28 @@ impl RunDir {
     pub fn open(root: &Path) -> RunDir {
         RunDir {
             root: root.to_path_buf(),
-            secrets: Arc::from(Vec::new()),
+            redactor: Arc::new(Redactor::default()),
         }
     }
 
     /// The same folder, redacting these secrets from everything written.
     pub fn with_secrets(mut self, secrets: Vec<String>) -> RunDir {
-        self.secrets = Arc::from(secrets);
+        self.redactor = Arc::new(Redactor::new(&secrets));
         self
     }
 
     pub fn redact(&self, text: &str) -> String {
-        crate::plan::template::redact(text, &self.secrets)
+        self.redactor.redact(text)
     }
 
-    /// Text bytes with every secret masked; other bytes as they are.
+    /// The masking every file written through this folder gets.
+    pub fn redactor(&self) -> &Arc<Redactor> {
+        &self.redactor
+    }
+
+    /// Bytes with every secret masked, text or not.
     fn clean(&self, bytes: &[u8]) -> Vec<u8> {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => self.redact(text).into_bytes(),
-            Err(_) => bytes.to_vec(),
-        }
+        self.redactor.redact_bytes(bytes)
     }
 
     pub fn lock(&self) -> Result<RunLock, ResultsError> {
@@ -188,8 +192,14 @@ impl RunDir {
         self.root.join("cells").join(cell_id)
     }
 
+    /// Where a file named `name` (a template may have built the name from
+    /// `env`) goes: `root/name`, with every secret in the name masked.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.root.join(self.redactor.redact(name))
+    }
+
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), ResultsError> {
-        let path = self.root.join(name);
+        let path = self.path_of(name);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|error| ResultsError::Io {
                 path: parent.to_path_buf(),
@@ -206,7 +216,7 @@ impl RunDir {
         name: &str,
         bytes: &[u8],
     ) -> Result<(), ResultsError> {
-        let path = self.cell_dir(cell_id).join(name);
+        let path = self.cell_dir(cell_id).join(self.redactor.redact(name));
         write_atomic(&path, &self.clean(bytes)).map_err(|error| ResultsError::Io { path, error })
     }
 
@@ -221,9 +231,9 @@ impl RunDir {
             .root
             .join("cells")
             .join(format!(".{cell_id}.tmp-{}", std::process::id()));
-        let files: Vec<(&str, Vec<u8>)> = files
+        let files: Vec<(String, Vec<u8>)> = files
             .iter()
-            .map(|(n, b)| (n.as_str(), self.clean(b)))
+            .map(|(n, b)| (self.redactor.redact(n), self.clean(b)))
             .collect();
         self.write_cell_via(&tmp, cell_id, &files).map_err(|error| {
             let _ = fs::remove_dir_all(&tmp);
@@ -238,7 +248,7 @@ impl RunDir {
         &self,
         tmp: &Path,
         cell_id: &str,
-        files: &[(&str, Vec<u8>)],
+        files: &[(String, Vec<u8>)],
     ) -> io::Result<()> {
         let cells = self.root.join("cells");
         fs::create_dir_all(&cells)?;

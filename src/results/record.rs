@@ -204,6 +204,7 @@ impl CellRecord {
                         ("timeout", k.timeout),
                         ("connect", k.connect),
                         ("io", k.io),
+                        ("abandoned", k.abandoned),
                     ]
                     .iter()
                     .filter(|(_, n)| *n > 0)

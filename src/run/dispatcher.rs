@@ -434,7 +434,9 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             let files =
                 results::record::cell_files(&cell.id, &cell.matrix, cell.load.engine.as_str(), rec);
             if let Err(e) = self.dir.write_cell(&cell.id, &files) {
-                let msg = format!("cannot write the files of cell {}: {e}", cell.id);
+                let msg = self
+                    .dir
+                    .redact(&format!("cannot write the files of cell {}: {e}", cell.id));
                 eprintln!("error: {msg}");
                 status = CellStatus::Failed;
                 message = Some(msg.clone());
@@ -491,7 +493,7 @@ pub fn write_manifest(dir: &RunDir, manifest: &Manifest) {
     let mut text = serde_json::to_vec_pretty(manifest).unwrap_or_default();
     text.push(b'\n');
     if let Err(e) = dir.write("run.json", &text) {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", dir.redact(&e.to_string()));
     }
 }
 

@@ -262,14 +262,14 @@ fn finish(plan: &Plan, dir: &RunDir, outcome: Outcome, mut data: RunData) -> Run
             crate::report::render_reports(dir, plan, &data.manifest, &result, &specs, true)
         });
         if let Err(e) = written {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", dir.redact(&e.to_string()));
         }
         data.analysis = Some(result);
     }
     if !data.run_events.is_empty() {
         let text = results::record::lines(&data.run_events);
         if let Err(e) = dir.write("events.log", text.as_bytes()) {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", dir.redact(&e.to_string()));
         }
     }
     data

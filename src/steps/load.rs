@@ -275,6 +275,7 @@ async fn locust(
         spec.args = cfg.args.clone();
         spec.warmup = cell.timing.warmup;
         spec.duration = cell.timing.duration;
+        spec.redactor = ctx.dir.redactor().clone();
         if spec.external_workers {
             let msg = format!(
                 "waiting for {} external Locust worker(s): on each load host run `locust --worker -f - --master-host <this host> --master-port 5557` (master bound to {})",
@@ -334,18 +335,24 @@ async fn record(
     if stats.cancelled {
         return None;
     }
+    // A death the sampler saw is in `stats.degraded`, with its time; one in
+    // the last second is found here.
     let died = match ctx.backend.lock().await.as_mut() {
-        Some(b) => b.exited().await,
-        None => None,
+        Some(b) if stats.degraded.is_none() => b.exited().await,
+        _ => None,
     };
-    let degraded = died
-        .map(|d| {
-            format!(
-                "degraded: a replica died mid-cell, within the {:.0} s measured: {d}",
-                stats.measured_secs
-            )
-        })
-        .or_else(|| stats.degraded.as_ref().map(|d| format!("degraded: {d}")));
+    let degraded = stats
+        .degraded
+        .as_ref()
+        .map(|d| format!("degraded: {d}"))
+        .or_else(|| {
+            died.map(|d| {
+                format!(
+                    "degraded: a replica died mid-cell, after {:.0} s of the measured window: {d}",
+                    stats.measured_secs
+                )
+            })
+        });
     if let Some(msg) = &degraded {
         events.push(msg.clone());
     }
@@ -435,6 +442,8 @@ where
         stopped,
     ));
     let mut samples = Vec::new();
+    // The first replica death, with when it was seen (seconds into the window).
+    let mut died: Option<(f64, String)> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     tokio::pin!(engine_task);
@@ -449,10 +458,13 @@ where
                         samples.push(SystemSample { t, replica: label.clone(), cpu_pct, mem_bytes, net_bytes: None });
                     }
                 }
-                if meters.is_empty()
-                    && let Some(b) = ctx.backend.lock().await.as_mut()
-                {
-                    samples.extend(b.sample(t).await);
+                if let Some(b) = ctx.backend.lock().await.as_mut() {
+                    if meters.is_empty() {
+                        samples.extend(b.sample(t).await);
+                    }
+                    if died.is_none() {
+                        died = b.exited().await.map(|d| (t, d));
+                    }
                 }
             }
         }
@@ -462,31 +474,86 @@ where
     for s in &mut scraped.samples {
         s.t = ((s.t + offset) * 1000.0).round() / 1000.0;
     }
-    let stats = stats.map_err(|e| StepError::failed(format!("load engine crashed: {e}")))??;
+    let mut stats = stats.map_err(|e| StepError::failed(format!("load engine crashed: {e}")))??;
+    if let Some((t, d)) = died
+        && stats.degraded.is_none()
+    {
+        stats.degraded = Some(if t < 0.0 {
+            format!(
+                "a replica died during warm-up, {:.0} s before the measured window: {d}",
+                -t
+            )
+        } else {
+            format!("a replica died mid-cell, after {t:.0} s of the measured window: {d}")
+        });
+    }
     Ok((stats, samples, scraped))
 }
 
 /// In the closed model a stalled system silences the users waiting on it, so
-/// the stall shows as missing requests, not as latency. A second with less
-/// than half the median throughput is the sign.
+/// the stall shows as missing completions, not as latency. Each second in
+/// which every user was active (ramp seconds are left out: fewer users send
+/// less) is compared with the typical completions per user (the upper
+/// quartile: a stall every few seconds can touch half the seconds, which
+/// would drag a median down with it): a second that lost half its work, or
+/// two adjacent seconds that lost most of one second's work between them (a
+/// stall straddling a second boundary), is a stall.
 pub fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
-    let mut rates: Vec<f64> = stats.timeline.iter().map(|r| r.rps).collect();
+    let rows = &stats.timeline;
+    let full = rows.iter().map(|r| r.users).max().filter(|u| *u > 0)?;
+    let per_user: Vec<Option<f64>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let whole = (r.t + 1) as f64 <= stats.measured_secs + 1e-6;
+            let next_full = rows.get(i + 1).is_none_or(|n| n.users == full);
+            (whole && r.users == full && next_full).then(|| r.rps / full as f64)
+        })
+        .collect();
+    let mut rates: Vec<f64> = per_user.iter().flatten().copied().collect();
     if rates.len() < 3 {
         return None;
     }
-    let low = stats
-        .timeline
-        .iter()
-        .min_by(|a, b| a.rps.total_cmp(&b.rps))?;
     rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
-    (median > 0.0 && low.rps < 0.5 * median).then(|| {
-        format!(
-            "closed model: throughput fell to {:.0}/s in second {} (median {median:.0}/s); users waiting on a stalled system send nothing, so latency percentiles may under-report (coordinated omission). Measure latency with the open model (`rate`).",
-            low.rps, low.t
-        )
-    })
+    let typical = rates[rates.len() * 3 / 4];
+    if typical <= 0.0 {
+        return None;
+    }
+    let lost: Vec<Option<f64>> = per_user
+        .iter()
+        .map(|r| r.map(|r| (1.0 - r / typical).max(0.0)))
+        .collect();
+    let stalled = (0..lost.len()).find_map(|i| {
+        let here = lost[i]?;
+        let next = lost.get(i + 1).copied().flatten().unwrap_or(0.0);
+        if here >= STALL_PART_LOSS && next >= STALL_PART_LOSS && here + next >= STALL_PAIR_LOSS {
+            Some((i, i + 1))
+        } else {
+            (here >= STALL_SECOND_LOSS).then_some((i, i))
+        }
+    })?;
+    let (a, b) = stalled;
+    let seconds = if a == b {
+        format!("second {}", rows[a].t)
+    } else {
+        format!("seconds {}-{}", rows[a].t, rows[b].t)
+    };
+    let low = rows[a..=b]
+        .iter()
+        .map(|r| r.rps)
+        .fold(f64::INFINITY, f64::min);
+    Some(format!(
+        "closed model: throughput fell to {low:.0}/s in {seconds} with all {full} users active (typically {:.0}/s); users waiting on a stalled system send nothing, so latency percentiles may under-report (coordinated omission). Measure latency with the open model (`rate`).",
+        typical * full as f64
+    ))
 }
+
+/// Share of one second's completions lost in one second that marks a stall.
+const STALL_SECOND_LOSS: f64 = 0.5;
+/// The same over two adjacent seconds (a stall across a second boundary).
+const STALL_PAIR_LOSS: f64 = 0.7;
+/// What each of those two seconds must have lost to be part of one stall.
+const STALL_PART_LOSS: f64 = 0.1;
 
 fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
     match &cell.load.model {
@@ -657,5 +724,71 @@ impl Progress {
             }
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{RequestStats, TimelineRow};
+
+    /// A closed-model cell whose seconds completed `rps[t]` with `users[t]`.
+    fn cell(users: &[u64], rps: &[f64]) -> CellStats {
+        CellStats {
+            total: RequestStats::new(),
+            by_name: Default::default(),
+            timeline: users
+                .iter()
+                .zip(rps)
+                .enumerate()
+                .map(|(t, (&users, &rps))| TimelineRow {
+                    t: t as u64,
+                    users,
+                    rps,
+                    requests: rps as u64,
+                    failures: 0,
+                    p50_ms: 20.0,
+                    p95_ms: 20.0,
+                    p99_ms: 20.0,
+                })
+                .collect(),
+            measured_secs: rps.len() as f64,
+            dropped: 0,
+            client_cpu_pct: 0.0,
+            client_bound: false,
+            schedule_lag_p99_ms: 0.0,
+            cancelled: false,
+            warnings: Vec::new(),
+            degraded: None,
+        }
+    }
+
+    #[test]
+    fn a_stall_across_a_second_boundary_is_found() {
+        // A 1 s stall every 5 s that starts mid-second: two seconds at half
+        // the rate each, twice.
+        let rps = [
+            400.0, 400.0, 200.0, 200.0, 400.0, 400.0, 400.0, 200.0, 200.0, 400.0,
+        ];
+        let w = closed_model_stall_warning(&cell(&[8; 10], &rps)).unwrap();
+        assert!(w.contains("fell to 200/s in seconds 2-3"), "{w}");
+        // The same throughput without the dips is steady.
+        assert_eq!(
+            closed_model_stall_warning(&cell(&[8; 10], &[400.0; 10])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_ramp_is_not_a_stall_but_a_stall_after_it_is() {
+        let users = [0, 2, 4, 6, 8, 8, 8, 8, 8, 8];
+        let rps = [
+            50.0, 100.0, 200.0, 300.0, 400.0, 400.0, 400.0, 400.0, 400.0, 400.0,
+        ];
+        assert_eq!(closed_model_stall_warning(&cell(&users, &rps)), None);
+        let mut stalled = rps;
+        stalled[7] = 100.0;
+        let w = closed_model_stall_warning(&cell(&users, &stalled)).unwrap();
+        assert!(w.contains("in second 7 with all 8 users active"), "{w}");
     }
 }

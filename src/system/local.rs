@@ -236,8 +236,8 @@ fn spawn(
     let mut child = cmd.spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
         use std::io::Write;
-        let mut text = secrets.join("\n");
-        text.push('\n');
+        // JSON, so a secret may hold any character, newlines included.
+        let text = serde_json::to_string(secrets).unwrap_or_else(|_| "[]".into());
         stdin.write_all(text.as_bytes())?;
     }
     Ok(child)

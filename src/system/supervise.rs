@@ -10,12 +10,14 @@
 //! touches the disk even for a moment. The secrets arrive on standard input,
 //! never in arguments or the environment.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::redact::Redactor;
 
 /// How long a replica's group gets to exit after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -55,11 +57,8 @@ pub fn supervise(args: SuperviseArgs) -> Result<i32, String> {
     let parent = std::os::unix::process::parent_id();
     let mut secrets = String::new();
     let _ = std::io::stdin().read_to_string(&mut secrets);
-    let secrets: Vec<String> = secrets
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let secrets: Vec<String> = serde_json::from_str(&secrets).unwrap_or_default();
+    let redactor = Arc::new(Redactor::new(&secrets));
     // Stop signals are taken by one thread with sigwait, never by a handler.
     let set = block_stop_signals();
     // SAFETY: prctl with constant arguments.
@@ -104,7 +103,7 @@ pub fn supervise(args: SuperviseArgs) -> Result<i32, String> {
             let msg = format!("cannot start `{}`: {e}\n", args.argv.join(" "));
             let _ = log
                 .lock()
-                .map(|mut f| f.write_all(redact(&msg, &secrets).as_bytes()));
+                .map(|mut f| f.write_all(&redactor.redact_bytes(msg.as_bytes())));
             return Ok(127);
         }
     };
@@ -123,8 +122,10 @@ pub fn supervise(args: SuperviseArgs) -> Result<i32, String> {
     .flatten()
     {
         let log = log.clone();
-        let secrets = secrets.clone();
-        pumps.push(std::thread::spawn(move || pump(stream, &log, &secrets)));
+        let redactor = redactor.clone();
+        pumps.push(std::thread::spawn(move || {
+            crate::redact::pump(stream, &*log, &redactor)
+        }));
     }
     let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
@@ -190,26 +191,4 @@ fn group_members() -> usize {
     // SAFETY: getpgrp has no preconditions.
     let pgid = unsafe { libc::getpgrp() } as u32;
     super::proc_stats::group_pids(pgid).len()
-}
-
-fn pump(stream: Box<dyn Read + Send>, log: &Mutex<std::fs::File>, secrets: &[String]) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                let clean = redact(&text, secrets);
-                if let Ok(mut f) = log.lock() {
-                    let _ = f.write_all(clean.as_bytes());
-                }
-            }
-        }
-    }
-}
-
-fn redact(text: &str, secrets: &[String]) -> String {
-    crate::plan::template::redact(text, secrets)
 }

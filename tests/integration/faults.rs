@@ -160,12 +160,18 @@ body = '{{"inputs": [1]}}'
         .path();
     let m = manifest(&run);
     assert_eq!(m["cells"][0]["status"], "degraded", "{m}");
+    // Killed about a second into the 4 s window: said so, with the time.
+    let message = m["cells"][0]["message"].as_str().unwrap();
+    let after: f64 = message
+        .split("mid-cell, after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time of death in {message:?}"));
+    assert!((0.0..4.0).contains(&after), "{message}");
     assert!(
-        m["cells"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("replica"),
-        "{m}"
+        message.contains("replica") && !message.contains("start-up"),
+        "{message}"
     );
     let total = &stats(&run, "users4")["stats"]["total"];
     assert!(total["failures"].as_u64().unwrap() > 0, "{total}");

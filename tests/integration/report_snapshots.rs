@@ -199,3 +199,82 @@ fn compare_warns_when_the_plan_changed() {
     assert!(out.starts_with("> **Warning:** the plan changed"), "{out}");
     assert!(out.contains("| replicas1_users4 |"), "{out}");
 }
+
+fn compare(base: &Path, new: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("compare")
+        .arg(base)
+        .arg(new)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// A copy of the complete fixture whose run.json and plan.toml `edit` changes.
+fn edited(name: &str, edit: impl Fn(&mut serde_json::Value, &mut String)) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/complete");
+    let dir = std::env::temp_dir().join(format!("lm-compare-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&src, &dir);
+    let mut manifest: serde_json::Value = serde_json::from_str(&read(&dir, "run.json")).unwrap();
+    let mut plan = read(&dir, "plan.toml");
+    edit(&mut manifest, &mut plan);
+    std::fs::write(dir.join("run.json"), manifest.to_string()).unwrap();
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    dir
+}
+
+/// Runs of different plans, or with no cell in common, are refused unless
+/// `--force`: a table of unmatched cells would pass the gate silently.
+#[test]
+fn compare_refuses_unrelated_runs_unless_forced() {
+    let base = edited("base", |_, _| {});
+    let other_plan = edited("other-plan", |m, _| m["plan"] = "another-plan".into());
+    let o = compare(&base, &other_plan, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("different plans (`fixture-scaling` and `another-plan`)")
+            && err.contains("--force"),
+        "{err}"
+    );
+    let o = compare(&base, &other_plan, &["--force"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("| replicas1_users4 |"), "{out}");
+
+    let other_axes = edited("other-axes", |m, _| {
+        m["axes"] = serde_json::json!(["workers"]);
+        for (i, c) in m["cells"].as_array_mut().unwrap().iter_mut().enumerate() {
+            c["id"] = format!("workers{i}").into();
+        }
+    });
+    let o = compare(&base, &other_axes, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "no cell of one run is a cell of the other (matrix axes replicas users and workers)"
+        ),
+        "{err}"
+    );
+}
+
+/// Two runs of one plan whose settings changed are compared, with a warning
+/// that names each changed setting.
+#[test]
+fn compare_lists_what_changed_in_the_plan() {
+    let base = edited("same-base", |_, _| {});
+    let new = edited("same-new", |m, plan| {
+        m["plan_hash"] = "changed".into();
+        *plan = plan.replacen("[cell]", "[cell]\ncooldown = \"7s\"", 1);
+        plan.push_str("\n[vars]\nadded = 1\n");
+    });
+    let o = compare(&base, &new, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: the plan changed between the runs: cell.cooldown, vars"),
+        "{err}"
+    );
+}

@@ -112,6 +112,7 @@ fn add_entry(s: &mut RequestStats, e: &Entry) {
         timeout: e.k.timeout,
         connect: e.k.connect,
         io: e.k.io,
+        abandoned: 0,
     });
     for (ms, count) in &e.rt {
         // Locust's buckets are whole milliseconds unless a locustfile

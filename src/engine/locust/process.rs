@@ -3,12 +3,15 @@
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::redact::Redactor;
 
 /// How to start Locust: `[locust]` or `[python3, -m, locust]`.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub(super) struct Proc {
     pub log: PathBuf,
     child: Child,
     status: Option<ExitStatus>,
+    /// Threads copying its output into `log`, masked.
+    pumps: Vec<thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -30,8 +35,24 @@ impl Proc {
             && let Ok(Some(s)) = self.child.try_wait()
         {
             self.status = Some(s);
+            self.drain();
         }
         self.status
+    }
+
+    /// Lets the pumps write the last output of an exited process (so its log
+    /// tail is whole), for at most a second: something the process started
+    /// may still hold its pipes open.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.pumps.iter().any(|p| !p.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        for p in std::mem::take(&mut self.pumps) {
+            if p.is_finished() {
+                let _ = p.join();
+            }
+        }
     }
 
     /// Signals the child's whole process group, unless it was already reaped
@@ -50,10 +71,13 @@ impl Proc {
 #[derive(Default)]
 pub(super) struct Procs {
     pub list: Vec<Proc>,
+    /// Masks secrets in the processes' output on its way to their logs.
+    pub redactor: Arc<Redactor>,
 }
 
 impl Procs {
-    /// Spawns `launcher args` with stdout and stderr appended to `log`.
+    /// Spawns `launcher args` with stdout and stderr appended to `log`
+    /// through the redactor.
     ///
     /// Must be called on the thread that waits for the run: PR_SET_PDEATHSIG
     /// fires when the spawning *thread* exits.
@@ -69,27 +93,41 @@ impl Procs {
         let Some((program, pre)) = launcher.argv.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
         };
-        let out = OpenOptions::new().create(true).append(true).open(log)?;
-        let err = out.try_clone()?;
+        let out = Arc::new(Mutex::new(
+            OpenOptions::new().create(true).append(true).open(log)?,
+        ));
         let mut cmd = Command::new(program);
         cmd.args(pre)
             .args(args)
             .current_dir(cwd)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             // Its own group, so a cancel reaches anything the locustfile started.
             .process_group(0);
         for (k, v) in env {
             cmd.env(k, v);
         }
         crate::system::die_with_parent(&mut cmd);
-        let child = cmd.spawn()?;
+        let mut child = cmd.spawn()?;
+        let streams: [Option<Box<dyn Read + Send>>; 2] = [
+            child.stdout.take().map(|s| Box::new(s) as _),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ];
+        let pumps = streams
+            .into_iter()
+            .flatten()
+            .map(|stream| {
+                let (out, redactor) = (out.clone(), self.redactor.clone());
+                thread::spawn(move || crate::redact::pump(stream, &*out, &redactor))
+            })
+            .collect();
         self.list.push(Proc {
             name: name.to_string(),
             log: log.to_path_buf(),
             child,
             status: None,
+            pumps,
         });
         Ok(())
     }
