@@ -626,6 +626,7 @@ pub fn run_locust(
                     failures,
                     users,
                     dropped: 0,
+                    window: Default::default(),
                 }),
             }
         }
