@@ -95,11 +95,9 @@ impl Console {
                 bar.set_position((pos.clamp(0.0, 1.0) * 1000.0) as u64);
                 bar.set_message(live_line(live));
             }
-            None if !self.terminal => {
-                if self.last_line.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
-                    self.last_line = Some(Instant::now());
-                    eprintln!("{} · {}", header(s, cell), live_line(live));
-                }
+            None if !self.terminal && self.last_line.is_none_or(|t| t.elapsed() >= HEARTBEAT) => {
+                self.last_line = Some(Instant::now());
+                eprintln!("{} · {}", header(s, cell), live_line(live));
             }
             None => {}
         }

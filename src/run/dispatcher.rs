@@ -485,7 +485,12 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                     }
                 }
             }
-            let message = self.data.manifest.cells.get(c).and_then(|e| e.message.clone());
+            let message = self
+                .data
+                .manifest
+                .cells
+                .get(c)
+                .and_then(|e| e.message.clone());
             w.cell_finished(c, status, Some(&row), kinds, message);
         }
         if self.stop.is_none()

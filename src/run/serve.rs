@@ -78,14 +78,25 @@ fn handle(watch: &Watch, req: &Request<Incoming>) -> Response<Body> {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET only");
     }
     match req.uri().path() {
-        "/" | "/index.html" => full("text/html; charset=utf-8", PAGE.to_string()),
+        "/" | "/index.html" => full("text/html; charset=utf-8", page(watch)),
         "/api/state" => full(
             "application/json",
             serde_json::to_string(&watch.snapshot()).unwrap_or_default(),
         ),
         "/events" => events(watch),
-        _ => plain(StatusCode::NOT_FOUND, "not found: try / , /api/state or /events"),
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: try / , /api/state or /events",
+        ),
     }
+}
+
+/// The page with the state as it is now inlined, so a reload draws
+/// everything at once.
+fn page(watch: &Watch) -> String {
+    let state = serde_json::to_string(&watch.snapshot()).unwrap_or_else(|_| "null".into());
+    // Inside <script>, "</" could end the element early.
+    PAGE.replace("{{STATE}}", &state.replace("</", "<\\/"))
 }
 
 fn full(content_type: &str, body: String) -> Response<Body> {

@@ -249,7 +249,9 @@ impl Watch {
             if let Some(v) = s.cells.get_mut(c) {
                 v.status = status;
                 v.wall_secs = v.started_at.map(|t| t.elapsed().as_secs_f64());
-                v.summary = row.filter(|r| !r.metrics.is_empty()).map(|r| r.metrics.clone());
+                v.summary = row
+                    .filter(|r| !r.metrics.is_empty())
+                    .map(|r| r.metrics.clone());
                 v.bound = row.and_then(|r| r.bound).map(|b| b.as_str().to_string());
                 v.failure_kinds = failure_kinds;
                 v.message = message;
