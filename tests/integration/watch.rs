@@ -141,8 +141,8 @@ fn get(addr: &str, path: &str, limit: Duration) -> String {
         .unwrap_or(text)
 }
 
-/// Reads `/events` until `n` tick events came (or 20 s passed).
-fn ticks(addr: &str, n: usize) -> (String, usize) {
+/// Reads `/events` until `done` holds for what came (or 30 s passed).
+fn read_events(addr: &str, done: impl Fn(&str) -> bool) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -150,15 +150,14 @@ fn ticks(addr: &str, n: usize) -> (String, usize) {
     let mut text = String::new();
     let start = Instant::now();
     let mut chunk = [0u8; 8192];
-    while start.elapsed() < Duration::from_secs(20) && text.matches("event: tick").count() < n {
+    while start.elapsed() < Duration::from_secs(30) && !done(&text) {
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(k) => text.push_str(&String::from_utf8_lossy(&chunk[..k])),
             Err(_) => {}
         }
     }
-    let count = text.matches("event: tick").count();
-    (text, count)
+    text
 }
 
 #[test]
@@ -166,7 +165,7 @@ fn dashboard_serves_state_ticks_and_a_page_chromium_renders() {
     let Some(browser) = chromium("dashboard_serves_state_ticks_and_a_page_chromium_renders") else {
         return;
     };
-    let plan = grid_plan("watch-serve", "1, 2", "1, 2", "1s", "5s");
+    let plan = grid_plan("watch-serve", "1, 2", "1, 2", "1s", "6s");
     let (file, out) = write_plan("watch-serve", &plan);
     let mut run = Background::start(&file, &out, &["--serve", "127.0.0.1:0"]);
     let addr = run.dashboard();
@@ -205,8 +204,11 @@ fn dashboard_serves_state_ticks_and_a_page_chromium_renders() {
     assert!(eta > 0.0, "eta {eta} while cells are left: {state}");
 
     // The stream: the whole state on connect, then a tick a second.
-    let (events, n) = ticks(&addr, 2);
-    assert!(n >= 2, "fewer than 2 ticks in 20 s: {events}");
+    let events = read_events(&addr, |t| t.matches("event: tick").count() >= 2);
+    assert!(
+        events.matches("event: tick").count() >= 2,
+        "fewer than 2 ticks in 30 s: {events}"
+    );
     assert!(events.contains("event: state"), "{events}");
     let tick = events
         .split("event: tick\n")
@@ -217,6 +219,19 @@ fn dashboard_serves_state_ticks_and_a_page_chromium_renders() {
     for key in ["cell", "users", "rps", "p50", "p95", "failures"] {
         assert!(tick.get(key).is_some(), "tick without {key}: {tick}");
     }
+
+    // A status change comes as a `cell` event.
+    let events = read_events(&addr, |t| t.contains("event: cell"));
+    let cell = events
+        .split("event: cell\n")
+        .nth(1)
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("data: ")))
+        .unwrap_or_else(|| panic!("no cell event in 30 s: {events}"));
+    let cell: serde_json::Value = serde_json::from_str(cell).unwrap();
+    assert!(
+        ids.iter().any(|id| cell["cell"]["id"] == id.as_str()),
+        "{cell}"
+    );
 
     // The page, in a real browser, with the run still going.
     let dom = run_chromium(
