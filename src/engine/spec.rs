@@ -236,7 +236,7 @@ pub struct WindowSoFar {
 }
 
 /// One closed second of the measured window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SecondFigures {
     /// Seconds since the start of the measured window.
     pub t: u64,
