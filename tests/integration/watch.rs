@@ -513,3 +513,31 @@ fn console_without_a_terminal_prints_lines_heartbeats_and_where_a_stop_hit() {
     assert!(beats[0].contains(" elapsed · ETA "), "{}", beats[0]);
     assert!(beats[0].contains("measuring "), "{}", beats[0]);
 }
+
+#[test]
+fn a_bad_or_taken_dashboard_address_stops_the_run_before_any_load() {
+    let plan = grid_plan("watch-addr", "1", "1", "0s", "1s");
+    let (file, out) = write_plan("watch-addr", &plan);
+    let run = |addr: &str| {
+        Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .arg(format!("--serve={addr}"))
+            .output()
+            .unwrap()
+    };
+    let o = run("localhost");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("write IP:PORT"), "{}", stderr(&o));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = run(&addr);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot listen there"), "{}", stderr(&o));
+    assert!(
+        !out.exists(),
+        "a run folder was made before the address was checked"
+    );
+}
