@@ -220,7 +220,7 @@ fn dispatch(
             if let Ok(addr) = listener.local_addr() {
                 eprintln!("dashboard: http://{addr}/");
             }
-            tokio::task::spawn_local(serve::serve(listener, watch.clone()))
+            tokio::task::spawn_local(serve::serve(listener, watch.clone(), dir.clone()))
         });
         let ctx = Rc::new(StepContext {
             plan: plan.clone(),

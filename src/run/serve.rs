@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
 use crate::error::RunError;
+use crate::results::RunDir;
 use crate::steps::watch::{Watch, WatchEvent};
 
 const PAGE: &str = include_str!("dashboard.html");
@@ -50,8 +51,24 @@ pub fn bind(addr: &str) -> Result<std::net::TcpListener, RunError> {
     Ok(listener)
 }
 
+/// What the dashboard shows, and the run folder whose secrets it masks
+/// like every file and log line.
+#[derive(Clone)]
+struct Source {
+    watch: Watch,
+    dir: RunDir,
+}
+
+impl Source {
+    fn json<T: serde::Serialize>(&self, value: &T) -> String {
+        self.dir
+            .redact(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+    }
+}
+
 /// Serves until the task is dropped with the run's runtime.
-pub async fn serve(listener: std::net::TcpListener, watch: Watch) {
+pub async fn serve(listener: std::net::TcpListener, watch: Watch, dir: RunDir) {
+    let source = Source { watch, dir };
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
     };
@@ -60,11 +77,11 @@ pub async fn serve(listener: std::net::TcpListener, watch: Watch) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let watch = watch.clone();
+        let source = source.clone();
         tokio::task::spawn_local(async move {
             let service = service_fn(move |req| {
-                let watch = watch.clone();
-                async move { Ok::<_, Infallible>(handle(&watch, &req)) }
+                let source = source.clone();
+                async move { Ok::<_, Infallible>(handle(&source, &req)) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -73,17 +90,14 @@ pub async fn serve(listener: std::net::TcpListener, watch: Watch) {
     }
 }
 
-fn handle(watch: &Watch, req: &Request<Incoming>) -> Response<Body> {
+fn handle(source: &Source, req: &Request<Incoming>) -> Response<Body> {
     if *req.method() != Method::GET {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET only");
     }
     match req.uri().path() {
-        "/" | "/index.html" => full("text/html; charset=utf-8", page(watch)),
-        "/api/state" => full(
-            "application/json",
-            serde_json::to_string(&watch.snapshot()).unwrap_or_default(),
-        ),
-        "/events" => events(watch),
+        "/" | "/index.html" => full("text/html; charset=utf-8", page(source)),
+        "/api/state" => full("application/json", source.json(&source.watch.snapshot())),
+        "/events" => events(source),
         _ => plain(
             StatusCode::NOT_FOUND,
             "not found: try / , /api/state or /events",
@@ -93,8 +107,8 @@ fn handle(watch: &Watch, req: &Request<Incoming>) -> Response<Body> {
 
 /// The page with the state as it is now inlined, so a reload draws
 /// everything at once.
-fn page(watch: &Watch) -> String {
-    let state = serde_json::to_string(&watch.snapshot()).unwrap_or_else(|_| "null".into());
+fn page(source: &Source) -> String {
+    let state = source.json(&source.watch.snapshot());
     // Inside <script>, "</" could end the element early.
     PAGE.replace("{{STATE}}", &state.replace("</", "<\\/"))
 }
@@ -117,7 +131,7 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
 }
 
 struct Stream {
-    watch: Watch,
+    source: Source,
     rx: broadcast::Receiver<WatchEvent>,
     tick: tokio::time::Interval,
     id: u64,
@@ -128,16 +142,16 @@ fn frame(bytes: Bytes) -> Result<Frame<Bytes>, Infallible> {
     Ok(Frame::data(bytes))
 }
 
-fn sse(event: &str, id: u64, data: &serde_json::Value) -> Bytes {
+fn sse(event: &str, id: u64, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\nid: {id}\ndata: {data}\n\n"))
 }
 
-fn events(watch: &Watch) -> Response<Body> {
+fn events(source: &Source) -> Response<Body> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let init = Stream {
-        watch: watch.clone(),
-        rx: watch.subscribe(),
+        source: source.clone(),
+        rx: source.watch.subscribe(),
         tick,
         id: 0,
         opened: false,
@@ -147,7 +161,7 @@ fn events(watch: &Watch) -> Response<Body> {
         if !s.opened {
             s.opened = true;
             // Everything on connect: a reconnecting page misses nothing.
-            let state = serde_json::to_value(s.watch.snapshot()).unwrap_or_default();
+            let state = s.source.json(&s.source.watch.snapshot());
             let mut bytes = b"retry: 1000\n".to_vec();
             bytes.extend_from_slice(&sse("state", s.id, &state));
             return Some((frame(Bytes::from(bytes)), s));
@@ -155,31 +169,31 @@ fn events(watch: &Watch) -> Response<Body> {
         loop {
             tokio::select! {
                 _ = s.tick.tick() => {
-                    let data = sse("tick", s.id, &tick_data(&s.watch));
+                    let data = sse("tick", s.id, &s.source.json(&tick_data(&s.source.watch)));
                     return Some((frame(data), s));
                 }
                 ev = s.rx.recv() => match ev {
                     Ok(WatchEvent::Cell(c)) => {
-                        let state = s.watch.snapshot();
-                        let data = serde_json::json!({
+                        let state = s.source.watch.snapshot();
+                        let data = s.source.json(&serde_json::json!({
                             "cell": state.cells.get(c),
                             "current": state.current,
                             "eta_seconds": state.eta_seconds,
-                        });
+                        }));
                         return Some((frame(sse("cell", s.id, &data)), s));
                     }
                     Ok(WatchEvent::Findings) => {
-                        let state = s.watch.snapshot();
-                        let data = serde_json::json!({
+                        let state = s.source.watch.snapshot();
+                        let data = s.source.json(&serde_json::json!({
                             "findings": state.findings,
                             "status": state.status,
-                        });
+                        }));
                         return Some((frame(sse("findings", s.id, &data)), s));
                     }
                     Ok(WatchEvent::Tick) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed changes: send the whole state again.
-                        let state = serde_json::to_value(s.watch.snapshot()).unwrap_or_default();
+                        let state = s.source.json(&s.source.watch.snapshot());
                         return Some((frame(sse("state", s.id, &state)), s));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
