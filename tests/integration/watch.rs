@@ -541,3 +541,41 @@ fn a_bad_or_taken_dashboard_address_stops_the_run_before_any_load() {
         "a run folder was made before the address was checked"
     );
 }
+
+#[test]
+fn console_on_a_terminal_shows_where_a_stopped_cell_stopped() {
+    let plan = grid_plan("watch-tty-stop", "1", "1", "0s", "20s");
+    let (file, out) = write_plan("watch-tty-stop", &plan);
+    // Ctrl-C about 5 s into the measured window (after ready and baseline).
+    let cmd = format!(
+        "timeout -s INT 10 {} run {} --out {}",
+        env!("CARGO_BIN_EXE_loadmatrix"),
+        file.display(),
+        out.display()
+    );
+    let o = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stopped = text
+        .split("cell 1/1 [replicas=1 users=1] ")
+        .last()
+        .unwrap_or_default();
+    assert!(
+        stopped.starts_with("interrupted after "),
+        "no interrupted result block: {text}"
+    );
+    let at: f64 = stopped["interrupted after ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(
+        (1.0..20.0).contains(&at),
+        "stopped at {at} s of 20: {stopped}"
+    );
+    assert!(stopped.contains("of its 20 s measured window"), "{stopped}");
+}
