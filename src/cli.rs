@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Run only cells matching this filter, e.g. "replicas <= 2".
     #[arg(long)]
     pub only: Option<String>,
+    /// Serve a live dashboard while the run lasts (default address
+    /// 127.0.0.1:8089; give another to listen elsewhere, e.g. 0.0.0.0:8089).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8089")]
+    pub serve: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

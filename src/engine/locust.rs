@@ -616,6 +616,7 @@ pub fn run_locust(
                     rps,
                     p50,
                     p95,
+                    window,
                 } => progress(ProgressTick {
                     elapsed: Duration::try_from_secs_f64(elapsed).unwrap_or_default(),
                     phase: if phase == "warmup" {
@@ -630,6 +631,15 @@ pub fn run_locust(
                     failures,
                     users,
                     dropped: 0,
+                    window: window
+                        .map(|w| crate::engine::WindowSoFar {
+                            secs: w.secs,
+                            requests: w.requests,
+                            failures: w.failures,
+                            last: w.last,
+                            by_name: Vec::new(),
+                        })
+                        .unwrap_or_default(),
                 }),
             }
         }

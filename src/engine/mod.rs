@@ -16,7 +16,8 @@ mod worker;
 mod tests;
 
 pub use native::{
-    CancelToken, Endpoint, EngineError, LoadSpec, Model, Phase, ProgressTick, RequestSpec, run_load,
+    CancelToken, Endpoint, EngineError, LoadSpec, Model, NameLatency, Phase, ProgressTick,
+    RequestSpec, SecondFigures, WindowSoFar, run_load,
 };
 pub use stats::{
     CLIENT_BOUND_CPU_PCT, CellStats, FailureCounts, FailureKind, RequestStats, TimelineRow,

@@ -7,10 +7,15 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use super::spec::{Endpoint, EngineError, LoadSpec, Model, Phase, ProgressTick, RequestSpec};
+pub use super::spec::{
+    Endpoint, EngineError, LoadSpec, Model, NameLatency, Phase, ProgressTick, RequestSpec,
+    SecondFigures, WindowSoFar,
+};
 pub use crate::cancel::CancelToken;
 
 use super::plan::Plan;
+use hdrhistogram::Histogram;
+
 use super::stats::{
     CellStats, RequestStats, TimelineBuilder, add_histogram, assemble, latency_histogram,
     quantile_ms,
@@ -127,6 +132,26 @@ fn resolve(endpoints: &[Endpoint]) -> Result<Vec<SocketAddr>, EngineError> {
         .collect()
 }
 
+/// The leading seconds every worker has closed, and the per-name percentiles.
+fn window_so_far(
+    timeline: &TimelineBuilder,
+    by_spec: &[Histogram<u64>],
+    requests: &[RequestSpec],
+) -> WindowSoFar {
+    let mut w = timeline.closed_so_far();
+    w.by_name = by_spec
+        .iter()
+        .zip(requests)
+        .filter(|(h, _)| !h.is_empty())
+        .map(|(h, r)| NameLatency {
+            name: r.name.clone(),
+            p50_ms: quantile_ms(h, 0.50),
+            p95_ms: quantile_ms(h, 0.95),
+        })
+        .collect();
+    w
+}
+
 /// Runs one load test and blocks until it ends (warm-up + duration + drain),
 /// or about a second after `cancel` is set. `progress` is called about once
 /// per second on the calling thread.
@@ -208,6 +233,7 @@ pub fn run_load(
 
     let mut timeline = TimelineBuilder::new(workers);
     let mut so_far = latency_histogram();
+    let mut so_far_by_spec: Vec<Histogram<u64>> = Vec::new();
     let mut outputs: Vec<Option<WorkerOutput>> = (0..workers).map(|_| None).collect();
     let mut failure: Option<String> = None;
     let mut done = 0;
@@ -241,6 +267,7 @@ pub fn run_load(
                 failures: sum(Live::failures),
                 users: sum(Live::active),
                 dropped: sum(Live::dropped),
+                window: window_so_far(&timeline, &so_far_by_spec, &spec.requests),
             });
             last_tick = (now, completed);
             while next_tick <= now {
@@ -253,6 +280,12 @@ pub fn run_load(
         match rx.recv_timeout(wait) {
             Ok(Msg::Row(part)) => {
                 add_histogram(&mut so_far, &part.hist);
+                if so_far_by_spec.len() < part.by_spec.len() {
+                    so_far_by_spec.resize_with(part.by_spec.len(), latency_histogram);
+                }
+                for (acc, h) in so_far_by_spec.iter_mut().zip(&part.by_spec) {
+                    add_histogram(acc, h);
+                }
                 timeline.add(part);
             }
             Ok(Msg::Done(index, result)) => {

@@ -216,6 +216,48 @@ pub struct ProgressTick {
     pub users: u64,
     /// Arrivals dropped so far (open model, any phase).
     pub dropped: u64,
+    /// The measured window so far, counted over whole seconds every worker
+    /// has closed: the same requests the cell's statistics will count.
+    pub window: WindowSoFar,
+}
+
+/// The measured window so far, as the cell's statistics will count it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WindowSoFar {
+    /// Whole seconds of the window closed by every worker.
+    pub secs: u64,
+    pub requests: u64,
+    pub failures: u64,
+    /// The last closed second.
+    pub last: Option<SecondFigures>,
+    /// Successful requests' percentiles per request name, when the mix has
+    /// more than one request.
+    pub by_name: Vec<NameLatency>,
+}
+
+/// One closed second of the measured window.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SecondFigures {
+    /// Seconds since the start of the measured window.
+    pub t: u64,
+    pub requests: u64,
+    pub failures: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+impl WindowSoFar {
+    /// Requests per second over the closed seconds of the window.
+    pub fn rps(&self) -> Option<f64> {
+        (self.secs > 0).then(|| self.requests as f64 / self.secs as f64)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NameLatency {
+    pub name: String,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -352,6 +352,8 @@ pub(crate) struct RowPart {
     pub requests: u64,
     pub failures: u64,
     pub hist: Histogram<u64>,
+    /// Per request spec, only when the mix has several (for the live view).
+    pub by_spec: Vec<Histogram<u64>>,
 }
 
 impl RowPart {
@@ -362,6 +364,7 @@ impl RowPart {
             requests: 0,
             failures: 0,
             hist: latency_histogram(),
+            by_spec: Vec::new(),
         }
     }
 }
@@ -426,6 +429,25 @@ impl TimelineBuilder {
         let row = self.row(idx);
         row.requests += n;
         row.failures += n;
+    }
+
+    /// The leading rows every worker has closed: the measured window so far.
+    pub fn closed_so_far(&self) -> super::spec::WindowSoFar {
+        let mut w = super::spec::WindowSoFar::default();
+        for (t, row) in self.rows.iter().enumerate() {
+            let Some(q) = row.done else { break };
+            w.secs += 1;
+            w.requests += row.requests;
+            w.failures += row.failures;
+            w.last = Some(super::spec::SecondFigures {
+                t: t as u64,
+                requests: row.requests,
+                failures: row.failures,
+                p50_ms: q[0],
+                p95_ms: q[1],
+            });
+        }
+        w
     }
 
     /// Rows `0..ceil(measured_secs)`; rows missing a worker's part (cancelled

@@ -726,3 +726,47 @@ fn reconnects_when_the_server_closes_connections() {
         assert_eq!(stats.total.failures, 0);
     }
 }
+
+// The live view counts what the cell's statistics count.
+#[test]
+fn live_window_is_the_measured_window_warm_up_excluded() {
+    let server = TestServer::start(Behavior::Sleep(ms(5)));
+    let mut s = spec(
+        vec![server.endpoint()],
+        closed(4, (0, 0)),
+        ms(1500),
+        ms(3000),
+    );
+    s.requests = vec![RequestSpec::get("a", "/a"), RequestSpec::get("b", "/b")];
+    let ticks = std::sync::Mutex::new(Vec::new());
+    let stats = run_load(&s, CancelToken::new(), &|t| ticks.lock().unwrap().push(t)).unwrap();
+    let ticks = ticks.into_inner().unwrap();
+    // During warm-up nothing is counted, whatever was completed.
+    let warm: Vec<&ProgressTick> = ticks.iter().filter(|t| t.phase == Phase::Warmup).collect();
+    assert!(!warm.is_empty());
+    assert!(warm.iter().any(|t| t.requests > 0));
+    assert!(
+        warm.iter()
+            .all(|t| t.window.secs == 0 && t.window.requests == 0)
+    );
+    // Later, the window's closed seconds are exactly the timeline's first rows.
+    let measured: Vec<&ProgressTick> = ticks.iter().filter(|t| t.window.secs > 0).collect();
+    assert!(!measured.is_empty(), "no tick saw a closed second");
+    for t in measured {
+        let rows = &stats.timeline[..t.window.secs as usize];
+        assert_eq!(
+            t.window.requests,
+            rows.iter().map(|r| r.requests).sum::<u64>()
+        );
+        assert_eq!(
+            t.window.failures,
+            rows.iter().map(|r| r.failures).sum::<u64>()
+        );
+        assert!(t.window.requests < t.requests, "warm-up requests leaked in");
+        let last = t.window.last.as_ref().unwrap();
+        assert_eq!(last.t + 1, t.window.secs);
+        assert_eq!(last.requests, rows[rows.len() - 1].requests);
+        let names: Vec<&str> = t.window.by_name.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}

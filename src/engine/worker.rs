@@ -367,10 +367,19 @@ impl Ctx {
         let idx =
             (done.saturating_duration_since(t.measure_start).as_secs() as usize).min(t.last_row);
         st.advance(idx);
+        let several = st.specs.len() > 1;
         if let Some(row) = st.row.as_mut() {
             row.requests += 1;
             match outcome {
-                Ok(()) => record_n(&mut row.hist, latency_us, 1),
+                Ok(()) => {
+                    record_n(&mut row.hist, latency_us, 1);
+                    if several {
+                        if row.by_spec.len() <= spec {
+                            row.by_spec.resize_with(spec + 1, latency_histogram);
+                        }
+                        record_n(&mut row.by_spec[spec], latency_us, 1);
+                    }
+                }
                 Err(_) => row.failures += 1,
             }
         }

@@ -36,6 +36,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "cell.md.j2",
         include_str!("../../report-templates/cell.md.j2"),
     ),
+    (
+        "report.html.j2",
+        include_str!("../../report-templates/report.html.j2"),
+    ),
 ];
 
 pub fn embedded(name: &str) -> Option<&'static str> {

@@ -20,6 +20,7 @@ use crate::plan::graph::{self, Node};
 use crate::plan::raw::{OnFailure, StepKind};
 use crate::results::record::{Baseline, LoadShape};
 use crate::results::{self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow};
+use crate::steps::watch::Watch;
 use crate::steps::{Analyzed, Executor, StepError, StepInput, StepOutput, StepReport};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +100,7 @@ pub struct Dispatcher<'a, E: Executor> {
     /// Cells to measure, in matrix order; `current` is the one running.
     queue: VecDeque<usize>,
     current: Option<usize>,
+    watch: Option<Watch>,
 }
 
 impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
@@ -130,7 +132,19 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             stop: None,
             queue: (0..plan.cells.len()).filter(|c| selected[*c]).collect(),
             current: None,
+            watch: None,
         }
+    }
+
+    /// Publishes cell status changes and findings to `watch`.
+    pub fn with_watch(mut self, watch: Watch) -> Self {
+        for (c, rec) in self.data.cells.iter().enumerate() {
+            if let Some(row) = &rec.prior {
+                watch.cell_known(c, row);
+            }
+        }
+        self.watch = Some(watch);
+        self
     }
 
     pub async fn run(mut self) -> (Outcome, RunData) {
@@ -356,7 +370,12 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             (StepOutput::CellFile { name, bytes }, Some(c)) => {
                 self.data.cells[c].files.push((name, bytes));
             }
-            (StepOutput::Analysis(a), _) => self.data.analysis = Some(*a),
+            (StepOutput::Analysis(a), _) => {
+                if let Some(w) = &self.watch {
+                    w.findings(&a.analysis.findings);
+                }
+                self.data.analysis = Some(*a);
+            }
             (StepOutput::Reported, _) => self.data.reported = true,
             (StepOutput::Verdict { failed }, _) => self.data.thresholds_failed += failed,
             _ => {}
@@ -412,6 +431,9 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             e.message = None;
         }
         self.write_manifest();
+        if let Some(w) = &self.watch {
+            w.cell_started(c);
+        }
     }
 
     /// Writes the folder of a cell whose steps have all finished (or that the
@@ -450,6 +472,31 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             e.message = message.map(|m| self.dir.redact(&m));
         }
         self.write_manifest();
+        if let Some(w) = &self.watch {
+            let rec = &self.data.cells[c];
+            let row = rec.summary_row(&cell.id, &cell.matrix);
+            let mut kinds = indexmap::IndexMap::new();
+            for run in &rec.runs {
+                let k = &run.total.failures_by_kind;
+                for (name, n) in [
+                    ("status", k.status),
+                    ("timeout", k.timeout),
+                    ("connect", k.connect),
+                    ("io", k.io),
+                ] {
+                    if n > 0 {
+                        *kinds.entry(name.to_string()).or_insert(0) += n;
+                    }
+                }
+            }
+            let message = self
+                .data
+                .manifest
+                .cells
+                .get(c)
+                .and_then(|e| e.message.clone());
+            w.cell_finished(c, status, Some(&row), kinds, message);
+        }
         if self.stop.is_none()
             && let Some(breach) = self.abort_breach(c)
         {

@@ -1,7 +1,9 @@
 //! `loadmatrix run`: load the plan, open (and lock) the results folder, hand
 //! the step graph to the dispatcher, keep what it returns.
 
+pub mod console;
 pub mod dispatcher;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -17,6 +19,7 @@ use crate::plan::{self, LoadOptions, Override, Plan, RunInfo};
 use crate::results::{
     self, CellEntry, CellRecord, CellStatus, Manifest, RunDir, RunLock, RunStatus,
 };
+use crate::steps::watch::Watch;
 use crate::steps::{RunExecutor, StepContext};
 use dispatcher::{Dispatcher, Outcome, RunData};
 
@@ -108,6 +111,7 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
         None => None,
     };
     raise_fd_limit(&plan)?;
+    let dashboard = args.serve.as_deref().map(serve::bind).transpose()?;
     let secrets = plan.secrets();
     let (dir, _lock, manifest, records) = match resume {
         Some(r) => {
@@ -185,7 +189,7 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
         reported: false,
         baselines,
     };
-    let (outcome, data) = dispatch(&plan, &dir, data, &selected, cancel)?;
+    let (outcome, data) = dispatch(&plan, &dir, data, &selected, cancel, dashboard)?;
     let data = finish(&plan, &dir, outcome.clone(), data);
     eprintln!("results: {}", dir.root.display());
     verdict(&outcome, &data)
@@ -199,6 +203,7 @@ fn dispatch(
     data: RunData,
     selected: &[bool],
     cancel: CancelToken,
+    mut dashboard: Option<std::net::TcpListener>,
 ) -> Result<(Outcome, RunData), RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -207,16 +212,39 @@ fn dispatch(
     let local = tokio::task::LocalSet::new();
     Ok(runtime.block_on(local.run_until(async {
         let signals = tokio::spawn(watch_signals(cancel.clone()));
+        let watch = Watch::new(plan, selected);
+        let (close_console, closed) = tokio::sync::oneshot::channel();
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let console = tokio::task::spawn_local(console::run(watch.clone(), terminal, closed));
+        let server = dashboard.take().map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                eprintln!("dashboard: http://{addr}/");
+            }
+            tokio::task::spawn_local(serve::serve(listener, watch.clone(), dir.clone()))
+        });
         let ctx = Rc::new(StepContext {
             plan: plan.clone(),
             dir: dir.clone(),
             cancel: cancel.clone(),
             backend: Mutex::new(None),
+            watch: watch.clone(),
         });
         let executor = Rc::new(RunExecutor { ctx: ctx.clone() });
         let (outcome, mut data) = Dispatcher::new(plan, dir, data, selected, executor, cancel)
+            .with_watch(watch.clone())
             .run()
             .await;
+        watch.finished(match &outcome {
+            Outcome::Completed => "complete",
+            Outcome::PreflightFailed(_) => "preflight_failed",
+            Outcome::Aborted(_) | Outcome::ThresholdAbort(_) => "aborted",
+            Outcome::Interrupted => "interrupted",
+        });
+        let _ = close_console.send(());
+        let _ = console.await;
+        if let Some(server) = server {
+            server.abort();
+        }
         for e in ctx.shutdown().await {
             data.run_events
                 .push(format!("{} {e}", results::timestamp(SystemTime::now())));

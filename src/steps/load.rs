@@ -1,7 +1,6 @@
 //! The load step: warm-up and measured window of one cell with the native
 //! engine, while the system under test is sampled every second.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,7 +55,6 @@ pub async fn load(
         .map(|u| Endpoint::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
     let requests = request_specs(&plan, c)?;
-    let label = cell_label(cell);
     let baseline = match known {
         Some(b) => {
             events.push(format!(
@@ -93,7 +91,7 @@ pub async fn load(
             };
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
             let (stats, stage_samples, stage_scraped) =
-                run_one(ctx, spec, &label, repetition, offset, jobs.clone()).await?;
+                run_one(ctx, spec, c, repetition, offset, jobs.clone()).await?;
             samples.extend(stage_samples);
             scraped.samples.extend(stage_scraped.samples);
             scraped.problems.extend(stage_scraped.problems);
@@ -249,7 +247,6 @@ async fn locust(
             endpoints.len()
         )));
     }
-    let label = cell_label(cell);
     let jobs = scrape_jobs(ctx, &plan).await;
     let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
@@ -287,7 +284,7 @@ async fn locust(
         let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
         let (stats, samples, scraped) = run_sampled(
             ctx,
-            &label,
+            c,
             repetition,
             warmup,
             total,
@@ -369,7 +366,7 @@ async fn record(
 async fn run_one(
     ctx: &StepContext,
     spec: LoadSpec,
-    label: &str,
+    c: usize,
     repetition: u64,
     offset: f64,
     jobs: Vec<scraper::Job>,
@@ -377,7 +374,7 @@ async fn run_one(
     let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
     run_sampled(
         ctx,
-        label,
+        c,
         repetition,
         warmup,
         total,
@@ -392,7 +389,7 @@ async fn run_one(
 /// sampled every second.
 async fn run_sampled<F>(
     ctx: &StepContext,
-    label: &str,
+    c: usize,
     repetition: u64,
     warmup: Duration,
     total: Duration,
@@ -405,13 +402,14 @@ where
 {
     let cancel = ctx.cancel.clone();
     let warmup = warmup.as_secs_f64();
-    let progress = Progress::new(label.to_string(), total, repetition);
+    let watch = ctx.watch.clone();
+    let total_secs = total.as_secs_f64();
     // The engine says when its measured window began (Locust takes a while
     // to start), and the scrapes cover that window.
     let (window_tx, window_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
     let warmup_d = Duration::from_secs_f64(warmup);
     let engine_task = tokio::task::spawn_blocking(move || {
-        let r = engine_fn(cancel, &|tick| {
+        engine_fn(cancel, &|tick| {
             if tick.phase == engine::Phase::Measure && window_tx.borrow().is_none() {
                 let into = tick
                     .elapsed
@@ -419,11 +417,8 @@ where
                     .min(Duration::from_secs(1));
                 let _ = window_tx.send(Some(Instant::now() - into));
             }
-            progress.tick(&tick)
-        });
-        // A stopped cell's bar stays where the stop found it.
-        progress.finish(r.as_ref().map_or(true, |s| s.cancelled));
-        r
+            watch.tick(c, &tick, warmup, total_secs, repetition);
+        })
     });
     let groups = match ctx.backend.lock().await.as_ref() {
         Some(b) => b.process_groups(),
@@ -649,84 +644,6 @@ pub fn cell_label(cell: &Cell) -> String {
         .collect();
     format!("[{}]", parts.join(" "))
 }
-
-/// One progress line per cell: a bar on a terminal, plain lines otherwise.
-struct Progress {
-    label: String,
-    total: Duration,
-    bar: Option<indicatif::ProgressBar>,
-    last_plain: std::sync::Mutex<Option<Instant>>,
-}
-
-impl Progress {
-    fn new(label: String, total: Duration, repetition: u64) -> Self {
-        let label = if repetition > 0 {
-            format!("{label} (repeat {})", repetition + 1)
-        } else {
-            label
-        };
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
-            let style =
-                indicatif::ProgressStyle::with_template("{prefix} {bar:10} {percent:>3}% | {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("█░");
-            bar.set_style(style);
-            bar.set_prefix(label.clone());
-            bar
-        });
-        Progress {
-            label,
-            total,
-            bar,
-            last_plain: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn tick(&self, t: &ProgressTick) {
-        let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}ms"));
-        let phase = match t.phase {
-            engine::Phase::Warmup => "warm-up | ",
-            engine::Phase::Measure => "",
-            engine::Phase::Drain => "draining | ",
-        };
-        let msg = format!(
-            "{phase}RPS {:.1} | p50 {} | p95 {} | reqs {} | fails {}",
-            t.rps,
-            fmt_ms(t.p50_ms),
-            fmt_ms(t.p95_ms),
-            t.requests,
-            t.failures
-        );
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(t.elapsed.as_millis().min(self.total.as_millis()) as u64);
-                bar.set_message(msg);
-            }
-            None => {
-                let mut last = self.last_plain.lock().unwrap_or_else(|e| e.into_inner());
-                if last.is_none_or(|l| l.elapsed() >= Duration::from_secs(5)) {
-                    *last = Some(Instant::now());
-                    let pct = (t.elapsed.as_secs_f64() / self.total.as_secs_f64().max(0.001)
-                        * 100.0)
-                        .min(100.0);
-                    eprintln!("{} {pct:>3.0}% | {msg}", self.label);
-                }
-            }
-        }
-    }
-
-    fn finish(&self, stopped: bool) {
-        if let Some(bar) = &self.bar {
-            if stopped {
-                bar.abandon();
-                return;
-            }
-            bar.finish();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,6 +677,8 @@ mod tests {
             cancelled: false,
             warnings: Vec::new(),
             degraded: None,
+            rx_bytes: None,
+            tx_bytes: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod gate;
 pub mod load;
 pub mod scale;
+pub mod watch;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct StepContext {
     pub dir: RunDir,
     pub cancel: CancelToken,
     pub backend: Mutex<Option<Box<dyn Backend>>>,
+    /// Where the load step publishes its live figures.
+    pub watch: watch::Watch,
 }
 
 impl StepContext {

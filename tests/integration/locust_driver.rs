@@ -273,6 +273,13 @@ fn run_and_compare(workers: usize, warmup: u64, duration: u64) {
             .iter()
             .any(|t| t.phase == Phase::Measure && t.requests > 0)
     );
+    // The live window holds the seconds every worker has reported, counted
+    // as the timeline counts them (warm-up excluded).
+    for t in ticks.iter().filter(|t| t.window.secs > 0) {
+        let rows = &stats.timeline[..t.window.secs as usize];
+        let in_rows: u64 = rows.iter().map(|r| r.requests).sum();
+        assert_eq!(t.window.requests, in_rows, "{t:?} vs {rows:?}");
+    }
 }
 
 #[test]

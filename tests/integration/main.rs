@@ -27,3 +27,4 @@ mod schema;
 mod scrape;
 mod validate_limits;
 mod secrets;
+mod watch;

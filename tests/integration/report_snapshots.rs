@@ -77,6 +77,43 @@ fn complete_run_with_failing_thresholds() {
 }
 
 #[test]
+fn report_html_is_one_self_contained_file_with_answers_table_charts_and_thresholds() {
+    let dir = render("complete");
+    let html = read(&dir, "report.html");
+    for cell in [
+        "replicas1_users4",
+        "replicas1_users16",
+        "replicas2_users4",
+        "replicas2_users16",
+    ] {
+        assert!(html.contains(&format!("data-cell=\"{cell}\"")), "{cell}");
+    }
+    // Every chart written beside the report is inline in it.
+    let charts = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+        .count();
+    assert!(charts >= 2);
+    assert_eq!(html.matches("<svg ").count(), charts, "inline charts");
+    let report_md = read(&dir, "report.md");
+    assert!(report_md.contains("**FAIL**"));
+    assert!(html.contains(">FAIL</td>"), "threshold table");
+    assert!(html.contains("<h2 id=\"answers\">"));
+    assert!(html.contains("table.sortable"), "no sorting script");
+    for attr in ["src=", "href=", "url("] {
+        for (i, _) in html.match_indices(attr) {
+            let value = html[i + attr.len()..].trim_start_matches(['"', '\'']);
+            assert!(
+                value.starts_with('#'),
+                "{attr} points outside the file: {}",
+                &html[i..(i + 60).min(html.len())]
+            );
+        }
+    }
+}
+
+#[test]
 fn partial_run_reports_what_was_measured() {
     let dir = render("partial");
     let report = read(&dir, "report.md");

@@ -95,7 +95,18 @@ pub(super) enum ProgressLine {
         rps: f64,
         p50: Option<f64>,
         p95: Option<f64>,
+        /// The measured seconds every worker has reported.
+        #[serde(default)]
+        window: Option<ProbeWindow>,
     },
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ProbeWindow {
+    pub secs: u64,
+    pub requests: u64,
+    pub failures: u64,
+    pub last: Option<crate::engine::SecondFigures>,
 }
 
 fn stats_of(e: &Entry) -> RequestStats {

@@ -29,9 +29,13 @@ import gevent
 from locust import __version__ as LOCUST_VERSION
 from locust import events
 from locust import stats as locust_stats
+from locust import runners as locust_runners
 from locust.runners import MasterRunner, WorkerRunner
 
 MEASURE_MSG = "loadmatrix_measure"
+# Workers report every few seconds: a second of the window is complete on the
+# master only once every worker has reported past it.
+REPORTED_AFTER = int(getattr(locust_runners, "WORKER_REPORT_INTERVAL", 3.0)) + 1
 KINDS = ("status", "timeout", "connect", "io")
 
 
@@ -273,8 +277,37 @@ class MasterProbe:
                 "rps": total.current_rps or 0.0,
                 "p50": p50,
                 "p95": p95,
+                "window": self.window(),
             }
         )
+
+    def window(self):
+        """The measured seconds every worker has reported, as the cell's
+        statistics will count them."""
+        if self.boundary is None:
+            return None
+        closed = int(time.monotonic() - self.boundary) - REPORTED_AFTER
+        if closed <= 0:
+            return None
+        rows = [self.secs.get(s) or new_entry() for s in range(closed)]
+        last = rows[-1]
+        n = sum(last["rt"].values())
+
+        def pct(q):
+            return locust_stats.calculate_response_time_percentile(last["rt"], n, q) if n else 0.0
+
+        return {
+            "secs": closed,
+            "requests": sum(r["n"] for r in rows),
+            "failures": sum(r["f"] for r in rows),
+            "last": {
+                "t": closed - 1,
+                "requests": last["n"],
+                "failures": last["f"],
+                "p50_ms": pct(0.5),
+                "p95_ms": pct(0.95),
+            },
+        }
 
     def on_report(self, client_id=None, data=None, **_kw):
         lm = (data or {}).get("loadmatrix")

@@ -11,14 +11,26 @@ use crate::plan::model::*;
 use crate::plan::raw::RawPlan;
 
 /// Names of the report templates embedded in the binary.
-pub(crate) const EMBEDDED_TEMPLATES: &[&str] = &["summary.md.j2", "cell.md.j2"];
+pub(crate) const EMBEDDED_TEMPLATES: &[&str] = &["summary.md.j2", "cell.md.j2", "report.html.j2"];
+
+/// Every run folder gets `report.html`; a `[[report]]` with that output
+/// replaces its template.
+fn html_report() -> ReportSpec {
+    ReportSpec {
+        template: ReportTemplate::Embedded("report.html.j2".into()),
+        output: "report.html".into(),
+    }
+}
 
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<ReportSpec> {
     if raw.report.is_empty() {
-        return vec![ReportSpec {
-            template: ReportTemplate::Embedded("summary.md.j2".into()),
-            output: "report.md".into(),
-        }];
+        return vec![
+            ReportSpec {
+                template: ReportTemplate::Embedded("summary.md.j2".into()),
+                output: "report.md".into(),
+            },
+            html_report(),
+        ];
     }
     let mut out = Vec::new();
     let mut outputs: HashMap<String, usize> = HashMap::new();
@@ -93,6 +105,9 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<R
             continue;
         };
         out.push(ReportSpec { template, output });
+    }
+    if !out.iter().any(|s| s.output == "report.html") {
+        out.push(html_report());
     }
     out
 }

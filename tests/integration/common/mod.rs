@@ -136,3 +136,62 @@ pub fn locust_available(test: &str) -> bool {
     }
     found
 }
+
+/// Headless Chromium, if installed. Outside CI a missing browser skips the
+/// test (saying why); under `CI` it fails it.
+pub fn chromium(test: &str) -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(PathBuf::from);
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but Chromium is not installed (apt-get install chromium)"
+        );
+        eprintln!("skipping {test}: Chromium is not installed (apt-get install chromium)");
+    }
+    found
+}
+
+/// Runs headless Chromium with `args`, killed after `limit`; its stdout.
+pub fn run_chromium(browser: &Path, args: &[&str], limit: Duration) -> String {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let profile = std::env::temp_dir().join(format!("lm-chromium-{}", std::process::id()));
+    // Its own process group: the renderers go with it when it is stopped.
+    let mut child = Command::new(browser)
+        .process_group(0)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signals the process group this function started.
+    unsafe { kill(-(child.id() as i32), 9) };
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&profile);
+    reader.join().unwrap()
+}
