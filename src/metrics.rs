@@ -84,7 +84,14 @@ pub const METRICS: &[Metric] = &[
     m("baseline_ms", Latency, Some(16)),
     m("rps_ci95", Rate, Some(17)),
     m("p95_ci95", Latency, Some(18)),
+    // Capacity search only: a capacity row's largest value that met the SLO,
+    // and how many probes found it.
+    m("capacity", Count, None),
+    m("probes", Count, None),
 ];
+
+/// Metrics only capacity rows (`[search]`) have.
+pub const SEARCH_ONLY: &[&str] = &["capacity", "probes"];
 
 /// The metric `name` names (itself or an alias).
 pub fn lookup(name: &str) -> Option<&'static Metric> {

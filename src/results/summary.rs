@@ -211,7 +211,7 @@ pub fn summary_csv(axes: &[String], rows: &[SummaryRow]) -> String {
     out
 }
 
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -24,12 +24,11 @@ const BODY_VARIANTS: usize = 16;
 
 pub async fn load(
     ctx: &StepContext,
-    c: usize,
+    cell: &Cell,
     known: Option<Baseline>,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
     let plan = ctx.plan.clone();
-    let cell = &plan.cells[c];
     let endpoints = match &cell.load.base_url {
         Some(url) => vec![url.clone()],
         None => ctx
@@ -46,13 +45,13 @@ pub async fn load(
         ));
     }
     if cell.load.engine == EngineKind::Locust {
-        return locust(ctx, c, &endpoints, events).await;
+        return locust(ctx, cell, &endpoints, events).await;
     }
     let endpoints = endpoints
         .iter()
         .map(|u| Endpoint::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
-    let requests = request_specs(&plan, c)?;
+    let requests = request_specs(&plan, cell)?;
     let label = cell_label(cell);
     let baseline = match known {
         Some(b) => {
@@ -95,6 +94,20 @@ pub async fn load(
                 break;
             }
         }
+        if cell.probe.is_some() && !parts.iter().any(|p| p.cancelled) {
+            steady(
+                ctx,
+                cell,
+                &stages,
+                (endpoints.as_slice(), requests.as_slice()),
+                &label,
+                repetition,
+                &mut parts,
+                &mut samples,
+                events,
+            )
+            .await?;
+        }
         let Some(mut stats) = CellStats::combine_sequential(parts) else {
             continue;
         };
@@ -113,6 +126,72 @@ pub async fn load(
         reps: measured,
         baseline,
     })
+}
+
+/// A search probe is judged only once its throughput is steady: while the
+/// RPS of its last three seconds spreads more than 10% of their mean (and
+/// more than counting noise), it is
+/// measured again for its duration, up to three times its duration in all.
+/// One that never steadies carries the `unstable:` warning (judged failing).
+#[allow(clippy::too_many_arguments)]
+async fn steady(
+    ctx: &StepContext,
+    cell: &Cell,
+    stages: &[(Model, Duration)],
+    (endpoints, requests): (&[Endpoint], &[RequestSpec]),
+    label: &str,
+    repetition: u64,
+    parts: &mut Vec<CellStats>,
+    samples: &mut Vec<SystemSample>,
+    events: &mut Events,
+) -> Result<(), StepError> {
+    use crate::analysis::search::{
+        MAX_EXTENSION, STABLE_SPREAD, STABLE_WINDOWS, unstable_spread, unstable_warning,
+    };
+    let Some((model, duration)) = stages.last().cloned() else {
+        return Ok(());
+    };
+    let mut measured = 1;
+    loop {
+        let Some(whole) = CellStats::combine_sequential(parts.clone()) else {
+            return Ok(());
+        };
+        let Some(spread) = unstable_spread(&whole.timeline) else {
+            return Ok(());
+        };
+        if measured >= MAX_EXTENSION {
+            let w = unstable_warning(spread, whole.measured_secs);
+            if let Some(last) = parts.last_mut() {
+                last.warnings.push(w);
+            }
+            return Ok(());
+        }
+        measured += 1;
+        events.push(format!(
+            "probe {}: RPS of the last {STABLE_WINDOWS} s spread {:.0}% (limit {:.0}%); measuring {:.0} s more",
+            cell.id,
+            spread * 100.0,
+            STABLE_SPREAD * 100.0,
+            duration.as_secs_f64()
+        ));
+        let spec = LoadSpec {
+            endpoints: endpoints.to_vec(),
+            requests: requests.to_vec(),
+            model: model.clone(),
+            workers: cell.load.workers as usize,
+            warmup: Duration::ZERO,
+            duration,
+            request_timeout: cell.load.timeout,
+        };
+        let offset: f64 = parts.iter().map(|p| p.measured_secs).sum();
+        let (more, more_samples) = run_one(ctx, spec, label, repetition, offset).await?;
+        samples.extend(more_samples);
+        let cancelled = more.cancelled;
+        parts.push(more);
+        if cancelled {
+            return Ok(());
+        }
+    }
 }
 
 /// One user, no think time, the request mix, for `[analysis] baseline`: the
@@ -178,12 +257,10 @@ async fn measure_baseline(
 /// workers, ingested into the same statistics.
 async fn locust(
     ctx: &StepContext,
-    c: usize,
+    cell: &Cell,
     endpoints: &[String],
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
-    let plan = ctx.plan.clone();
-    let cell = &plan.cells[c];
     let Some(cfg) = &cell.load.locust else {
         return Err(StepError::failed("engine \"locust\" without a locustfile"));
     };
@@ -441,9 +518,8 @@ fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
     }
 }
 
-fn request_specs(plan: &Arc<Plan>, c: usize) -> Result<Vec<RequestSpec>, StepError> {
-    let cell = &plan.cells[c];
-    let ctx = plan.cell_context(c, None);
+fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, StepError> {
+    let ctx = plan.cell_context(cell, None);
     let mut out = Vec::new();
     for r in &cell.load.requests {
         let mut bodies: Vec<Bytes> = Vec::new();

@@ -6,7 +6,7 @@ use minijinja::Value;
 
 use super::resolver::{Resolver, check_url, status_code};
 use crate::plan::model::*;
-use crate::plan::raw::RawPlan;
+use crate::plan::raw::{RawPlan, SearchOver};
 use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, Scalar};
 
 pub(super) fn resolve(
@@ -27,8 +27,26 @@ pub(super) fn resolve(
         .0;
     let timeout = r.positive_duration(&l.timeout, "load.timeout", ctx)?;
 
+    let searched = raw.search.as_ref().map(|s| s.over.value);
+    for (knob, written) in [
+        ("users", l.users.as_ref().map(|t| t.span.clone())),
+        ("rate", l.rate.as_ref().map(|t| t.span.clone())),
+    ] {
+        if let (Some(over), Some(span)) = (searched, written)
+            && over.as_str() == knob
+        {
+            r.error(
+                span,
+                format!("`load.{knob}` is set by `[search]`, which probes it from `from` to `to`"),
+                Some(format!("remove `{knob}` from [load]")),
+            );
+            return None;
+        }
+    }
     let users = match &l.users {
         Some(u) => Some(r.at_least(u, "load.users", ctx, Count(1), "at least 1")?.0),
+        // The search sets it per probe.
+        None if searched == Some(SearchOver::Users) => Some(1),
         None => None,
     };
     let rate = match &l.rate {
@@ -44,6 +62,7 @@ pub(super) fn resolve(
             }
             Some(v)
         }
+        None if searched == Some(SearchOver::Rate) => Some(1.0),
         None => None,
     };
     let mut stages = Vec::new();

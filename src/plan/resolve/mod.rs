@@ -15,6 +15,7 @@ mod load;
 mod name;
 mod reports;
 mod resolver;
+mod search;
 mod steps;
 mod system;
 mod thresholds;
@@ -121,6 +122,7 @@ pub(crate) fn resolve(
         None => IndexMap::new(),
     };
     let analysis = analysis::resolve(&mut r, raw, &plan_ctx);
+    let search = search::resolve(&mut r, raw, &plan_ctx, &analysis);
     let reports = reports::resolve(&mut r, raw, &plan_ctx);
     let description = r
         .opt_text(&raw.description, "description", &plan_ctx)
@@ -146,6 +148,7 @@ pub(crate) fn resolve(
         graph: graph.unwrap_or(graph::StepGraph { steps: Vec::new() }),
         steps,
         analysis,
+        search,
         reports,
         templates,
         run_value,
@@ -199,5 +202,6 @@ fn resolve_cell(
         system: system?,
         load: load?,
         steps: steps?,
+        probe: None,
     })
 }
