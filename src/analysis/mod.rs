@@ -215,10 +215,15 @@ pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
 fn findings_of(plan: &Plan, rows: &[SummaryRow]) -> Analysis {
     let cell_of = |row: &SummaryRow| plan.cell_of_row(&row.cell);
     let axes = plan.row_axes();
+    // A search's SLO judges its probes when `[analysis]` names none.
+    let slo = match &plan.search {
+        Some(s) if plan.analysis.slo.is_empty() => &s.slo,
+        _ => &plan.analysis.slo,
+    };
     let input = AnalysisInput {
         axes: &axes,
         rows,
-        slo: &plan.analysis.slo,
+        slo,
         cost: plan.analysis.cost.as_ref(),
         replicas_of: rows
             .iter()

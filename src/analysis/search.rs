@@ -43,10 +43,28 @@ pub fn unstable_spread(timeline: &[TimelineRow]) -> Option<f64> {
     (spread > STABLE_SPREAD && max - min > 2.0 * mean.sqrt()).then_some(spread)
 }
 
+/// Whether a probe measured in these back-to-back segments (its window, then
+/// each extension) is unstable, and by what spread. Only full windows count:
+/// the first second of a segment misses the requests started during warm-up
+/// (or before it started), and the last holds those drained after the window
+/// closed, so both are left out; the rule then looks at the last three.
+pub fn probe_instability(segments: &[&[TimelineRow]]) -> Option<f64> {
+    let full: Vec<TimelineRow> = segments
+        .iter()
+        .flat_map(|rows| {
+            rows.iter()
+                .skip(1)
+                .take(rows.len().saturating_sub(2))
+                .cloned()
+        })
+        .collect();
+    unstable_spread(&full)
+}
+
 /// The warning of a probe that never stabilized.
 pub fn unstable_warning(spread: f64, secs: f64) -> String {
     format!(
-        "{UNSTABLE} RPS of the last {STABLE_WINDOWS} s spread {:.0}% (limit {:.0}%) after {secs:.0} s measured; judged failing",
+        "{UNSTABLE} RPS of the last {STABLE_WINDOWS} full seconds spread {:.0}% (limit {:.0}%) after {secs:.0} s measured; judged failing",
         spread * 100.0,
         STABLE_SPREAD * 100.0
     )
@@ -151,7 +169,7 @@ pub struct CapacityRow {
     /// (`from` already broke it), or `incomplete` (the run stopped mid-search).
     pub status: String,
     /// Probes judged failing because they never stabilized.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub note: Option<String>,
 }
 
@@ -371,6 +389,18 @@ mod tests {
             "within counting noise"
         );
         assert!(unstable_spread(&tl(&[80.0, 80.0, 40.0])).is_some());
+        // A window's edges are left out: its first second misses requests
+        // started in warm-up, its last holds the drained ones.
+        let edges = tl(&[136.0, 152.0, 152.0, 152.0, 184.0]);
+        assert_eq!(probe_instability(&[&edges]), None);
+        let stalled = tl(&[80.0, 80.0, 24.0, 80.0, 80.0]);
+        assert!(probe_instability(&[&stalled]).is_some());
+        let short = tl(&[136.0, 152.0, 184.0]);
+        assert_eq!(
+            probe_instability(&[&short, &short, &short]),
+            None,
+            "three 3 s segments give three full windows"
+        );
         assert_eq!(unstable_spread(&tl(&[1.0, 100.0])), None, "too short to judge");
     }
 }

@@ -146,21 +146,21 @@ async fn steady(
     events: &mut Events,
 ) -> Result<(), StepError> {
     use crate::analysis::search::{
-        MAX_EXTENSION, STABLE_SPREAD, STABLE_WINDOWS, unstable_spread, unstable_warning,
+        MAX_EXTENSION, STABLE_SPREAD, STABLE_WINDOWS, probe_instability, unstable_warning,
     };
     let Some((model, duration)) = stages.last().cloned() else {
         return Ok(());
     };
     let mut measured = 1;
     loop {
-        let Some(whole) = CellStats::combine_sequential(parts.clone()) else {
-            return Ok(());
-        };
-        let Some(spread) = unstable_spread(&whole.timeline) else {
+        let segments: Vec<&[crate::engine::TimelineRow]> =
+            parts.iter().map(|p| p.timeline.as_slice()).collect();
+        let Some(spread) = probe_instability(&segments) else {
             return Ok(());
         };
         if measured >= MAX_EXTENSION {
-            let w = unstable_warning(spread, whole.measured_secs);
+            let secs: f64 = parts.iter().map(|p| p.measured_secs).sum();
+            let w = unstable_warning(spread, secs);
             if let Some(last) = parts.last_mut() {
                 last.warnings.push(w);
             }
@@ -168,7 +168,7 @@ async fn steady(
         }
         measured += 1;
         events.push(format!(
-            "probe {}: RPS of the last {STABLE_WINDOWS} s spread {:.0}% (limit {:.0}%); measuring {:.0} s more",
+            "probe {}: RPS of the last {STABLE_WINDOWS} full seconds spread {:.0}% (limit {:.0}%); measuring {:.0} s more",
             cell.id,
             spread * 100.0,
             STABLE_SPREAD * 100.0,

@@ -250,9 +250,14 @@ fn a_sigkilled_search_resumes_from_the_probes_already_measured() {
         .spawn()
         .unwrap();
     let run = || only_run(&results, "search-resume");
-    wait_for("three measured probes", Duration::from_secs(60), || {
+    wait_for("three measured probes", Duration::from_secs(90), || {
         results.join("search-resume").is_dir()
-            && run().join("cells/default_users16/stats.json").is_file()
+            && std::fs::read_dir(run().join("cells")).is_ok_and(|d| {
+                d.flatten()
+                    .filter(|e| e.path().join("stats.json").is_file())
+                    .count()
+                    >= 3
+            })
     });
     std::thread::sleep(Duration::from_millis(1500));
     child.kill().unwrap();
@@ -345,4 +350,29 @@ fn plan_shows_the_most_probes_and_validate_keeps_capacity_to_searches() {
         err.contains("only a capacity search measures") && err.contains("plain.toml:8:"),
         "{err}"
     );
+}
+
+#[test]
+fn a_probe_that_never_steadies_is_measured_three_times_as_long_then_judged_failing() {
+    // The server stalls for 700 ms every 2 s: some seconds serve a third of the others.
+    let text = plan(
+        "search-unsteady",
+        "",
+        "4\", \"--stall-every\", \"2s\", \"--stall-for\", \"700ms",
+        "over = \"users\"\nfrom = 4\nto = 4\nslo = { p95 = \"10s\" }",
+        "",
+    )
+    .replace("duration = \"3s\"", "duration = \"5s\"");
+    let run = run_plan("search-unsteady", &text, &[]);
+    let err = stderr(&run.output);
+    let rows = capacity(&run.dir);
+    let r = &rows[0];
+    assert_eq!(r["status"], "below_range", "{r:?}\n{err}");
+    assert!(r["note"].contains("never stabilized"), "{r:?}");
+    let cell = run.dir.join("cells/default_users4");
+    let events = std::fs::read_to_string(cell.join("events.log")).unwrap();
+    assert_eq!(events.matches("measuring 5 s more").count(), 2, "{events}");
+    assert!(events.contains("unstable:"), "{events}");
+    let timeline = std::fs::read_to_string(cell.join("timeline.csv")).unwrap();
+    assert_eq!(timeline.lines().count(), 1 + 15, "three times 5 s: {timeline}");
 }
