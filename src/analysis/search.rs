@@ -265,12 +265,8 @@ pub fn capacity(plan: &Plan, rows: &[SummaryRow]) -> Vec<(CapacityRow, SummaryRo
                 p95: best.and_then(|(_, r)| r.metric("p95")),
                 probes: probing.probes.len(),
                 status: status.to_string(),
-                note: (!unstable.is_empty()).then(|| {
-                    format!(
-                        "never stabilized, judged failing: {}",
-                        unstable.join(", ")
-                    )
-                }),
+                note: (!unstable.is_empty())
+                    .then(|| format!("never stabilized, judged failing: {}", unstable.join(", "))),
             };
             let threshold_row = row.threshold_row(best.map(|(_, r)| r));
             (row, threshold_row)
@@ -356,7 +352,11 @@ mod tests {
     fn out_of_range_ends_early() {
         let s = search(4, 100, 0.05);
         let (seen, lo) = run(&s, 1000);
-        assert_eq!(seen, [4, 8, 16, 32, 64, 100], "the last doubling is clamped to `to`");
+        assert_eq!(
+            seen,
+            [4, 8, 16, 32, 64, 100],
+            "the last doubling is clamped to `to`"
+        );
         assert_eq!(lo, Some(100));
         let (seen, lo) = run(&s, 2);
         assert_eq!(seen, [4]);
@@ -401,6 +401,10 @@ mod tests {
             None,
             "three 3 s segments give three full windows"
         );
-        assert_eq!(unstable_spread(&tl(&[1.0, 100.0])), None, "too short to judge");
+        assert_eq!(
+            unstable_spread(&tl(&[1.0, 100.0])),
+            None,
+            "too short to judge"
+        );
     }
 }

@@ -117,11 +117,11 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
                 s.tolerance * 100.0
             ),
             (None, model) => match model {
-            LoadModel::Closed { users, .. } => format!("{users} users"),
-            LoadModel::Open { stages, .. } if stages.len() == 1 => {
-                format!("{}/s", stages[0].rate)
-            }
-            LoadModel::Open { stages, .. } => format!("{} stages", stages.len()),
+                LoadModel::Closed { users, .. } => format!("{users} users"),
+                LoadModel::Open { stages, .. } if stages.len() == 1 => {
+                    format!("{}/s", stages[0].rate)
+                }
+                LoadModel::Open { stages, .. } => format!("{} stages", stages.len()),
             },
         };
         row.push(c.system.backend.as_str().to_string());
@@ -205,9 +205,8 @@ fn search_estimate(plan: &Plan, s: &plan::Search, selected: Option<&[bool]>) -> 
     for c in &chosen {
         let t = &c.timing;
         // An unstable probe is measured up to three times its duration.
-        let one = t.warmup
-            + c.measured_duration() * crate::analysis::search::MAX_EXTENSION
-            + t.cooldown;
+        let one =
+            t.warmup + c.measured_duration() * crate::analysis::search::MAX_EXTENSION + t.cooldown;
         worst += one * u32::try_from(t.repeat * probes).unwrap_or(u32::MAX);
         if systems.insert(c.system_key()) {
             worst += plan.analysis.baseline;

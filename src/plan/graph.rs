@@ -248,7 +248,11 @@ pub(crate) struct Node {
 /// Adds the per-cell nodes of one more cell, `c` (a search probe decided
 /// while the run goes on), wired as [`expand`] wires every cell: after cell
 /// `c - 1`, and before the plan-level steps that need per-cell ones.
-pub(crate) fn expand_cell(graph: &StepGraph, g: &mut DiGraph<Node, ()>, c: usize) -> Vec<NodeIndex> {
+pub(crate) fn expand_cell(
+    graph: &StepGraph,
+    g: &mut DiGraph<Node, ()>,
+    c: usize,
+) -> Vec<NodeIndex> {
     let index: HashMap<&str, usize> = graph
         .steps
         .iter()
@@ -307,7 +311,10 @@ pub(crate) fn expand_cell(graph: &StepGraph, g: &mut DiGraph<Node, ()>, c: usize
             };
             for (b, sb) in graph.steps.iter().enumerate() {
                 let first = sb.per_cell
-                    && !sb.needs.iter().any(|n| graph.steps[index[n.as_str()]].per_cell);
+                    && !sb
+                        .needs
+                        .iter()
+                        .any(|n| graph.steps[index[n.as_str()]].per_cell);
                 if first {
                     g.add_edge(prev, at[&b], ());
                 }

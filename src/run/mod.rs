@@ -350,7 +350,11 @@ fn resume_search(
             plan.name
         )));
     }
-    let over = plan.search.as_ref().map(|s| s.over.as_str()).unwrap_or("users");
+    let over = plan
+        .search
+        .as_ref()
+        .map(|s| s.over.as_str())
+        .unwrap_or("users");
     let changed_overrides =
         old.overrides != overrides.iter().map(override_text).collect::<Vec<_>>();
     let rows = results::load_rows(dir, &old);

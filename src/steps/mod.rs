@@ -18,9 +18,9 @@ use tokio::sync::Mutex;
 
 use crate::analysis::AnalysisResult;
 use crate::engine::{CancelToken, CellStats};
-use crate::plan::{Cell, Plan};
 use crate::plan::graph::Step;
 use crate::plan::raw::StepKind;
+use crate::plan::{Cell, Plan};
 use crate::report::ReportError;
 use crate::results::record::Baseline;
 use crate::results::{Manifest, ResultsError, RunDir, SummaryRow};

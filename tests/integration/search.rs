@@ -32,7 +32,7 @@ name = "{name}"
 {matrix}
 [cell]
 duration = "3s"
-warmup = "500ms"
+warmup = "1s"
 [system]
 backend = "local"
 replicas = {replicas}
@@ -119,7 +119,10 @@ fn closed_model_search_finds_the_queueing_capacity_of_each_replica_count() {
     assert!((70.0..=85.0).contains(&rps1), "1 replica: {one:?}");
     assert_eq!(two["status"], "found");
     let users2 = num(two, "max_value");
-    assert!((22.0..=26.0).contains(&users2), "2 replicas: {two:?}\n{err}");
+    assert!(
+        (22.0..=26.0).contains(&users2),
+        "2 replicas: {two:?}\n{err}"
+    );
     let rps2 = num(two, "rps");
     assert!((140.0..=170.0).contains(&rps2), "2 replicas: {two:?}");
     assert!(num(one, "p95") <= 175.0 && num(two, "p95") <= 175.0);
@@ -138,7 +141,11 @@ fn closed_model_search_finds_the_queueing_capacity_of_each_replica_count() {
             assert!(run.dir.join("cells").join(d).join(f).is_file(), "{d}/{f}");
         }
     }
-    assert!(run.dir.join("cells/replicas1_users4/baseline.json").is_file());
+    assert!(
+        run.dir
+            .join("cells/replicas1_users4/baseline.json")
+            .is_file()
+    );
     let m = manifest(&run.dir);
     let cells = m["cells"].as_array().unwrap();
     assert_eq!(cells.len(), probes);
@@ -161,7 +168,11 @@ fn closed_model_search_finds_the_queueing_capacity_of_each_replica_count() {
     assert_eq!(cap.len(), 2);
     assert_eq!(cap[0]["max_value"].as_f64(), Some(users1));
     let checks = summary["thresholds"].as_array().unwrap();
-    assert_eq!(checks.len(), 2 + 1 + 2, "capacity rows, not probes: {checks:?}");
+    assert_eq!(
+        checks.len(),
+        2 + 1 + 2,
+        "capacity rows, not probes: {checks:?}"
+    );
     assert!(checks.iter().all(|t| t["passed"] == true), "{checks:?}");
     let report = std::fs::read_to_string(run.dir.join("report.md")).unwrap();
     let frontier = report.find("## Capacity frontier").expect("frontier");
@@ -374,5 +385,9 @@ fn a_probe_that_never_steadies_is_measured_three_times_as_long_then_judged_faili
     assert_eq!(events.matches("measuring 5 s more").count(), 2, "{events}");
     assert!(events.contains("unstable:"), "{events}");
     let timeline = std::fs::read_to_string(cell.join("timeline.csv")).unwrap();
-    assert_eq!(timeline.lines().count(), 1 + 15, "three times 5 s: {timeline}");
+    assert_eq!(
+        timeline.lines().count(),
+        1 + 15,
+        "three times 5 s: {timeline}"
+    );
 }

@@ -44,8 +44,9 @@ pub(super) fn resolve(
             Some("the search probes upwards from `from`: make `to` at least `from`".into()),
         );
     }
-    let tolerance = r.text(&s.tolerance, "search.tolerance", ctx).and_then(|text| {
-        match units::parse_percent(&text) {
+    let tolerance = r
+        .text(&s.tolerance, "search.tolerance", ctx)
+        .and_then(|text| match units::parse_percent(&text) {
             Ok(p) if p / 100.0 >= MIN_TOLERANCE && p <= 100.0 => Some(p / 100.0),
             Ok(_) => {
                 r.error(
@@ -63,8 +64,7 @@ pub(super) fn resolve(
                 );
                 None
             }
-        }
-    });
+        });
     let slo = match &s.slo {
         Some(written) => super::analysis::slo(r, written, "search", ctx),
         None => analysis.slo.clone(),
