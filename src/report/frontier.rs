@@ -126,3 +126,53 @@ pub fn frontier(rows: &[CapacityRow], axes: &[String]) -> Option<Frontier> {
         usl_refused,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(replicas: i64, users: Option<u64>, rps: f64) -> CapacityRow {
+        CapacityRow {
+            cell: format!("replicas{replicas}"),
+            matrix: [("replicas".to_string(), MatrixValue::Int(replicas))]
+                .into_iter()
+                .collect(),
+            over: "users".into(),
+            max_value: users,
+            rps: users.map(|_| rps),
+            p95: users.map(|_| 150.0),
+            probes: 6,
+            status: if users.is_some() {
+                "found"
+            } else {
+                "below_range"
+            }
+            .into(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn three_points_get_a_usl_fit_and_a_chart_of_users_and_rps() {
+        let axes = vec!["replicas".to_string()];
+        // Contention: each added replica gives a little less.
+        let rows = vec![
+            row(1, Some(12), 80.0),
+            row(2, Some(23), 152.0),
+            row(4, Some(43), 276.0),
+            row(8, None, 0.0),
+        ];
+        let f = frontier(&rows, &axes).unwrap();
+        assert_eq!(f.axis.as_deref(), Some("replicas"));
+        assert_eq!(f.points.len(), 3, "a search below range has no point");
+        let usl = f.usl.expect("a fit over three points");
+        assert!((usl.lambda - 80.0).abs() < 8.0, "{usl:?}");
+        assert!(usl.sigma > 0.0 && usl.r2 > 0.9, "{usl:?}");
+        assert!(!usl.predicted.is_empty());
+        let svg = f.svg.unwrap();
+        assert!(svg.contains("capacity (users)") && svg.contains("RPS at capacity"));
+
+        let two = frontier(&rows[..2], &axes).unwrap();
+        assert!(two.usl.is_none() && two.usl_refused.is_none());
+    }
+}
