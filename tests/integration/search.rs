@@ -213,7 +213,8 @@ fn out_of_range_searches_say_so_and_capacity_thresholds_judge_them() {
         "{{ matrix.slots }}",
         "over = \"users\"\nfrom = 8\nto = 8\nslo = { p95 = \"175ms\" }",
         "[[threshold]]\nexpr = \"capacity >= 8\"\n",
-    );
+    )
+    .replace("[cell]\n", "[cell]\nrepeat = 2\n");
     let run = run_plan("search-range", &text, &[]);
     let err = stderr(&run.output);
     assert_eq!(run.output.status.code(), Some(1), "{err}");
@@ -224,6 +225,12 @@ fn out_of_range_searches_say_so_and_capacity_thresholds_judge_them() {
     assert_eq!(rows[0]["probes"], "1");
     assert_eq!(rows[1]["status"], "above_range", "{rows:?}");
     assert_eq!(rows[1]["max_value"], "8");
+    // `repeat` applies to every probe.
+    let stats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.dir.join("cells/slots16_users8/stats.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stats["repetitions"].as_array().unwrap().len(), 2, "{stats}");
     let junit = std::fs::read_to_string(run.dir.join("junit.xml")).unwrap();
     assert!(junit.contains("slots1"), "{junit}");
     let summary: serde_json::Value =
