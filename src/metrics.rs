@@ -88,7 +88,14 @@ pub const METRICS: &[Metric] = &[
     m("tx_mbps", Plain, Some(20)),
     m("sut_rx_mbps", Plain, Some(21)),
     m("sut_tx_mbps", Plain, Some(22)),
+    // Capacity search only: a capacity row's largest value that met the SLO,
+    // and how many probes found it.
+    m("capacity", Count, None),
+    m("probes", Count, None),
 ];
+
+/// Metrics only capacity rows (`[search]`) have.
+pub const SEARCH_ONLY: &[&str] = &["capacity", "probes"];
 
 /// The metric `name` names (itself or an alias).
 pub fn lookup(name: &str) -> Option<&'static Metric> {

@@ -9,6 +9,7 @@ mod findings;
 mod frame;
 pub mod knee;
 mod linalg;
+pub mod search;
 mod text;
 pub mod thresholds;
 pub mod usl;
@@ -179,6 +180,9 @@ pub struct AnalysisResult {
     pub rows: Vec<SummaryRow>,
     pub thresholds: Vec<ThresholdResult>,
     pub analysis: Analysis,
+    /// Capacity search: one row per outer cell (the frontier).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<search::CapacityRow>,
 }
 
 impl AnalysisResult {
@@ -188,22 +192,38 @@ impl AnalysisResult {
 }
 
 /// Thresholds and findings over the summary rows under the plan's SLO and cost.
+///
+/// In search mode the probes break the SLO by design: thresholds are
+/// evaluated on the capacity rows instead.
 pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
-    let thresholds = thresholds::evaluate(plan, &rows);
+    let (capacity, thresholds) = if plan.search.is_some() {
+        let (capacity, threshold_rows): (Vec<_>, Vec<_>) =
+            search::capacity(plan, &rows).into_iter().unzip();
+        (capacity, thresholds::evaluate(plan, &threshold_rows))
+    } else {
+        (Vec::new(), thresholds::evaluate(plan, &rows))
+    };
     let analysis = findings_of(plan, &rows);
     AnalysisResult {
         rows,
         thresholds,
         analysis,
+        capacity,
     }
 }
 
 fn findings_of(plan: &Plan, rows: &[SummaryRow]) -> Analysis {
-    let cell_of = |row: &SummaryRow| plan.cells.iter().find(|c| c.id == row.cell);
+    let cell_of = |row: &SummaryRow| plan.cell_of_row(&row.cell);
+    let axes = plan.row_axes();
+    // A search's SLO judges its probes when `[analysis]` names none.
+    let slo = match &plan.search {
+        Some(s) if plan.analysis.slo.is_empty() => &s.slo,
+        _ => &plan.analysis.slo,
+    };
     let input = AnalysisInput {
-        axes: &plan.axes,
+        axes: &axes,
         rows,
-        slo: &plan.analysis.slo,
+        slo,
         cost: plan.analysis.cost.as_ref(),
         replicas_of: rows
             .iter()

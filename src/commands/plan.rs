@@ -95,6 +95,9 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
             .iter()
             .map(|s| s.to_string()),
     );
+    if plan.search.is_some() {
+        header.push("max probes".into());
+    }
     if selected.is_some() {
         header.push("selected".into());
     }
@@ -106,12 +109,21 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
                 .iter()
                 .map(|a| c.matrix.get(a).map(|v| v.to_string()).unwrap_or_default()),
         );
-        let load = match &c.load.model {
-            LoadModel::Closed { users, .. } => format!("{users} users"),
-            LoadModel::Open { stages, .. } if stages.len() == 1 => {
-                format!("{}/s", stages[0].rate)
-            }
-            LoadModel::Open { stages, .. } => format!("{} stages", stages.len()),
+        let load = match (&plan.search, &c.load.model) {
+            (Some(s), _) => format!(
+                "search {} {}..{} to {}%",
+                s.over.as_str(),
+                s.from,
+                s.to,
+                s.tolerance * 100.0
+            ),
+            (None, model) => match model {
+                LoadModel::Closed { users, .. } => format!("{users} users"),
+                LoadModel::Open { stages, .. } if stages.len() == 1 => {
+                    format!("{}/s", stages[0].rate)
+                }
+                LoadModel::Open { stages, .. } => format!("{} stages", stages.len()),
+            },
         };
         row.push(c.system.backend.as_str().to_string());
         if show_replicas {
@@ -120,6 +132,7 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
         // Think time caps what users can send, whatever the system does.
         let ceiling = c
             .offered_ceiling()
+            .filter(|_| plan.search.is_none())
             .map(|r| format!(", offers at most ~{r:.0} RPS"))
             .unwrap_or_default();
         row.push(format!("{load} ({}){ceiling}", c.load.engine.as_str()));
@@ -132,6 +145,9 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
             format_duration(c.timing.cooldown),
             c.timing.repeat.to_string(),
         ]);
+        if let Some(s) = &plan.search {
+            row.push(s.max_probes().to_string());
+        }
         if let Some(sel) = selected {
             row.push(if sel[c.index] { "yes" } else { "-" }.to_string());
         }
@@ -151,12 +167,14 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
         let columns: Vec<&str> = s.series.iter().map(|x| x.column.as_str()).collect();
         let _ = writeln!(
             out,
-            "
-scrape `{}`: {target} every {} of the measured window -> {}",
+            "\nscrape `{}`: {target} every {} of the measured window -> {}",
             s.name,
             format_duration(s.interval),
             columns.join(", ")
         );
+    }
+    if let Some(s) = &plan.search {
+        return out + &search_estimate(plan, s, selected);
     }
     let (total, n) = match selected {
         Some(sel) => {
@@ -187,4 +205,53 @@ fn format_duration_rounded(d: std::time::Duration) -> String {
     } else {
         format_duration(d)
     }
+}
+
+/// The most probes and the worst-case time of a capacity search.
+fn search_estimate(plan: &Plan, s: &plan::Search, selected: Option<&[bool]>) -> String {
+    let chosen: Vec<&plan::Cell> = plan
+        .cells
+        .iter()
+        .filter(|c| selected.is_none_or(|sel| sel[c.index]))
+        .collect();
+    let probes = s.max_probes();
+    let mut worst = std::time::Duration::ZERO;
+    let mut systems = std::collections::HashSet::new();
+    for c in &chosen {
+        let t = &c.timing;
+        // An unstable probe is measured up to three times its duration.
+        let one =
+            t.warmup + c.measured_duration() * crate::analysis::search::MAX_EXTENSION + t.cooldown;
+        worst += one * u32::try_from(t.repeat * probes).unwrap_or(u32::MAX);
+        if systems.insert(c.system_key()) {
+            worst += plan.analysis.baseline;
+        }
+    }
+    let mut out = String::new();
+    if selected.is_some() {
+        let _ = writeln!(
+            out,
+            "\n--only selects {} of {} outer cells; the others stay pending.",
+            chosen.len(),
+            plan.cells.len()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\ncapacity search over `{}`: each of the {} outer cell{} takes at most {probes} probes (doubling from {} to {}, then bisecting to within {}%), each a cell of its own",
+        s.over.as_str(),
+        chosen.len(),
+        if chosen.len() == 1 { "" } else { "s" },
+        s.from,
+        s.to,
+        s.tolerance * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "worst-case wall time: {} ({} probes, each measured up to {}x its duration while unstable, times repeat, and one baseline per system configuration; scaling and readiness come on top)",
+        format_duration_rounded(worst),
+        probes * chosen.len() as u64,
+        crate::analysis::search::MAX_EXTENSION
+    );
+    out
 }

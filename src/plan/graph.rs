@@ -260,6 +260,85 @@ pub(crate) struct Node {
     pub(crate) cell: Option<usize>,
 }
 
+/// Adds the per-cell nodes of one more cell, `c` (a search probe decided
+/// while the run goes on), wired as [`expand`] wires every cell: after cell
+/// `c - 1`, and before the plan-level steps that need per-cell ones.
+pub(crate) fn expand_cell(
+    graph: &StepGraph,
+    g: &mut DiGraph<Node, ()>,
+    c: usize,
+) -> Vec<NodeIndex> {
+    let index: HashMap<&str, usize> = graph
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let find = |g: &DiGraph<Node, ()>, step: usize, cell: Option<usize>| {
+        g.node_indices()
+            .find(|n| g[*n].step == step && g[*n].cell == cell)
+    };
+    let mut added = Vec::new();
+    let mut at: HashMap<usize, NodeIndex> = HashMap::new();
+    for (i, s) in graph.steps.iter().enumerate() {
+        if s.per_cell {
+            let n = g.add_node(Node {
+                step: i,
+                cell: Some(c),
+            });
+            at.insert(i, n);
+            added.push(n);
+        }
+    }
+    for (i, s) in graph.steps.iter().enumerate() {
+        for need in &s.needs {
+            let j = index[need.as_str()];
+            match (graph.steps[j].per_cell, s.per_cell) {
+                (true, true) => {
+                    g.add_edge(at[&j], at[&i], ());
+                }
+                (true, false) => {
+                    if let Some(p) = find(g, i, None) {
+                        g.add_edge(at[&j], p, ());
+                    }
+                }
+                (false, true) => {
+                    if let Some(p) = find(g, j, None) {
+                        g.add_edge(p, at[&i], ());
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+    }
+    if c > 0 {
+        for (a, sa) in graph.steps.iter().enumerate() {
+            let last = sa.per_cell
+                && !graph
+                    .steps
+                    .iter()
+                    .any(|s| s.per_cell && s.needs.contains(&sa.id));
+            if !last {
+                continue;
+            }
+            let Some(prev) = find(g, a, Some(c - 1)) else {
+                continue;
+            };
+            for (b, sb) in graph.steps.iter().enumerate() {
+                let first = sb.per_cell
+                    && !sb
+                        .needs
+                        .iter()
+                        .any(|n| graph.steps[index[n.as_str()]].per_cell);
+                if first {
+                    g.add_edge(prev, at[&b], ());
+                }
+            }
+        }
+    }
+    added
+}
+
 /// The graph with every per-cell step repeated once per cell. Cells run one
 /// at a time in matrix order: each cell's nodes wait for every node of the
 /// cell before.

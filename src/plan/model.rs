@@ -34,6 +34,8 @@ pub struct Plan {
     /// Rendered configs of plan-level declared steps, by id.
     pub(crate) steps: IndexMap<String, StepConfig>,
     pub(crate) analysis: Analysis,
+    /// `[search]`: the cells are the outer loop of a capacity search.
+    pub(crate) search: Option<Search>,
     pub(crate) reports: Vec<ReportSpec>,
     pub(crate) scrapes: Vec<Scrape>,
     pub(crate) templates: Arc<Templates>,
@@ -49,15 +51,16 @@ impl Plan {
         self.templates.env_vars.secrets()
     }
 
-    /// The template context of cell `c`; `replica` adds `replica` and `port`.
-    pub fn cell_context(&self, c: usize, replica: Option<(usize, u16)>) -> minijinja::Value {
-        let cell = &self.cells[c];
+    /// The template context of a cell of this plan (or a search probe of
+    /// one); `replica` adds `replica` and `port`.
+    pub fn cell_context(&self, cell: &Cell, replica: Option<(usize, u16)>) -> minijinja::Value {
+        let c = cell.index;
         let base = minijinja::context! {
             matrix => minijinja::Value::from(minijinja::value::Serde(&cell.matrix)),
             env => self.templates.env_value(),
             cell => minijinja::context! { id => cell.id.clone(), index => c, number => c + 1, count => self.cells.len() },
             run => self.run_value.clone(),
-            vars => self.cell_vars[c].clone(),
+            vars => self.cell_vars.get(c).cloned().unwrap_or_default(),
         };
         match replica {
             Some((r, port)) => minijinja::context! { replica => r, port => port, ..base },
@@ -85,6 +88,96 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The probe of outer cell `c` at `value` of the searched knob: the cell
+    /// with its users (or rate) set, named `<cell-id>_users<N>`.
+    pub(crate) fn probe(&self, c: usize, value: u64) -> Option<Cell> {
+        let search = self.search.as_ref()?;
+        let mut cell = self.cells.get(c)?.clone();
+        let over = search.over.as_str();
+        cell.id = format!("{}_{over}{value}", cell.id);
+        cell.matrix.insert(
+            over.to_string(),
+            super::matrix::MatrixValue::Int(i64::try_from(value).unwrap_or(i64::MAX)),
+        );
+        match &mut cell.load.model {
+            LoadModel::Closed { users, .. } => *users = value,
+            LoadModel::Open { stages, .. } => {
+                for s in stages {
+                    s.rate = value as f64;
+                }
+            }
+        }
+        cell.probe = Some(value);
+        Some(cell)
+    }
+
+    /// The cell a summary row belongs to: a cell of the plan, or the outer
+    /// cell of a search probe.
+    pub(crate) fn cell_of_row(&self, id: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.id == id).or_else(|| {
+            let over = self.search.as_ref()?.over.as_str();
+            let (outer, _) = id.rsplit_once(&format!("_{over}"))?;
+            self.cells.iter().find(|c| c.id == outer)
+        })
+    }
+
+    /// The axes of summary rows: the matrix axes, then the searched knob.
+    pub fn row_axes(&self) -> Vec<String> {
+        let mut axes = self.axes.clone();
+        if let Some(s) = &self.search {
+            axes.push(s.over.as_str().to_string());
+        }
+        axes
+    }
+}
+
+/// `[search]`, resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Search {
+    pub(crate) over: super::raw::SearchOver,
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+    /// A fraction: 0.05 for "5%".
+    pub(crate) tolerance: f64,
+    /// Metric -> limit in the metric's unit, like `[analysis] slo`.
+    pub(crate) slo: IndexMap<String, f64>,
+}
+
+impl Search {
+    /// The most probes an outer cell can take: doubling until the probe at
+    /// step k fails, then bisecting between steps k-1 and k; the worst k.
+    pub(crate) fn max_probes(&self) -> u64 {
+        let mut worst = 1;
+        let mut lo = self.from;
+        let mut k = 1;
+        while lo < self.to {
+            let hi = lo.saturating_mul(2).min(self.to);
+            k += 1;
+            worst = worst.max(k + bisection_steps(lo, hi, self.tolerance));
+            lo = hi;
+        }
+        worst
+    }
+}
+
+/// Probes bisection takes, at worst, to close `lo..hi` (lo passing, hi failing).
+pub(crate) fn bisection_steps(lo: u64, hi: u64, tolerance: f64) -> u64 {
+    fn go(lo: u64, hi: u64, tolerance: f64) -> u64 {
+        if bracket_closed(lo, hi, tolerance) {
+            return 0;
+        }
+        let mid = lo + (hi - lo) / 2;
+        1 + go(lo, mid, tolerance).max(go(mid, hi, tolerance))
+    }
+    go(lo, hi, tolerance)
+}
+
+/// The search between a passing `lo` and a failing `hi` is done.
+pub(crate) fn bracket_closed(lo: u64, hi: u64, tolerance: f64) -> bool {
+    hi <= lo + 1 || hi as f64 <= lo as f64 * (1.0 + tolerance)
+}
+
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plan")
@@ -104,6 +197,9 @@ pub struct Cell {
     pub(crate) load: Load,
     /// Rendered configs of per-cell declared steps, by id.
     pub(crate) steps: IndexMap<String, StepConfig>,
+    /// A search probe: the value of the searched knob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) probe: Option<u64>,
 }
 
 impl Cell {

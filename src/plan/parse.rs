@@ -26,6 +26,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "step",
     "threshold",
     "analysis",
+    "search",
     "report",
     "scrape",
 ];
@@ -257,6 +258,7 @@ pub(crate) fn parse_raw(
         step: Vec::new(),
         threshold: Vec::new(),
         analysis: Default::default(),
+        search: None,
         report: Vec::new(),
         scrape: Vec::new(),
         key_spans: Default::default(),
@@ -280,6 +282,7 @@ pub(crate) fn parse_raw(
             "system" => plan.system = c.de(value).unwrap_or_default(),
             "load" => plan.load = c.de(value).unwrap_or_default(),
             "analysis" => plan.analysis = c.de(value).unwrap_or_default(),
+            "search" => plan.search = c.de(value),
             "check" => plan.check = c.de_each(value),
             "step" => plan.step = c.de_each(value),
             "threshold" => plan.threshold = c.de_each(value),

@@ -42,6 +42,9 @@ pub(crate) struct RawPlan {
     pub(crate) threshold: Vec<ThresholdSection>,
     #[serde(default)]
     pub(crate) analysis: AnalysisSection,
+    /// Capacity search: the load knob is searched per matrix cell.
+    #[serde(default)]
+    pub(crate) search: Option<SearchSection>,
     #[serde(default)]
     pub(crate) report: Vec<ReportSection>,
     /// The service's own Prometheus metrics, scraped during every cell.
@@ -471,6 +474,46 @@ pub(crate) struct AnalysisSection {
     /// and before warm-up, to measure the unloaded latency of each distinct
     /// system configuration (default "3s"; "0s" turns it off).
     pub(crate) baseline: Option<Tmpl<Duration>>,
+}
+
+/// `[search]`: for every matrix cell, the largest load that meets the SLO.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchSection {
+    /// The load knob: "users" (closed model) or "rate" (open model).
+    pub(crate) over: Sp<SearchOver>,
+    /// The first probe's value.
+    pub(crate) from: Tmpl<Count>,
+    /// The largest value probed.
+    pub(crate) to: Tmpl<Count>,
+    /// Stop bisecting when hi <= lo * (1 + tolerance), e.g. "5%".
+    #[serde(default = "default_tolerance")]
+    pub(crate) tolerance: Text,
+    /// The SLO a probe must meet (default: `[analysis] slo`).
+    #[serde(default)]
+    pub(crate) slo: Option<IndexMap<String, Text>>,
+}
+
+fn default_tolerance() -> Text {
+    Tmpl::literal(Scalar::Str("5%".into()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchOver {
+    /// Concurrent virtual users (closed model).
+    Users,
+    /// Arrivals per second (open model).
+    Rate,
+}
+
+impl SearchOver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchOver::Users => "users",
+            SearchOver::Rate => "rate",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

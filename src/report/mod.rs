@@ -3,6 +3,7 @@
 
 pub mod cells;
 pub mod charts;
+pub mod frontier;
 pub mod junit;
 pub mod render;
 pub mod scraped;

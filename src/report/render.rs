@@ -56,7 +56,19 @@ pub fn render_reports(
     step_summary: bool,
 ) -> Result<(), ReportError> {
     let status = manifest.status.as_str();
-    let charts = super::charts::charts(&analysis.analysis, &plan.axes);
+    let axes = plan.row_axes();
+    let charts = super::charts::charts(&analysis.analysis, &axes);
+    let frontier = super::frontier::frontier(&analysis.capacity, &plan.axes);
+    let search = plan.search.as_ref().map(|s| {
+        minijinja::context! {
+            over => s.over.as_str(),
+            from => s.from,
+            to => s.to,
+            tolerance_pct => s.tolerance * 100.0,
+            max_probes => s.max_probes(),
+            slo => Value::from(minijinja::value::Serde(&s.slo)),
+        }
+    });
     let mut cells = crate::report::cells::cell_contexts(&dir.root, manifest);
     add_scrape_charts(dir, plan, &mut cells)?;
     let scrape: Vec<serde_json::Value> = plan
@@ -78,8 +90,9 @@ pub fn render_reports(
             description => plan.description.clone(),
             file => plan.file.display().to_string(),
             hash => plan.hash.clone(),
-            axes => plan.axes.clone(),
-            cells => plan.cells.len(),
+            axes => axes,
+            matrix_axes => plan.axes.clone(),
+            cells => if plan.search.is_some() { manifest.cells.len() } else { plan.cells.len() },
         },
         run => minijinja::context! {
             id => manifest.run_id.clone(),
@@ -98,6 +111,9 @@ pub fn render_reports(
         charts => Value::from(minijinja::value::Serde(&charts)),
         slo => Value::from(minijinja::value::Serde(&plan.analysis.slo)),
         scrape => Value::from(minijinja::value::Serde(&scrape)),
+        search => search,
+        capacity => Value::from(minijinja::value::Serde(&analysis.capacity)),
+        frontier => Value::from(minijinja::value::Serde(&frontier)),
     };
     for (template, output) in specs {
         let (name, source) = match template {
@@ -184,17 +200,29 @@ pub fn write_summary(
     plan: &Plan,
     result: &AnalysisResult,
 ) -> Result<(), ReportError> {
-    let charts: Vec<Chart> = super::charts::charts(&result.analysis, &plan.axes);
+    let axes = plan.row_axes();
+    let charts: Vec<Chart> = super::charts::charts(&result.analysis, &axes);
     let extra: Vec<String> = plan.scrape_columns().into_iter().map(|(c, _)| c).collect();
     dir.write(
         "summary.csv",
-        summary::summary_csv(&plan.axes, &extra, &result.rows).as_bytes(),
+        summary::summary_csv(&axes, &extra, &result.rows).as_bytes(),
     )?;
     let mut columns: Vec<String> = crate::metrics::columns()
         .iter()
         .map(|c| c.to_string())
         .collect();
     columns.extend(extra);
+    if plan.search.is_some() {
+        dir.write(
+            "capacity.csv",
+            crate::analysis::search::capacity_csv(&plan.axes, &result.capacity).as_bytes(),
+        )?;
+        if let Some(svg) =
+            super::frontier::frontier(&result.capacity, &plan.axes).and_then(|f| f.svg)
+        {
+            dir.write(&format!("{}.svg", super::frontier::CHART), svg.as_bytes())?;
+        }
+    }
     let json = serde_json::json!({
         "plan": plan.name,
         "run": dir.id(),
@@ -205,6 +233,10 @@ pub fn write_summary(
         "scaling": result.analysis.scaling,
         "thresholds": result.thresholds,
     });
+    let mut json = json;
+    if plan.search.is_some() {
+        json["capacity"] = serde_json::json!(result.capacity);
+    }
     let mut text = serde_json::to_vec_pretty(&json).unwrap_or_default();
     text.push(b'\n');
     dir.write("summary.json", &text)?;

@@ -254,7 +254,7 @@ pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> St
     out
 }
 
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -3,6 +3,10 @@
 //! next: plan-level steps as their needs allow, and exactly one cell's
 //! per-cell steps at a time, in matrix order, whatever subset was selected.
 //! It writes each cell's folder and the manifest as cells finish.
+//!
+//! With `[search]` the plan's cells are the outer loop: for each, the
+//! dispatcher decides the next probe from the verdicts of the probes before
+//! it, and runs every probe as a cell of its own.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -13,11 +17,11 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use tokio::task::JoinSet;
 
 use crate::analysis::AnalysisResult;
+use crate::analysis::search::{self, Probing};
 use crate::engine::CancelToken;
-use crate::plan::LoadModel;
-use crate::plan::Plan;
 use crate::plan::graph::{self, Node};
 use crate::plan::raw::{OnFailure, StepKind};
+use crate::plan::{Cell, LoadModel, Plan};
 use crate::results::record::{Baseline, LoadShape};
 use crate::results::{self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow};
 use crate::steps::watch::Watch;
@@ -59,6 +63,9 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct RunData {
     pub manifest: Manifest,
+    /// The cells run (or to run): the plan's cells, or with `[search]` the
+    /// probes decided so far. `cells[i]` is what `units[i]` produced.
+    pub units: Vec<Cell>,
     pub cells: Vec<CellRecord>,
     pub run_events: Vec<String>,
     pub analysis: Option<AnalysisResult>,
@@ -70,9 +77,9 @@ pub struct RunData {
 }
 
 impl RunData {
-    /// One row per cell of the plan, in matrix order.
-    pub fn rows(&self, plan: &Plan) -> Vec<SummaryRow> {
-        plan.cells
+    /// One row per cell (per probe with `[search]`), in the order they run.
+    pub fn rows(&self) -> Vec<SummaryRow> {
+        self.units
             .iter()
             .zip(&self.cells)
             .map(|(cell, rec)| rec.summary_row(&cell.id, &cell.matrix))
@@ -97,14 +104,22 @@ pub struct Dispatcher<'a, E: Executor> {
     states: Vec<NodeState>,
     data: RunData,
     stop: Option<Outcome>,
-    /// Cells to measure, in matrix order; `current` is the one running.
+    /// Cells to measure, in matrix order (the plan's cells: with `[search]`
+    /// the outer cells); `current` is the unit running.
     queue: VecDeque<usize>,
     current: Option<usize>,
     watch: Option<Watch>,
+    /// The outer cell being searched, and its probes' verdicts.
+    searching: Option<(usize, Probing)>,
+    /// The outer cell the system was last scaled for during a search: its
+    /// later probes keep the system as it is.
+    scaled_for: Option<usize>,
 }
 
 impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
-    /// `selected[c]`: cell `c` is measured by this invocation.
+    /// `selected[c]`: cell `c` of the plan is measured (searched) by this
+    /// invocation. `data.units` are the cells already known: the plan's cells,
+    /// or with `[search]` the probes measured by the run being resumed.
     pub fn new(
         plan: &'a Plan,
         dir: &'a RunDir,
@@ -113,10 +128,11 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
         executor: Rc<E>,
         cancel: CancelToken,
     ) -> Self {
-        let g = graph::expand(&plan.graph, plan.cells.len());
+        let g = graph::expand(&plan.graph, data.units.len());
         let states = g
             .node_indices()
             .map(|n| match g[n].cell {
+                Some(_) if plan.search.is_some() => NodeState::NotSelected,
                 Some(c) if !selected[c] => NodeState::NotSelected,
                 _ => NodeState::Pending,
             })
@@ -133,6 +149,8 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             queue: (0..plan.cells.len()).filter(|c| selected[*c]).collect(),
             current: None,
             watch: None,
+            searching: None,
+            scaled_for: None,
         }
     }
 
@@ -183,7 +201,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 changed = true;
             }
             if self.current.is_none() && self.stop.is_none() {
-                if let Some(c) = self.queue.pop_front() {
+                if let Some(c) = self.next_unit() {
                     self.current = Some(c);
                     changed = true;
                 } else if self.data.manifest.status == RunStatus::Running && self.cells_done() {
@@ -200,6 +218,117 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 return;
             }
         }
+    }
+
+    /// The next cell to run: the next of the queue, or with `[search]` the
+    /// next probe of the outer cell being searched (probes measured by a
+    /// resumed run are judged from their figures, never measured again).
+    fn next_unit(&mut self) -> Option<usize> {
+        let plan = self.plan;
+        let Some(search) = &plan.search else {
+            return self.queue.pop_front();
+        };
+        loop {
+            if let Some((outer, probing)) = &self.searching {
+                let outer = *outer;
+                let Some(value) = probing.next() else {
+                    self.search_done();
+                    continue;
+                };
+                let probe = plan.probe(outer, value)?;
+                if let Some(u) = self.data.units.iter().position(|c| c.id == probe.id)
+                    && self.data.cells[u].prior.is_some()
+                {
+                    let row = self.data.cells[u].summary_row(&probe.id, &probe.matrix);
+                    self.observe(outer, value, search::probe_passes(&search.slo, &row), true);
+                    continue;
+                }
+                return Some(self.add_unit(probe));
+            }
+            let outer = self.queue.pop_front()?;
+            let probing = Probing::new(search);
+            self.searching = Some((outer, probing));
+            self.say_search(outer, "");
+        }
+    }
+
+    /// A probe's verdict: the search moves on, and says so.
+    fn observe(&mut self, outer: usize, value: u64, passed: bool, measured_before: bool) {
+        if let Some((o, probing)) = &mut self.searching
+            && *o == outer
+        {
+            probing.observe(value, passed);
+        }
+        self.say_search(
+            outer,
+            if measured_before {
+                " (measured before)"
+            } else {
+                ""
+            },
+        );
+    }
+
+    /// "searching replicas=2: 16 users ✓ 32 users ✗ → 24 users", on the
+    /// console and in events.log.
+    fn say_search(&mut self, outer: usize, note: &str) {
+        let (Some(search), Some((o, probing))) = (&self.plan.search, &self.searching) else {
+            return;
+        };
+        if *o != outer {
+            return;
+        }
+        let label = outer_label(&self.plan.cells[outer]);
+        let line = format!(
+            "searching {label}: {}{note}",
+            probing.trail(search.over.as_str())
+        );
+        eprintln!("{}", self.dir.redact(&line));
+        self.data.event(line);
+    }
+
+    /// The outer cell's search has ended: its capacity, on the console and in events.log.
+    fn search_done(&mut self) {
+        let Some((outer, probing)) = self.searching.take() else {
+            return;
+        };
+        let Some(search) = &self.plan.search else {
+            return;
+        };
+        let over = search.over.as_str();
+        let lo = probing
+            .probes
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(v, _)| *v)
+            .max();
+        let failed = probing.probes.iter().any(|(_, ok)| !ok);
+        let verdict = match (lo, failed) {
+            (None, _) => format!("below range: {} {over} already broke the SLO", search.from),
+            (Some(v), false) => format!("above range: {v} {over} still met the SLO"),
+            (Some(v), true) => format!("capacity {v} {over}"),
+        };
+        let line = format!(
+            "searched {}: {verdict} ({} probes)",
+            outer_label(&self.plan.cells[outer]),
+            probing.probes.len()
+        );
+        eprintln!("{}", self.dir.redact(&line));
+        self.data.event(line);
+    }
+
+    /// Adds a probe to the run: its record, its manifest entry, its nodes.
+    fn add_unit(&mut self, cell: Cell) -> usize {
+        let u = self.data.units.len();
+        self.data.manifest.cells.retain(|e| e.id != cell.id);
+        self.data.manifest.cells.push(super::new_entry(&cell));
+        self.data.units.push(cell);
+        self.data.cells.push(CellRecord::default());
+        let plan = self.plan;
+        for _ in graph::expand_cell(&plan.graph, &mut self.g, u) {
+            self.states.push(NodeState::Pending);
+        }
+        u
     }
 
     fn cells_done(&self) -> bool {
@@ -228,7 +357,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             // A plan-level step after per-cell steps sees every cell finished,
             // whichever of their steps it names.
             if node.cell.is_none()
-                && (self.current.is_some() || !self.queue.is_empty())
+                && (self.current.is_some() || !self.queue.is_empty() || self.searching.is_some())
                 && self
                     .g
                     .neighbors_directed(n, Direction::Incoming)
@@ -257,13 +386,23 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 self.states[n.index()] = NodeState::Skipped;
                 continue;
             }
-            self.states[n.index()] = NodeState::Running;
+            let step = &self.plan.graph.steps[node.step];
             if let Some(c) = node.cell {
                 self.mark_started(c);
+                if step.kind == StepKind::Scale
+                    && self.plan.search.is_some()
+                    && self.scaled_for == Some(self.data.units[c].index)
+                {
+                    // Later probes of the same outer cell keep the system as it is.
+                    self.states[n.index()] = NodeState::Done;
+                    continue;
+                }
             }
-            let step = &self.plan.graph.steps[node.step];
+            self.states[n.index()] = NodeState::Running;
             let input = self.input_for(step.kind, node.cell);
-            let fut = self.executor.execute(step, node.cell, input);
+            let fut = self
+                .executor
+                .execute(step, node.cell.map(|c| &self.data.units[c]), input);
             running.spawn_local(async move { (n, fut.await) });
         }
         changed
@@ -273,18 +412,18 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     fn input_for(&self, kind: StepKind, cell: Option<usize>) -> StepInput {
         let analysis = || match &self.data.analysis {
             Some(a) => Analyzed::Done(Box::new(a.clone())),
-            None => Analyzed::Rows(self.data.rows(self.plan)),
+            None => Analyzed::Rows(self.data.rows()),
         };
         match kind {
             StepKind::Load => StepInput::Load {
                 baseline: cell.and_then(|c| {
                     self.data
                         .baselines
-                        .get(&self.plan.cells[c].system_key())
+                        .get(&self.data.units[c].system_key())
                         .cloned()
                 }),
             },
-            StepKind::Analyze => StepInput::Rows(self.data.rows(self.plan)),
+            StepKind::Analyze => StepInput::Rows(self.data.rows()),
             StepKind::Report => StepInput::Report {
                 manifest: Box::new(self.data.manifest.clone()),
                 analysis: analysis(),
@@ -318,6 +457,11 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
         match report.result {
             Ok(output) => {
                 self.states[n.index()] = NodeState::Done;
+                if step.kind == StepKind::Scale
+                    && let Some(c) = node.cell
+                {
+                    self.scaled_for = Some(self.data.units[c].index);
+                }
                 self.keep(node.cell, output);
             }
             Err(mut e) => {
@@ -341,7 +485,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     fn keep(&mut self, cell: Option<usize>, output: StepOutput) {
         match (output, cell) {
             (StepOutput::Measured { reps: ms, baseline }, Some(c)) => {
-                let cell = &self.plan.cells[c];
+                let cell = &self.data.units[c];
                 if let Some(b) = &baseline {
                     self.data
                         .baselines
@@ -350,11 +494,12 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 }
                 let rec = &mut self.data.cells[c];
                 if baseline.is_some() {
-                    rec.shape = Some(LoadShape {
+                    let shape = LoadShape {
                         offered_rps: baseline.as_ref().and_then(|b| cell.offered_rps(b.mean_ms)),
                         open_model: matches!(cell.load.model, LoadModel::Open { .. }),
                         fail_limit_pct: self.plan.analysis.fail_limit_pct(),
-                    });
+                    };
+                    rec.shape = Some(shape);
                     rec.baseline = baseline;
                 }
                 for m in ms {
@@ -385,7 +530,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     fn failed(&mut self, node: &Node, step: &crate::plan::graph::Step, e: StepError) {
         let message = self.dir.redact(&e.to_string());
         let where_ = match node.cell {
-            Some(c) => format!("step `{}` of cell {}", step.id, self.plan.cells[c].id),
+            Some(c) => format!("step `{}` of cell {}", step.id, self.data.units[c].id),
             None => format!("step `{}`", step.id),
         };
         if !e.is_interrupt() {
@@ -424,7 +569,8 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
         let now = results::timestamp(SystemTime::now());
         rec.started = Some(now.clone());
         rec.status = CellStatus::Running;
-        if let Some(e) = self.data.manifest.cells.get_mut(c) {
+        let id = &self.data.units[c].id;
+        if let Some(e) = self.data.manifest.cells.iter_mut().find(|e| &e.id == id) {
             e.status = CellStatus::Running;
             e.started = Some(now);
             e.finished = None;
@@ -439,7 +585,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     /// Writes the folder of a cell whose steps have all finished (or that the
     /// run stopped), updates the manifest, and checks abort thresholds.
     fn finish_cell(&mut self, c: usize) {
-        let cell = &self.plan.cells[c];
+        let cell = &self.data.units[c];
         let interrupted = matches!(self.stop, Some(Outcome::Interrupted))
             && !self
                 .cell_nodes(c)
@@ -466,7 +612,8 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 self.stop.get_or_insert(Outcome::Aborted(msg));
             }
         }
-        if let Some(e) = self.data.manifest.cells.get_mut(c) {
+        let id = &self.data.units[c].id;
+        if let Some(e) = self.data.manifest.cells.iter_mut().find(|e| &e.id == id) {
             e.status = status;
             e.finished = self.data.cells[c].finished.clone();
             e.message = message.map(|m| self.dir.redact(&m));
@@ -497,6 +644,17 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 .and_then(|e| e.message.clone());
             w.cell_finished(c, status, Some(&row), kinds, message);
         }
+        let plan = self.plan;
+        if let (Some(search), Some(value)) = (&plan.search, self.data.units[c].probe)
+            && status != CellStatus::Interrupted
+        {
+            let unit = &self.data.units[c];
+            let outer = unit.index;
+            let row = self.data.cells[c].summary_row(&unit.id, &unit.matrix);
+            let passed = search::probe_passes(&search.slo, &row);
+            self.observe(outer, value, passed, false);
+            return;
+        }
         if self.stop.is_none()
             && let Some(breach) = self.abort_breach(c)
         {
@@ -510,7 +668,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
         if !plan.thresholds.iter().any(|t| t.abort) {
             return None;
         }
-        let cell = &plan.cells[c];
+        let cell = &self.data.units[c];
         let row = self.data.cells[c].summary_row(&cell.id, &cell.matrix);
         if row.metrics.is_empty() {
             return None;
@@ -534,6 +692,18 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     fn write_manifest(&self) {
         write_manifest(self.dir, &self.data.manifest);
     }
+}
+
+/// "replicas=2", or the cell id without matrix values.
+fn outer_label(cell: &Cell) -> String {
+    if cell.matrix.is_empty() {
+        return cell.id.clone();
+    }
+    cell.matrix
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn write_manifest(dir: &RunDir, manifest: &Manifest) {
@@ -563,7 +733,7 @@ mod tests {
         fn execute(
             &self,
             _step: &Step,
-            cell: Option<usize>,
+            cell: Option<&Cell>,
             _input: StepInput,
         ) -> futures_util::future::LocalBoxFuture<'static, StepReport> {
             let mut s = self.seed.borrow_mut();
@@ -572,6 +742,7 @@ mod tests {
             *s ^= *s << 17;
             let wait = Duration::from_micros(*s % 3000);
             let log = self.log.clone();
+            let cell = cell.map(|c| c.index);
             Box::pin(async move {
                 let start = tokio::time::Instant::now();
                 tokio::time::sleep(wait).await;
@@ -610,8 +781,9 @@ mod tests {
                 axes: plan.axes.clone(),
                 overrides: Vec::new(),
                 only: None,
-                cells: Vec::new(),
+                cells: plan.cells.iter().map(crate::run::new_entry).collect(),
             },
+            units: plan.cells.clone(),
             cells: vec![CellRecord::default(); plan.cells.len()],
             run_events: Vec::new(),
             analysis: None,
@@ -619,6 +791,151 @@ mod tests {
             reported: false,
             baselines: Default::default(),
         }
+    }
+
+    /// Stands in for a system of 4 slots of 50 ms per replica: a probe of
+    /// `users` measures p95 = 50 ms × ceil(users / (4 · replicas)).
+    struct Queueing {
+        ran: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl Executor for Queueing {
+        fn execute(
+            &self,
+            step: &Step,
+            cell: Option<&Cell>,
+            _input: StepInput,
+        ) -> futures_util::future::LocalBoxFuture<'static, StepReport> {
+            let result = match (step.kind, cell) {
+                (StepKind::Load, Some(c)) => {
+                    self.ran.borrow_mut().push(c.id.clone());
+                    let replicas = match c.matrix.get("replicas") {
+                        Some(crate::plan::matrix::MatrixValue::Int(r)) => *r as u64,
+                        _ => 1,
+                    };
+                    let users = c.probe.unwrap_or(1);
+                    let latency_us = 50_000 * users.div_ceil(4 * replicas);
+                    let mut total = crate::engine::RequestStats::new();
+                    for _ in 0..100 {
+                        total.record_success(latency_us);
+                    }
+                    total.finalize(1.0);
+                    let stats = crate::engine::CellStats {
+                        total,
+                        by_name: Default::default(),
+                        timeline: Vec::new(),
+                        measured_secs: 1.0,
+                        dropped: 0,
+                        client_cpu_pct: 0.0,
+                        client_bound: false,
+                        schedule_lag_p99_ms: 0.0,
+                        cancelled: false,
+                        warnings: Vec::new(),
+                        degraded: None,
+                        rx_bytes: None,
+                        tx_bytes: None,
+                    };
+                    Ok(StepOutput::Measured {
+                        reps: vec![crate::steps::Measurement {
+                            stats,
+                            samples: Vec::new(),
+                            degraded: None,
+                            scraped: Vec::new(),
+                            server: Default::default(),
+                        }],
+                        baseline: None,
+                    })
+                }
+                _ => Ok(StepOutput::Done),
+            };
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                StepReport {
+                    result,
+                    events: Vec::new(),
+                }
+            })
+        }
+    }
+
+    fn search_plan() -> Plan {
+        let text = "name = \"p\"\n[matrix]\nreplicas = [1, 2]\n[load]\nbase_url = \"http://127.0.0.1:9\"\n[[load.request]]\npath = \"/\"\n[search]\nover = \"users\"\nfrom = 4\nto = 64\nslo = { p95 = \"175ms\" }\n";
+        crate::plan::load_str(std::path::Path::new("p.toml"), text, Default::default()).unwrap()
+    }
+
+    fn search_run(plan: &Plan, data: RunData, dir: &RunDir) -> (RunData, Vec<String>) {
+        let ran = Rc::new(RefCell::new(Vec::new()));
+        let executor = Rc::new(Queueing { ran: ran.clone() });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let selected = vec![true; plan.cells.len()];
+        let (outcome, data) = runtime.block_on(local.run_until(
+            Dispatcher::new(plan, dir, data, &selected, executor, CancelToken::new()).run(),
+        ));
+        assert_eq!(outcome, Outcome::Completed);
+        let ran = ran.borrow().clone();
+        (data, ran)
+    }
+
+    #[test]
+    fn a_search_probes_one_cell_at_a_time_and_never_measures_a_probe_twice() {
+        let plan = search_plan();
+        let tmp = std::env::temp_dir().join(format!("lm-dispatch-search-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let dir = RunDir::open(&tmp);
+        let mut data = data_for(&plan);
+        data.units.clear();
+        data.cells.clear();
+        data.manifest.cells.clear();
+        let (data, ran) = search_run(&plan, data, &dir);
+        let expected = [
+            "replicas1_users4",
+            "replicas1_users8",
+            "replicas1_users16",
+            "replicas1_users12",
+            "replicas1_users14",
+            "replicas1_users13",
+            "replicas2_users4",
+            "replicas2_users8",
+            "replicas2_users16",
+            "replicas2_users32",
+            "replicas2_users24",
+            "replicas2_users28",
+            "replicas2_users26",
+            "replicas2_users25",
+        ];
+        assert_eq!(ran, expected);
+        let ids: Vec<&str> = data.manifest.cells.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, expected);
+        assert!(data.cells.iter().all(|r| r.status == CellStatus::Complete));
+        let capacity = search::capacity(&plan, &data.rows());
+        let found: Vec<(Option<u64>, &str)> = capacity
+            .iter()
+            .map(|(r, _)| (r.max_value, r.status.as_str()))
+            .collect();
+        assert_eq!(found, [(Some(12), "found"), (Some(24), "found")]);
+
+        // Resumed with the first three probes measured: they are judged
+        // from their rows and the search goes on from there.
+        let rows = data.rows();
+        let mut resumed = data_for(&plan);
+        resumed.units = data.units[..3].to_vec();
+        resumed.manifest.cells = data.manifest.cells[..3].to_vec();
+        resumed.cells = rows[..3]
+            .iter()
+            .map(|row| CellRecord {
+                status: CellStatus::Complete,
+                prior: Some(row.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let (again, ran) = search_run(&plan, resumed, &dir);
+        assert_eq!(ran, expected[3..]);
+        assert_eq!(again.units.len(), expected.len());
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]

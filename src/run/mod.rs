@@ -113,11 +113,16 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
     raise_fd_limit(&plan)?;
     let dashboard = args.serve.as_deref().map(serve::bind).transpose()?;
     let secrets = plan.secrets();
-    let (dir, _lock, manifest, records) = match resume {
+    let (dir, _lock, manifest, units, records) = match resume {
         Some(r) => {
             let dir = RunDir::open(&r.dir).with_secrets(secrets.clone());
-            let (manifest, records) = resume_manifest(&plan, &r.dir, r.manifest, &overrides)?;
-            (dir, r.lock, manifest, records)
+            let (manifest, units, records) = if plan.search.is_some() {
+                resume_search(&plan, &r.dir, r.manifest, &overrides)?
+            } else {
+                let (manifest, records) = resume_manifest(&plan, &r.dir, r.manifest, &overrides)?;
+                (manifest, plan.cells.clone(), records)
+            };
+            (dir, r.lock, manifest, units, records)
         }
         None => {
             let dir = RunDir::create(&base, &plan.name, &id)
@@ -138,13 +143,23 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
                 started: results::timestamp(started),
                 finished: None,
                 status: RunStatus::Running,
-                axes: plan.axes.clone(),
+                axes: plan.row_axes(),
                 overrides: Vec::new(),
                 only: None,
-                cells: plan.cells.iter().map(new_entry).collect(),
+                cells: Vec::new(),
             };
-            let records = vec![CellRecord::default(); plan.cells.len()];
-            (dir, lock, manifest, records)
+            // With `[search]` the probes are added as the search decides them.
+            let units = if plan.search.is_some() {
+                Vec::new()
+            } else {
+                plan.cells.clone()
+            };
+            let manifest = Manifest {
+                cells: units.iter().map(new_entry).collect(),
+                ..manifest
+            };
+            let records = vec![CellRecord::default(); units.len()];
+            (dir, lock, manifest, units, records)
         }
     };
     let manifest = Manifest {
@@ -157,20 +172,27 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
     };
     // Cells this invocation measures: selected by --only, not measured before.
     let selected: Vec<bool> = (0..plan.cells.len())
-        .map(|c| records[c].prior.is_none() && only.as_ref().is_none_or(|o| o[c]))
+        .map(|c| {
+            (plan.search.is_some() || records[c].prior.is_none())
+                && only.as_ref().is_none_or(|o| o[c])
+        })
         .collect();
     // The plan as written: templates unexpanded, so no secret is in it.
     dir.write("plan.toml", plan.source.as_bytes())?;
     eprintln!(
-        "loadmatrix: running {} ({} of {} cells) into {}",
+        "loadmatrix: {} {} ({} of {} cells) into {}",
+        if plan.search.is_some() {
+            "searching"
+        } else {
+            "running"
+        },
         plan.name,
         selected.iter().filter(|s| **s).count(),
         plan.cells.len(),
         dir.root.display()
     );
     // Cells measured before keep their system configuration's baseline.
-    let baselines = plan
-        .cells
+    let baselines = units
         .iter()
         .zip(&records)
         .filter(|(_, r)| r.prior.is_some())
@@ -182,6 +204,7 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
     let cancel = CancelToken::new();
     let data = RunData {
         manifest,
+        units,
         cells: records,
         run_events: Vec::new(),
         analysis: None,
@@ -267,9 +290,13 @@ fn finish(plan: &Plan, dir: &RunDir, outcome: Outcome, mut data: RunData) -> Run
         data.manifest.finished = Some(results::timestamp(SystemTime::now()));
     }
     // After the process ends, no cell is running.
-    for (e, rec) in data.manifest.cells.iter_mut().zip(&mut data.cells) {
+    for e in &mut data.manifest.cells {
         if e.status == CellStatus::Running {
             e.status = CellStatus::Interrupted;
+        }
+    }
+    for rec in &mut data.cells {
+        if rec.status == CellStatus::Running {
             rec.status = CellStatus::Interrupted;
         }
     }
@@ -280,7 +307,7 @@ fn finish(plan: &Plan, dir: &RunDir, outcome: Outcome, mut data: RunData) -> Run
     );
     if stopped_early && !data.reported {
         // Keep what was measured: summary and report over the finished cells.
-        let result = crate::analysis::analyze_run(plan, data.rows(plan));
+        let result = crate::analysis::analyze_run(plan, data.rows());
         let specs: Vec<_> = plan
             .reports
             .iter()
@@ -332,6 +359,98 @@ fn verdict(outcome: &Outcome, data: &RunData) -> Result<(), RunError> {
             }
         }
     }
+}
+
+/// The manifest of a capacity search being resumed: every probe measured
+/// before is kept (re-read, never measured again) when its configuration is
+/// unchanged; the search replays their verdicts and goes on from there.
+fn resume_search(
+    plan: &Plan,
+    dir: &Path,
+    old: Manifest,
+    overrides: &[Override],
+) -> Result<(Manifest, Vec<plan::Cell>, Vec<CellRecord>), RunError> {
+    if old.plan != plan.name {
+        return Err(RunError::Usage(format!(
+            "--resume: {} is a run of plan `{}`, not `{}`",
+            dir.display(),
+            old.plan,
+            plan.name
+        )));
+    }
+    let over = plan
+        .search
+        .as_ref()
+        .map(|s| s.over.as_str())
+        .unwrap_or("users");
+    let changed_overrides =
+        old.overrides != overrides.iter().map(override_text).collect::<Vec<_>>();
+    let rows = results::load_rows(dir, &old);
+    let mut units = Vec::new();
+    let mut records = Vec::new();
+    let mut cells = Vec::new();
+    for (entry, row) in old.cells.iter().zip(&rows) {
+        let probe = plan.cell_of_row(&entry.id).and_then(|outer| {
+            let value = match entry.matrix.get(over)? {
+                plan::matrix::MatrixValue::Int(i) => u64::try_from(*i).ok()?,
+                _ => return None,
+            };
+            plan.probe(outer.index, value)
+        });
+        let Some(probe) = probe.filter(|p| p.id == entry.id) else {
+            if entry.status.is_measured() {
+                return Err(RunError::Usage(format!(
+                    "--resume: probe {} was measured, but the plan no longer searches it; start a new run (or restore the plan)",
+                    entry.id
+                )));
+            }
+            continue;
+        };
+        if !entry.status.is_measured() || row.metrics.is_empty() {
+            // Not measured (or its folder is gone): the search measures it again if it needs it.
+            let mut e = entry.clone();
+            if e.status == CellStatus::Running {
+                e.status = CellStatus::Interrupted;
+            }
+            cells.push(e);
+            continue;
+        }
+        if entry.hash.as_deref() != Some(probe.hash().as_str()) {
+            let why = if changed_overrides {
+                "resume it with the same --set overrides"
+            } else {
+                "start a new run (or restore the plan)"
+            };
+            return Err(RunError::Usage(format!(
+                "--resume: probe {} was measured with a different configuration than the plan now gives it; {why}",
+                entry.id
+            )));
+        }
+        cells.push(entry.clone());
+        units.push(probe);
+        records.push(CellRecord {
+            status: entry.status,
+            prior: Some(row.clone()),
+            ..Default::default()
+        });
+    }
+    results::clean_stale_temp(dir);
+    eprintln!(
+        "resuming {}: {} probes already measured",
+        dir.display(),
+        units.len()
+    );
+    Ok((
+        Manifest {
+            status: RunStatus::Running,
+            finished: None,
+            plan_hash: plan.hash.clone(),
+            cells,
+            ..old
+        },
+        units,
+        records,
+    ))
 }
 
 fn new_entry(c: &plan::Cell) -> CellEntry {
@@ -465,8 +584,12 @@ fn resume_manifest(
 
 /// One socket per user (or open-model request in flight), and some to spare.
 fn fds_needed(plan: &Plan) -> u64 {
+    let searched = match &plan.search {
+        Some(s) if s.over == plan::raw::SearchOver::Users => s.to,
+        _ => 0,
+    };
     let per_cell = plan.cells.iter().map(|c| match &c.load.model {
-        plan::LoadModel::Closed { users, .. } => *users,
+        plan::LoadModel::Closed { users, .. } => (*users).max(searched),
         plan::LoadModel::Open { max_in_flight, .. } => *max_in_flight,
     });
     per_cell.max().unwrap_or(0) + 512

@@ -39,7 +39,7 @@ pub async fn scrape(
     ctx: &StepContext,
     id: &str,
     cfg: &StepConfig,
-    cell: Option<usize>,
+    cell: Option<&crate::plan::Cell>,
 ) -> Result<StepOutput, StepError> {
     let url = cfg.url.clone().unwrap_or_default();
     let client = reqwest::Client::builder()

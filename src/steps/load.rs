@@ -26,12 +26,11 @@ const BODY_VARIANTS: usize = 16;
 
 pub async fn load(
     ctx: &StepContext,
-    c: usize,
+    cell: &Cell,
     known: Option<Baseline>,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
     let plan = ctx.plan.clone();
-    let cell = &plan.cells[c];
     let endpoints = match &cell.load.base_url {
         Some(url) => vec![url.clone()],
         None => ctx
@@ -48,13 +47,15 @@ pub async fn load(
         ));
     }
     if cell.load.engine == EngineKind::Locust {
-        return locust(ctx, c, &endpoints, events).await;
+        return locust(ctx, cell, &endpoints, events).await;
     }
     let endpoints = endpoints
         .iter()
         .map(|u| Endpoint::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
-    let requests = request_specs(&plan, c)?;
+    let requests = request_specs(&plan, cell)?;
+    // Live figures go to the plan's cell (a search probe's outer cell).
+    let c = cell.index;
     let baseline = match known {
         Some(b) => {
             events.push(format!(
@@ -100,6 +101,19 @@ pub async fn load(
             if cancelled {
                 break;
             }
+        }
+        if cell.probe.is_some() && !parts.iter().any(|p| p.cancelled) {
+            steady(
+                ctx,
+                cell,
+                &stages,
+                (endpoints.as_slice(), requests.as_slice()),
+                (c, repetition, &jobs),
+                &mut parts,
+                (&mut samples, &mut scraped),
+                events,
+            )
+            .await?;
         }
         let Some(mut stats) = CellStats::combine_sequential(parts) else {
             continue;
@@ -158,6 +172,74 @@ async fn scrape_jobs(ctx: &StepContext, plan: &Plan) -> Vec<scraper::Job> {
             }
         })
         .collect()
+}
+
+/// A search probe is judged only once its throughput is steady: while the
+/// RPS of its last three seconds spreads more than 10% of their mean (and
+/// more than counting noise), it is
+/// measured again for its duration, up to three times its duration in all.
+/// One that never steadies carries the `unstable:` warning (judged failing).
+#[allow(clippy::too_many_arguments)]
+async fn steady(
+    ctx: &StepContext,
+    cell: &Cell,
+    stages: &[(Model, Duration)],
+    (endpoints, requests): (&[Endpoint], &[RequestSpec]),
+    (c, repetition, jobs): (usize, u64, &[scraper::Job]),
+    parts: &mut Vec<CellStats>,
+    (samples, scraped): (&mut Vec<SystemSample>, &mut scraper::Scraped),
+    events: &mut Events,
+) -> Result<(), StepError> {
+    use crate::analysis::search::{
+        MAX_EXTENSION, STABLE_SPREAD, STABLE_WINDOWS, probe_instability, unstable_warning,
+    };
+    let Some((model, duration)) = stages.last().cloned() else {
+        return Ok(());
+    };
+    let mut measured = 1;
+    loop {
+        let segments: Vec<&[crate::engine::TimelineRow]> =
+            parts.iter().map(|p| p.timeline.as_slice()).collect();
+        let Some(spread) = probe_instability(&segments) else {
+            return Ok(());
+        };
+        if measured >= MAX_EXTENSION {
+            let secs: f64 = parts.iter().map(|p| p.measured_secs).sum();
+            let w = unstable_warning(spread, secs);
+            if let Some(last) = parts.last_mut() {
+                last.warnings.push(w);
+            }
+            return Ok(());
+        }
+        measured += 1;
+        events.push(format!(
+            "probe {}: RPS of the last {STABLE_WINDOWS} full seconds spread {:.0}% (limit {:.0}%); measuring {:.0} s more",
+            cell.id,
+            spread * 100.0,
+            STABLE_SPREAD * 100.0,
+            duration.as_secs_f64()
+        ));
+        let spec = LoadSpec {
+            endpoints: endpoints.to_vec(),
+            requests: requests.to_vec(),
+            model: model.clone(),
+            workers: cell.load.workers as usize,
+            warmup: Duration::ZERO,
+            duration,
+            request_timeout: cell.load.timeout,
+        };
+        let offset: f64 = parts.iter().map(|p| p.measured_secs).sum();
+        let (more, more_samples, more_scraped) =
+            run_one(ctx, spec, c, repetition, offset, jobs.to_vec()).await?;
+        samples.extend(more_samples);
+        scraped.samples.extend(more_scraped.samples);
+        scraped.problems.extend(more_scraped.problems);
+        let cancelled = more.cancelled;
+        parts.push(more);
+        if cancelled {
+            return Ok(());
+        }
+    }
 }
 
 /// One user, no think time, the request mix, for `[analysis] baseline`: the
@@ -223,12 +305,10 @@ async fn measure_baseline(
 /// workers, ingested into the same statistics.
 async fn locust(
     ctx: &StepContext,
-    c: usize,
+    cell: &Cell,
     endpoints: &[String],
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
-    let plan = ctx.plan.clone();
-    let cell = &plan.cells[c];
     let Some(cfg) = &cell.load.locust else {
         return Err(StepError::failed("engine \"locust\" without a locustfile"));
     };
@@ -247,7 +327,8 @@ async fn locust(
             endpoints.len()
         )));
     }
-    let jobs = scrape_jobs(ctx, &plan).await;
+    let jobs = scrape_jobs(ctx, &ctx.plan).await;
+    let c = cell.index;
     let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
         let folder = if cell.timing.repeat > 1 {
@@ -593,9 +674,8 @@ fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
     }
 }
 
-fn request_specs(plan: &Arc<Plan>, c: usize) -> Result<Vec<RequestSpec>, StepError> {
-    let cell = &plan.cells[c];
-    let ctx = plan.cell_context(c, None);
+fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, StepError> {
+    let ctx = plan.cell_context(cell, None);
     let mut out = Vec::new();
     for r in &cell.load.requests {
         let mut bodies: Vec<Bytes> = Vec::new();

@@ -19,9 +19,9 @@ use tokio::sync::Mutex;
 
 use crate::analysis::AnalysisResult;
 use crate::engine::{CancelToken, CellStats};
-use crate::plan::Plan;
 use crate::plan::graph::Step;
 use crate::plan::raw::StepKind;
+use crate::plan::{Cell, Plan};
 use crate::report::ReportError;
 use crate::results::record::Baseline;
 use crate::results::{Manifest, ResultsError, RunDir, SummaryRow};
@@ -208,10 +208,12 @@ pub struct StepReport {
 /// Runs one node of the step graph. The dispatcher depends on this trait, so
 /// it can be driven by a stand-in in tests.
 pub trait Executor {
+    /// `cell`: the cell a per-cell node belongs to (a cell of the plan, or a
+    /// search probe of one).
     fn execute(
         &self,
         step: &Step,
-        cell: Option<usize>,
+        cell: Option<&Cell>,
         input: StepInput,
     ) -> LocalBoxFuture<'static, StepReport>;
 }
@@ -225,14 +227,15 @@ impl Executor for RunExecutor {
     fn execute(
         &self,
         step: &Step,
-        cell: Option<usize>,
+        cell: Option<&Cell>,
         input: StepInput,
     ) -> LocalBoxFuture<'static, StepReport> {
         let ctx = self.ctx.clone();
         let step = step.clone();
+        let cell = cell.cloned();
         Box::pin(async move {
             let mut events = Events::default();
-            let result = execute(&ctx, &step, cell, input, &mut events).await;
+            let result = execute(&ctx, &step, cell.as_ref(), input, &mut events).await;
             StepReport {
                 result,
                 events: events.0,
@@ -244,7 +247,7 @@ impl Executor for RunExecutor {
 async fn execute(
     ctx: &StepContext,
     step: &Step,
-    cell: Option<usize>,
+    cell: Option<&Cell>,
     input: StepInput,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
@@ -253,7 +256,7 @@ async fn execute(
     }
     let plan = &ctx.plan;
     let declared = || match cell {
-        Some(c) => plan.cells[c].steps.get(&step.id).cloned(),
+        Some(c) => c.steps.get(&step.id).cloned(),
         None => plan.steps.get(&step.id).cloned(),
     };
     match (step.kind, cell) {
@@ -270,7 +273,7 @@ async fn execute(
         (StepKind::Sleep, _) => {
             let duration = match (declared(), cell) {
                 (Some(cfg), _) => cfg.duration.unwrap_or_default(),
-                (None, Some(c)) => plan.cells[c].timing.cooldown,
+                (None, Some(c)) => c.timing.cooldown,
                 (None, None) => Duration::ZERO,
             };
             sleep(ctx, duration).await.map(|()| StepOutput::Done)

@@ -1,17 +1,18 @@
 //! scale and ready: bring the system under test to the cell's replica count
 //! and wait until it answers.
 
+use crate::plan::Cell;
 use crate::system::ScaleRequest;
 
 use super::{Events, StepContext, StepError, StepOutput, until_cancelled};
 
 pub async fn scale(
     ctx: &StepContext,
-    c: usize,
+    cell: &Cell,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
     let plan = ctx.plan.clone();
-    let sys = &plan.cells[c].system;
+    let sys = &cell.system;
     let mut slot = ctx.backend.lock().await;
     if slot
         .as_ref()
@@ -33,7 +34,7 @@ pub async fn scale(
         return Err(StepError::failed("no backend"));
     };
     let argv_for = |replica: usize, port: u16| -> Result<Vec<String>, String> {
-        let vars = plan.cell_context(c, Some((replica, port)));
+        let vars = plan.cell_context(cell, Some((replica, port)));
         sys.command
             .iter()
             .map(|arg| plan.templates.render(arg, &vars).map_err(|e| e.to_string()))
@@ -52,10 +53,10 @@ pub async fn scale(
 
 pub async fn ready(
     ctx: &StepContext,
-    c: usize,
+    cell: &Cell,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
-    let ready = &ctx.plan.cells[c].system.ready;
+    let ready = &cell.system.ready;
     let mut slot = ctx.backend.lock().await;
     let mut none = crate::system::backend::NoBackend;
     let backend: &mut dyn crate::system::Backend = match slot.as_deref_mut() {

@@ -28,3 +28,4 @@ mod scrape;
 mod validate_limits;
 mod secrets;
 mod watch;
+mod search;

@@ -14,9 +14,40 @@ use crate::plan::units;
 const DEFAULT_BASELINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Analysis {
+    let slo = slo(r, &raw.analysis.slo, "analysis", ctx);
+    let cost = raw.analysis.cost.as_ref().and_then(|c| {
+        let per_replica_hour =
+            r.opt_typed(&c.per_replica_hour, "analysis.cost.per_replica_hour", ctx)?;
+        let per_worker_hour =
+            r.opt_typed(&c.per_worker_hour, "analysis.cost.per_worker_hour", ctx)?;
+        Some(Cost {
+            per_replica_hour: per_replica_hour.map_or(0.0, |n| n.0),
+            per_worker_hour: per_worker_hour.map_or(0.0, |n| n.0),
+        })
+    });
+    let baseline = match &raw.analysis.baseline {
+        Some(b) => r
+            .typed(b, "analysis.baseline", ctx)
+            .unwrap_or(DEFAULT_BASELINE),
+        None => DEFAULT_BASELINE,
+    };
+    Analysis {
+        slo,
+        cost,
+        baseline,
+    }
+}
+
+/// SLO limits in each metric's unit, as `[analysis] slo` and `[search] slo` write them.
+pub(super) fn slo(
+    r: &mut Resolver<'_>,
+    written: &IndexMap<String, crate::plan::spanned::Text>,
+    section: &str,
+    ctx: &Value,
+) -> IndexMap<String, f64> {
     let mut slo = IndexMap::new();
-    for (metric, value) in &raw.analysis.slo {
-        let what = format!("analysis.slo.{metric}");
+    for (metric, value) in written {
+        let what = format!("{section}.slo.{metric}");
         let Some(text) = r.text(value, &what, ctx) else {
             continue;
         };
@@ -57,25 +88,5 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Analy
             Err(msg) => r.error(value.span.clone(), format!("`{what}`: {msg}"), None),
         }
     }
-    let cost = raw.analysis.cost.as_ref().and_then(|c| {
-        let per_replica_hour =
-            r.opt_typed(&c.per_replica_hour, "analysis.cost.per_replica_hour", ctx)?;
-        let per_worker_hour =
-            r.opt_typed(&c.per_worker_hour, "analysis.cost.per_worker_hour", ctx)?;
-        Some(Cost {
-            per_replica_hour: per_replica_hour.map_or(0.0, |n| n.0),
-            per_worker_hour: per_worker_hour.map_or(0.0, |n| n.0),
-        })
-    });
-    let baseline = match &raw.analysis.baseline {
-        Some(b) => r
-            .typed(b, "analysis.baseline", ctx)
-            .unwrap_or(DEFAULT_BASELINE),
-        None => DEFAULT_BASELINE,
-    };
-    Analysis {
-        slo,
-        cost,
-        baseline,
-    }
+    slo
 }

@@ -11,7 +11,7 @@ use crate::limits::{
     MAX_LOCUST_USERS, MAX_LOCUST_WORKERS, MAX_NATIVE_USERS, MAX_NATIVE_WORKERS, MAX_RATE,
 };
 use crate::plan::model::*;
-use crate::plan::raw::RawPlan;
+use crate::plan::raw::{RawPlan, SearchOver};
 use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, Number, Scalar};
 
 pub(super) fn resolve(
@@ -39,23 +39,48 @@ pub(super) fn resolve(
         .map(|c| c.0);
     let timeout = r.positive_duration(&l.timeout, "load.timeout", ctx);
 
-    let users = l.users.as_ref().map(|u| {
-        r.at_least(u, "load.users", ctx, Count(1), "at least 1")
-            .and_then(|n| r.at_most(u, "load.users", n, Count(max_users)))
-            .map(|c| c.0)
-    });
-    let rate = l.rate.as_ref().map(|t| {
-        let v = r.typed(t, "load.rate", ctx)?;
-        if v.0 <= 0.0 {
+    let searched = raw.search.as_ref().map(|s| s.over.value);
+    for (knob, written) in [
+        ("users", l.users.as_ref().map(|t| t.span.clone())),
+        ("rate", l.rate.as_ref().map(|t| t.span.clone())),
+    ] {
+        if let (Some(over), Some(span)) = (searched, written)
+            && over.as_str() == knob
+        {
             r.error(
-                t.span.clone(),
-                "`load.rate` must be above 0 arrivals per second".into(),
-                None,
+                span,
+                format!("`load.{knob}` is set by `[search]`, which probes it from `from` to `to`"),
+                Some(format!("remove `{knob}` from [load]")),
             );
             return None;
         }
-        r.at_most(t, "load.rate", v, Number(MAX_RATE)).map(|n| n.0)
-    });
+    }
+    let users = match &l.users {
+        Some(u) => Some(
+            r.at_least(u, "load.users", ctx, Count(1), "at least 1")
+                .and_then(|n| r.at_most(u, "load.users", n, Count(max_users)))
+                .map(|c| c.0),
+        ),
+        // The search sets it per probe.
+        None if searched == Some(SearchOver::Users) => Some(Some(1)),
+        None => None,
+    };
+    let rate = match &l.rate {
+        Some(t) => Some((|| {
+            let v = r.typed(t, "load.rate", ctx)?;
+            if v.0 <= 0.0 {
+                r.error(
+                    t.span.clone(),
+                    "`load.rate` must be above 0 arrivals per second".into(),
+                    None,
+                );
+                return None;
+            }
+            r.at_most(t, "load.rate", v, Number(MAX_RATE)).map(|n| n.0)
+        })()),
+        None if searched == Some(SearchOver::Rate) => Some(Some(1.0)),
+        None => None,
+    };
     let mut stages = Some(Vec::new());
     for (i, st) in l.stages.iter().enumerate() {
         let what = format!("load.stages[{i}].rate");

@@ -16,6 +16,7 @@ mod name;
 mod reports;
 mod resolver;
 mod scrape;
+mod search;
 mod steps;
 mod system;
 mod thresholds;
@@ -123,6 +124,7 @@ pub(crate) fn resolve(
         None => IndexMap::new(),
     };
     let analysis = analysis::resolve(&mut r, raw, &plan_ctx);
+    let search = search::resolve(&mut r, raw, &plan_ctx, &analysis);
     let reports = reports::resolve(&mut r, raw, &plan_ctx);
     let scrapes = scrape::resolve(&mut r, raw, &plan_ctx);
     let description = r
@@ -149,6 +151,7 @@ pub(crate) fn resolve(
         graph: graph.unwrap_or(graph::StepGraph { steps: Vec::new() }),
         steps,
         analysis,
+        search,
         reports,
         scrapes,
         templates,
@@ -203,5 +206,6 @@ fn resolve_cell(
         system: system?,
         load: load?,
         steps: steps?,
+        probe: None,
     })
 }

@@ -81,6 +81,32 @@ pub(super) fn resolve(
             None => None,
         };
         let Some(expr) = parsed else { continue };
+        if raw.search.is_none() {
+            let mut search_only = Vec::new();
+            for c in expr.comparisons() {
+                for op in [&c.lhs, &c.rhs] {
+                    let name = match op {
+                        expr::Operand::Ident { name, .. } => name.as_str(),
+                        expr::Operand::Aggregate { arg, .. } => arg.as_str(),
+                        expr::Operand::Literal(_) => continue,
+                    };
+                    if crate::metrics::SEARCH_ONLY.contains(&name) && !search_only.contains(&name) {
+                        search_only.push(name);
+                    }
+                }
+            }
+            if let Some(name) = search_only.first() {
+                r.error(
+                    t.expr.span.clone(),
+                    format!(
+                        "threshold `{}` reads `{name}`, which only a capacity search measures",
+                        t.expr.value
+                    ),
+                    Some("add a `[search]` section (see docs/plan-format.md), or compare a cell metric such as `rps`".into()),
+                );
+                continue;
+            }
+        }
         if t.filter.is_some() && filter.is_none() {
             continue;
         }
