@@ -85,6 +85,7 @@ pub async fn load(
                 },
                 duration: *duration,
                 request_timeout: cell.load.timeout,
+                slo: ctx.plan.analysis.stream_slo(),
             };
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
             let (stats, stage_samples) = run_one(ctx, spec, &label, repetition, offset).await?;
@@ -138,6 +139,7 @@ async fn measure_baseline(
         warmup: Duration::ZERO,
         duration,
         request_timeout: cell.load.timeout,
+        slo: Default::default(),
     };
     let cancel = ctx.cancel.clone();
     let stats = tokio::task::spawn_blocking(move || engine::run_load(&spec, cancel, &|_| {}))
@@ -476,6 +478,7 @@ fn request_specs(plan: &Arc<Plan>, c: usize) -> Result<Vec<RequestSpec>, StepErr
             bodies,
             weight: u32::try_from(r.weight).unwrap_or(u32::MAX),
             expect_status: r.expect_status,
+            stream: r.stream,
         });
     }
     Ok(out)

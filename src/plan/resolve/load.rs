@@ -5,9 +5,11 @@ use std::time::Duration;
 use minijinja::Value;
 
 use super::resolver::{Resolver, check_url, status_code};
+use crate::engine::spec::StreamMode;
 use crate::plan::model::*;
 use crate::plan::raw::RawPlan;
 use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, Scalar};
+use crate::plan::suggest::{Closeness, did_you_mean};
 
 pub(super) fn resolve(
     r: &mut Resolver<'_>,
@@ -173,6 +175,32 @@ pub(super) fn resolve(
             Some(t) => Some(status_code(r, t, &format!("{what}.expect.status"), ctx)?),
             None => None,
         };
+        let stream = match &q.stream {
+            Some(t) => {
+                let text = r.text(t, &format!("{what}.stream"), ctx)?;
+                let mode = StreamMode::parse(text.trim());
+                if mode.is_none() {
+                    let known = ["sse", "chunks"];
+                    let hint =
+                        did_you_mean(text.trim(), known, Closeness::Similar).unwrap_or_else(|| {
+                            "use \"sse\" (Server-Sent Events) or \"chunks\" (body chunks)".into()
+                        });
+                    r.error(
+                        t.span.clone(),
+                        format!("`{what}.stream` must be \"sse\" or \"chunks\", not \"{text}\""),
+                        Some(hint),
+                    );
+                } else if engine == Engine::Locust {
+                    r.error(
+                        t.span.clone(),
+                        format!("`{what}.stream` needs the native engine: Locust times a streamed response as one request, so it cannot report time to first token or inter-token latency"),
+                        Some("set `engine = \"native\"` in [load], or remove `stream`".into()),
+                    );
+                }
+                mode
+            }
+            None => None,
+        };
         requests.push(Request {
             name,
             method,
@@ -182,6 +210,7 @@ pub(super) fn resolve(
             headers,
             body,
             expect_status,
+            stream,
         });
     }
     if let Some(names) = duplicate_names(&requests) {
