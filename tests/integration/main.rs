@@ -22,3 +22,4 @@ mod resume;
 mod run_local;
 mod run_semantics;
 mod schema;
+mod streaming;

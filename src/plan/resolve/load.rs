@@ -181,10 +181,16 @@ pub(super) fn resolve(
                 let mode = StreamMode::parse(text.trim());
                 if mode.is_none() {
                     let known = ["sse", "chunks"];
-                    let hint =
-                        did_you_mean(text.trim(), known, Closeness::Similar).unwrap_or_else(|| {
-                            "use \"sse\" (Server-Sent Events) or \"chunks\" (body chunks)".into()
-                        });
+                    let hint = did_you_mean(
+                        text.trim(),
+                        known,
+                        Closeness::Edits {
+                            aliases: &[("event-stream", "sse"), ("chunked", "chunks")],
+                        },
+                    )
+                    .unwrap_or_else(|| {
+                        "use \"sse\" (Server-Sent Events) or \"chunks\" (body chunks)".into()
+                    });
                     r.error(
                         t.span.clone(),
                         format!("`{what}.stream` must be \"sse\" or \"chunks\", not \"{text}\""),
