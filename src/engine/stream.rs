@@ -192,12 +192,17 @@ mod tests {
     #[test]
     fn every_event_reports_the_gap_since_the_previous_one() {
         let mut calls = Vec::new();
-        let mut e = Events::new(StreamMode::Sse, |prev: Option<Instant>, at| {
-            calls.push(prev.map(|p| at >= p));
-        });
-        e.data(b"data: 1\n\n", false);
-        e.data(b"data: 2\n\ndata: 3\n\n", false);
-        drop(e);
+        {
+            let mut e = Events::new(StreamMode::Sse, |prev: Option<Instant>, at| {
+                calls.push(prev.map(|p| at >= p));
+            });
+            e.data(b"data: 1\n\n", false);
+            e.data(b"data: 2\n\ndata: 3\n\n", false);
+            assert_eq!(
+                (e.tokens, e.first.is_some(), e.last >= e.first),
+                (3, true, true)
+            );
+        }
         assert_eq!(calls, [None, Some(true), Some(true)]);
     }
 }
