@@ -634,7 +634,7 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
                     f,
                     false,
                     format!(
-                        "{label}: at least {} RPS; never saturated (every cell there kept up with its load, best at {}){advice}",
+                        "{label}: at least {}{good} RPS; never saturated (every cell there kept up with its load, best at {}){advice}",
                         text::rps(cx.served(f)),
                         cx.cell(f)
                     ),
@@ -644,7 +644,7 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
                 f,
                 false,
                 format!(
-                    "{label}: at least {} RPS {} at {} (no baseline was measured, so whether the service was the limit is unknown)",
+                    "{label}: at least {}{good} RPS {} at {} (no baseline was measured, so whether the service was the limit is unknown)",
                     text::rps(cx.served(f)),
                     cx.under(),
                     cx.cell(f)
