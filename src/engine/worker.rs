@@ -747,6 +747,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_request_meets_the_objectives_that_apply_to_it() {
+        let ms = Duration::from_millis;
+        let start = Instant::now();
+        let slo = StreamSlo {
+            ttft: Some(ms(100)),
+            itl: Some(ms(10)),
+            e2e: Some(ms(500)),
+        };
+        // First token at 80 ms, 31 more tokens over 310 ms: mean gap 10 ms,
+        // however uneven the gaps were.
+        let streamed = |first: u64, last: u64, tokens: u64| {
+            Some(Streamed {
+                first: Some(start + ms(first)),
+                last: Some(start + ms(last)),
+                tokens,
+            })
+        };
+        let done = start + ms(400);
+        assert!(meets(&slo, start, done, Ok(()), streamed(80, 390, 32)));
+        assert!(!meets(&slo, start, done, Ok(()), streamed(120, 390, 32)));
+        assert!(!meets(&slo, start, done, Ok(()), streamed(80, 400, 32)));
+        assert!(!meets(
+            &slo,
+            start,
+            start + ms(600),
+            Ok(()),
+            streamed(80, 390, 32)
+        ));
+        let cut = Err(FailureKind::Io);
+        assert!(!meets(&slo, start, done, cut, streamed(80, 390, 32)));
+        // One token has no gap; no token misses the ttft objective.
+        assert!(meets(&slo, start, done, Ok(()), streamed(80, 80, 1)));
+        let nothing = Some(Streamed {
+            first: None,
+            last: None,
+            tokens: 0,
+        });
+        assert!(!meets(&slo, start, done, Ok(()), nothing));
+        // A request that is not streamed answers to e2e only.
+        assert!(meets(&slo, start, done, Ok(()), None));
+        assert!(!meets(&slo, start, start + ms(501), Ok(()), None));
+    }
+
+    #[test]
     fn early_deadline_is_rearmed_to_the_limit() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
