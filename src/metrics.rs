@@ -88,6 +88,22 @@ pub const METRICS: &[Metric] = &[
     m("tx_mbps", Plain, Some(20)),
     m("sut_rx_mbps", Plain, Some(21)),
     m("sut_tx_mbps", Plain, Some(22)),
+    // Streamed responses: time to first token, inter-token latency (each
+    // gap between events), tokens (events) per second.
+    m("ttft_p50", Latency, Some(23)),
+    m("ttft_p95", Latency, Some(24)),
+    m("ttft_p99", Latency, Some(25)),
+    m("ttft_mean", Latency, None),
+    m("itl_p50", Latency, Some(26)),
+    m("itl_p95", Latency, Some(27)),
+    m("itl_p99", Latency, Some(28)),
+    m("itl_mean", Latency, None),
+    alias("tpot", Latency, "itl_mean"),
+    m("tokens_per_s", Rate, Some(29)),
+    m("tokens", Count, None),
+    // Requests meeting every per-request objective of `[analysis] slo`.
+    m("goodput_pct", Percent, Some(30)),
+    m("goodput_rps", Rate, Some(31)),
     // Capacity search only: a capacity row's largest value that met the SLO,
     // and how many probes found it.
     m("capacity", Count, None),
@@ -96,6 +112,20 @@ pub const METRICS: &[Metric] = &[
 
 /// Metrics only capacity rows (`[search]`) have.
 pub const SEARCH_ONLY: &[&str] = &["capacity", "probes"];
+
+/// `[analysis] slo` objectives judged on every request as it completes
+/// (behind `goodput_pct`), not on a cell's figures: time to first token,
+/// mean inter-token gap, end-to-end latency.
+pub const PER_REQUEST_OBJECTIVES: [&str; 3] = ["ttft", "itl", "e2e"];
+
+pub fn is_per_request(name: &str) -> bool {
+    PER_REQUEST_OBJECTIVES.contains(&name)
+}
+
+/// A higher value is better (a floor in an SLO), though not a rate.
+pub fn higher_is_better(name: &str) -> bool {
+    matches!(canonical(name), "goodput_pct") || kind(name) == Some(Rate)
+}
 
 /// The metric `name` names (itself or an alias).
 pub fn lookup(name: &str) -> Option<&'static Metric> {
@@ -172,11 +202,23 @@ mod tests {
                 "rx_mbps",
                 "tx_mbps",
                 "sut_rx_mbps",
-                "sut_tx_mbps"
+                "sut_tx_mbps",
+                "ttft_p50",
+                "ttft_p95",
+                "ttft_p99",
+                "itl_p50",
+                "itl_p95",
+                "itl_p99",
+                "tokens_per_s",
+                "goodput_pct",
+                "goodput_rps"
             ]
         );
         assert_eq!(canonical("fail_rate"), "fail_pct");
         assert_eq!(canonical("p95"), "p95");
+        assert_eq!(canonical("tpot"), "itl_mean");
+        assert!(higher_is_better("goodput_pct") && higher_is_better("tokens_per_s"));
+        assert!(!higher_is_better("ttft_p95") && !higher_is_better("fail_pct"));
         assert_eq!(kind("fail_rate"), Some(MetricKind::Percent));
         assert_eq!(format("p95", 612.34), "612.3ms");
         assert_eq!(format("rps", 953.06), "953.1/s");

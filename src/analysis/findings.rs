@@ -9,7 +9,7 @@
 
 use indexmap::IndexMap;
 
-use super::frame::{Point, Table};
+use super::frame::{Point, SloLimit, Table};
 use super::text::{self, at, num, pct};
 use super::{
     Analysis, AnalysisInput, CLIENT_CPU_BOUND_PCT, DEFAULT_FAIL_PCT, Finding, FindingKind,
@@ -64,6 +64,24 @@ impl Ctx<'_> {
 
     /// Successful requests per second: ok_rps, or rps less failures for
     /// runs recorded before ok_rps existed.
+    /// What a cell served that counts for capacity: good requests per
+    /// second when the SLO has per-request objectives, else successful ones.
+    fn served(&self, row: usize) -> f64 {
+        if self.goodput() {
+            self.metric(row, "goodput_rps").unwrap_or(0.0)
+        } else {
+            self.ok_rps(row)
+        }
+    }
+
+    /// The SLO has per-request objectives (ttft, itl, e2e).
+    fn goodput(&self) -> bool {
+        self.input
+            .slo
+            .keys()
+            .any(|k| crate::metrics::is_per_request(k))
+    }
+
     fn ok_rps(&self, row: usize) -> f64 {
         self.metric(row, "ok_rps")
             .or_else(|| {
@@ -138,9 +156,25 @@ impl Ctx<'_> {
         self.t
             .slo
             .iter()
-            .map(|s| text::limit(&s.metric, s.limit, s.floor))
+            .map(|s| self.limit_text(s))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// One SLO limit in words; goodput names the per-request objectives.
+    fn limit_text(&self, s: &SloLimit) -> String {
+        let limit = text::limit(&s.metric, s.limit, s.floor);
+        if s.metric != "goodput_pct" || !self.goodput() {
+            return limit;
+        }
+        let objectives: Vec<String> = self
+            .input
+            .slo
+            .iter()
+            .filter(|(k, _)| crate::metrics::is_per_request(k))
+            .map(|(k, v)| format!("{k} <= {}", text::ms(*v)))
+            .collect();
+        format!("{limit} of requests meeting {}", objectives.join(" and "))
     }
 
     fn under(&self) -> &'static str {
@@ -528,7 +562,7 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
     for (key, rows) in groups {
         let label = text::fixed_label(&key).unwrap_or_else(|| "the tested configuration".into());
         let best = |rs: &mut dyn Iterator<Item = usize>| {
-            rs.max_by(|&a, &b| cx.ok_rps(a).total_cmp(&cx.ok_rps(b)))
+            rs.max_by(|&a, &b| cx.served(a).total_cmp(&cx.served(b)))
         };
         let usable: Vec<usize> = rows.iter().copied().filter(|&r| cx.usable(r)).collect();
         let service = |r: &usize| cx.bound(*r) == Some(Bound::Service);
@@ -543,15 +577,17 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
         let replicas = rows.first().map_or(f64::NAN, |&r| cx.replicas(r));
         if let Some(s) = saturated {
             frontier.push((replicas, cx.ok_rps(s)));
+            // The USL fit describes throughput, good or not.
         }
         let p95_of = |r: usize| text::ms(cx.metric(r, "p95").unwrap_or(f64::NAN));
+        let good = if cx.goodput() { " good" } else { "" };
         let (row, was_reached, message) = match (reached, floor, saturated) {
             (Some(r), _, _) => (
                 r,
                 true,
                 format!(
-                    "{label}: capacity {} RPS {} at {} (p95 {}, service-bound)",
-                    text::rps(cx.ok_rps(r)),
+                    "{label}: capacity {}{good} RPS {} at {} (p95 {}, service-bound)",
+                    text::rps(cx.served(r)),
                     cx.under(),
                     cx.cell(r),
                     p95_of(r)
@@ -561,8 +597,8 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
                 f,
                 false,
                 format!(
-                    "{label}: at least {} RPS {} ({}); the service saturates at {} RPS ({}) but misses the SLO there (p95 {})",
-                    text::rps(cx.ok_rps(f)),
+                    "{label}: at least {}{good} RPS {} ({}); the service saturates at {} RPS ({}) but misses the SLO there (p95 {})",
+                    text::rps(cx.served(f)),
                     cx.under(),
                     cx.cell(f),
                     text::rps(cx.ok_rps(s)),
@@ -598,8 +634,8 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
                     f,
                     false,
                     format!(
-                        "{label}: at least {} RPS; never saturated (every cell there kept up with its load, best at {}){advice}",
-                        text::rps(cx.ok_rps(f)),
+                        "{label}: at least {}{good} RPS; never saturated (every cell there kept up with its load, best at {}){advice}",
+                        text::rps(cx.served(f)),
                         cx.cell(f)
                     ),
                 )
@@ -608,8 +644,8 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
                 f,
                 false,
                 format!(
-                    "{label}: at least {} RPS {} at {} (no baseline was measured, so whether the service was the limit is unknown)",
-                    text::rps(cx.ok_rps(f)),
+                    "{label}: at least {}{good} RPS {} at {} (no baseline was measured, so whether the service was the limit is unknown)",
+                    text::rps(cx.served(f)),
                     cx.under(),
                     cx.cell(f)
                 ),
@@ -631,7 +667,7 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
         };
         let mut nums = vec![
             ("replicas", replicas),
-            ("rps", cx.ok_rps(row)),
+            ("rps", cx.served(row)),
             ("p95", cx.metric(row, "p95").unwrap_or(f64::NAN)),
             ("reached", if was_reached { 1.0 } else { 0.0 }),
         ];
@@ -761,7 +797,7 @@ fn optimal(cx: &mut Ctx, measured: &[usize]) {
         let pick = ok.iter().copied().min_by(|&a, &b| {
             cx.replicas(a)
                 .total_cmp(&cx.replicas(b))
-                .then(cx.ok_rps(b).total_cmp(&cx.ok_rps(a)))
+                .then(cx.served(b).total_cmp(&cx.served(a)))
                 .then(
                     cx.metric(a, "p95")
                         .unwrap_or(f64::INFINITY)
@@ -786,7 +822,7 @@ fn optimal(cx: &mut Ctx, measured: &[usize]) {
             continue;
         };
         let replicas = cx.replicas(r);
-        let rps = cx.ok_rps(r);
+        let rps = cx.served(r);
         let p95 = cx.metric(r, "p95").unwrap_or(f64::NAN);
         let mut nums = vec![("replicas", replicas), ("rps", rps), ("p95", p95)];
         let why = match per_replica_hour {
@@ -816,10 +852,11 @@ fn optimal(cx: &mut Ctx, measured: &[usize]) {
             None => format!("fewest replicas {}", cx.under()),
         };
         let message = format!(
-            "{level}: {} replica{} ({why}; {} RPS, p95 {})",
+            "{level}: {} replica{} ({why}; {} {}RPS, p95 {})",
             num(replicas),
             if replicas == 1.0 { "" } else { "s" },
             text::rps(rps),
+            if cx.goodput() { "good " } else { "" },
             text::ms(p95)
         );
         cx.advice.push(format!(
@@ -1167,7 +1204,7 @@ fn slo_excluded(cx: &mut Ctx) {
                                 "{} = {} (limit {})",
                                 s.metric,
                                 text::metric(&s.metric, v),
-                                text::limit(&s.metric, s.limit, s.floor)
+                                cx.limit_text(s)
                             ));
                             nums.push((s.metric.clone(), v));
                         }

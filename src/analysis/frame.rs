@@ -12,7 +12,6 @@ use polars::prelude::{
 };
 
 use super::{AnalysisInput, Role};
-use crate::metrics::{MetricKind, kind as metric_kind};
 
 const METRICS: &[&str] = &["rps", "ok_rps", "p95", "fail_pct", "client_cpu_pct"];
 
@@ -56,6 +55,15 @@ pub struct Table {
     /// Per row, per axis: the value as text, "" when absent.
     pub keys: Vec<Vec<String>>,
     pub slo: Vec<SloLimit>,
+}
+
+/// The SLO's fail rate in percent, or 1%.
+pub fn fail_limit(slo: &indexmap::IndexMap<String, f64>) -> f64 {
+    ["fail_rate", "fail_pct"]
+        .iter()
+        .find_map(|k| slo.get(*k).copied())
+        .filter(|v| v.is_finite())
+        .unwrap_or(super::DEFAULT_FAIL_PCT)
 }
 
 fn finite(v: Option<f64>) -> Option<f64> {
@@ -126,16 +134,28 @@ impl Table {
             cols.push(Column::new(format!("m:{m}").into(), v));
         }
         let mut slo = Vec::new();
-        for (metric, &limit) in input.slo {
+        let mut limits: Vec<(String, f64)> = input
+            .slo
+            .iter()
+            .filter(|(m, _)| !crate::metrics::is_per_request(m))
+            .map(|(m, &l)| (m.clone(), l))
+            .collect();
+        if input.slo.keys().any(|m| crate::metrics::is_per_request(m)) {
+            // Per-request objectives are judged by the engine on every
+            // request; a cell meets them when no more requests miss them
+            // than the SLO lets fail.
+            limits.push(("goodput_pct".into(), 100.0 - fail_limit(input.slo)));
+        }
+        for (metric, limit) in limits {
             if !limit.is_finite() {
                 continue;
             }
-            let v: Vec<Option<f64>> = rows.iter().map(|r| finite(r.metric(metric))).collect();
+            let v: Vec<Option<f64>> = rows.iter().map(|r| finite(r.metric(&metric))).collect();
             cols.push(Column::new(format!("slo{}", slo.len()).into(), v));
             slo.push(SloLimit {
-                metric: metric.clone(),
+                floor: crate::metrics::higher_is_better(&metric),
+                metric,
                 limit,
-                floor: matches!(metric_kind(metric), Some(MetricKind::Rate)),
             });
         }
         let per_row = |v: &[u64]| -> Vec<Option<f64>> {

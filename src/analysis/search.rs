@@ -377,6 +377,7 @@ mod tests {
                     p50_ms: 1.0,
                     p95_ms: 1.0,
                     p99_ms: 1.0,
+                    stream: None,
                 })
                 .collect()
         };

@@ -5,8 +5,15 @@
 //! `slots / mean service time` requests per second, which lets tests compare
 //! measured throughput and latency with queueing arithmetic.
 //!
-//! Endpoints: `POST /predict` (JSON body), `GET /health`, `GET /metrics`
-//! (Prometheus text format); everything else is 404.
+//! Endpoints: `POST /predict` (JSON body), `POST /v1/completions` (an
+//! OpenAI-style text completion, streamed token by token when asked),
+//! `GET /health`, `GET /metrics` (Prometheus text format); everything else
+//! is 404.
+//!
+//! A completion holds one slot for its whole generation: `--first-token`
+//! (prefill) until the first token, then `--token-time` per further token,
+//! so `max_tokens = n` takes `first_token + (n - 1) * token_time` and
+//! capacity stays closed-form.
 
 mod metrics;
 mod sampling;
@@ -16,14 +23,15 @@ mod tests;
 use std::convert::Infallible;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -42,6 +50,11 @@ pub use sampling::{Jitter, ServiceTime};
 
 /// Largest accepted `/predict` body; the simulated model ignores its input.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// A completion's tokens when the request names no `max_tokens`.
+pub const DEFAULT_MAX_TOKENS: u64 = 16;
+const MAX_TOKENS: u64 = 1_000_000;
+/// The text of every generated token.
+const TOKEN: &str = " token";
 /// How long shutdown waits for in-progress requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
@@ -84,6 +97,12 @@ pub struct DemoTargetArgs {
     /// burn CPU for the service time instead of sleeping
     #[arg(long)]
     pub(crate) cpu: bool,
+    /// /v1/completions: prefill time until the first token
+    #[arg(long, default_value = "200ms")]
+    pub(crate) first_token: String,
+    /// /v1/completions: decode time of every further token
+    #[arg(long, default_value = "20ms")]
+    pub(crate) token_time: String,
     /// replica index reported in responses and metrics (set by the launcher)
     #[arg(long, default_value_t = 0)]
     pub(crate) replica: usize,
@@ -137,6 +156,10 @@ pub struct DemoConfig {
     pub stall: Option<Stall>,
     pub cpu: bool,
     pub replica: usize,
+    /// Completions: time until the first token.
+    pub first_token: Duration,
+    /// Completions: time of every further token.
+    pub token_time: Duration,
 }
 
 impl Default for DemoConfig {
@@ -153,6 +176,8 @@ impl Default for DemoConfig {
             stall: None,
             cpu: false,
             replica: 0,
+            first_token: Duration::from_millis(200),
+            token_time: Duration::from_millis(20),
         }
     }
 }
@@ -226,6 +251,8 @@ impl DemoConfig {
             stall,
             cpu: args.cpu,
             replica: args.replica,
+            first_token: duration_arg("first-token", &args.first_token)?,
+            token_time: duration_arg("token-time", &args.token_time)?,
         })
     }
 }
@@ -405,10 +432,58 @@ async fn serve_connection(
     }
 }
 
+/// A whole response, or a stream of pieces sent as they are generated (as
+/// HTTP/1.1 chunks).
+enum DemoBody {
+    Full(Full<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl Body for DemoBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            DemoBody::Full(full) => Pin::new(full).poll_frame(cx),
+            DemoBody::Stream(rx) => rx
+                .poll_recv(cx)
+                .map(|piece| piece.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            DemoBody::Full(full) => full.is_end_stream(),
+            DemoBody::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            DemoBody::Full(full) => full.size_hint(),
+            DemoBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
 async fn handle(
     server: Arc<Server>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<DemoBody>, Infallible> {
+    if (request.method(), request.uri().path()) == (&Method::POST, "/v1/completions") {
+        // `?format=chunks`: plain-text tokens, one HTTP chunk each, no SSE framing.
+        let chunks = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "format=chunks"));
+        return Ok(Arc::clone(&server)
+            .complete(request.into_body(), chunks)
+            .await);
+    }
     let response = match (request.method(), request.uri().path()) {
         (&Method::POST, "/predict") => server.predict(request.into_body()).await,
         (&Method::GET, "/health") => response(StatusCode::OK, "text/plain; charset=utf-8", "ok"),
@@ -419,7 +494,7 @@ async fn handle(
         ),
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     };
-    Ok(response)
+    Ok(response.map(DemoBody::Full))
 }
 
 fn response(
@@ -543,6 +618,131 @@ impl Server {
                    "service_ms": service_ms, "queued_ms": queued_ms})
         };
         json_response(status, &body)
+    }
+
+    /// `POST /v1/completions`: `max_tokens` tokens (default 16); with
+    /// `"stream": true` each is sent as it is generated, as an SSE `data:`
+    /// line (`chunks`: a bare HTTP chunk), then `data: [DONE]`. The slot is
+    /// held until the last token, also while the client reads the stream.
+    async fn complete(self: Arc<Self>, body: Incoming, chunks: bool) -> Response<DemoBody> {
+        let arrived = Instant::now();
+        let full = |r: Response<Full<Bytes>>| r.map(DemoBody::Full);
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => {
+                return full(self.reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read request body: {error}"),
+                ));
+            }
+        };
+        let request: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(error) => {
+                return full(self.reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("request body is not valid JSON: {error}"),
+                ));
+            }
+        };
+        let tokens = match request.get("max_tokens") {
+            None => DEFAULT_MAX_TOKENS,
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=MAX_TOKENS).contains(&n) => n,
+                _ => {
+                    return full(self.reject(
+                        StatusCode::BAD_REQUEST,
+                        format!("max_tokens must be an integer from 1 to {MAX_TOKENS}"),
+                    ));
+                }
+            },
+        };
+        let stream = request
+            .get("stream")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        if !stream {
+            let Some(_permit) = self.generation_slot().await else {
+                return full(self.reject(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server is shutting down".to_owned(),
+                ));
+            };
+            let _serving = self.metrics.in_service();
+            let started = tokio::time::Instant::now();
+            tokio::time::sleep_until(started + self.token_at(tokens - 1)).await;
+            self.metrics.observe_first_token(arrived.elapsed());
+            self.metrics.count_tokens(tokens);
+            self.metrics.count_request(200);
+            self.metrics.observe_duration(arrived.elapsed());
+            let text = TOKEN.repeat(usize::try_from(tokens).unwrap_or(usize::MAX));
+            return full(json_response(
+                StatusCode::OK,
+                &json!({"object": "text_completion", "replica": self.config.replica,
+                        "choices": [{"index": 0, "text": text, "finish_reason": "length"}],
+                        "usage": {"completion_tokens": tokens}}),
+            ));
+        }
+        // Small: the generator waits for a slow reader rather than buffering.
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        tokio::spawn(async move {
+            let Some(_permit) = self.generation_slot().await else {
+                return;
+            };
+            let _serving = self.metrics.in_service();
+            let started = tokio::time::Instant::now();
+            let token = if chunks {
+                Bytes::from_static(TOKEN.as_bytes())
+            } else {
+                let line = json!({"object": "text_completion",
+                                  "choices": [{"index": 0, "text": TOKEN}]});
+                Bytes::from(format!("data: {line}\n\n"))
+            };
+            for k in 0..tokens {
+                tokio::time::sleep_until(started + self.token_at(k)).await;
+                if k == 0 {
+                    self.metrics.observe_first_token(arrived.elapsed());
+                }
+                if tx.send(token.clone()).await.is_err() {
+                    // The client went away: stop generating, free the slot.
+                    return;
+                }
+                self.metrics.count_tokens(1);
+            }
+            if !chunks {
+                let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+            }
+            self.metrics.count_request(200);
+            self.metrics.observe_duration(arrived.elapsed());
+        });
+        let content_type = if chunks {
+            "text/plain; charset=utf-8"
+        } else {
+            "text/event-stream"
+        };
+        let mut response = Response::new(DemoBody::Stream(rx));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+
+    /// When token `k` (from 0) is ready, counted from the start of generation.
+    fn token_at(&self, k: u64) -> Duration {
+        let k = u32::try_from(k).unwrap_or(u32::MAX);
+        self.config
+            .first_token
+            .saturating_add(self.config.token_time.saturating_mul(k))
+    }
+
+    /// Waits (queued, FIFO) for an inference slot and any stall to end.
+    async fn generation_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let permit = {
+            let _queued = self.metrics.queued();
+            self.slots.acquire().await.ok()?
+        };
+        self.wait_while_stalled().await;
+        Some(permit)
     }
 
     async fn wait_while_stalled(&self) {

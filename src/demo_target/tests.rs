@@ -210,6 +210,110 @@ async fn requests_beyond_the_slots_queue_in_waves() {
 }
 
 #[tokio::test]
+async fn completions_stream_tokens_in_openai_format() {
+    bounded(async {
+        let server = TestServer::start(DemoConfig {
+            first_token: Duration::from_millis(30),
+            token_time: Duration::from_millis(10),
+            ..DemoConfig::default()
+        })
+        .await;
+        let addr = server.addr;
+        let mut sender = connect(addr).await;
+        let started = Instant::now();
+        let (status, body, content_type) = send_on(
+            &mut sender,
+            Method::POST,
+            "/v1/completions",
+            r#"{"prompt": "hi", "max_tokens": 3, "stream": true}"#,
+        )
+        .await;
+        let elapsed = started.elapsed();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type.unwrap(), "text/event-stream");
+        let events: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 4, "{body}");
+        for event in &events[..3] {
+            let json: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
+            assert_eq!(json["choices"][0]["text"], " token");
+        }
+        assert_eq!(events[3], "data: [DONE]");
+        // 30 ms to the first token, 10 ms for each of the other two.
+        assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+
+        // Not streamed: one JSON body after the whole generation.
+        let started = Instant::now();
+        let (status, body, _) = send_on(
+            &mut sender,
+            Method::POST,
+            "/v1/completions",
+            r#"{"max_tokens": 4}"#,
+        )
+        .await;
+        assert!(started.elapsed() >= Duration::from_millis(60));
+        assert_eq!(status, StatusCode::OK);
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["choices"][0]["text"], " token token token token");
+
+        // Bare chunks, no SSE framing.
+        let (status, body, content_type) = send_on(
+            &mut sender,
+            Method::POST,
+            "/v1/completions?format=chunks",
+            r#"{"max_tokens": 2, "stream": true}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type.unwrap(), "text/plain; charset=utf-8");
+        assert_eq!(body, " token token");
+
+        for bad in [r#"{"max_tokens": 0}"#, r#"{"max_tokens": "x"}"#, "nope"] {
+            let (status, _) = send(addr, Method::POST, "/v1/completions", bad).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+
+        let text = metrics_text(addr).await;
+        assert_eq!(metric(&text, "demo_tokens_total"), 9.0);
+        assert_eq!(metric(&text, "demo_time_to_first_token_seconds_count"), 3.0);
+        assert!(metric(&text, "demo_time_to_first_token_seconds_sum") >= 0.09);
+        assert_eq!(metric(&text, "demo_requests_total{status=\"200\"}"), 3.0);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_holds_its_slot_until_the_last_token() {
+    bounded(async {
+        let server = TestServer::start(DemoConfig {
+            slots: 1,
+            service_time: fixed(10),
+            first_token: Duration::from_millis(50),
+            token_time: Duration::from_millis(25),
+            ..DemoConfig::default()
+        })
+        .await;
+        let addr = server.addr;
+        let stream = tokio::spawn(send(
+            addr,
+            Method::POST,
+            "/v1/completions",
+            r#"{"max_tokens": 5, "stream": true}"#,
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The only slot generates for 50 + 4 x 25 = 150 ms: /predict waits.
+        let (status, body) = predict(addr).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ms(&body, "queued_ms") >= 100.0, "{body}");
+        let (status, body) = stream.await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.matches("data: ").count(), 6, "{body}");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn gauges_show_busy_slots_and_queue() {
     bounded(async {
         let server = TestServer::start(DemoConfig {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::http1::{MAX_HEAD, ResponseParser};
+use super::http1::{BodySink, MAX_HEAD, ResponseParser};
 use super::stats::FailureKind;
 
 pub(crate) type Outcome = Result<(), FailureKind>;
@@ -82,7 +82,11 @@ impl Conn {
     }
 
     /// Writes `req` and reads its whole response. `Ok(keep_alive)`.
-    async fn round_trip(&mut self, req: &Outgoing<'_>) -> Result<(u16, bool), Failed> {
+    async fn round_trip<S: BodySink>(
+        &mut self,
+        req: &Outgoing<'_>,
+        sink: &mut S,
+    ) -> Result<(u16, bool), Failed> {
         let mut written = 0;
         while written < req.bytes.len() {
             match write_some(&mut self.stream, &req.bytes[written..]).await {
@@ -96,7 +100,7 @@ impl Conn {
         loop {
             let (used, done) = self
                 .parser
-                .feed(&self.buf[self.pos..self.end])
+                .feed_to(&self.buf[self.pos..self.end], sink)
                 .map_err(|_| Failed::Other)?;
             self.pos += used;
             if let Some(resp) = done {
@@ -112,6 +116,9 @@ impl Conn {
                         return Err(Failed::ClosedEarly);
                     }
                     let resp = self.parser.eof().map_err(|_| Failed::Other)?;
+                    if !sink.complete_at_eof() {
+                        return Err(Failed::Other);
+                    }
                     return Ok((resp.status, false));
                 }
                 Ok(n) => {
@@ -183,10 +190,12 @@ pub(crate) fn bytes_moved() -> (u64, u64) {
 
 /// Sends `req` on `slot` (connecting if empty or closed) and reads the whole
 /// response. The connection is left in `slot` only if it is reusable.
-pub(crate) async fn exchange(
+/// `sink` sees the response body as it arrives (`()` discards it).
+pub(crate) async fn exchange<S: BodySink>(
     slot: &mut Option<Conn>,
     addr: SocketAddr,
     req: Outgoing<'_>,
+    mut sink: S,
 ) -> Outcome {
     // A reused connection may have been closed by the server while idle
     // without us noticing yet; the request is then sent again, once, on a
@@ -208,7 +217,7 @@ pub(crate) async fn exchange(
         let Some(conn) = slot.as_mut() else {
             return Err(FailureKind::Connect);
         };
-        match conn.round_trip(&req).await {
+        match conn.round_trip(&req, &mut sink).await {
             Ok((status, keep_alive)) => {
                 if !keep_alive {
                     *slot = None;
@@ -337,7 +346,7 @@ mod tests {
     }
 
     async fn ex(slot: &mut Option<Conn>, addr: SocketAddr, req: Outgoing<'_>) -> Outcome {
-        tokio::time::timeout(Duration::from_secs(10), exchange(slot, addr, req))
+        tokio::time::timeout(Duration::from_secs(10), exchange(slot, addr, req, ()))
             .await
             .expect("exchange hung")
     }

@@ -59,6 +59,40 @@ enum State {
     UntilClose,
 }
 
+/// Sees a response's body as it is parsed: the body bytes (chunk framing
+/// removed) and, for a chunked body, the end of every chunk.
+pub(crate) trait BodySink {
+    /// Body bytes, in order; `chunked`: the body is chunk-framed.
+    fn data(&mut self, bytes: &[u8], chunked: bool);
+    /// The end of one chunk's data.
+    fn chunk_end(&mut self);
+    /// A body that ends where the connection closes is complete (rather
+    /// than cut short) by what it carried.
+    fn complete_at_eof(&self) -> bool {
+        true
+    }
+}
+
+impl<T: BodySink + ?Sized> BodySink for &mut T {
+    fn data(&mut self, bytes: &[u8], chunked: bool) {
+        (**self).data(bytes, chunked);
+    }
+    fn chunk_end(&mut self) {
+        (**self).chunk_end();
+    }
+    fn complete_at_eof(&self) -> bool {
+        (**self).complete_at_eof()
+    }
+}
+
+/// Discards the body: the parser then costs what it costs without a sink.
+impl BodySink for () {
+    #[inline(always)]
+    fn data(&mut self, _: &[u8], _: bool) {}
+    #[inline(always)]
+    fn chunk_end(&mut self) {}
+}
+
 #[derive(Debug)]
 pub(crate) struct ResponseParser {
     state: State,
@@ -89,7 +123,18 @@ impl ResponseParser {
     /// is then ready for the next one). `Ok((n, None))` means more input is
     /// needed; then every byte that can be consumed has been, and what is left
     /// (`buf[n..]`) is shorter than the parser's limits.
+    #[cfg(test)]
     pub fn feed(&mut self, buf: &[u8]) -> Result<(usize, Option<Response>), ParseError> {
+        self.feed_to(buf, &mut ())
+    }
+
+    /// [`ResponseParser::feed`], showing the body's bytes to `sink`.
+    #[inline]
+    pub fn feed_to<S: BodySink>(
+        &mut self,
+        buf: &[u8],
+        sink: &mut S,
+    ) -> Result<(usize, Option<Response>), ParseError> {
         let mut used = 0;
         loop {
             let rest = &buf[used..];
@@ -102,6 +147,9 @@ impl ResponseParser {
                 }
                 State::Length(left) => {
                     let take = left.min(rest.len() as u64);
+                    if take > 0 {
+                        sink.data(&rest[..take as usize], false);
+                    }
                     used += take as usize;
                     if take < left {
                         self.state = State::Length(left - take);
@@ -129,11 +177,15 @@ impl ResponseParser {
                 },
                 State::ChunkData(left) => {
                     let take = left.min(rest.len() as u64);
+                    if take > 0 {
+                        sink.data(&rest[..take as usize], true);
+                    }
                     used += take as usize;
                     if take < left {
                         self.state = State::ChunkData(left - take);
                         return Ok((used, None));
                     }
+                    sink.chunk_end();
                     self.state = State::ChunkEnd;
                 }
                 State::ChunkEnd => match rest {
@@ -164,7 +216,12 @@ impl ResponseParser {
                     }
                     self.state = State::Trailers(seen + lf + 1);
                 }
-                State::UntilClose => return Ok((buf.len(), None)),
+                State::UntilClose => {
+                    if !rest.is_empty() {
+                        sink.data(rest, false);
+                    }
+                    return Ok((buf.len(), None));
+                }
             }
         }
     }

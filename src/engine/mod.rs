@@ -10,8 +10,11 @@ pub mod native;
 mod plan;
 pub mod spec;
 pub mod stats;
+mod stream;
 mod worker;
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;
 

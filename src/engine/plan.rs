@@ -10,7 +10,7 @@ use rand::RngExt;
 use rand::rngs::SmallRng;
 
 use super::conn::Outgoing;
-use super::spec::{EngineError, LoadSpec};
+use super::spec::{EngineError, LoadSpec, StreamMode};
 
 pub(crate) struct PlannedRequest {
     /// Index `ep * variants + body`: request line, headers, body.
@@ -21,6 +21,7 @@ pub(crate) struct PlannedRequest {
     replayable: bool,
     close: bool,
     expect_status: Option<u16>,
+    stream: Option<StreamMode>,
 }
 
 pub(crate) struct Plan {
@@ -123,6 +124,7 @@ impl Plan {
                 ),
                 close,
                 expect_status: r.expect_status,
+                stream: r.stream,
             });
         }
         if total_weight == 0 {
@@ -164,6 +166,11 @@ impl Plan {
             close: p.close,
             expect_status: p.expect_status,
         }
+    }
+
+    /// How request `i`'s response is timed event by event, if it is.
+    pub fn stream(&self, i: usize) -> Option<StreamMode> {
+        self.requests[i].stream
     }
 
     pub fn body_variants(&self, i: usize) -> usize {

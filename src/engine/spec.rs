@@ -23,6 +23,47 @@ pub struct LoadSpec {
     pub warmup: Duration,
     pub duration: Duration,
     pub request_timeout: Duration,
+    /// Per-request objectives; with any set, every request is judged against
+    /// them as it completes and the cell reports goodput.
+    pub slo: StreamSlo,
+}
+
+/// Per-request objectives behind goodput. A request meets them when it
+/// succeeded, its latency is within `e2e`, and, if streamed, its first event
+/// came within `ttft` and its mean gap between events (what vLLM calls
+/// TPOT) is within `itl`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamSlo {
+    pub ttft: Option<Duration>,
+    pub itl: Option<Duration>,
+    pub e2e: Option<Duration>,
+}
+
+impl StreamSlo {
+    pub fn is_set(&self) -> bool {
+        self.ttft.is_some() || self.itl.is_some() || self.e2e.is_some()
+    }
+}
+
+/// How a streamed response is cut into events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamMode {
+    /// Server-Sent Events: every `data:` line is an event; `data: [DONE]`
+    /// ends the stream and is not one.
+    Sse,
+    /// Every chunk of a chunked body (every read of body bytes otherwise).
+    Chunks,
+}
+
+impl StreamMode {
+    pub fn parse(s: &str) -> Option<StreamMode> {
+        match s {
+            "sse" => Some(StreamMode::Sse),
+            "chunks" => Some(StreamMode::Chunks),
+            _ => None,
+        }
+    }
 }
 
 impl LoadSpec {
@@ -146,6 +187,8 @@ pub struct RequestSpec {
     pub weight: u32,
     /// `None`: any 2xx/3xx status is a success.
     pub expect_status: Option<u16>,
+    /// Time the response event by event.
+    pub stream: Option<StreamMode>,
 }
 
 impl RequestSpec {
@@ -159,6 +202,7 @@ impl RequestSpec {
             bodies: Vec::new(),
             weight: 1,
             expect_status: None,
+            stream: None,
         }
     }
 }

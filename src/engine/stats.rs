@@ -132,6 +132,108 @@ pub struct RequestStats {
     /// a file read back has the derived figures only).
     #[serde(skip, default = "latency_histogram")]
     pub hist: Histogram<u64>,
+    /// Streamed responses: time to first token, gaps between tokens, tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamFigures>,
+    /// Requests that met every per-request objective of the SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<Goodput>,
+    /// The source of `stream`; none until a streamed response sends an event.
+    #[serde(skip)]
+    pub events: Option<Box<EventStats>>,
+    /// The source of `goodput`; none unless the SLO has per-request objectives.
+    #[serde(skip)]
+    pub good: Option<u64>,
+}
+
+/// Events of streamed responses, recorded as they arrive: every event of a
+/// request whose start lies in the measured window, including the events of
+/// a stream that was later cut or timed out.
+#[derive(Debug, Clone)]
+pub struct EventStats {
+    /// Request start (intended start in the open model) to first event, µs.
+    pub ttft: Histogram<u64>,
+    /// Gap between consecutive events of one response, µs.
+    pub itl: Histogram<u64>,
+    pub tokens: u64,
+}
+
+impl EventStats {
+    pub fn new() -> Self {
+        EventStats {
+            ttft: latency_histogram(),
+            itl: latency_histogram(),
+            tokens: 0,
+        }
+    }
+
+    /// One event, `gap_us` after the request start (first) or the previous event.
+    pub fn record(&mut self, first: bool, gap_us: u64) {
+        self.tokens += 1;
+        let h = if first { &mut self.ttft } else { &mut self.itl };
+        record_n(h, gap_us, 1);
+    }
+
+    pub fn merge(&mut self, other: &EventStats) {
+        add_histogram(&mut self.ttft, &other.ttft);
+        add_histogram(&mut self.itl, &other.itl);
+        self.tokens += other.tokens;
+    }
+}
+
+impl Default for EventStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn merge_events(dst: &mut Option<Box<EventStats>>, src: &Option<Box<EventStats>>) {
+    if let Some(src) = src {
+        dst.get_or_insert_with(Default::default).merge(src);
+    }
+}
+
+/// The derived figures of streamed responses (ms, tokens per measured second).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamFigures {
+    pub tokens: u64,
+    pub tokens_per_s: f64,
+    pub ttft_mean_ms: f64,
+    pub ttft_p50_ms: f64,
+    pub ttft_p95_ms: f64,
+    pub ttft_p99_ms: f64,
+    pub itl_mean_ms: f64,
+    pub itl_p50_ms: f64,
+    pub itl_p95_ms: f64,
+    pub itl_p99_ms: f64,
+}
+
+impl StreamFigures {
+    fn of(e: &EventStats, measured_secs: f64) -> Self {
+        let mean = |h: &Histogram<u64>| if h.is_empty() { 0.0 } else { h.mean() / 1000.0 };
+        StreamFigures {
+            tokens: e.tokens,
+            tokens_per_s: per_sec(e.tokens, measured_secs),
+            ttft_mean_ms: mean(&e.ttft),
+            ttft_p50_ms: quantile_ms(&e.ttft, 0.50),
+            ttft_p95_ms: quantile_ms(&e.ttft, 0.95),
+            ttft_p99_ms: quantile_ms(&e.ttft, 0.99),
+            itl_mean_ms: mean(&e.itl),
+            itl_p50_ms: quantile_ms(&e.itl, 0.50),
+            itl_p95_ms: quantile_ms(&e.itl, 0.95),
+            itl_p99_ms: quantile_ms(&e.itl, 0.99),
+        }
+    }
+}
+
+/// Requests meeting every per-request objective of the SLO.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Goodput {
+    pub good: u64,
+    /// Percent of all requests (failures included).
+    pub pct: f64,
+    /// Good requests per measured second.
+    pub rps: f64,
 }
 
 impl Default for RequestStats {
@@ -151,6 +253,10 @@ impl Default for RequestStats {
             p999_ms: 0.0,
             max_ms: 0.0,
             hist: latency_histogram(),
+            stream: None,
+            goodput: None,
+            events: None,
+            good: None,
         }
     }
 }
@@ -178,11 +284,34 @@ impl RequestStats {
         self.failures += other.failures;
         self.failures_by_kind.merge(&other.failures_by_kind);
         add_histogram(&mut self.hist, &other.hist);
+        merge_events(&mut self.events, &other.events);
+        if let Some(g) = other.good {
+            *self.good.get_or_insert(0) += g;
+        }
+    }
+
+    /// One finished request judged against the per-request objectives.
+    pub fn record_judged(&mut self, good: bool) {
+        *self.good.get_or_insert(0) += u64::from(good);
     }
 
     /// Recomputes `rps` and the latency fields from the counts and histogram.
     pub fn finalize(&mut self, measured_secs: f64) {
         self.rps = per_sec(self.requests, measured_secs);
+        if let Some(e) = &self.events {
+            self.stream = Some(StreamFigures::of(e, measured_secs));
+        }
+        if let Some(good) = self.good {
+            self.goodput = Some(Goodput {
+                good,
+                pct: if self.requests > 0 {
+                    good as f64 / self.requests as f64 * 100.0
+                } else {
+                    0.0
+                },
+                rps: per_sec(good, measured_secs),
+            });
+        }
         let h = &self.hist;
         if h.is_empty() {
             self.mean_ms = 0.0;
@@ -237,6 +366,17 @@ pub struct TimelineRow {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    /// Streamed responses: events of the second (attributed to the second
+    /// in which they arrived) and their time to first token and gaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<RowStream>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowStream {
+    pub ttft_p95_ms: f64,
+    pub itl_p95_ms: f64,
+    pub tokens_per_s: f64,
 }
 
 /// Result of one load run (one cell of the matrix).
@@ -354,6 +494,7 @@ pub(crate) struct RowPart {
     pub hist: Histogram<u64>,
     /// Per request spec, only when the mix has several (for the live view).
     pub by_spec: Vec<Histogram<u64>>,
+    pub events: Option<Box<EventStats>>,
 }
 
 impl RowPart {
@@ -365,6 +506,7 @@ impl RowPart {
             failures: 0,
             hist: latency_histogram(),
             by_spec: Vec::new(),
+            events: None,
         }
     }
 }
@@ -377,6 +519,9 @@ struct PendingRow {
     hist: Option<Histogram<u64>>,
     /// p50, p95, p99 once all workers reported and the histogram was dropped.
     done: Option<[f64; 3]>,
+    events: Option<Box<EventStats>>,
+    /// ttft p95, itl p95, tokens once all workers reported.
+    events_done: Option<(f64, f64, u64)>,
 }
 
 /// Merges per-worker row parts exactly. A row's histogram is dropped as soon
@@ -403,6 +548,8 @@ impl TimelineBuilder {
                 failures: 0,
                 hist: None,
                 done: None,
+                events: None,
+                events_done: None,
             });
         }
         &mut self.rows[idx]
@@ -419,8 +566,10 @@ impl TimelineBuilder {
             Some(h) => add_histogram(h, &part.hist),
             None => row.hist = Some(part.hist),
         }
+        merge_events(&mut row.events, &part.events);
         if row.parts >= workers {
             row.done = Some(row_quantiles(row.hist.take()));
+            row.events_done = row.events.take().map(|e| event_quantiles(&e));
         }
     }
 
@@ -466,6 +615,9 @@ impl TimelineBuilder {
                 None => row_quantiles(row.hist),
             };
             let len = (measured_secs - t as f64).clamp(1e-9, 1.0);
+            let events = row
+                .events_done
+                .or_else(|| row.events.as_deref().map(event_quantiles));
             out.push(TimelineRow {
                 t: t as u64,
                 users: row.users,
@@ -475,10 +627,23 @@ impl TimelineBuilder {
                 p50_ms: q[0],
                 p95_ms: q[1],
                 p99_ms: q[2],
+                stream: events.map(|(ttft, itl, tokens)| RowStream {
+                    ttft_p95_ms: ttft,
+                    itl_p95_ms: itl,
+                    tokens_per_s: tokens as f64 / len,
+                }),
             });
         }
         out
     }
+}
+
+fn event_quantiles(e: &EventStats) -> (f64, f64, u64) {
+    (
+        quantile_ms(&e.ttft, 0.95),
+        quantile_ms(&e.itl, 0.95),
+        e.tokens,
+    )
 }
 
 fn row_quantiles(h: Option<Histogram<u64>>) -> [f64; 3] {

@@ -200,6 +200,7 @@ fn spec(endpoints: Vec<Endpoint>, model: Model, warmup: Duration, duration: Dura
         warmup,
         duration,
         request_timeout: Duration::from_secs(5),
+        slo: Default::default(),
     }
 }
 

@@ -19,8 +19,10 @@ use tokio::time::{Sleep, sleep, sleep_until, timeout};
 
 use super::conn::{Conn, Outcome, exchange};
 use super::cpu;
+use super::http1::BodySink;
 use super::plan::Plan;
-use super::spec::{LoadSpec, Model};
+use super::spec::{LoadSpec, Model, StreamSlo};
+use super::stream::Events;
 use hdrhistogram::Histogram;
 
 use super::stats::{FailureKind, RequestStats, RowPart, latency_histogram, record_n};
@@ -138,6 +140,7 @@ struct Ctx {
     model: Model,
     timing: Timing,
     request_timeout: Duration,
+    slo: StreamSlo,
     cancel: CancelToken,
     abort: Arc<AtomicBool>,
     live: Arc<[Live]>,
@@ -151,6 +154,24 @@ struct Ctx {
     idle: Notify,
     /// Set at the hard stop, before the requests still in flight are dropped.
     cut: Cell<bool>,
+}
+
+/// What a streamed response delivered: first and last event, events.
+#[derive(Debug, Clone, Copy)]
+struct Streamed {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    tokens: u64,
+}
+
+impl<F: FnMut(Option<Instant>, Instant)> From<&Events<F>> for Streamed {
+    fn from(e: &Events<F>) -> Self {
+        Streamed {
+            first: e.first,
+            last: e.last,
+            tokens: e.tokens,
+        }
+    }
 }
 
 enum Finish {
@@ -187,6 +208,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         model: args.spec.model.clone(),
         timing: args.timing,
         request_timeout: args.spec.request_timeout,
+        slo: args.spec.slo,
         cancel: args.cancel,
         abort: args.abort,
         live: args.live,
@@ -344,7 +366,14 @@ impl Ctx {
         self.live().active.store(st.users_now(), Ordering::Relaxed);
     }
 
-    fn record(&self, spec: usize, start: Instant, done: Instant, outcome: Outcome) {
+    fn record(
+        &self,
+        spec: usize,
+        start: Instant,
+        done: Instant,
+        outcome: Outcome,
+        streamed: Option<Streamed>,
+    ) {
         let mut st = self.state.borrow_mut();
         st.completed += 1;
         self.live().completed.store(st.completed, Ordering::Relaxed);
@@ -362,6 +391,9 @@ impl Ctx {
             match outcome {
                 Ok(()) => s.record_success(latency_us),
                 Err(kind) => s.record_failure(kind),
+            }
+            if self.slo.is_set() {
+                s.record_judged(meets(&self.slo, start, done, outcome, streamed));
             }
         }
         let idx =
@@ -406,6 +438,30 @@ impl Ctx {
         st.abandoned_rows[idx] += 1;
     }
 
+    /// One event of a streamed response to request `spec` started at `start`.
+    fn on_event(&self, spec: usize, start: Instant, prev: Option<Instant>, at: Instant) {
+        let t = &self.timing;
+        if start < t.measure_start || start >= t.end {
+            return;
+        }
+        let gap = at.saturating_duration_since(prev.unwrap_or(start));
+        let gap_us = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
+        let mut st = self.state.borrow_mut();
+        if let Some(s) = st.specs.get_mut(spec) {
+            s.events
+                .get_or_insert_with(Default::default)
+                .record(prev.is_none(), gap_us);
+        }
+        let idx =
+            (at.saturating_duration_since(t.measure_start).as_secs() as usize).min(t.last_row);
+        st.advance(idx);
+        if let Some(row) = st.row.as_mut() {
+            row.events
+                .get_or_insert_with(Default::default)
+                .record(prev.is_none(), gap_us);
+        }
+    }
+
     fn next_body(&self, i: usize) -> usize {
         match self.body_seq.get(i) {
             Some(c) if self.plan.body_variants(i) > 1 => {
@@ -435,10 +491,54 @@ impl Ctx {
     }
 
     /// One request on the caller's connection slot; callers bound it in time.
-    async fn exchange(&self, slot: &mut Option<Conn>, i: usize, ep: usize) -> Outcome {
+    async fn exchange<S: BodySink>(
+        &self,
+        slot: &mut Option<Conn>,
+        i: usize,
+        ep: usize,
+        sink: S,
+    ) -> Outcome {
         let req = self.plan.request(i, ep, self.next_body(i));
-        exchange(slot, self.plan.addrs[ep], req).await
+        exchange(slot, self.plan.addrs[ep], req, sink).await
     }
+}
+
+/// Whether one finished request met every per-request objective.
+fn meets(
+    slo: &StreamSlo,
+    start: Instant,
+    done: Instant,
+    outcome: Outcome,
+    streamed: Option<Streamed>,
+) -> bool {
+    if outcome.is_err() {
+        return false;
+    }
+    if slo
+        .e2e
+        .is_some_and(|l| done.saturating_duration_since(start) > l)
+    {
+        return false;
+    }
+    let Some(s) = streamed else {
+        return true;
+    };
+    if let Some(limit) = slo.ttft {
+        match s.first {
+            Some(first) if first.saturating_duration_since(start) <= limit => {}
+            _ => return false,
+        }
+    }
+    if let (Some(limit), Some(first), Some(last)) = (slo.itl, s.first, s.last)
+        && s.tokens > 1
+    {
+        let gaps = u32::try_from(s.tokens - 1).unwrap_or(u32::MAX);
+        let mean = last.saturating_duration_since(first) / gaps;
+        if mean > limit {
+            return false;
+        }
+    }
+    true
 }
 
 async fn run_closed(ctx: Rc<Ctx>) {
@@ -511,10 +611,22 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         }
         ctx.change_in_flight(true);
         let mut guard = InFlight::new(&ctx, i, start);
-        let finished = tokio::select! {
-            biased;
-            outcome = ctx.exchange(&mut conn, i, ep) => Some(outcome),
-            _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
+        let mut streamed = None;
+        let finished = if let Some(mode) = ctx.plan.stream(i) {
+            let mut events = Events::new(mode, |prev, at| ctx.on_event(i, start, prev, at));
+            let finished = tokio::select! {
+                biased;
+                outcome = ctx.exchange(&mut conn, i, ep, &mut events) => Some(outcome),
+                _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
+            };
+            streamed = Some(Streamed::from(&events));
+            finished
+        } else {
+            tokio::select! {
+                biased;
+                outcome = ctx.exchange(&mut conn, i, ep, ()) => Some(outcome),
+                _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
+            }
         };
         guard.finished = true;
         let outcome = finished.unwrap_or_else(|| {
@@ -524,7 +636,7 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         });
         let done = Instant::now();
         ctx.change_in_flight(false);
-        ctx.record(i, start, done, outcome);
+        ctx.record(i, start, done, outcome, streamed);
         if outcome == Err(FailureKind::Connect) {
             // A refused connect completes at once: without a pause each user
             // would hammer a dead endpoint as fast as the CPU allows.
@@ -694,7 +806,21 @@ async fn run_open(ctx: Rc<Ctx>) {
 async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
     let mut conn = take_pooled(&ctx, ep);
     let mut guard = InFlight::new(&ctx, i, intended);
-    let outcome = match timeout(ctx.request_timeout, ctx.exchange(&mut conn, i, ep)).await {
+    let mut streamed = None;
+    let finished = match ctx.plan.stream(i) {
+        Some(mode) => {
+            let mut events = Events::new(mode, |prev, at| ctx.on_event(i, intended, prev, at));
+            let finished = timeout(
+                ctx.request_timeout,
+                ctx.exchange(&mut conn, i, ep, &mut events),
+            )
+            .await;
+            streamed = Some(Streamed::from(&events));
+            finished
+        }
+        None => timeout(ctx.request_timeout, ctx.exchange(&mut conn, i, ep, ())).await,
+    };
+    let outcome = match finished {
         Ok(outcome) => outcome,
         Err(_) => {
             conn = None;
@@ -715,7 +841,7 @@ async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
         }
     }
     ctx.change_in_flight(false);
-    ctx.record(i, intended, done, outcome);
+    ctx.record(i, intended, done, outcome, streamed);
 }
 
 fn take_pooled(ctx: &Ctx, ep: usize) -> Option<Conn> {
@@ -732,6 +858,50 @@ fn take_pooled(ctx: &Ctx, ep: usize) -> Option<Conn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_meets_the_objectives_that_apply_to_it() {
+        let ms = Duration::from_millis;
+        let start = Instant::now();
+        let slo = StreamSlo {
+            ttft: Some(ms(100)),
+            itl: Some(ms(10)),
+            e2e: Some(ms(500)),
+        };
+        // First token at 80 ms, 31 more tokens over 310 ms: mean gap 10 ms,
+        // however uneven the gaps were.
+        let streamed = |first: u64, last: u64, tokens: u64| {
+            Some(Streamed {
+                first: Some(start + ms(first)),
+                last: Some(start + ms(last)),
+                tokens,
+            })
+        };
+        let done = start + ms(400);
+        assert!(meets(&slo, start, done, Ok(()), streamed(80, 390, 32)));
+        assert!(!meets(&slo, start, done, Ok(()), streamed(120, 390, 32)));
+        assert!(!meets(&slo, start, done, Ok(()), streamed(80, 400, 32)));
+        assert!(!meets(
+            &slo,
+            start,
+            start + ms(600),
+            Ok(()),
+            streamed(80, 390, 32)
+        ));
+        let cut = Err(FailureKind::Io);
+        assert!(!meets(&slo, start, done, cut, streamed(80, 390, 32)));
+        // One token has no gap; no token misses the ttft objective.
+        assert!(meets(&slo, start, done, Ok(()), streamed(80, 80, 1)));
+        let nothing = Some(Streamed {
+            first: None,
+            last: None,
+            tokens: 0,
+        });
+        assert!(!meets(&slo, start, done, Ok(()), nothing));
+        // A request that is not streamed answers to e2e only.
+        assert!(meets(&slo, start, done, Ok(()), None));
+        assert!(!meets(&slo, start, start + ms(501), Ok(()), None));
+    }
 
     #[test]
     fn early_deadline_is_rearmed_to_the_limit() {

@@ -388,6 +388,8 @@ pub(crate) struct Request {
     /// The body template (rendered afresh for each body variant).
     pub(crate) body: Option<String>,
     pub(crate) expect_status: Option<u16>,
+    /// Time the response event by event (native engine).
+    pub(crate) stream: Option<crate::engine::spec::StreamMode>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -466,6 +468,21 @@ pub(crate) struct Analysis {
 pub(crate) const DEFAULT_FAIL_LIMIT_PCT: f64 = 1.0;
 
 impl Analysis {
+    /// The per-request objectives of the SLO, for the engine to judge.
+    pub(crate) fn stream_slo(&self) -> crate::engine::spec::StreamSlo {
+        let limit = |k: &str| {
+            self.slo
+                .get(k)
+                .filter(|v| v.is_finite() && **v >= 0.0)
+                .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+        };
+        crate::engine::spec::StreamSlo {
+            ttft: limit("ttft"),
+            itl: limit("itl"),
+            e2e: limit("e2e"),
+        }
+    }
+
     /// The SLO's fail rate in percent, or 1%.
     pub(crate) fn fail_limit_pct(&self) -> f64 {
         ["fail_rate", "fail_pct"]

@@ -306,6 +306,9 @@ pub(crate) struct RequestSection {
     pub(crate) body: Option<Text>,
     #[serde(default)]
     pub(crate) expect: Option<ExpectSection>,
+    /// "sse" or "chunks": time every event (or body chunk) of the response.
+    #[serde(default)]
+    pub(crate) stream: Option<Text>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

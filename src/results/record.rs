@@ -347,17 +347,25 @@ pub fn lines(events: &[String]) -> String {
 fn timeline_csv(runs: &[CellStats]) -> String {
     let mut out = String::new();
     let repeated = runs.len() > 1;
-    out.push_str(if repeated {
-        "repeat,t,users,rps,requests,failures,p50,p95,p99\n"
+    // Streamed responses add their columns; other cells keep the plain layout.
+    let streamed = runs
+        .iter()
+        .any(|r| r.timeline.iter().any(|row| row.stream.is_some()));
+    if repeated {
+        out.push_str("repeat,");
+    }
+    out.push_str("t,users,rps,requests,failures,p50,p95,p99");
+    out.push_str(if streamed {
+        ",ttft_p95,itl_p95,tokens_per_s\n"
     } else {
-        "t,users,rps,requests,failures,p50,p95,p99\n"
+        "\n"
     });
     for (i, r) in runs.iter().enumerate() {
         for row in &r.timeline {
             if repeated {
                 let _ = write!(out, "{},", i + 1);
             }
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "{},{},{:.3},{},{},{:.3},{:.3},{:.3}",
                 row.t,
@@ -369,6 +377,19 @@ fn timeline_csv(runs: &[CellStats]) -> String {
                 row.p95_ms,
                 row.p99_ms
             );
+            if streamed {
+                match &row.stream {
+                    Some(s) => {
+                        let _ = write!(
+                            out,
+                            ",{:.3},{:.3},{:.3}",
+                            s.ttft_p95_ms, s.itl_p95_ms, s.tokens_per_s
+                        );
+                    }
+                    None => out.push_str(",,,0.000"),
+                }
+            }
+            out.push('\n');
         }
     }
     out

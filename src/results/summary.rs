@@ -107,6 +107,26 @@ pub(crate) fn metrics_of(
     if let Some(v) = mbps(s.tx_bytes) {
         metrics.insert("tx_mbps".into(), v);
     }
+    if let Some(f) = &t.stream {
+        for (k, v) in [
+            ("ttft_p50", f.ttft_p50_ms),
+            ("ttft_p95", f.ttft_p95_ms),
+            ("ttft_p99", f.ttft_p99_ms),
+            ("ttft_mean", f.ttft_mean_ms),
+            ("itl_p50", f.itl_p50_ms),
+            ("itl_p95", f.itl_p95_ms),
+            ("itl_p99", f.itl_p99_ms),
+            ("itl_mean", f.itl_mean_ms),
+            ("tokens_per_s", f.tokens_per_s),
+            ("tokens", f.tokens as f64),
+        ] {
+            metrics.insert(k.to_string(), v);
+        }
+    }
+    if let Some(g) = &t.goodput {
+        metrics.insert("goodput_pct".into(), g.pct);
+        metrics.insert("goodput_rps".into(), g.rps);
+    }
     if runs.len() > 1 {
         // Spread of repeated measurements: min, max and coefficient of variation of RPS.
         let rates: Vec<f64> = runs.iter().map(|r| r.total.rps).collect();

@@ -89,6 +89,7 @@ pub async fn load(
                 },
                 duration: *duration,
                 request_timeout: cell.load.timeout,
+                slo: ctx.plan.analysis.stream_slo(),
             };
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
             let (stats, stage_samples, stage_scraped) =
@@ -227,6 +228,7 @@ async fn steady(
             warmup: Duration::ZERO,
             duration,
             request_timeout: cell.load.timeout,
+            slo: ctx.plan.analysis.stream_slo(),
         };
         let offset: f64 = parts.iter().map(|p| p.measured_secs).sum();
         let (more, more_samples, more_scraped) =
@@ -265,6 +267,7 @@ async fn measure_baseline(
         warmup: Duration::ZERO,
         duration,
         request_timeout: cell.load.timeout,
+        slo: Default::default(),
     };
     let cancel = ctx.cancel.clone();
     let stats = tokio::task::spawn_blocking(move || engine::run_load(&spec, cancel, &|_| {}))
@@ -708,6 +711,7 @@ fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, Step
             bodies,
             weight: u32::try_from(r.weight).unwrap_or(u32::MAX),
             expect_status: r.expect_status,
+            stream: r.stream,
         });
     }
     Ok(out)
@@ -747,6 +751,7 @@ mod tests {
                     p50_ms: 20.0,
                     p95_ms: 20.0,
                     p99_ms: 20.0,
+                    stream: None,
                 })
                 .collect(),
             measured_secs: rps.len() as f64,

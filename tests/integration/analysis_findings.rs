@@ -963,3 +963,56 @@ fn arbitrary_rows_never_panic() {
         }
     }
 }
+
+#[test]
+fn per_request_objectives_judge_cells_by_goodput() {
+    // Streamed completions, judged per request against a 500 ms time to
+    // first token: 1 replica serves 100 RPS but only half of them in time.
+    let rows: Vec<SummaryRow> = [(1, 100.0, 50.0), (2, 200.0, 99.5), (4, 300.0, 100.0)]
+        .into_iter()
+        .map(|(n, rps, good_pct)| {
+            bound(
+                row(
+                    &[("replicas", n), ("users", 64)],
+                    &[
+                        ("rps", rps),
+                        ("p95", 2000.0),
+                        ("ttft_p95", 900.0 / n as f64),
+                        ("goodput_pct", good_pct),
+                        ("goodput_rps", rps * good_pct / 100.0),
+                    ],
+                ),
+                Bound::Service,
+            )
+        })
+        .collect();
+    let a = Case::new(&["replicas", "users"], rows)
+        .slo("ttft", 500.0)
+        .run();
+    let excluded = kinds(&a, FindingKind::SloExcluded);
+    assert_eq!(excluded.len(), 1, "{excluded:#?}");
+    assert!(
+        excluded[0].message.contains(
+            "goodput_pct = 50% (limit goodput_pct >= 99% of requests meeting ttft <= 500.0 ms)"
+        ),
+        "{}",
+        excluded[0].message
+    );
+    let opt = kinds(&a, FindingKind::Optimal);
+    assert_eq!(opt.len(), 1, "{opt:#?}");
+    assert_eq!(opt[0].numbers["replicas"], 2.0);
+    assert_eq!(opt[0].numbers["rps"], 199.0);
+    assert!(
+        opt[0].message.contains("199.0 good RPS"),
+        "{}",
+        opt[0].message
+    );
+    let cap = kinds(&a, FindingKind::Capacity);
+    let two = cap
+        .iter()
+        .find(|f| f.numbers["replicas"] == 2.0)
+        .expect("capacity at 2 replicas");
+    assert_eq!(two.numbers["rps"], 199.0);
+    assert!(two.message.contains("good RPS"), "{}", two.message);
+    assert!(kinds(&a, FindingKind::NoCellMeetsSlo).is_empty());
+}

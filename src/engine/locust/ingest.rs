@@ -331,6 +331,7 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
                 p50_ms: quantile_ms(&s.hist, 0.50),
                 p95_ms: quantile_ms(&s.hist, 0.95),
                 p99_ms: quantile_ms(&s.hist, 0.99),
+                stream: None,
             }
         })
         .collect();

@@ -51,7 +51,9 @@ pub(super) fn slo(
         let Some(text) = r.text(value, &what, ctx) else {
             continue;
         };
+        let per_request = crate::metrics::is_per_request(metric);
         let parsed = match expr::metric_kind(metric) {
+            _ if per_request => units::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0),
             Some(MetricKind::Latency) => {
                 units::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0)
             }
@@ -70,6 +72,9 @@ pub(super) fn slo(
                     "max",
                     "fail_rate",
                     "rps",
+                    "ttft",
+                    "itl",
+                    "e2e",
                 ];
                 let hint = did_you_mean(metric, known, Closeness::Similar)
                     .unwrap_or_else(|| format!("SLO metrics: {}", known.join(", ")));

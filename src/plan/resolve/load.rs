@@ -7,12 +7,14 @@ use std::time::Duration;
 use minijinja::Value;
 
 use super::resolver::{Resolver, check_url, status_code};
+use crate::engine::spec::StreamMode;
 use crate::limits::{
     MAX_LOCUST_USERS, MAX_LOCUST_WORKERS, MAX_NATIVE_USERS, MAX_NATIVE_WORKERS, MAX_RATE,
 };
 use crate::plan::model::*;
 use crate::plan::raw::{RawPlan, SearchOver};
 use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, Number, Scalar};
+use crate::plan::suggest::{Closeness, did_you_mean};
 
 pub(super) fn resolve(
     r: &mut Resolver<'_>,
@@ -184,7 +186,7 @@ pub(super) fn resolve(
         );
     }
 
-    let requests = requests(r, raw, ctx);
+    let requests = requests(r, raw, ctx, engine);
 
     let locust = match engine {
         Some(Engine::Locust) => locust(r, raw, ctx, users.is_some()),
@@ -243,7 +245,12 @@ pub(super) fn resolve(
     })
 }
 
-fn requests(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Option<Vec<Request>> {
+fn requests(
+    r: &mut Resolver<'_>,
+    raw: &RawPlan,
+    ctx: &Value,
+    engine: Option<Engine>,
+) -> Option<Vec<Request>> {
     let mut requests = Vec::with_capacity(raw.load.request.len());
     let mut ok = true;
     let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.load.request.len());
@@ -292,6 +299,43 @@ fn requests(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Option<Vec<Requ
             Some(t) => status_code(r, t, &format!("{what}.expect.status"), ctx).map(Some),
             None => Some(None),
         };
+        let stream = match &q.stream {
+            Some(t) => {
+                let Some(text) = r.text(t, &format!("{what}.stream"), ctx) else {
+                    ok = false;
+                    continue;
+                };
+                let mode = StreamMode::parse(text.trim());
+                if mode.is_none() {
+                    let known = ["sse", "chunks"];
+                    let hint = did_you_mean(
+                        text.trim(),
+                        known,
+                        Closeness::Edits {
+                            aliases: &[("event-stream", "sse"), ("chunked", "chunks")],
+                        },
+                    )
+                    .unwrap_or_else(|| {
+                        "use \"sse\" (Server-Sent Events) or \"chunks\" (body chunks)".into()
+                    });
+                    r.error(
+                        t.span.clone(),
+                        format!("`{what}.stream` must be \"sse\" or \"chunks\", not \"{text}\""),
+                        Some(hint),
+                    );
+                    ok = false;
+                } else if engine == Some(Engine::Locust) {
+                    r.error(
+                        t.span.clone(),
+                        format!("`{what}.stream` needs the native engine: Locust times a streamed response as one request, so it cannot report time to first token or inter-token latency"),
+                        Some("set `engine = \"native\"` in [load], or remove `stream`".into()),
+                    );
+                    ok = false;
+                }
+                mode
+            }
+            None => None,
+        };
         let (
             Some(method),
             Some(path),
@@ -323,6 +367,7 @@ fn requests(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Option<Vec<Requ
             headers,
             body,
             expect_status,
+            stream,
         });
     }
     ok.then_some(requests)
