@@ -214,7 +214,8 @@ fn sut_usage(samples: &[SystemSample]) -> (f64, f64) {
 /// Containers' network throughput over the measured window in Mbit/s,
 /// received and sent, summed over replicas; none without counters.
 fn sut_network(samples: &[SystemSample]) -> Option<(f64, f64)> {
-    let mut by_replica: IndexMap<&str, Vec<(f64, (u64, u64))>> = IndexMap::new();
+    type Counters<'a> = IndexMap<&'a str, Vec<(f64, (u64, u64))>>;
+    let mut by_replica: Counters = IndexMap::new();
     for s in samples.iter().filter(|s| s.t >= 0.0) {
         if let Some(n) = s.net_bytes {
             by_replica.entry(&s.replica).or_default().push((s.t, n));

@@ -368,11 +368,8 @@ async fn locust(
         let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
         let (stats, samples, scraped) = run_sampled(
             ctx,
-            c,
-            repetition,
-            warmup,
-            total,
-            0.0,
+            (c, repetition),
+            (warmup, total, 0.0),
             jobs.clone(),
             move |cancel, progress| {
                 crate::engine::locust::run_locust(&spec, cancel, progress).map_err(StepError::from)
@@ -458,11 +455,8 @@ async fn run_one(
     let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
     run_sampled(
         ctx,
-        c,
-        repetition,
-        warmup,
-        total,
-        offset,
+        (c, repetition),
+        (warmup, total, offset),
         jobs,
         move |cancel, progress| engine::run_load(&spec, cancel, progress).map_err(StepError::from),
     )
@@ -473,11 +467,8 @@ async fn run_one(
 /// sampled every second.
 async fn run_sampled<F>(
     ctx: &StepContext,
-    c: usize,
-    repetition: u64,
-    warmup: Duration,
-    total: Duration,
-    offset: f64,
+    (c, repetition): (usize, u64),
+    (warmup, total, offset): (Duration, Duration, f64),
     jobs: Vec<scraper::Job>,
     engine_fn: F,
 ) -> Result<(CellStats, Vec<SystemSample>, scraper::Scraped), StepError>
