@@ -75,11 +75,27 @@ pub fn meets_slo(slo: &IndexMap<String, f64>, row: &SummaryRow) -> bool {
     if row.successes() <= 0.0 {
         return false;
     }
-    slo.iter().all(|(metric, &limit)| match row.metric(metric) {
-        Some(v) if crate::metrics::kind(metric) == Some(MetricKind::Rate) => v >= limit,
-        Some(v) => v <= limit,
-        None => false,
-    })
+    // Per-request objectives (ttft, itl, e2e) are judged request by request
+    // by the engine: a probe meets them when its goodput leaves no more
+    // requests out than the SLO's fail rate allows.
+    let per_request = slo.keys().any(|k| crate::metrics::is_per_request(k));
+    let fail_limit = ["fail_rate", "fail_pct"]
+        .iter()
+        .find_map(|k| slo.get(*k).copied())
+        .unwrap_or(crate::plan::model::DEFAULT_FAIL_LIMIT_PCT);
+    let goodput_ok = !per_request
+        || row
+            .metric("goodput_pct")
+            .is_some_and(|g| g >= 100.0 - fail_limit);
+    goodput_ok
+        && slo
+            .iter()
+            .filter(|(metric, _)| !crate::metrics::is_per_request(metric))
+            .all(|(metric, &limit)| match row.metric(metric) {
+                Some(v) if crate::metrics::kind(metric) == Some(MetricKind::Rate) => v >= limit,
+                Some(v) => v <= limit,
+                None => false,
+            })
 }
 
 /// A measured probe passes: it met the SLO and its throughput was stable.

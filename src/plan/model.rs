@@ -463,6 +463,31 @@ pub(crate) struct Analysis {
     pub(crate) baseline: Duration,
 }
 
+/// The per-request objectives (`ttft`, `itl`, `e2e`) of an SLO.
+pub(crate) fn stream_slo_of(slo: &IndexMap<String, f64>) -> crate::engine::spec::StreamSlo {
+    let limit = |k: &str| {
+        slo.get(k)
+            .filter(|v| v.is_finite() && **v >= 0.0)
+            .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+    };
+    crate::engine::spec::StreamSlo {
+        ttft: limit("ttft"),
+        itl: limit("itl"),
+        e2e: limit("e2e"),
+    }
+}
+
+impl Plan {
+    /// What the engine judges every request by: the search's SLO with
+    /// `[search]`, else `[analysis] slo`.
+    pub(crate) fn engine_slo(&self) -> crate::engine::spec::StreamSlo {
+        match &self.search {
+            Some(s) => stream_slo_of(&s.slo),
+            None => self.analysis.stream_slo(),
+        }
+    }
+}
+
 /// The fail rate (percent) above which a cell counts as failing when the
 /// SLO names none.
 pub(crate) const DEFAULT_FAIL_LIMIT_PCT: f64 = 1.0;
@@ -470,17 +495,7 @@ pub(crate) const DEFAULT_FAIL_LIMIT_PCT: f64 = 1.0;
 impl Analysis {
     /// The per-request objectives of the SLO, for the engine to judge.
     pub(crate) fn stream_slo(&self) -> crate::engine::spec::StreamSlo {
-        let limit = |k: &str| {
-            self.slo
-                .get(k)
-                .filter(|v| v.is_finite() && **v >= 0.0)
-                .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
-        };
-        crate::engine::spec::StreamSlo {
-            ttft: limit("ttft"),
-            itl: limit("itl"),
-            e2e: limit("e2e"),
-        }
+        stream_slo_of(&self.slo)
     }
 
     /// The SLO's fail rate in percent, or 1%.

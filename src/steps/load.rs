@@ -89,7 +89,7 @@ pub async fn load(
                 },
                 duration: *duration,
                 request_timeout: cell.load.timeout,
-                slo: ctx.plan.analysis.stream_slo(),
+                slo: ctx.plan.engine_slo(),
             };
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
             let (stats, stage_samples, stage_scraped) =
@@ -228,7 +228,7 @@ async fn steady(
             warmup: Duration::ZERO,
             duration,
             request_timeout: cell.load.timeout,
-            slo: ctx.plan.analysis.stream_slo(),
+            slo: ctx.plan.engine_slo(),
         };
         let offset: f64 = parts.iter().map(|p| p.measured_secs).sum();
         let (more, more_samples, more_scraped) =

@@ -161,3 +161,56 @@ fn validate_accepts_the_streaming_plan() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// Capacity search judged by goodput: 4 slots of 0.25 s streams (100 ms
+/// first token, then 15 tokens of 10 ms). Up to 4 users every first token
+/// comes after 100 ms; with 5 or more, some requests wait a whole stream for
+/// a slot (ttft about 350 ms), so a 200 ms ttft objective holds up to exactly
+/// 4 users per replica.
+#[test]
+fn capacity_search_finds_the_users_whose_first_tokens_stay_fast() {
+    let plan = r#"
+name = "streaming-search"
+[cell]
+duration = "2s"
+warmup = "500ms"
+[system]
+backend = "local"
+replicas = 1
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--slots", "4", "--first-token", "100ms", "--token-time", "10ms"]
+ready = { path = "/health", timeout = "10s" }
+[[load.request]]
+name = "generate"
+method = "POST"
+path = "/v1/completions"
+body = '{"prompt": "hi", "max_tokens": 16, "stream": true}'
+stream = "sse"
+[analysis]
+baseline = "0s"
+[search]
+over = "users"
+from = 1
+to = 32
+tolerance = "5%"
+slo = { ttft = "200ms", fail_rate = "1%" }
+"#;
+    let run = run_plan("streaming-search", plan, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", stderr(&run.output));
+    let text = std::fs::read_to_string(run.dir.join("capacity.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(col("status"), "found", "{text}");
+    assert_eq!(col("max_value"), "4", "{text}");
+    // The probes above capacity failed on goodput, not on a missing metric.
+    let rows = summary(&run.dir);
+    let over: Vec<_> = rows
+        .iter()
+        .filter(|r| r["users"].parse::<u64>().is_ok_and(|u| u > 4))
+        .collect();
+    assert!(!over.is_empty(), "{rows:?}");
+    for r in over {
+        assert!(num(r, "goodput_pct") < 99.0, "{r:?}");
+    }
+}

@@ -214,7 +214,7 @@ pub(super) fn resolve(
         return None;
     }
     if base_url.is_none()
-        && locust.is_some()
+        && engine == Some(Engine::Locust)
         && let Some(sys) = system
         && sys.replicas > 1
         && !matches!(sys.backend, Backend::None)
