@@ -244,7 +244,19 @@ fn the_full_plan_shortened_recommends_replicas_not_users() {
         "--only",
         "replicas in [1, 8] and users in [200, 800] and workers == 4",
     ]);
-    let r = run_plan("answers-seed", &repo_plan("inference-scaling.toml"), &args);
+    // Local replicas have no load balancer in front: load and readiness go
+    // to every replica, as the native engine does without `base_url`.
+    let plan = repo_plan("inference-scaling.toml");
+    let (lb_load, lb_ready) = (
+        "base_url   = \"{{ vars.lb }}\"\n",
+        "ready    = { url = \"{{ vars.lb }}/health\", timeout = \"60s\" }",
+    );
+    assert!(plan.contains(lb_load) && plan.contains(lb_ready));
+    let plan = plan.replace(lb_load, "").replace(
+        lb_ready,
+        "ready = { path = \"/health\", timeout = \"60s\" }",
+    );
+    let r = run_plan("answers-seed", &plan, &args);
     assert!(
         matches!(r.output.status.code(), Some(0) | Some(1)),
         "{}",

@@ -191,6 +191,9 @@ series = [{{ metric = "demo_requests_total", agg = "rate", as = "server_rps" }}]
             row["rps"].parse().unwrap(),
             row["server_rps"].parse().unwrap(),
         );
+        // The containers' own interface counters saw the traffic.
+        let sut_rx: f64 = row["sut_rx_mbps"].parse().unwrap();
+        assert!(sut_rx > 0.0, "{row:?}");
         assert!(
             (server - client).abs() <= client * 0.15,
             "the replicas answered {server}/s, the client saw {client}/s: {row:?}"

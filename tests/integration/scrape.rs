@@ -93,6 +93,28 @@ expr = "server_p95 < 1s"
         let replicas: BTreeSet<&str> = lines.filter_map(|l| l.split(',').nth(1)).collect();
         assert_eq!(replicas.len(), 2, "{cell}: {replicas:?}");
     }
+    // Each cell's page draws every series per replica; the report sets the
+    // server's latency beside the client's.
+    for column in ["server_rps", "queue_max", "server_p95"] {
+        let svg = r
+            .dir
+            .join("cells/users16")
+            .join(format!("scrape-{column}.svg"));
+        let text =
+            std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+        assert!(
+            text.contains("class=\"line-0\"")
+                && text.contains("class=\"line-1\"")
+                && !text.contains("class=\"line-2\""),
+            "{column}: one line per replica"
+        );
+        let page = std::fs::read_to_string(r.dir.join("cells/users16/cell.md")).unwrap();
+        assert!(page.contains(&format!("scrape-{column}.svg")), "{page}");
+    }
+    let report = std::fs::read_to_string(r.dir.join("report.md")).unwrap();
+    assert!(report.contains("## Inside the service"), "{report}");
+    assert!(report.contains("client p95 − server_p95"), "{report}");
+    assert!(report.contains("## Network"), "{report}");
     // The columns are in summary.json's rows and thresholds.
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.dir.join("summary.json")).unwrap())
