@@ -38,10 +38,22 @@ pub(crate) fn matrix_matches(
     filter.eval(&|name| values.get(name).map(matrix_value), &|_, _| None)
 }
 
+/// A `where` names matrix axes and `[[scrape]]` columns; a row without the
+/// column (its target could not be read) does not match.
 fn matches_filter(filter: &Option<(String, expr::Expr)>, row: &SummaryRow) -> bool {
     match filter {
         None => true,
-        Some((_, f)) => matrix_matches(f, &row.matrix).unwrap_or(false),
+        Some((_, f)) => f
+            .eval(
+                &|name| {
+                    row.matrix
+                        .get(name)
+                        .map(matrix_value)
+                        .or_else(|| row.metric(name).map(Value::Num))
+                },
+                &|_, _| None,
+            )
+            .unwrap_or(false),
     }
 }
 

@@ -60,6 +60,10 @@ series = [
 expr = "queue_max <= 8"
 [[threshold]]
 expr = "server_p95 < 1s"
+[[threshold]]
+name = "queued cells are slow"
+expr = "p95 > 100ms"
+where = "queue_max >= 2"
 "#;
     let r = run_plan("scrape-replicas", plan, &[]);
     assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
@@ -128,6 +132,17 @@ expr = "server_p95 < 1s"
     );
     let thresholds = json["thresholds"].to_string();
     assert!(thresholds.contains("queue_max"), "{thresholds}");
+    // `where` on a scraped column: only the cell that queued is judged (at
+    // 2 users p95 is 40 ms, which the threshold would fail).
+    let judged: Vec<&serde_json::Value> = json["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["threshold"] == "queued cells are slow")
+        .collect();
+    assert_eq!(judged.len(), 1, "{judged:?}");
+    assert_eq!(judged[0]["cell"], "users16", "{judged:?}");
+    assert_eq!(judged[0]["passed"], true, "{judged:?}");
 }
 
 fn demo_target(port: u16) -> Child {

@@ -47,17 +47,23 @@ pub(super) fn resolve(
             Some(f) => match expr::parse(&f.value) {
                 Ok(e) => {
                     let mut ok = true;
+                    // Matrix axes, and the plan's `[[scrape]]` columns.
+                    let mut known: Vec<String> = r.axes.clone();
+                    known.extend(extra.iter().map(|(n, _)| n.clone()));
                     for id in e.idents() {
-                        if !r.axes.contains(&id.name) {
+                        if !known.contains(&id.name) {
                             ok = false;
                             let span = expr_span(r, &f.value, &f.span, id.span.clone());
                             let hint = did_you_mean(
                                 &id.name,
-                                r.axes.iter().map(String::as_str),
+                                known.iter().map(String::as_str),
                                 Closeness::Similar,
                             )
                             .unwrap_or_else(|| {
-                                format!("`where` filters on matrix axes: {}", list_or_none(&r.axes))
+                                format!(
+                                    "`where` filters on matrix axes and [[scrape]] columns: {}",
+                                    list_or_none(&known)
+                                )
                             });
                             r.error(
                                 span,
