@@ -340,6 +340,7 @@ fn rank(kind: FindingKind) -> u8 {
         FindingKind::Latency => 9,
         FindingKind::FailureOnset => 10,
         FindingKind::SloExcluded => 11,
+        FindingKind::ServerLatency => 12,
     }
 }
 

@@ -101,6 +101,9 @@ pub enum FindingKind {
     Usl,
     SloExcluded,
     NoCellMeetsSlo,
+    /// The service's own latency (a `[[scrape]]` histogram quantile) beside
+    /// the client's: the gap is the network and the load generator.
+    ServerLatency,
 }
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -203,13 +206,82 @@ pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
     } else {
         (Vec::new(), thresholds::evaluate(plan, &rows))
     };
-    let analysis = findings_of(plan, &rows);
+    let mut analysis = findings_of(plan, &rows);
+    analysis.findings.extend(server_latency(plan, &rows));
     AnalysisResult {
         rows,
         thresholds,
         analysis,
         capacity,
     }
+}
+
+/// Per `[[scrape]]` latency quantile: the largest gap between the client's
+/// quantile and the service's own, over the measured cells.
+fn server_latency(plan: &Plan, rows: &[SummaryRow]) -> Vec<Finding> {
+    use crate::plan::model::Agg;
+    let mut out = Vec::new();
+    for series in plan.scrapes.iter().flat_map(|s| &s.series) {
+        let Agg::Quantile(q) = series.agg else {
+            continue;
+        };
+        if series.kind() != crate::metrics::MetricKind::Latency {
+            continue;
+        }
+        let client = match (q * 100.0).round() as u32 {
+            50 => "p50",
+            90 => "p90",
+            95 => "p95",
+            99 => "p99",
+            _ => continue,
+        };
+        let pairs: Vec<(&SummaryRow, f64, f64)> = rows
+            .iter()
+            .filter_map(|r| Some((r, r.metric(client)?, r.metric(&series.column)?)))
+            .filter(|(r, c, _)| r.successes() > 0.0 && c.is_finite())
+            .collect();
+        let Some(&(row, c, s)) = pairs
+            .iter()
+            .max_by(|a, b| (a.1 - a.2).total_cmp(&(b.1 - b.2)))
+        else {
+            continue;
+        };
+        let gap = c - s;
+        // Beyond a quarter of the client's figure (and a few ms of timer
+        // noise), the time went somewhere other than the service.
+        let outside = gap > 5.0 && gap > 0.25 * c;
+        let message = if outside {
+            format!(
+                "in `{}` the client's {client} is {c:.1} ms but the service's own (`{}`) only {s:.1} ms: {gap:.1} ms went to the network or the load generator, not the service",
+                row.cell, series.column
+            )
+        } else {
+            format!(
+                "the service's own {client} (`{}`) accounts for the client's in every cell (largest gap {gap:.1} ms, in `{}`: {c:.1} ms at the client, {s:.1} ms in the service): the latency is the service's",
+                series.column, row.cell
+            )
+        };
+        out.push(Finding {
+            kind: FindingKind::ServerLatency,
+            severity: if outside {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            cells: vec![row.cell.clone()],
+            dimension: None,
+            numbers: [
+                ("client_ms".to_string(), c),
+                ("server_ms".to_string(), s),
+                ("gap_ms".to_string(), gap),
+                ("cells".to_string(), pairs.len() as f64),
+            ]
+            .into_iter()
+            .collect(),
+            message,
+        });
+    }
+    out
 }
 
 fn findings_of(plan: &Plan, rows: &[SummaryRow]) -> Analysis {
