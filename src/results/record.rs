@@ -29,30 +29,7 @@ pub struct Baseline {
     pub by_name: indexmap::IndexMap<String, f64>,
 }
 
-/// What bounded a cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Bound {
-    /// The load generator itself (its CPU, or the open model's schedule).
-    Client,
-    /// Failures above the SLO's fail rate.
-    Failing,
-    /// The system kept up with all the load the cell could offer.
-    Load,
-    /// The system under test was the limit: requests queued.
-    Service,
-}
-
-impl Bound {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bound::Client => "client",
-            Bound::Failing => "failing",
-            Bound::Load => "load",
-            Bound::Service => "service",
-        }
-    }
-}
+pub use super::summary::Bound;
 
 /// Share of the offered load a closed-model cell must serve to count as
 /// load-bound (open model: of the arrival rate).

@@ -11,6 +11,31 @@ use crate::engine::CellStats;
 use crate::plan::matrix::CellValues;
 use crate::system::SystemSample;
 
+/// What bounded a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// The load generator itself (its CPU, or the open model's schedule).
+    Client,
+    /// Failures above the SLO's fail rate.
+    Failing,
+    /// The system kept up with all the load the cell could offer.
+    Load,
+    /// The system under test was the limit: requests queued.
+    Service,
+}
+
+impl Bound {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Client => "client",
+            Bound::Failing => "failing",
+            Bound::Load => "load",
+            Bound::Service => "service",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub cell: String,
@@ -22,7 +47,7 @@ pub struct SummaryRow {
     /// What limited the cell: client, failing, load or service; none
     /// without a baseline.
     #[serde(default)]
-    pub bound: Option<super::record::Bound>,
+    pub bound: Option<Bound>,
     /// Engine warnings of the cell, e.g. a closed-model stall.
     #[serde(default)]
     pub warnings: Vec<String>,
