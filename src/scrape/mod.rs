@@ -35,13 +35,6 @@ impl ScrapeSample {
             .collect();
         format!("{{{}}}", inner.join(","))
     }
-
-    pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// metrics.csv: `t, replica, metric, labels, value` (with a leading

@@ -708,17 +708,6 @@ fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, Step
     Ok(out)
 }
 
-pub fn cell_label(cell: &Cell) -> String {
-    if cell.matrix.is_empty() {
-        return format!("[{}]", cell.id);
-    }
-    let parts: Vec<String> = cell
-        .matrix
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!("[{}]", parts.join(" "))
-}
 #[cfg(test)]
 mod tests {
     use super::*;

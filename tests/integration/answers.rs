@@ -31,10 +31,6 @@ fn recommendations(s: &serde_json::Value) -> String {
         .join("\n")
 }
 
-fn within(measured: f64, expected: f64, tolerance: f64) -> bool {
-    (measured - expected).abs() <= expected * tolerance
-}
-
 /// 8 users, no think time, replicas of a 2-slot x 50 ms target (40 RPS
 /// each); the load can offer 8 / 0.05 s = 160 RPS. 1 and 2 replicas are the
 /// limit; 4 and 8 keep up with all of it.

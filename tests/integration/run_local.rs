@@ -7,14 +7,6 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn num(row: &std::collections::HashMap<String, String>, key: &str) -> f64 {
-    row[key].parse().unwrap()
-}
-
-fn within(measured: f64, expected: f64, tolerance: f64) -> bool {
-    (measured - expected).abs() <= expected * tolerance
-}
-
 const DEMO: &str = r#"command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--replica", "{{ replica }}", "--slots", "4", "--service-time", "50ms"]"#;
 
 #[test]

@@ -2,7 +2,7 @@
 //! against demo-target replicas whose queueing is known in closed form, and
 //! the load generator's byte counts against a server that counts its own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -11,16 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::common::*;
-
-fn num(row: &HashMap<String, String>, col: &str) -> f64 {
-    row[col]
-        .parse()
-        .unwrap_or_else(|_| panic!("{col} is not a number in {row:?}"))
-}
-
-fn within(measured: f64, expected: f64, tolerance: f64) -> bool {
-    (measured - expected).abs() <= expected * tolerance
-}
 
 /// Two replicas of 2 slots x 40 ms: at 2 users nothing queues; at 16 users
 /// each replica holds 8 requests, 2 in service and 6 waiting, so a request

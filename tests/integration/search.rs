@@ -72,12 +72,6 @@ fn capacity(run: &Path) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-fn num(row: &HashMap<String, String>, col: &str) -> f64 {
-    row[col]
-        .parse()
-        .unwrap_or_else(|_| panic!("{col} = {:?}", row[col]))
-}
-
 /// The most probes a search may take: log2(to/from) + log2(1/tolerance) + 2.
 fn probe_bound(from: f64, to: f64, tolerance: f64) -> f64 {
     (to / from).log2() + (1.0 / tolerance).log2() + 2.0

@@ -5,16 +5,6 @@ use crate::common::*;
 
 use std::process::Command;
 
-fn num(row: &std::collections::HashMap<String, String>, key: &str) -> f64 {
-    row[key]
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} = {:?}", row[key]))
-}
-
-fn within(measured: f64, expected: f64, tolerance: f64) -> bool {
-    (measured - expected).abs() <= expected * tolerance
-}
-
 #[test]
 fn a_streaming_matrix_reports_ttft_itl_tokens_and_goodput() {
     // 100 ms prefill + 15 x 10 ms decode = 0.25 s a completion, 2 slots.

@@ -84,6 +84,18 @@ pub fn summary(dir: &Path) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// A summary.csv figure as a number, naming the column when it is not one.
+pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} = {:?} in {row:?}", row[col]))
+}
+
+/// `measured` is within `tolerance` (a fraction) of `expected`.
+pub fn within(measured: f64, expected: f64, tolerance: f64) -> bool {
+    (measured - expected).abs() <= expected * tolerance
+}
+
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
