@@ -31,6 +31,14 @@ pub struct Scraped {
     pub problems: Vec<String>,
 }
 
+impl Scraped {
+    /// Appends a later stretch of the same window.
+    pub fn extend(&mut self, more: Scraped) {
+        self.samples.extend(more.samples);
+        self.problems.extend(more.problems);
+    }
+}
+
 /// The host:port of a URL, to name a replica.
 pub fn authority(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);

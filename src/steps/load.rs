@@ -77,26 +77,17 @@ pub async fn load(
         let mut samples = Vec::new();
         let mut scraped = scraper::Scraped::default();
         for (i, (model, duration)) in stages.iter().enumerate() {
-            let spec = LoadSpec {
-                endpoints: endpoints.clone(),
-                requests: requests.clone(),
-                model: model.clone(),
-                workers: cell.load.workers as usize,
-                warmup: if i == 0 {
-                    cell.timing.warmup
-                } else {
-                    Duration::ZERO
-                },
-                duration: *duration,
-                request_timeout: cell.load.timeout,
-                slo: ctx.plan.engine_slo(),
+            let warmup = if i == 0 {
+                cell.timing.warmup
+            } else {
+                Duration::ZERO
             };
+            let spec = load_spec(ctx, cell, (&endpoints, &requests), model, warmup, *duration);
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
             let (stats, stage_samples, stage_scraped) =
                 run_one(ctx, spec, c, repetition, offset, jobs.clone()).await?;
             samples.extend(stage_samples);
-            scraped.samples.extend(stage_scraped.samples);
-            scraped.problems.extend(stage_scraped.problems);
+            scraped.extend(stage_scraped);
             let cancelled = stats.cancelled;
             parts.push(stats);
             if cancelled {
@@ -134,6 +125,27 @@ pub async fn load(
         reps: measured,
         baseline,
     })
+}
+
+/// One measured stretch of the cell's load: its model, warm-up and length.
+fn load_spec(
+    ctx: &StepContext,
+    cell: &Cell,
+    (endpoints, requests): (&[Endpoint], &[RequestSpec]),
+    model: &Model,
+    warmup: Duration,
+    duration: Duration,
+) -> LoadSpec {
+    LoadSpec {
+        endpoints: endpoints.to_vec(),
+        requests: requests.to_vec(),
+        model: model.clone(),
+        workers: cell.load.workers as usize,
+        warmup,
+        duration,
+        request_timeout: cell.load.timeout,
+        slo: ctx.plan.engine_slo(),
+    }
 }
 
 /// What `[[scrape]]` fetches in this cell: the path on every replica
@@ -220,22 +232,19 @@ async fn steady(
             STABLE_SPREAD * 100.0,
             duration.as_secs_f64()
         ));
-        let spec = LoadSpec {
-            endpoints: endpoints.to_vec(),
-            requests: requests.to_vec(),
-            model: model.clone(),
-            workers: cell.load.workers as usize,
-            warmup: Duration::ZERO,
+        let spec = load_spec(
+            ctx,
+            cell,
+            (endpoints, requests),
+            &model,
+            Duration::ZERO,
             duration,
-            request_timeout: cell.load.timeout,
-            slo: ctx.plan.engine_slo(),
-        };
+        );
         let offset: f64 = parts.iter().map(|p| p.measured_secs).sum();
         let (more, more_samples, more_scraped) =
             run_one(ctx, spec, c, repetition, offset, jobs.to_vec()).await?;
         samples.extend(more_samples);
-        scraped.samples.extend(more_scraped.samples);
-        scraped.problems.extend(more_scraped.problems);
+        scraped.extend(more_scraped);
         let cancelled = more.cancelled;
         parts.push(more);
         if cancelled {
