@@ -61,6 +61,12 @@ fn is_latency(metric: &str) -> bool {
     crate::metrics::kind(metric) == Some(crate::metrics::MetricKind::Latency)
 }
 
+/// A figure that means nothing for a cell without a successful request:
+/// a latency, or a throughput (which would count the failures).
+fn needs_success(metric: &str) -> bool {
+    is_latency(metric) || crate::metrics::kind(metric) == Some(crate::metrics::MetricKind::Rate)
+}
+
 /// The metric an operand reads (the argument of an aggregate).
 fn metric_of(op: &expr::Operand) -> Option<&str> {
     match op {
@@ -104,7 +110,9 @@ fn describe(
 
 /// Every threshold over the rows. Pending cells (not run, or left out by
 /// `--only`) fail nothing; a cell that ran without a successful request fails
-/// every latency threshold that selects it.
+/// every threshold that selects it ("no successful requests"), whatever it
+/// measures: `rps > 10` must not pass on failures alone. Aggregates over
+/// cells leave such cells out of latencies and throughputs.
 pub fn evaluate(plan: &Plan, rows: &[SummaryRow]) -> Vec<ThresholdResult> {
     let mut out = Vec::new();
     for t in &plan.thresholds {
@@ -112,22 +120,25 @@ pub fn evaluate(plan: &Plan, rows: &[SummaryRow]) -> Vec<ThresholdResult> {
             .iter()
             .filter(|r| r.status != CellStatus::Pending && matches_filter(&t.filter, r))
             .collect();
-        let latency_metrics: Vec<&str> = t
+        let metrics: Vec<&str> = t
             .expr
             .comparisons()
             .iter()
             .filter_map(|c| metric_of(&c.lhs))
-            .filter(|m| is_latency(m))
             .collect();
         match t.scope {
             Scope::Cell => {
                 for row in selected {
                     let (passed, detail) = if row.metrics.is_empty() {
                         (false, format!("cell not measured ({})", row.status))
-                    } else if row.successes() <= 0.0 && !latency_metrics.is_empty() {
+                    } else if row.metric("requests").is_some() && row.successes() <= 0.0 {
                         (
                             false,
-                            format!("{}: {NO_SUCCESSFUL_REQUESTS}", latency_metrics.join(", ")),
+                            if metrics.is_empty() {
+                                NO_SUCCESSFUL_REQUESTS.to_string()
+                            } else {
+                                format!("{}: {NO_SUCCESSFUL_REQUESTS}", metrics.join(", "))
+                            },
                         )
                     } else {
                         let lookup = |name: &str| row.metric(name).map(Value::Num);
@@ -152,10 +163,11 @@ pub fn evaluate(plan: &Plan, rows: &[SummaryRow]) -> Vec<ThresholdResult> {
                     .filter(|r| !r.metrics.is_empty())
                     .collect();
                 let agg = |func: &str, metric: &str| -> Option<f64> {
-                    // A latency of a cell without a successful request is no figure at all.
+                    // A latency or throughput of a cell without a successful
+                    // request is no figure at all.
                     let values: Vec<f64> = measured
                         .iter()
-                        .filter(|r| !is_latency(metric) || r.successes() > 0.0)
+                        .filter(|r| !needs_success(metric) || r.successes() > 0.0)
                         .filter_map(|r| r.metric(metric))
                         .collect();
                     match func {

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use crate::analysis::compare::{deltas, markdown};
+use crate::analysis::compare::{Bounds, deltas, markdown};
 use crate::error::RunError;
-use crate::results::{self, SummaryRow};
+use crate::results::{self, CellStatus, SummaryRow};
 
 struct Run {
     manifest: results::Manifest,
@@ -34,6 +34,25 @@ fn read(dir: &Path) -> Result<Run, RunError> {
         rows,
         engines,
     })
+}
+
+/// A gate must not read a damaged figure as zero: the stats.json of every
+/// cell the runs have in common, measured (or with a file), has to be there
+/// and make sense.
+fn check_common(dir: &Path, run: &Run, other: &Run) -> Result<(), RunError> {
+    for c in &run.manifest.cells {
+        if !other.manifest.cells.iter().any(|o| o.id == c.id) {
+            continue;
+        }
+        if matches!(c.status, CellStatus::Complete | CellStatus::Degraded)
+            || results::read::cell_folder(dir, &c.id)
+                .join("stats.json")
+                .exists()
+        {
+            results::read::read_stats_checked(dir, &c.id)?;
+        }
+    }
+    Ok(())
 }
 
 /// What makes two runs' figures less comparable, one line each.
@@ -134,8 +153,29 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
+/// The fail rate beyond which a cell fails: the new plan's `[analysis] slo`
+/// `fail_rate`, 1% without one.
+fn fail_limit(run: &Run) -> f64 {
+    run.plan
+        .as_ref()
+        .and_then(|p| {
+            let slo = p.get("analysis")?.get("slo")?;
+            slo.get("fail_rate")
+                .or_else(|| slo.get("fail_pct"))
+                .cloned()
+        })
+        .and_then(|v| match v {
+            toml::Value::String(s) => crate::plan::units::parse_percent(&s).ok(),
+            toml::Value::Integer(i) => Some(i as f64),
+            toml::Value::Float(f) => Some(f),
+            _ => None,
+        })
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(crate::analysis::DEFAULT_FAIL_PCT)
+}
+
 pub fn compare(base: &Path, new: &Path, max_regression: &str, force: bool) -> Result<(), RunError> {
-    let bound = crate::plan::units::parse_percent(max_regression)
+    let max_regression_pct = crate::plan::units::parse_percent(max_regression)
         .map_err(|e| RunError::Usage(format!("--max-regression: {e}")))?;
     let (b, n) = (read(base)?, read(new)?);
     if !force && let Some(why) = unrelated(&b, &n) {
@@ -146,15 +186,47 @@ pub fn compare(base: &Path, new: &Path, max_regression: &str, force: bool) -> Re
             new.display()
         )));
     }
+    check_common(base, &b, &n)?;
+    check_common(new, &n, &b)?;
     let warnings = warnings(&b, &n);
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let (d, unmatched) = deltas(&b.rows, &n.rows, bound);
+    let bounds = Bounds {
+        max_regression_pct,
+        fail_limit_pct: fail_limit(&n),
+    };
+    let (d, unmatched) = deltas(&b.rows, &n.rows, bounds);
+    if d.is_empty() {
+        return Err(RunError::Usage(format!(
+            "no cell was measured in both {} and {}{}: there is nothing to compare",
+            base.display(),
+            new.display(),
+            if unmatched.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", unmatched.join(", "))
+            }
+        )));
+    }
     for w in &warnings {
         println!("> **Warning:** {w}.\n");
     }
-    print!("{}", markdown(&d, &unmatched, bound));
+    print!("{}", markdown(&d, &unmatched, bounds));
+    let ran: Vec<&SummaryRow> = n
+        .rows
+        .iter()
+        .filter(|r| r.status.is_final() && !r.metrics.is_empty())
+        .collect();
+    if ran.iter().all(|r| r.successes() <= 0.0) {
+        let msg = format!(
+            "the new run has no successful request: every request of its {} measured cell(s) failed",
+            ran.len()
+        );
+        println!("\n**Gate failed:** {msg}.");
+        eprintln!("error: {msg}");
+        return Err(RunError::Thresholds(ran.len().max(1)));
+    }
     match d.iter().filter(|d| d.regressed).count() {
         0 => Ok(()),
         n => Err(RunError::Thresholds(n)),

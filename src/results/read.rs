@@ -30,6 +30,37 @@ pub fn read_stats(dir: &Path, id: &str) -> Option<StatsFile> {
     serde_json::from_str(&text).ok()
 }
 
+/// A cell's stats.json read for a verdict: a missing, unreadable or
+/// nonsensical file is an error that names it, never a row of zeros.
+pub fn read_stats_checked(dir: &Path, id: &str) -> Result<StatsFile, ResultsError> {
+    let path = cell_folder(dir, id).join("stats.json");
+    let damaged = |message: String| ResultsError::Damaged {
+        path: path.clone(),
+        message,
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| damaged(format!("cannot read it: {e}")))?;
+    let file: StatsFile =
+        serde_json::from_str(&text).map_err(|e| damaged(format!("not a cell's stats: {e}")))?;
+    let m = &file.summary.metrics;
+    if file.stats.is_some() {
+        for key in ["requests", "failures", "rps"] {
+            if !m.contains_key(key) {
+                return Err(damaged(format!("its summary has no `{key}`")));
+            }
+        }
+    }
+    for key in ["requests", "failures", "fail_pct", "rps", "ok_rps", "p95"] {
+        if let Some(v) = m.get(key).filter(|v| !v.is_finite() || **v < 0.0) {
+            return Err(damaged(format!("`{key}` is {v}, not a measured figure")));
+        }
+    }
+    if m.get("failures") > m.get("requests") {
+        return Err(damaged("more failures than requests".to_string()));
+    }
+    Ok(file)
+}
+
 /// A cell's baseline.json, when it has one.
 pub fn read_baseline(dir: &Path, id: &str) -> Option<super::record::Baseline> {
     let text = std::fs::read_to_string(cell_folder(dir, id).join("baseline.json")).ok()?;

@@ -264,7 +264,8 @@ fn sut_network(samples: &[SystemSample]) -> Option<(f64, f64)> {
 }
 
 /// summary.csv: the matrix keys, the metric columns, the plan's own
-/// columns (`[[scrape]]`), the status.
+/// columns (`[[scrape]]`), the status. A cell without a successful request
+/// has no latency: its latency columns are empty, not 0.
 pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> String {
     let mut out = String::new();
     let mut columns = crate::metrics::columns();
@@ -274,6 +275,7 @@ pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> St
     header.push("status");
     let _ = writeln!(out, "{}", header.join(","));
     for r in rows {
+        let no_success = r.metric("requests").is_some() && r.successes() <= 0.0;
         let mut fields: Vec<String> = axes
             .iter()
             .map(|a| {
@@ -288,7 +290,9 @@ pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> St
                 fields.push(r.bound.map(|b| b.as_str().to_string()).unwrap_or_default());
                 continue;
             }
+            let latency = crate::metrics::kind(m) == Some(crate::metrics::MetricKind::Latency);
             fields.push(match r.metrics.get(*m) {
+                Some(_) if no_success && latency && *m != "baseline_ms" => String::new(),
                 Some(v) if matches!(*m, "requests" | "failures") => format!("{v:.0}"),
                 Some(v) => format!("{v:.3}"),
                 None => String::new(),
