@@ -1,7 +1,7 @@
 //! A cooperative stop signal shared by the run, its steps and the engines.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Cooperative stop signal; the engines return within about a second after
 /// [`CancelToken::cancel`], without waiting for in-flight requests.
@@ -25,4 +25,32 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// SIGINT and SIGTERM received so far, counted from a signal handler so the
+/// count advances even while every thread is busy (a report template
+/// rendering, a runtime that is not polling).
+static STOP_SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts SIGINT and SIGTERM from now on, beside any other handler of them
+/// (the run's own watcher keeps working). Idempotent.
+pub fn count_stop_signals() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the action only increments an atomic, which is
+            // async-signal-safe.
+            let _ = unsafe {
+                signal_hook_registry::register(sig, || {
+                    STOP_SIGNALS.fetch_add(1, Ordering::SeqCst);
+                })
+            };
+        }
+    });
+}
+
+/// How many stop signals arrived: a caller notes it before a long piece of
+/// work and gives up when it changes.
+pub fn stop_signals() -> usize {
+    STOP_SIGNALS.load(Ordering::SeqCst)
 }

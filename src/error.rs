@@ -44,6 +44,7 @@ impl RunError {
             },
             RunError::Report(e) => match e {
                 ReportError::Results(ResultsError::Io { .. }) => exit_code::RUN_FAILED,
+                ReportError::Interrupted(_) => exit_code::INTERRUPTED,
                 _ => exit_code::INVALID,
             },
             RunError::Preflight(_) => exit_code::PREFLIGHT_FAILED,
@@ -60,6 +61,7 @@ impl RunError {
             // Shown as they happened (the gate's table, the Ctrl-C notice).
             RunError::Thresholds(_) | RunError::Interrupted | RunError::Shown(_) => {}
             RunError::Plan(e) => eprint!("{}", e.render()),
+            RunError::Report(e @ ReportError::Interrupted(_)) => eprintln!("\n{e}"),
             other => eprintln!("error: {other}"),
         }
     }

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// Bytes of a plan file.
+pub const MAX_PLAN_BYTES: u64 = 10 * 1024 * 1024;
+
 /// Cells in one plan, counted before the matrix is expanded.
 pub const MAX_CELLS: u128 = 10_000;
 
@@ -28,6 +31,13 @@ pub const MAX_REPEAT: u64 = 1000;
 pub const TEMPLATE_FUEL: u64 = 1_000_000;
 /// Bytes one rendered template value may produce.
 pub const TEMPLATE_OUTPUT: usize = 1024 * 1024;
+
+/// Work one report document may do: far beyond what the embedded templates
+/// need for the largest matrix, and a few seconds of rendering at most, so a
+/// template that loops for ever fails instead of hanging the run.
+pub const REPORT_FUEL: u64 = 500_000_000;
+/// Bytes one report document may produce.
+pub const REPORT_OUTPUT: usize = 256 * 1024 * 1024;
 
 /// `n` with thousands separators: 2560000 -> "2,560,000".
 pub fn thousands(n: u128) -> String {

@@ -9,7 +9,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Environment, UndefinedBehavior};
 
 use super::random::SharedSplitMix64;
-use crate::limits::{TEMPLATE_FUEL, TEMPLATE_OUTPUT};
+use crate::limits::{REPORT_FUEL, REPORT_OUTPUT, TEMPLATE_FUEL, TEMPLATE_OUTPUT};
 
 /// The process environment as seen by templates.
 #[derive(Debug, Default)]
@@ -81,7 +81,8 @@ impl Object for EnvVars {
 pub(crate) struct Templates {
     /// Plan values: bounded in work and output size.
     env: Environment<'static>,
-    /// Report documents, which grow with the number of cells.
+    /// Report documents, which grow with the number of cells: a larger
+    /// budget, still a bound.
     documents: Environment<'static>,
     pub(crate) env_vars: Arc<EnvVars>,
 }
@@ -98,9 +99,11 @@ impl Templates {
     pub(crate) fn new(env_vars: EnvVars) -> Self {
         let mut env = environment();
         env.set_fuel(Some(TEMPLATE_FUEL));
+        let mut documents = environment();
+        documents.set_fuel(Some(REPORT_FUEL));
         Templates {
             env,
-            documents: environment(),
+            documents,
             env_vars: Arc::new(env_vars),
         }
     }
@@ -113,29 +116,22 @@ impl Templates {
     /// [`TEMPLATE_FUEL`] work or writes more than [`TEMPLATE_OUTPUT`] bytes
     /// fails rather than hanging or exhausting memory.
     pub(crate) fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
-        let template = self.env.template_from_str(source)?;
-        let mut out = Bounded {
-            bytes: Vec::new(),
-            limit: TEMPLATE_OUTPUT,
-            exceeded: false,
-        };
-        match template.render_captured_to(ctx.clone(), &mut out) {
-            Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
-            Err(_) if out.exceeded => Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                output_limit_message(),
-            )),
-            Err(e) => Err(e),
-        }
+        render_bounded(&self.env, source, ctx, TEMPLATE_OUTPUT, "per value")
     }
 
-    /// Renders a report document: no bound on its size.
+    /// Renders a report document, within [`REPORT_FUEL`] and [`REPORT_OUTPUT`].
     pub(crate) fn render_document(
         &self,
         source: &str,
         ctx: &Value,
     ) -> Result<String, minijinja::Error> {
-        self.documents.render_str(source, ctx)
+        render_document_with(&self.documents, source, ctx)
+    }
+
+    /// The environment report documents render in, to render one on
+    /// another thread with [`render_document_with`].
+    pub(crate) fn documents(&self) -> Environment<'static> {
+        self.documents.clone()
     }
 
     pub(crate) fn environment(&self) -> &Environment<'static> {
@@ -143,12 +139,48 @@ impl Templates {
     }
 }
 
+/// Renders a report document in `env` (see [`Templates::documents`]).
+pub(crate) fn render_document_with(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+) -> Result<String, minijinja::Error> {
+    render_bounded(env, source, ctx, REPORT_OUTPUT, "per report")
+}
+
+fn render_bounded(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+    limit: usize,
+    per: &str,
+) -> Result<String, minijinja::Error> {
+    let template = env.template_from_str(source)?;
+    let mut out = Bounded {
+        bytes: Vec::new(),
+        limit,
+        exceeded: false,
+    };
+    match template.render_captured_to(ctx.clone(), &mut out) {
+        Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+        Err(_) if out.exceeded => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            limit_message(limit, per),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+fn limit_message(limit: usize, per: &str) -> String {
+    format!(
+        "renders more than {} (the limit {per})",
+        crate::plan::units::format_size(limit as u64)
+    )
+}
+
 /// What a value rendering past [`TEMPLATE_OUTPUT`] is told.
 pub(crate) fn output_limit_message() -> String {
-    format!(
-        "renders more than {} (the limit per value)",
-        crate::plan::units::format_size(TEMPLATE_OUTPUT as u64)
-    )
+    limit_message(TEMPLATE_OUTPUT, "per value")
 }
 
 /// Collects output and fails the write that would go past `limit`.

@@ -25,6 +25,9 @@ pub enum ReportError {
     /// "report template FILE:LINE: `expr` is undefined" and the like.
     #[error("{0}")]
     Template(String),
+    /// A stop signal arrived while a template rendered; it was left unfinished.
+    #[error("interrupted while rendering report template {0}")]
+    Interrupted(String),
 }
 
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -131,10 +134,7 @@ pub fn render_reports(
                     .to_string(),
             ),
         };
-        let text = plan
-            .templates
-            .render_document(&source, &ctx)
-            .map_err(|e| ReportError::Template(template_error(&name, &source, &e)))?;
+        let text = render_stoppable(plan, &name, &source, &ctx)?;
         dir.write(output, text.as_bytes())?;
         if step_summary && output == "report.md" {
             append_step_summary(&dir.redact(&text));
@@ -148,13 +148,54 @@ pub fn render_reports(
         }
         let id = cell.get("id").and_then(|v| v.as_str()).unwrap_or_default();
         let cell_ctx = minijinja::context! { cell => Value::from(minijinja::value::Serde(cell)), ..ctx.clone() };
-        let text = plan
-            .templates
-            .render_document(cell_template, &cell_ctx)
-            .map_err(|e| ReportError::Template(template_error("cell.md.j2", cell_template, &e)))?;
+        let text = render_stoppable(plan, "cell.md.j2", cell_template, &cell_ctx)?;
         dir.write_in_cell(id, "cell.md", text.as_bytes())?;
     }
     Ok(())
+}
+
+/// Renders one document on a thread of its own and waits for it while no
+/// SIGINT or SIGTERM arrives: a stop signal leaves the thread behind (the
+/// process is about to exit) and returns at once, so no template, however
+/// slow, holds up Ctrl-C.
+fn render_stoppable(
+    plan: &Plan,
+    name: &str,
+    source: &str,
+    ctx: &Value,
+) -> Result<String, ReportError> {
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    let signals = crate::cancel::stop_signals();
+    let (env, text, owned) = (plan.templates.documents(), source.to_string(), ctx.clone());
+    let (tx, rx) = channel();
+    let spawned = std::thread::Builder::new()
+        .name("report".into())
+        .spawn(move || {
+            let _ = tx.send(crate::plan::template::render_document_with(
+                &env, &text, &owned,
+            ));
+        });
+    if spawned.is_err() {
+        // No thread to spare: render here, still within the fuel budget.
+        return plan
+            .templates
+            .render_document(source, ctx)
+            .map_err(|e| ReportError::Template(template_error(name, source, &e)));
+    }
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(r) => return r.map_err(|e| ReportError::Template(template_error(name, source, &e))),
+            Err(RecvTimeoutError::Timeout) if crate::cancel::stop_signals() != signals => {
+                return Err(ReportError::Interrupted(name.to_string()));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(ReportError::Template(format!(
+                    "report template {name}: rendering stopped unexpectedly"
+                )));
+            }
+        }
+    }
 }
 
 /// Draws each `[[scrape]]` series per replica into the cell folders
@@ -265,6 +306,10 @@ fn template_error(name: &str, source: &str, e: &minijinja::Error) -> String {
         .map(str::trim)
         .filter(|s| !s.is_empty());
     match (e.kind(), snippet) {
+        (minijinja::ErrorKind::OutOfFuel, _) => format!(
+            "report template {name}{line}: does more work than a report may ({} units of fuel): a loop that never ends, or one over far more items than the run has?",
+            crate::limits::thousands(u128::from(crate::limits::REPORT_FUEL))
+        ),
         (minijinja::ErrorKind::UndefinedError, Some(expr)) => format!(
             "report template {name}{line}: `{expr}` is undefined (the context is documented in docs/templates.md)"
         ),

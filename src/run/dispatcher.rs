@@ -545,6 +545,8 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 rec.failed = Some(format!("{}: {message}", step.id));
             }
         }
+        // A report stopped by Ctrl-C is not rendered again on the way out.
+        self.data.reported |= e.is_interrupt() && step.kind == StepKind::Report;
         if self.stop.is_some() {
             return;
         }

@@ -166,6 +166,7 @@ impl StepError {
             StepError::Interrupted
                 | StepError::InterruptedWith(_)
                 | StepError::Command(crate::system::process::CommandError::Interrupted)
+                | StepError::Report(ReportError::Interrupted(_))
         )
     }
 

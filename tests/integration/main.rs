@@ -21,6 +21,7 @@ mod locust_run;
 mod no_panic;
 mod plan_fixtures;
 mod report_snapshots;
+mod report_stop;
 mod resume;
 mod run_local;
 mod run_semantics;
