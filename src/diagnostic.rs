@@ -17,6 +17,9 @@ pub struct Diagnostic {
     pub hint: Option<String>,
     /// Extra context lines, e.g. which matrix cells the problem appeared in.
     pub notes: Vec<String>,
+    /// Where the problem is, said instead of `file:line:col` when the text
+    /// is not a file (a `--set` argument).
+    pub place: Option<String>,
 }
 
 impl Diagnostic {
@@ -29,10 +32,13 @@ impl Diagnostic {
         Diagnostic {
             file: file.to_path_buf(),
             source: source.clone(),
-            span: span.map(|s| clamp_span(source, s)),
+            // Kept as given (clamped when shown): a span past the end of the
+            // plan may name a `--set` argument, see `plan::place_overrides`.
+            span,
             message: message.into(),
             hint: None,
             notes: Vec::new(),
+            place: None,
         }
     }
 
@@ -70,15 +76,23 @@ impl Diagnostic {
     /// [`Self::render`] with the line and column already known.
     fn render_at(&self, (line, col): (usize, usize)) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{}:{}:{}: error: {}",
-            self.file.display(),
-            line,
-            col,
-            self.message
-        );
-        if let Some(span) = &self.span {
+        match &self.place {
+            Some(place) => {
+                let _ = writeln!(out, "{place}: error: {}", self.message);
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{}:{}:{}: error: {}",
+                    self.file.display(),
+                    line,
+                    col,
+                    self.message
+                );
+            }
+        }
+        if let Some(span) = self.span.clone().map(|s| clamp_span(&self.source, s)) {
+            let span = &span;
             let line_start = self.source[..span.start].rfind('\n').map_or(0, |i| i + 1);
             let line_end = self.source[span.start..]
                 .find('\n')

@@ -56,11 +56,29 @@ pub struct LoadOptions {
 
 /// Reads, parses and fully validates a plan file: every cell rendered.
 pub(crate) fn load(path: &Path, options: LoadOptions) -> Result<Plan, PlanError> {
-    let bytes = std::fs::read(path).map_err(|error| PlanError::Read {
+    let bytes = read_capped(path).map_err(|error| PlanError::Read {
         path: path.to_path_buf(),
         error,
     })?;
     load_bytes(path, bytes, options)
+}
+
+/// The plan's bytes, refusing more than [`crate::limits::MAX_PLAN_BYTES`]
+/// (a device or a wrong file would otherwise be read until memory runs out).
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let cap = crate::limits::MAX_PLAN_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} (the limit for a plan); is it the right file?",
+            units::format_size(cap)
+        )));
+    }
+    Ok(bytes)
 }
 
 /// [`load_str`] for a plan's bytes, which must be UTF-8.
@@ -90,8 +108,8 @@ fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> Diagnostic {
 
 pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, PlanError> {
     let source: Arc<str> = Arc::from(text);
-    let (raw, early) =
-        parse::parse_raw(path, &source, &options.overrides).map_err(PlanError::Invalid)?;
+    let (raw, early) = parse::parse_raw(path, &source, &options.overrides)
+        .map_err(|d| PlanError::Invalid(place_overrides(d, source.len(), &options.overrides)))?;
     let run = options
         .run
         .unwrap_or_else(|| RunInfo::placeholder(&raw.name.value));
@@ -105,8 +123,10 @@ pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, P
         .collect();
     let env_vars = templates.env_vars.clone();
     // Messages may quote rendered values, and so the secrets read.
+    let overrides = &options.overrides;
     let masked = |diags: Vec<crate::diagnostic::Diagnostic>| {
         let redactor = crate::redact::Redactor::new(&env_vars.secrets());
+        let diags = place_overrides(diags, source.len(), overrides);
         PlanError::Invalid(diags.into_iter().map(|d| d.redacted(&redactor)).collect())
     };
     match resolve::resolve(&raw, path, &source, &overrides_text, templates, &run) {
@@ -119,6 +139,32 @@ pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, P
             Err(masked(all))
         }
     }
+}
+
+/// Diagnostics whose span lies past the plan's text are about a `--set`
+/// argument (see [`parse::override_bases`]): they name it and show it.
+fn place_overrides(
+    diags: Vec<Diagnostic>,
+    source_len: usize,
+    overrides: &[Override],
+) -> Vec<Diagnostic> {
+    let bases = parse::override_bases(source_len, overrides);
+    diags
+        .into_iter()
+        .map(|mut d| {
+            let Some(span) = d.span.clone().filter(|s| s.start > source_len) else {
+                return d;
+            };
+            let Some(i) = bases.iter().rposition(|&b| b <= span.start) else {
+                return d;
+            };
+            let text = overrides[i].text();
+            d.place = Some(format!("`--set {text}` (argument {})", i + 1));
+            d.span = Some(span.start - bases[i]..span.end.saturating_sub(bases[i]));
+            d.source = Arc::from(text.as_str());
+            d
+        })
+        .collect()
 }
 
 /// The JSON Schema of the plan format, generated from the serde types.

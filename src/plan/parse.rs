@@ -239,8 +239,11 @@ pub(crate) fn parse_raw(
     }
     let root_span = root.span();
     let mut root = root.into_inner();
-    for o in overrides {
-        if let Err(message) = apply_override(&mut root, o) {
+    for (o, base) in overrides
+        .iter()
+        .zip(override_bases(source.len(), overrides))
+    {
+        if let Err(message) = apply_override(&mut root, o, base) {
             c.fatal = true;
             c.push(None, message, None);
         }
@@ -312,8 +315,32 @@ pub(crate) fn parse_raw(
     }
 }
 
-fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override) -> Result<(), String> {
+impl Override {
+    /// The argument as written: `KEY=VALUE`.
+    pub(crate) fn text(&self) -> String {
+        format!("{}={}", self.path.join("."), self.value)
+    }
+}
+
+/// Where each override's text sits when the overrides are thought of as
+/// lines after the plan's own text: spans there are `--set` arguments, and
+/// [`super::place_overrides`] turns them into such places.
+pub(crate) fn override_bases(source_len: usize, overrides: &[Override]) -> Vec<usize> {
+    let mut base = source_len + 1;
+    overrides
+        .iter()
+        .map(|o| {
+            let at = base;
+            base += o.text().len() + 1;
+            at
+        })
+        .collect()
+}
+
+fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override, base: usize) -> Result<(), String> {
     let shown = o.path.join(".");
+    let key_span = base..base + shown.len();
+    let value_span = key_span.end + 1..key_span.end + 1 + o.value.len();
     let value = match DeValue::parse(&o.value) {
         Ok(v) => {
             let mut v = v.into_inner();
@@ -327,10 +354,10 @@ fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override) -> Result<(), Str
     };
     let mut table = root;
     for part in parents {
-        let key = Spanned::new(0..0, Cow::Owned(part.clone()));
+        let key = Spanned::new(key_span.clone(), Cow::Owned(part.clone()));
         let entry = table
             .entry(key)
-            .or_insert_with(|| Spanned::new(0..0, DeValue::Table(DeTable::new())));
+            .or_insert_with(|| Spanned::new(key_span.clone(), DeValue::Table(DeTable::new())));
         match entry.get_mut() {
             DeValue::Table(t) => table = t,
             _ => {
@@ -341,8 +368,8 @@ fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override) -> Result<(), Str
         }
     }
     table.insert(
-        Spanned::new(0..0, Cow::Owned(last.clone())),
-        Spanned::new(0..0, value),
+        Spanned::new(key_span, Cow::Owned(last.clone())),
+        Spanned::new(value_span, value),
     );
     Ok(())
 }

@@ -139,6 +139,33 @@ fn set_overrides_plan_values_and_is_type_checked() {
 }
 
 #[test]
+fn set_errors_point_at_the_set_argument() {
+    let o = loadmatrix(&[
+        "validate",
+        "plans/quickstart.toml",
+        "--set",
+        "cell.duration=1s",
+        "--set",
+        "load.users=many",
+        "--set",
+        "load.usres=3",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`--set load.users=many` (argument 2): error:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`--set load.usres=3` (argument 3): error:"),
+        "{err}"
+    );
+    // The argument is shown and underlined, not a line of the plan file.
+    assert!(err.contains("1 | load.users=many"), "{err}");
+    assert!(!err.contains("quickstart.toml:1:1"), "{err}");
+}
+
+#[test]
 fn plan_draws_the_dag_as_dot() {
     let o = loadmatrix(&[
         "plan",

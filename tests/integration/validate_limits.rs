@@ -192,10 +192,13 @@ fn unknown_keys_hide_no_other_error() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("error: --set: unknown key `duraton`"), "{err}");
+    assert!(
+        err.contains("`--set cell.duraton=2m` (argument 1): error: unknown key `duraton`"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `duration`?"), "{err}");
     assert!(
-        err.contains("error: `load.users`: expected a whole number, found \"abc\""),
+        err.contains("`--set load.users=abc` (argument 2): error: `load.users`: expected a whole number, found \"abc\""),
         "{err}"
     );
 }
@@ -232,4 +235,107 @@ fn a_plan_that_is_not_utf8_names_the_first_bad_byte() {
         err.contains("not-utf8.toml:4:17: error: the plan is not valid UTF-8: byte 0xe9"),
         "{err}"
     );
+}
+
+#[test]
+fn report_outputs_over_search_and_chart_files_are_refused() {
+    let file = "report-output-search-files.toml";
+    let err = invalid(file);
+    for output in [
+        "capacity.csv",
+        "capacity-frontier.svg",
+        "rps-vs-users.svg",
+        "summary_by_name.csv",
+    ] {
+        assert!(
+            err.contains(&format!(
+                "\"{output}\" would overwrite a file loadmatrix writes in the run folder"
+            )),
+            "{output}: {err}"
+        );
+    }
+    assert!(
+        err.contains("`report[4].output` \".\" is not a file name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("has a name of 272 bytes; file systems allow at most 255"),
+        "{err}"
+    );
+    // A name that only looks like a chart is fine.
+    assert!(!err.contains("rps-vs-users.md"), "{err}");
+    assert_eq!(places(&err, file).len(), 6, "{err}");
+}
+
+#[test]
+fn a_search_beyond_the_engines_limits_fails_at_validate() {
+    let err = invalid("search-rate-beyond-limit.toml");
+    assert!(
+        err.contains("`search.from` is 2,000,000; the limit is 1,000,000")
+            && err.contains("`search.to` is 4,000,000; the limit is 1,000,000"),
+        "{err}"
+    );
+    let err = invalid("search-users-beyond-limit.toml");
+    assert!(
+        err.contains("`search.to` is 1,000,000,000; the limit is 1,000,000"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_url_with_user_info_fails_at_validate_with_the_fix() {
+    let file = "base-url-userinfo.toml";
+    let err = invalid(file);
+    assert!(
+        err.contains("`load.base_url` \"http://***@127.0.0.1:9\" carries a user name or password"),
+        "{err}"
+    );
+    assert!(err.contains("system.ready.url"), "{err}");
+    assert!(err.contains("send a header instead"), "{err}");
+    // The password itself is never repeated in the message.
+    assert!(
+        !err.lines()
+            .any(|l| l.contains("error:") && l.contains("hunter2")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_report_template_outside_the_plans_folder_is_refused() {
+    let file = "report-template-outside-plan.toml";
+    let err = invalid(file);
+    assert!(
+        err.contains("`report[0].template` \"/etc/passwd\" is an absolute path"),
+        "{err}"
+    );
+    assert!(err.contains("`report[1].template` \"../../../report-templates/summary.md.j2\" leaves the plan's folder"), "{err}");
+    assert!(
+        err.contains("`report[2].template` \"templates/../../secret.j2\" leaves the plan's folder"),
+        "{err}"
+    );
+    assert_eq!(places(&err, file).len(), 3, "{err}");
+}
+
+#[test]
+fn a_plan_name_longer_than_a_folder_name_fails_at_validate() {
+    let err = invalid("plan-name-too-long.toml");
+    assert!(
+        err.contains("plan name is 300 characters long") && err.contains("at most 255"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validating_an_endless_file_stops_at_the_size_cap() {
+    let start = std::time::Instant::now();
+    let o = validate(&["/dev/urandom"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read plan `/dev/urandom`")
+            && err.contains("larger than 10MiB (the limit for a plan)"),
+        "{err}"
+    );
+    // Not a timing claim: reading it all would take forever, not minutes.
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
 }

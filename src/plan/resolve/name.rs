@@ -23,5 +23,17 @@ pub(super) fn check(r: &mut Resolver<'_>, raw: &RawPlan) {
                 suggestion.trim_matches('-')
             )),
         );
+    } else if name.len() > MAX_NAME {
+        r.error(
+            raw.name.span.clone(),
+            format!(
+                "plan name is {} characters long; it names the results folder, which takes at most {MAX_NAME}",
+                name.len()
+            ),
+            Some(format!("shorten it to {MAX_NAME} characters or fewer")),
+        );
     }
 }
+
+/// The plan name is a folder name: file systems take 255 bytes.
+const MAX_NAME: usize = 255;

@@ -58,6 +58,14 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<R
             );
             continue;
         }
+        if let Some(problem) = template_path_problem(&template) {
+            r.error(
+                rep.template.span.clone(),
+                format!("`{what}.template` \"{template}\" {problem}"),
+                Some(TEMPLATE_PATH_HINT.into()),
+            );
+            continue;
+        }
         let path = r.dir.join(&template);
         let file_name = Path::new(&template)
             .file_name()
@@ -112,9 +120,50 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<R
     out
 }
 
+/// How to name a template a plan may use.
+pub(super) const TEMPLATE_PATH_HINT: &str = "put the template in the plan's folder (or below it) and name it relative to the plan, or use an embedded one by name (summary.md.j2, cell.md.j2, report.html.j2)";
+
+/// Why a plan may not read `template`: a plan is shared and run elsewhere,
+/// and a template outside its folder would copy that machine's files into
+/// the results.
+pub(super) fn template_path_problem(template: &str) -> Option<&'static str> {
+    let path = Path::new(template);
+    if path.has_root() {
+        return Some("is an absolute path; a plan may only read templates in its own folder");
+    }
+    let mut depth = 0i32;
+    for c in path.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Some(
+                "leaves the plan's folder; a plan may only read templates in its own folder",
+            );
+        }
+    }
+    None
+}
+
 /// Files of the run folder that loadmatrix itself writes; a report written
 /// over one would corrupt the run (a `--resume` reads `run.json`).
-const RESERVED_FILES: &[&str] = &["run.json", "plan.toml", "junit.xml", "events.log", ".lock"];
+const RESERVED_FILES: &[&str] = &[
+    "run.json",
+    "plan.toml",
+    "junit.xml",
+    "events.log",
+    ".lock",
+    // A capacity search's result and its frontier chart.
+    "capacity.csv",
+    "capacity-frontier.svg",
+    "ab.csv",
+];
+/// Prefixes (and suffix) of the chart files written beside the report.
+const RESERVED_CHARTS: &[&str] = &["rps-vs-", "p95-vs-"];
+/// The longest file or folder name file systems take (bytes).
+const NAME_MAX: usize = 255;
 /// Folders of the run folder that loadmatrix fills.
 const RESERVED_FOLDERS: &[&str] = &["cells", "logs"];
 
@@ -144,16 +193,28 @@ pub(super) fn output_problem(output: &str) -> Option<(String, String)> {
         return Some(("must stay inside the run folder".into(), plain));
     }
     let normalized = normalized(output);
+    if let Some(problem) = name_problem(&normalized) {
+        return Some((problem, plain));
+    }
     let first = normalized.split('/').next().unwrap_or_default();
+    let chart = RESERVED_CHARTS.iter().any(|p| first.starts_with(p)) && first.ends_with(".svg");
     let reserved = RESERVED_FOLDERS.contains(&first)
         || (!normalized.contains('/')
-            && (RESERVED_FILES.contains(&first) || first.starts_with("summary.")));
+            && (RESERVED_FILES.contains(&first)
+                || first.starts_with("summary.")
+                || first.starts_with("summary_by_name.")
+                || chart));
     reserved.then(|| {
         (
             "would overwrite a file loadmatrix writes in the run folder".into(),
             format!(
-                "pick another name; loadmatrix writes {}, summary.*, and the folders {}",
+                "pick another name; loadmatrix writes {}, summary.*, summary_by_name.*, the charts {}, and the folders {}",
                 RESERVED_FILES.join(", "),
+                RESERVED_CHARTS
+                    .iter()
+                    .map(|p| format!("{p}*.svg"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 RESERVED_FOLDERS
                     .iter()
                     .map(|f| format!("{f}/"))
@@ -162,6 +223,23 @@ pub(super) fn output_problem(output: &str) -> Option<(String, String)> {
             ),
         )
     })
+}
+
+/// Why the (normalized) file name cannot be created: none at all (`.`),
+/// or a part longer than file systems allow.
+fn name_problem(normalized: &str) -> Option<String> {
+    if normalized.is_empty() {
+        return Some("is not a file name".into());
+    }
+    normalized
+        .split('/')
+        .find(|part| part.len() > NAME_MAX)
+        .map(|part| {
+            format!(
+                "has a name of {} bytes; file systems allow at most {NAME_MAX}",
+                part.len()
+            )
+        })
 }
 
 /// Files loadmatrix writes in each cell's folder.
@@ -187,6 +265,9 @@ pub(super) fn cell_output_problem(output: &str) -> Option<(String, String)> {
         return Some(("must stay inside the cell's folder".into(), plain));
     }
     let normalized = normalized(output);
+    if let Some(problem) = name_problem(&normalized) {
+        return Some((problem, plain));
+    }
     let first = normalized.split('/').next().unwrap_or_default();
     // Repetitions get numbered folders beside the cell's own files.
     let reserved = RESERVED_CELL_FILES.contains(&first)

@@ -305,6 +305,26 @@ pub(super) fn check_url(r: &mut Resolver<'_>, url: &str, span: &Range<usize>, wh
             Some("write it like \"http://127.0.0.1:8080\"".into()),
         );
     }
+    if let Some(shown) = without_userinfo(url) {
+        r.error(
+            span.clone(),
+            format!("`{what}` \"{shown}\" carries a user name or password before `@`"),
+            Some(
+                "credentials in a URL end up in logs and are not sent as you expect; remove them and send a header instead, e.g. headers = { Authorization = \"Basic {{ env.BASIC_AUTH }}\" }"
+                    .into(),
+            ),
+        );
+    }
+}
+
+/// The URL with its user information masked, when it has any.
+fn without_userinfo(url: &str) -> Option<String> {
+    let start = url.find("://")? + 3;
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..end].rfind('@')? + start;
+    Some(format!("{}***{}", &url[..start], &url[at..]))
 }
 
 pub(super) fn status_code(

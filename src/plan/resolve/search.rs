@@ -4,9 +4,25 @@ use minijinja::Value;
 
 use super::resolver::Resolver;
 use crate::plan::model::{Analysis, Search};
-use crate::plan::raw::RawPlan;
-use crate::plan::spanned::Count;
+use crate::plan::raw::{RawPlan, SearchOver};
+use crate::plan::spanned::{Count, Scalar};
 use crate::plan::units;
+
+/// The most the engine takes of the searched knob: a probe beyond it would
+/// fail at run time.
+fn engine_limit(raw: &RawPlan, over: SearchOver) -> Count {
+    use crate::limits::{MAX_LOCUST_USERS, MAX_NATIVE_USERS, MAX_RATE};
+    let locust = match &raw.load.engine.raw {
+        Scalar::Str(s) if crate::plan::spanned::is_template(s) => true,
+        Scalar::Str(s) => s == "locust",
+        _ => false,
+    };
+    Count(match over {
+        SearchOver::Rate => MAX_RATE as u64,
+        SearchOver::Users if locust => MAX_LOCUST_USERS,
+        SearchOver::Users => MAX_NATIVE_USERS,
+    })
+}
 
 /// Below this, bisection would take more probes than a search is worth.
 const MIN_TOLERANCE: f64 = 0.001;
@@ -33,8 +49,13 @@ pub(super) fn resolve(
             )),
         );
     }
-    let from = r.at_least(&s.from, "search.from", ctx, Count(1), "at least 1");
-    let to = r.at_least(&s.to, "search.to", ctx, Count(1), "at least 1");
+    let limit = engine_limit(raw, over);
+    let from = r
+        .at_least(&s.from, "search.from", ctx, Count(1), "at least 1")
+        .and_then(|v| r.at_most(&s.from, "search.from", v, limit));
+    let to = r
+        .at_least(&s.to, "search.to", ctx, Count(1), "at least 1")
+        .and_then(|v| r.at_most(&s.to, "search.to", v, limit));
     if let (Some(f), Some(t)) = (from, to)
         && t.0 < f.0
     {

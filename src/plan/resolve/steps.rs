@@ -53,7 +53,20 @@ pub(super) fn resolve(
                 return None;
             }
             let template = match r.opt_text(&s.template, &format!("{what}.template"), ctx)? {
-                Some(t) => Some(r.dir.join(t)),
+                Some(t) => {
+                    if let (Some(problem), Some(span)) = (
+                        super::reports::template_path_problem(&t),
+                        s.template.as_ref().map(|x| x.span.clone()),
+                    ) {
+                        r.error(
+                            span,
+                            format!("`{what}.template` \"{t}\" {problem}"),
+                            Some(super::reports::TEMPLATE_PATH_HINT.into()),
+                        );
+                        return None;
+                    }
+                    Some(r.dir.join(t))
+                }
                 None => None,
             };
             let output = r.opt_text(&s.output, &format!("{what}.output"), ctx)?;
