@@ -166,11 +166,55 @@ fn forms(secret: &str) -> Vec<Vec<u8>> {
     out.push(ascii.replace('/', "\\/").into_bytes());
     out.push(ascii.into_bytes());
     out.push(json.into_bytes());
+    out.extend(html_forms(secret).into_iter().map(String::into_bytes));
     for alphabet in [STANDARD, URL_SAFE] {
         let encoded = base64(raw, alphabet);
         out.push(encoded.trim_end_matches('=').as_bytes().to_vec());
         out.push(encoded.into_bytes());
     }
+    out
+}
+
+/// The secret as HTML or XML escaping writes it: one spelling per renderer
+/// family (minijinja, XML, decimal and upper-case hex entities), and its
+/// JSON form with the HTML-unsafe characters as `\uXXXX` (`| tojson`).
+fn html_forms(secret: &str) -> Vec<String> {
+    const STYLES: [[&str; 3]; 5] = [
+        // ', / (kept when empty), " ; & < > are always named entities.
+        ["&#x27;", "&#x2f;", "&quot;"],
+        ["&#x27;", "", "&quot;"],
+        ["&apos;", "", "&quot;"],
+        ["&#39;", "&#47;", "&#34;"],
+        ["&#x27;", "&#x2F;", "&#x22;"],
+    ];
+    let mut out = Vec::new();
+    for [apos, slash, quot] in STYLES {
+        let mut e = String::with_capacity(secret.len() * 2);
+        for c in secret.chars() {
+            match c {
+                '&' => e.push_str("&amp;"),
+                '<' => e.push_str("&lt;"),
+                '>' => e.push_str("&gt;"),
+                '"' => e.push_str(quot),
+                '\'' => e.push_str(apos),
+                '/' if !slash.is_empty() => e.push_str(slash),
+                c => e.push(c),
+            }
+        }
+        out.push(e);
+    }
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let mut safe = String::with_capacity(json.len());
+    for c in json[1..json.len() - 1].chars() {
+        match c {
+            '<' => safe.push_str("\\u003c"),
+            '>' => safe.push_str("\\u003e"),
+            '&' => safe.push_str("\\u0026"),
+            '\'' => safe.push_str("\\u0027"),
+            c => safe.push(c),
+        }
+    }
+    out.push(safe);
     out
 }
 
@@ -283,6 +327,23 @@ mod tests {
         assert_eq!(base64(b"??>>", STANDARD), "Pz8+Pg==");
         for form in ["Pz8+Pg==", "Pz8+Pg", "Pz8-Pg==", "Pz8-Pg"] {
             assert_eq!(r.redact(&format!("x{form}y")), "x***y", "form {form}");
+        }
+    }
+
+    #[test]
+    fn masks_what_minijinja_escaping_writes() {
+        let secret = "s3cr/et'<k&y>\"x";
+        let r = Redactor::new(&[secret]);
+        let env = minijinja::Environment::new();
+        for template in ["{{ s | e }}", "{{ s | tojson }}", "{{ s | urlencode }}"] {
+            let out = env
+                .render_str(template, minijinja::context! { s => secret })
+                .unwrap();
+            let masked = r.redact(&format!("a {out} b"));
+            assert!(
+                !masked.contains("cr") && !masked.contains("et"),
+                "{template}: {out} -> {masked}"
+            );
         }
     }
 

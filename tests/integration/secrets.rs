@@ -362,3 +362,92 @@ baseline = "0s"
         "{logs}"
     );
 }
+
+/// A secret with the characters HTML escaping rewrites (`/`, `'`, `<`, `&`).
+const HTML_SENTINEL: &str = "s3cr/et'<k&y>-9f2e";
+
+/// The escaped spellings of a secret a report may hold, computed here
+/// independently: minijinja's `| e` and auto-escaping (`/` as `&#x2f;`),
+/// the XML entities, decimal and upper-case hex entities, and minijinja's
+/// HTML-safe `| tojson`.
+fn html_forms(secret: &str) -> Vec<String> {
+    let escape = |apos: &str, slash: &str, quot: &str| {
+        secret
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', quot)
+            .replace('\'', apos)
+            .replace('/', slash)
+    };
+    vec![
+        secret.to_string(),
+        escape("&#x27;", "&#x2f;", "&quot;"),
+        escape("&#x27;", "/", "&quot;"),
+        escape("&apos;", "/", "&quot;"),
+        escape("&#39;", "&#47;", "&#34;"),
+        escape("&#x27;", "&#x2F;", "&#x22;"),
+        secret
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+            .replace('\'', "\\u0027"),
+    ]
+}
+
+/// The built-in report.html escapes the description, and a user template
+/// following the docs' `| e` advice escapes what it prints: both are masked
+/// after escaping, in every spelling.
+#[test]
+fn html_escaped_secrets_are_masked_in_reports() {
+    let dir = temp_dir("sentinel-html");
+    let plan = r#"
+name = "sentinel-html"
+description = "token {{ env.LM_HTML_SENTINEL }}"
+[cell]
+duration = "1s"
+[system]
+backend = "local"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--service-time", "5ms"]
+[load]
+users = 1
+[[load.request]]
+method = "POST"
+path = "/predict"
+headers = { Authorization = "Bearer {{ env.LM_HTML_SENTINEL }}" }
+body = '{"inputs": [1]}'
+[analysis]
+baseline = "0s"
+[[report]]
+template = "escaped.html.j2"
+output = "escaped.html"
+"#;
+    std::fs::write(
+        dir.join("escaped.html.j2"),
+        "<p>{{ plan.description | e }}</p>\n<script>var d = {{ plan.description | tojson }};</script>\n",
+    )
+    .unwrap();
+    let file = dir.join("plan.toml");
+    std::fs::write(&file, plan).unwrap();
+    let out = dir.join("results");
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .env("LM_HTML_SENTINEL", HTML_SENTINEL)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let run = only_run(&out, "sentinel-html");
+    let html = std::fs::read_to_string(run.join("escaped.html")).unwrap();
+    assert!(html.contains("token ***"), "{html}");
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains("token ***"), "{report}");
+    let found = leaks(&run, &html_forms(HTML_SENTINEL));
+    assert!(found.is_empty(), "{found:#?}");
+    for f in html_forms(HTML_SENTINEL) {
+        assert!(!err.contains(&f), "stderr holds {f:?}: {err}");
+    }
+}
