@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod expo;
+pub mod limit;
 pub mod scraper;
 
 use std::fmt::Write as _;

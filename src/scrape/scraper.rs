@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::limit::{Budget, Limiter};
 use super::{ScrapeSample, expo};
 
 /// Bodies larger than this are cut off: a scrape must not exhaust memory.
-const MAX_BODY: usize = 16 << 20;
+pub const MAX_BODY: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -50,6 +51,18 @@ pub fn authority(url: &str) -> String {
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, String> {
     let mut resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if resp.status().is_redirection() {
+        // Not followed: a target must not send the scraper to another host.
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("nowhere");
+        return Err(format!(
+            "HTTP {}: redirected to {to}, which is not followed (scrape the final URL)",
+            resp.status().as_u16()
+        ));
+    }
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status().as_u16()));
     }
@@ -96,6 +109,7 @@ pub async fn scrape(
         .clamp(Duration::from_millis(500), Duration::from_secs(5));
     let Ok(client) = reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()
     else {
@@ -108,6 +122,8 @@ pub async fn scrape(
         .collect();
     let mut next: Vec<Instant> = vec![start; jobs.len()];
     let mut stopping = false;
+    let mut limiter = Limiter::default();
+    let mut budget = Budget::default();
     loop {
         let due = *next.iter().min().unwrap_or(&start);
         if !stopping {
@@ -119,6 +135,7 @@ pub async fn scrape(
         }
         let now = Instant::now();
         let t = (now.saturating_duration_since(start).as_secs_f64() * 1000.0).round() / 1000.0;
+        let mut round = Vec::new();
         for (j, job) in jobs.iter().enumerate() {
             if !stopping && next[j] > now {
                 continue;
@@ -133,8 +150,15 @@ pub async fn scrape(
                 f.0 += 1;
                 match body {
                     Ok(text) => {
-                        for (metric, labels, value) in expo::parse(&text, &families) {
-                            out.samples.push(ScrapeSample {
+                        let lines = expo::parse(&text, &families);
+                        drop(text);
+                        let (lines, notes) = limiter.limit((j, k), &families, lines);
+                        for note in notes {
+                            out.problems
+                                .push(format!("scrape `{}`: {} {note}", job.name, target.url));
+                        }
+                        for (metric, labels, value) in lines {
+                            round.push(ScrapeSample {
                                 t,
                                 replica: target.replica.clone(),
                                 metric,
@@ -153,9 +177,15 @@ pub async fn scrape(
                 next[j] += job.interval;
             }
         }
+        budget.push(round);
         if stopping {
             break;
         }
+    }
+    let (samples, note) = budget.finish();
+    out.samples = samples;
+    if let Some(note) = note {
+        out.problems.push(format!("scrape: {note}"));
     }
     for (j, job) in jobs.iter().enumerate() {
         for (k, target) in job.targets.iter().enumerate() {

@@ -45,6 +45,7 @@ pub async fn scrape(
     let client = reqwest::Client::builder()
         .timeout(cfg.timeout)
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StepError::failed(format!("scrape {url}: {e}")))?;
     let fetch = async {
@@ -54,16 +55,35 @@ pub async fn scrape(
             .await
             .map_err(|e| StepError::failed(format!("scrape {url}: {e}")))?;
         if !resp.status().is_success() {
+            // A redirect is not followed: it could lead to another host.
             return Err(StepError::failed(format!(
-                "scrape {url}: {}",
-                resp.status()
+                "scrape {url}: {}{}",
+                resp.status(),
+                if resp.status().is_redirection() {
+                    " (redirects are not followed; give the final URL)"
+                } else {
+                    ""
+                }
             )));
         }
-        resp.bytes()
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| StepError::failed(format!("scrape {url}: {e}")))
+            .map_err(|e| StepError::failed(format!("scrape {url}: {e}")))?
+        {
+            if body.len() + chunk.len() > crate::scrape::scraper::MAX_BODY {
+                return Err(StepError::failed(format!(
+                    "scrape {url}: body larger than {} MiB",
+                    crate::scrape::scraper::MAX_BODY >> 20
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     };
-    let body = super::until_cancelled(ctx, fetch).await??.to_vec();
+    let body = super::until_cancelled(ctx, fetch).await??;
     let name = cfg.output.clone().unwrap_or_else(|| format!("{id}.txt"));
     match cell {
         Some(_) => Ok(StepOutput::CellFile { name, bytes: body }),

@@ -365,3 +365,176 @@ baseline = "0s"
         mb(server_received)
     );
 }
+
+/// A Python server, written by the test: `/metrics` exposes `series` label
+/// sets of `wide_total` (each counting the scrapes so far), `/moved` sends
+/// the scraper to `redirect`, anything else answers 200.
+const WIDE_SERVER: &str = r##"
+import http.server, sys
+port, series, redirect = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+scrapes = 0
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def reply(self, code, body, headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        global scrapes
+        if self.path == "/metrics":
+            scrapes += 1
+            lines = ["# TYPE wide_total counter"]
+            lines += ['wide_total{id="%d"} %d' % (i, scrapes) for i in range(series)]
+            self.reply(200, ("\n".join(lines) + "\n").encode())
+        elif self.path == "/moved":
+            self.reply(302, b"", [("Location", redirect)])
+        else:
+            self.reply(200, b"ok")
+http.server.ThreadingHTTPServer((host, port), H).serve_forever()
+"##;
+
+fn wide_server(
+    dir: &std::path::Path,
+    port: u16,
+    series: usize,
+    redirect: &str,
+    host: &str,
+) -> Child {
+    let script = dir.join("wide_server.py");
+    std::fs::write(&script, WIDE_SERVER).unwrap();
+    let child = Command::new("python3")
+        .arg(&script)
+        .args([&port.to_string(), &series.to_string(), redirect, host])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the python server", Duration::from_secs(10), || {
+        TcpStream::connect((host, port)).is_ok()
+    });
+    child
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_family_with_100000_label_sets_is_capped_and_summed_into_an_overflow_series() {
+    let dir = temp_dir("scrape-wide");
+    let port = free_port();
+    let _server = Killed(wide_server(&dir, port, 100_000, "/", "127.0.0.1"));
+    let plan = format!(
+        r#"
+name = "scrape-wide"
+[cell]
+duration = "3s"
+[load]
+base_url = "http://127.0.0.1:{port}"
+users = 1
+think_time = "50ms"
+[[load.request]]
+path = "/"
+[analysis]
+baseline = "0s"
+[[scrape]]
+name = "wide"
+url = "http://127.0.0.1:{port}/metrics"
+interval = "1s"
+series = [{{ metric = "wide_total", agg = "rate", as = "wide_rate" }}]
+"#
+    );
+    let r = run_plan("scrape-wide", &plan, &[]);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let csv = std::fs::read_to_string(r.dir.join("cells/default/metrics.csv")).unwrap();
+    let mut label_sets = BTreeSet::new();
+    let mut scrapes = BTreeSet::new();
+    for line in csv.lines().skip(1) {
+        let (t, rest) = line.split_once(',').unwrap();
+        scrapes.insert(t.to_string());
+        let labels = rest.rsplit_once(',').unwrap().0;
+        label_sets.insert(labels.to_string());
+    }
+    // The documented cap, plus the one overflow series.
+    assert_eq!(label_sets.len(), 1001, "{} label sets", label_sets.len());
+    assert!(csv.contains("loadmatrix_overflow"), "no overflow series");
+    assert!(
+        csv.lines().count() <= 1001 * scrapes.len() + 1,
+        "{} lines for {} scrapes",
+        csv.lines().count(),
+        scrapes.len()
+    );
+    // Every series counts the scrapes: over all of them (kept and summed
+    // alike) the counters grew 100,000 per scrape.
+    let times: Vec<f64> = scrapes.iter().map(|t| t.parse().unwrap()).collect();
+    let (first, last) = (
+        times.iter().copied().fold(f64::INFINITY, f64::min),
+        times.iter().copied().fold(0.0, f64::max),
+    );
+    assert!(times.len() >= 2, "{times:?}");
+    let expected = 100_000.0 * (times.len() - 1) as f64 / (last - first);
+    let rate = num(&summary(&r.dir)[0], "wide_rate");
+    assert!(within(rate, expected, 0.01), "{rate} vs {expected}");
+    let events = std::fs::read_to_string(r.dir.join("cells/default/events.log")).unwrap();
+    assert!(
+        events.contains("more than 1000 label sets of `wide_total`")
+            && events.contains("loadmatrix_overflow=\"true\""),
+        "{events}"
+    );
+}
+
+#[test]
+fn a_scrape_redirect_to_another_host_is_not_followed_and_is_an_event() {
+    let dir = temp_dir("scrape-redirect");
+    let (port, other) = (free_port(), free_port());
+    let elsewhere = format!("http://127.0.0.2:{other}/metrics");
+    let _other = Killed(wide_server(&dir, other, 3, "/", "127.0.0.2"));
+    let _server = Killed(wide_server(&dir, port, 1, &elsewhere, "127.0.0.1"));
+    let plan = format!(
+        r#"
+name = "scrape-redirect"
+[cell]
+duration = "2s"
+[load]
+base_url = "http://127.0.0.1:{port}"
+users = 1
+think_time = "50ms"
+[[load.request]]
+path = "/"
+[analysis]
+baseline = "0s"
+[[scrape]]
+name = "moved"
+url = "http://127.0.0.1:{port}/moved"
+interval = "500ms"
+series = [{{ metric = "wide_total", agg = "rate", as = "moved_rate" }}]
+"#
+    );
+    let r = run_plan("scrape-redirect", &plan, &[]);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let cell = r.dir.join("cells/default");
+    let events = std::fs::read_to_string(cell.join("events.log")).unwrap();
+    assert!(
+        events.contains(&format!("redirected to {elsewhere}, which is not followed")),
+        "{events}"
+    );
+    // Nothing from the other host was stored, and the column is empty.
+    let csv = std::fs::read_to_string(cell.join("metrics.csv")).unwrap_or_default();
+    assert!(!csv.contains("wide_total"), "{csv}");
+    assert_eq!(
+        summary(&r.dir)[0]["moved_rate"],
+        "",
+        "{:?}",
+        summary(&r.dir)[0]
+    );
+}
