@@ -59,6 +59,7 @@
 //! run time of the cell.
 
 mod ingest;
+mod logs;
 mod process;
 #[cfg(test)]
 mod tests;
@@ -234,6 +235,8 @@ const POLL: Duration = Duration::from_millis(100);
 const STARTUP_GRACE: Duration = Duration::from_secs(15);
 /// Locust's own shutdown takes about a second after the run time.
 const FINISH_GRACE: Duration = Duration::from_secs(30);
+/// How long the master may live on after writing its result.
+const EXIT_AFTER_RESULT: Duration = Duration::from_secs(5);
 /// After a cancel: the master alone (it tells workers to send their last
 /// report and quit), then SIGTERM to everyone, then SIGKILL.
 const CANCEL_TERM_ALL: Duration = Duration::from_secs(1);
@@ -386,12 +389,7 @@ fn status_text(s: Option<ExitStatus>) -> String {
 /// Locust logs this on a process whose CPU stayed above 90% (workers log it
 /// themselves; the master logs it for workers it heard it from).
 fn logged_cpu_warning(logs: &[PathBuf]) -> bool {
-    logs.iter().any(|p| {
-        fs::read(p).is_ok_and(|b| {
-            let text = String::from_utf8_lossy(&b);
-            text.contains("CPU usage above") || text.contains("exceeded cpu threshold")
-        })
-    })
+    logs::first_line_with(logs, &["CPU usage above", "exceeded cpu threshold"]).is_some()
 }
 
 fn secs_arg(d: Duration) -> OsString {
@@ -594,6 +592,10 @@ pub fn run_locust(
     let mut started_at: Option<Instant> = None;
     let mut cancelled_at: Option<Instant> = None;
     let mut termed_all = false;
+    // Workers that exited while the window ran, and when the master wrote
+    // its result without exiting yet.
+    let mut lost: Vec<String> = Vec::new();
+    let mut result_seen_at: Option<Instant> = None;
     let outcome = loop {
         for line in reader.read() {
             match line {
@@ -703,7 +705,24 @@ pub fn run_locust(
                     }
                 }
                 Some(at) => {
-                    if now.duration_since(at) > Duration::from_secs(run_secs) + FINISH_GRACE {
+                    let ran = now.duration_since(at);
+                    lost.extend(lost_workers(&mut procs, ran, run_secs));
+                    if files.out.exists() {
+                        let seen = *result_seen_at.get_or_insert(now);
+                        if now.duration_since(seen) > EXIT_AFTER_RESULT {
+                            // Something the locustfile started (a thread that
+                            // is not a daemon) keeps the master alive; its
+                            // result is written, so it is kept.
+                            procs.stop(Duration::ZERO, Duration::from_secs(1));
+                            warnings.push(format!(
+                                "the Locust master had not exited {} s after writing its results \
+                                 (a non-daemon thread of the locustfile?): its processes were stopped",
+                                EXIT_AFTER_RESULT.as_secs()
+                            ));
+                            break Outcome::Finished;
+                        }
+                    }
+                    if ran > Duration::from_secs(run_secs) + FINISH_GRACE {
                         procs.stop(Duration::ZERO, Duration::from_secs(1));
                         return Err(LocustError::Hung {
                             grace_secs: FINISH_GRACE.as_secs(),
@@ -752,7 +771,7 @@ pub fn run_locust(
         let planned = run_secs as f64 - spec.warmup.as_secs_f64();
         (planned - 1e-9).ceil().max(1.0) as usize
     };
-    Ok(ingest::cell_stats(
+    let mut stats = ingest::cell_stats(
         &out,
         Context {
             rows,
@@ -761,7 +780,48 @@ pub fn run_locust(
             warnings,
             locust_stats: ingest::read_locust_json(&files.dir.join("locust.json")),
         },
-    ))
+    );
+    if lost.is_empty()
+        && let Some(line) = logs
+            .first()
+            .and_then(|m| logs::first_line_with(&[m], &[logs::WORKER_MISSING]))
+    {
+        lost.push(format!("Locust's master lost a worker mid-window: {line}"));
+    }
+    if !lost.is_empty() {
+        let message = format!(
+            "{}; the load of the window was not what the plan asked for",
+            lost.join("; ")
+        );
+        stats.warnings.push(message.clone());
+        stats.degraded.get_or_insert(message);
+    }
+    Ok(stats)
+}
+
+/// Workers that exited while the window still ran ("worker 2 exited
+/// mid-window (signal: 9 (SIGKILL))"), each named once. An exit in the last
+/// second may be Locust's own shutdown and is not counted.
+fn lost_workers(procs: &mut Procs, ran: Duration, run_secs: u64) -> Vec<String> {
+    if ran + Duration::from_secs(1) >= Duration::from_secs(run_secs) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for w in procs.list.iter_mut().skip(1) {
+        if w.lost_reported {
+            continue;
+        }
+        if let Some(status) = w.poll() {
+            w.lost_reported = true;
+            out.push(format!(
+                "Locust {} exited mid-window ({}, {:.1} s in)",
+                w.name,
+                crate::system::process::describe_exit(status),
+                ran.as_secs_f64()
+            ));
+        }
+    }
+    out
 }
 
 fn process_failed(spec: &LocustSpec, process: &str, log: &Path, status: String) -> LocustError {

@@ -24,6 +24,8 @@ pub(super) struct Proc {
     pub log: PathBuf,
     child: Child,
     status: Option<ExitStatus>,
+    /// Its exit during the window was reported.
+    pub lost_reported: bool,
     /// Threads copying its output into `log`, masked.
     pumps: Vec<thread::JoinHandle<()>>,
 }
@@ -127,6 +129,7 @@ impl Procs {
             log: log.to_path_buf(),
             child,
             status: None,
+            lost_reported: false,
             pumps,
         });
         Ok(())
