@@ -70,7 +70,8 @@ fn system_summary(path: &Path) -> Vec<Value> {
         else {
             continue;
         };
-        if t < 0.0 {
+        // A damaged or hand-edited file may hold NaN or inf: no figure.
+        if t < 0.0 || !(t.is_finite() && cpu.is_finite() && mem.is_finite()) {
             continue;
         }
         let e = by_replica

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use indexmap::IndexMap;
 
 use super::BackendError;
+use super::process::describe_exit;
 
 #[derive(Debug)]
 struct Replica {
@@ -70,9 +71,10 @@ impl LocalBackend {
         self.replicas.retain_mut(|r| match r.child.try_wait() {
             Ok(Some(status)) => {
                 events.push(format!(
-                    "replica {} (port {}) had exited ({status}); last output:\n{}",
+                    "replica {} (port {}) had exited ({}); last output:\n{}",
                     r.index,
                     r.port,
+                    describe_exit(status),
                     tail(&r.log, 10)
                 ));
                 false
@@ -182,7 +184,7 @@ impl LocalBackend {
             if let Ok(Some(status)) = r.child.try_wait() {
                 return Some(BackendError::ExitedEarly {
                     replica: r.index,
-                    status: status.to_string(),
+                    status: describe_exit(status),
                     tail: tail(&r.log, 20),
                 });
             }
@@ -247,7 +249,7 @@ fn spawn(
 /// grace period; SIGKILL to the whole group if it is still there after that.
 fn stop(child: &mut Child) -> String {
     if let Ok(Some(status)) = child.try_wait() {
-        return format!("had already exited ({status})");
+        return format!("had already exited ({})", describe_exit(status));
     }
     let pgid = child.id() as i32;
     // SAFETY: plain kill(2) on our own child's pid.
@@ -257,7 +259,7 @@ fn stop(child: &mut Child) -> String {
     let deadline = Instant::now() + super::supervise::STOP_GRACE + Duration::from_secs(1);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            return format!("exited ({status})");
+            return format!("exited ({})", describe_exit(status));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

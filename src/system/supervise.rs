@@ -183,7 +183,35 @@ pub fn supervise(args: SuperviseArgs) -> Result<i32, String> {
     for p in pumps {
         let _ = p.join();
     }
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status)
+        && !stop_requested.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        // Die the way the replica died, so loadmatrix can say "killed by
+        // signal 9 (SIGKILL)" rather than a made-up exit code.
+        die_by(sig);
+        return Ok(128 + sig);
+    }
     Ok(status.code().unwrap_or(1))
+}
+
+/// Ends this process with `sig` (default action, unblocked); returns only
+/// if the signal does not end a process or would leave a core dump.
+fn die_by(sig: libc::c_int) {
+    if matches!(
+        sig,
+        libc::SIGQUIT | libc::SIGILL | libc::SIGABRT | libc::SIGBUS | libc::SIGFPE | libc::SIGSEGV
+    ) {
+        return;
+    }
+    // SAFETY: resetting one signal's disposition and mask, then raising it.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
 }
 
 /// Processes in our process group (ourselves included), from /proc.

@@ -359,6 +359,21 @@ path = "/health"
         .filter(|e| e.file_name() != "users1")
         .collect();
     assert!(half_written.is_empty(), "{half_written:?}");
+    // No temp file of a failed write is left behind (not even an empty one).
+    let mut stack = vec![run.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.contains(".tmp-"),
+                "temp file left: {}",
+                e.path().display()
+            );
+            if e.path().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
 }
 
 #[test]
@@ -394,4 +409,63 @@ path = "/"
         !dir.join("results").exists(),
         "a results folder was created"
     );
+}
+
+#[test]
+fn a_replica_killed_by_a_signal_is_reported_with_the_signal() {
+    let r = run_plan(
+        "replica-signal",
+        r#"
+name = "replica-signal"
+[cell]
+duration = "1s"
+[system]
+backend = "local"
+command = ["bash", "-c", "kill -9 $$"]
+ready = { path = "/health", timeout = "5s" }
+[load]
+users = 1
+[[load.request]]
+path = "/health"
+"#,
+        &[],
+    );
+    let err = stderr(&r.output);
+    let m = manifest(&r.dir);
+    let said = format!("{err}\n{m}\n{}", events(&r.dir, "default"));
+    assert!(said.contains("killed by signal 9 (SIGKILL)"), "{said}");
+    assert!(!said.contains("exit status 1"), "{said}");
+}
+
+#[test]
+fn report_renders_a_run_whose_system_csv_holds_nan() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/complete");
+    let dir = temp_dir("system-nan");
+    let copy = |from: &Path, to: &Path| {
+        Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+    };
+    assert!(copy(&src, &dir.join("run")).success());
+    let run = dir.join("run");
+    std::fs::write(
+        run.join("cells/replicas1_users4/system.csv"),
+        "t,replica,cpu_pct,mem_bytes\n1.0,replica-0,NaN,NaN\n2.0,replica-0,inf,33452032\nNaN,replica-0,3.0,33452032\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .arg("report")
+        .arg(&run)
+        .output()
+        .unwrap();
+    // The fixture's thresholds decide 0 or 1; a report that cannot be
+    // rendered would be 2.
+    let err = stderr(&o);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{err}");
+    assert!(!err.contains("error:"), "{err}");
+    assert!(run.join("report.md").is_file());
+    assert!(run.join("cells/replicas1_users4/cell.md").is_file());
 }
