@@ -231,9 +231,11 @@ fn the_quick_plan_is_service_bound_and_says_how_rps_scales() {
 }
 
 /// The full matrix, shortened to its corners: 1 and 8 replicas at 200 and
-/// 800 users. The plan's demo service serves 100 RPS per replica: 1 replica
-/// is the limit at both loads (~260 and ~1040 RPS offered); 8 replicas keep
-/// up with 200 users and are the limit at 800.
+/// 800 users. The plan's demo service serves 100 `/predict` per second per
+/// replica, and the mix adds one `/health` per three: 133 RPS a replica. 1
+/// replica is the limit at ~260 RPS offered (at ~1040 its queue outgrows the
+/// timeout: failing); 8 replicas (1067 RPS) keep up with 200 users, and at
+/// 800 users are at the edge of what they serve.
 #[test]
 fn the_full_plan_shortened_recommends_replicas_not_users() {
     let mut args: Vec<&str> = SHORT.to_vec();
@@ -276,11 +278,14 @@ fn the_full_plan_shortened_recommends_replicas_not_users() {
             .unwrap()
             .clone()
     };
-    for users in ["200", "800"] {
-        let one = cell("1", users);
-        assert_eq!(one["bound"], "service", "{one:#?}");
-        assert!(within(num(&one, "ok_rps"), 100.0, 0.15), "{one:#?}");
-    }
+    let one = cell("1", "200");
+    assert_eq!(one["bound"], "service", "{one:#?}");
+    assert!(within(num(&one, "ok_rps"), 133.3, 0.15), "{one:#?}");
+    let one = cell("1", "800");
+    assert!(
+        one["bound"] == "service" || one["bound"] == "failing",
+        "{one:#?}"
+    );
     assert_eq!(cell("8", "200")["bound"], "load", "{rows:#?}");
     let step = findings(&s, "scaling")
         .into_iter()
