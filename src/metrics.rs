@@ -82,6 +82,9 @@ pub const METRICS: &[Metric] = &[
     m("dropped", Count, None),
     m("sut_mem_mb", Plain, Some(15)),
     m("baseline_ms", Latency, Some(16)),
+    // Closed model with Locust: each user's think time, from what was
+    // measured (Little's law).
+    m("think_ms", Latency, None),
     m("rps_ci95", Rate, Some(17)),
     m("p95_ci95", Latency, Some(18)),
     m("rx_mbps", Plain, Some(19)),
@@ -132,9 +135,19 @@ pub fn lookup(name: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.name == name)
 }
 
-/// A metric thresholds can compare.
+/// A metric thresholds can compare (`p95{name:predict}`: p95's).
 fn number(name: &str) -> Option<&'static Metric> {
-    lookup(name).filter(|m| m.number)
+    let base = selector(name).map_or(name, |(m, _)| m);
+    lookup(base).filter(|m| m.number)
+}
+
+/// `p95{name:predict}` -> (`p95`, `predict`): one request name's figure,
+/// as k6 selects `http_req_duration{name:predict}`.
+pub fn selector(name: &str) -> Option<(&str, &str)> {
+    let (metric, rest) = name.split_once('{')?;
+    let inner = rest.strip_suffix('}')?;
+    let (key, value) = inner.split_once(':')?;
+    (key.trim() == "name").then(|| (metric.trim(), value.trim()))
 }
 
 pub fn kind(name: &str) -> Option<MetricKind> {

@@ -17,6 +17,8 @@ use super::{
 };
 use crate::results::record::Bound;
 
+mod objectives;
+
 struct Ctx<'a> {
     input: &'a AnalysisInput<'a>,
     t: &'a Table,
@@ -580,44 +582,60 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
             frontier.push((replicas, cx.ok_rps(s)));
             // The USL fit describes throughput, good or not.
         }
-        let p95_of = |r: usize| text::ms(cx.metric(r, "p95").unwrap_or(f64::NAN));
+
         let good = if cx.goodput() { " good" } else { "" };
         let (row, was_reached, message) = match (reached, floor, saturated) {
             (Some(r), _, _) => (
                 r,
                 true,
                 format!(
-                    "{label}: capacity {}{good} RPS {} at {} (p95 {}, service-bound)",
+                    "{label}: capacity {}{good} RPS {} at {} ({}, service-bound)",
                     text::rps(cx.served(r)),
                     cx.under(),
                     cx.cell(r),
-                    p95_of(r)
+                    cx.latency_quote(r)
                 ),
             ),
             (None, Some(f), Some(s)) => (
                 f,
                 false,
                 format!(
-                    "{label}: at least {}{good} RPS {} ({}); the service saturates at {} RPS ({}) but misses the SLO there (p95 {})",
+                    "{label}: at least {}{good} RPS {} ({}); the service saturates at {} RPS ({}) but misses the SLO there ({})",
                     text::rps(cx.served(f)),
                     cx.under(),
                     cx.cell(f),
                     text::rps(cx.ok_rps(s)),
                     cx.cell(s),
-                    p95_of(s)
+                    cx.miss_text(s)
                 ),
             ),
             (None, None, Some(s)) => (
                 s,
                 false,
                 format!(
-                    "{label}: no cell met the SLO ({}); the service saturates at {} RPS ({}, p95 {})",
+                    "{label}: no cell met the SLO ({}); the service saturates at {} RPS ({}: {})",
                     cx.slo_text(),
                     text::rps(cx.ok_rps(s)),
                     cx.cell(s),
-                    p95_of(s)
+                    cx.miss_text(s)
                 ),
             ),
+            (None, Some(f), None) if failing_above(cx, &rows, f).is_some() => {
+                let over = failing_above(cx, &rows, f).unwrap_or(f);
+                (
+                    f,
+                    false,
+                    format!(
+                        "{label}: at least {}{good} RPS {} ({}); {} failed ({} failures at ~{} RPS offered), so the capacity lies below that load",
+                        text::rps(cx.served(f)),
+                        cx.under(),
+                        cx.cell(f),
+                        cx.cell(over),
+                        text::pct(cx.metric(over, "fail_pct").unwrap_or(f64::NAN)),
+                        text::rps(cx.metric(over, "offered_rps").unwrap_or(f64::NAN)),
+                    ),
+                )
+            }
             (None, Some(f), None) if cx.bound(f).is_some() => {
                 let advice = match cx.load_needed(f, replicas) {
                     Some((what, n)) => {
@@ -685,6 +703,16 @@ fn capacity(cx: &mut Ctx, measured: &[usize]) -> Vec<(f64, f64)> {
         );
     }
     frontier
+}
+
+/// A cell of the group offered more than `best` and failed: the service did
+/// not keep up there, so "never saturated" would be false.
+fn failing_above(cx: &Ctx, rows: &[usize], best: usize) -> Option<usize> {
+    let offered = |r: usize| cx.metric(r, "offered_rps").unwrap_or(f64::NAN);
+    rows.iter()
+        .copied()
+        .filter(|&r| cx.bound(r) == Some(Bound::Failing) && offered(r) > offered(best))
+        .max_by(|&a, &b| offered(a).total_cmp(&offered(b)))
 }
 
 /// The Universal Scalability Law over the capacity frontier: with three or
@@ -780,11 +808,17 @@ fn optimal(cx: &mut Ctx, measured: &[usize]) {
     let groups = groups_by(cx, measured, |role| {
         !matches!(role, Role::Replicas | Role::Workers)
     });
-    let per_replica_hour = cx
-        .input
-        .cost
-        .map(|c| c.per_replica_hour)
-        .filter(|c| c.is_finite() && *c > 0.0);
+    let price = |p: f64| Some(p).filter(|c| c.is_finite() && *c > 0.0);
+    let per_replica_hour = cx.input.cost.and_then(|c| price(c.per_replica_hour));
+    let per_worker_hour = cx.input.cost.and_then(|c| price(c.per_worker_hour));
+    let priced = per_replica_hour.is_some() || per_worker_hour.is_some();
+    // Replicas and load-generator workers both cost money.
+    let input = cx.input;
+    let cost_of = move |r: usize| {
+        let workers = input.workers_of.get(r).copied().unwrap_or(0) as f64;
+        let replicas = input.replicas_of.get(r).map_or(f64::NAN, |&v| v as f64);
+        replicas * per_replica_hour.unwrap_or(0.0) + workers * per_worker_hour.unwrap_or(0.0)
+    };
     for (key, rows) in groups {
         let level = match text::fixed_label(&key) {
             Some(l) => format!("for {l}"),
@@ -796,8 +830,12 @@ fn optimal(cx: &mut Ctx, measured: &[usize]) {
             .filter(|&r| cx.meets[r] && cx.usable(r))
             .collect();
         let pick = ok.iter().copied().min_by(|&a, &b| {
-            cx.replicas(a)
-                .total_cmp(&cx.replicas(b))
+            let cost = if priced {
+                cost_of(a).total_cmp(&cost_of(b))
+            } else {
+                std::cmp::Ordering::Equal
+            };
+            cost.then(cx.replicas(a).total_cmp(&cx.replicas(b)))
                 .then(cx.served(b).total_cmp(&cx.served(a)))
                 .then(
                     cx.metric(a, "p95")
@@ -826,39 +864,51 @@ fn optimal(cx: &mut Ctx, measured: &[usize]) {
         let rps = cx.served(r);
         let p95 = cx.metric(r, "p95").unwrap_or(f64::NAN);
         let mut nums = vec![("replicas", replicas), ("rps", rps), ("p95", p95)];
-        let why = match per_replica_hour {
-            Some(price) => {
-                let cost_h = replicas * price;
-                let per_million = if rps > 0.0 {
-                    cost_h / (rps * 3600.0) * 1e6
-                } else {
-                    f64::NAN
-                };
-                let per_dollar = if cost_h > 0.0 {
-                    rps * 3600.0 / cost_h
-                } else {
-                    f64::NAN
-                };
-                nums.extend([
-                    ("cost_per_hour", cost_h),
-                    ("cost_per_million_requests", per_million),
-                    ("requests_per_dollar", per_dollar),
-                ]);
-                format!(
-                    "cheapest {}: ${cost_h:.2}/h, ${per_million:.3} per 1M successful requests, {} requests per $",
-                    cx.under(),
-                    text::big(per_dollar)
-                )
-            }
-            None => format!("fewest replicas {}", cx.under()),
+        let why = if priced {
+            let cost_h = cost_of(r);
+            let per_million = if rps > 0.0 {
+                cost_h / (rps * 3600.0) * 1e6
+            } else {
+                f64::NAN
+            };
+            let per_dollar = if cost_h > 0.0 {
+                rps * 3600.0 / cost_h
+            } else {
+                f64::NAN
+            };
+            nums.extend([
+                ("cost_per_hour", cost_h),
+                ("cost_per_million_requests", per_million),
+                ("requests_per_dollar", per_dollar),
+            ]);
+            let parts = match per_worker_hour {
+                Some(w) => {
+                    let workers = cx.input.workers_of.get(r).copied().unwrap_or(0);
+                    format!(
+                        " ({} replica{} x ${:.2} + {workers} worker{} x ${w:.2})",
+                        num(replicas),
+                        if replicas == 1.0 { "" } else { "s" },
+                        per_replica_hour.unwrap_or(0.0),
+                        if workers == 1 { "" } else { "s" },
+                    )
+                }
+                None => String::new(),
+            };
+            format!(
+                "cheapest {}: ${cost_h:.2}/h{parts}, ${per_million:.3} per 1M successful requests, {} requests per $",
+                cx.under(),
+                text::big(per_dollar)
+            )
+        } else {
+            format!("fewest replicas {}", cx.under())
         };
         let message = format!(
-            "{level}: {} replica{} ({why}; {} {}RPS, p95 {})",
+            "{level}: {} replica{} ({why}; {} {}RPS, {})",
             num(replicas),
             if replicas == 1.0 { "" } else { "s" },
             text::rps(rps),
             if cx.goodput() { "good " } else { "" },
-            text::ms(p95)
+            cx.latency_quote(r)
         );
         cx.advice.push(format!(
             "Deploy {} replica{} {level} ({why}).",
@@ -1201,8 +1251,18 @@ fn slo_excluded(cx: &mut Ctx) {
                     }
                     match rows[r].metric(&s.metric).filter(|v| v.is_finite()) {
                         Some(v) => {
+                            let failed = if s.metric == "goodput_pct" {
+                                cx.failed_objectives(r)
+                            } else {
+                                Vec::new()
+                            };
+                            let failed = if failed.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", failed.join(", "))
+                            };
                             why.push(format!(
-                                "{} = {} (limit {})",
+                                "{} = {} (limit {}){failed}",
                                 s.metric,
                                 text::metric(&s.metric, v),
                                 cx.limit_text(s)

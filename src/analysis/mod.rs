@@ -235,11 +235,36 @@ fn server_latency(plan: &Plan, rows: &[SummaryRow]) -> Vec<Finding> {
             99 => "p99",
             _ => continue,
         };
+        // Like with like: a metric of some request names against the
+        // client's figure for those names (one name: its own quantile).
+        let (client_metric, covers) = match series.names.as_slice() {
+            [] => (client.to_string(), String::new()),
+            [one] => (
+                format!("{client}{{name:{one}}}"),
+                format!(" (it covers `{one}` only; compared with the client's `{one}`)"),
+            ),
+            many => {
+                out.push(Finding {
+                    kind: FindingKind::ServerLatency,
+                    severity: Severity::Info,
+                    cells: Vec::new(),
+                    dimension: None,
+                    numbers: IndexMap::new(),
+                    message: format!(
+                        "`{}` covers {}: the client has no single {client} for those names together, so the two are not compared",
+                        series.column,
+                        many.join(", ")
+                    ),
+                });
+                continue;
+            }
+        };
         let pairs: Vec<(&SummaryRow, f64, f64)> = rows
             .iter()
-            .filter_map(|r| Some((r, r.metric(client)?, r.metric(&series.column)?)))
+            .filter_map(|r| Some((r, r.metric(&client_metric)?, r.metric(&series.column)?)))
             .filter(|(r, c, _)| r.successes() > 0.0 && c.is_finite())
             .collect();
+        let mixed = series.names.is_empty() && rows.iter().any(|r| r.by_name.len() > 1);
         let Some(&(row, c, s)) = pairs
             .iter()
             .max_by(|a, b| (a.1 - a.2).total_cmp(&(b.1 - b.2)))
@@ -250,17 +275,23 @@ fn server_latency(plan: &Plan, rows: &[SummaryRow]) -> Vec<Finding> {
         // Beyond a quarter of the client's figure (and a few ms of timer
         // noise), the time went somewhere other than the service.
         let outside = gap > 5.0 && gap > 0.25 * c;
-        let message = if outside {
+        let mut message = if outside {
             format!(
-                "in `{}` the client's {client} is {c:.1} ms but the service's own (`{}`) only {s:.1} ms: {gap:.1} ms went to the network or the load generator, not the service",
+                "in `{}` the client's {client} is {c:.1} ms but the service's own (`{}`) only {s:.1} ms{covers}: {gap:.1} ms went to the network or the load generator, not the service",
                 row.cell, series.column
             )
         } else {
             format!(
-                "the service's own {client} (`{}`) accounts for the client's in every cell (largest gap {gap:.1} ms, in `{}`: {c:.1} ms at the client, {s:.1} ms in the service): the latency is the service's",
+                "the service's own {client} (`{}`) accounts for the client's in every cell{covers} (largest gap {gap:.1} ms, in `{}`: {c:.1} ms at the client, {s:.1} ms in the service): the latency is the service's",
                 series.column, row.cell
             )
         };
+        if mixed {
+            message.push_str(&format!(
+                "; the client's figure mixes every request name: if `{}` covers only some, say which with `names` on the series",
+                series.column
+            ));
+        }
         out.push(Finding {
             kind: FindingKind::ServerLatency,
             severity: if outside {
@@ -317,7 +348,10 @@ fn findings_of(plan: &Plan, rows: &[SummaryRow]) -> Analysis {
             .collect(),
         think_s: rows
             .iter()
-            .map(|r| cell_of(r).and_then(|c| c.think_mean_s()))
+            .map(|r| match r.metric("think_ms") {
+                Some(ms) => Some(ms / 1000.0),
+                None => cell_of(r).and_then(|c| c.think_mean_s()),
+            })
             .collect(),
     };
     // polars must not run inside an async runtime (it blocks in place), and

@@ -339,6 +339,7 @@ pub fn run_load(
     let names: Vec<String> = spec.requests.iter().map(|r| r.name.clone()).collect();
     let mut per_worker: Vec<Vec<RequestStats>> = Vec::with_capacity(workers);
     let mut dropped = 0;
+    let mut ok_in_window = 0;
     let mut abandoned = 0;
     let mut abandoned_counted = 0;
     let mut lag = latency_histogram();
@@ -352,6 +353,7 @@ pub fn run_load(
             timeline.add(part);
         }
         dropped += out.dropped_measured;
+        ok_in_window += out.ok_in_window;
         abandoned += out.abandoned;
         for (idx, n) in out.abandoned_rows.iter().enumerate() {
             if *n > 0 {
@@ -433,5 +435,6 @@ pub fn run_load(
         degraded: None,
         rx_bytes: Some(rx_bytes),
         tx_bytes: Some(tx_bytes),
+        completed_ok: matches!(spec.model, Model::Open { .. }).then_some(ok_in_window),
     })
 }

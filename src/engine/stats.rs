@@ -414,6 +414,11 @@ pub struct CellStats {
     pub rx_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_bytes: Option<u64>,
+    /// Open model: successful responses that completed inside the measured
+    /// window, whenever they were sent (requests are counted by intended
+    /// start, and an overloaded service completes most of them after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_ok: Option<u64>,
 }
 
 impl CellStats {
@@ -447,6 +452,7 @@ impl CellStats {
             }
             out.rx_bytes = out.rx_bytes.zip(p.rx_bytes).map(|(a, b)| a + b);
             out.tx_bytes = out.tx_bytes.zip(p.tx_bytes).map(|(a, b)| a + b);
+            out.completed_ok = out.completed_ok.zip(p.completed_ok).map(|(a, b)| a + b);
         }
         out.measured_secs = measured;
         out.total.finalize(measured);

@@ -85,6 +85,9 @@ pub(crate) struct WorkerOutput {
     pub abandoned_rows: Vec<u64>,
     /// Open model: how far behind schedule each measured arrival was sent (µs).
     pub lag: Histogram<u64>,
+    /// Successful responses that completed inside the measured window,
+    /// whenever they were sent.
+    pub ok_in_window: u64,
     pub cancelled: bool,
     pub stopped_at: Option<Instant>,
     /// Thread CPU ticks and wall time over the measured window.
@@ -127,6 +130,7 @@ struct State {
     dropped_measured: u64,
     abandoned_rows: Vec<u64>,
     lag: Histogram<u64>,
+    ok_in_window: u64,
     cpu_start: Option<(u64, Instant)>,
     cpu: Option<(u64, Duration)>,
     bytes_start: Option<(u64, u64)>,
@@ -225,6 +229,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
             dropped_measured: 0,
             abandoned_rows: Vec::new(),
             lag: latency_histogram(),
+            ok_in_window: 0,
             cpu_start: None,
             cpu: None,
             bytes_start: None,
@@ -284,6 +289,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
             0
         },
         lag: std::mem::replace(&mut st.lag, latency_histogram()),
+        ok_in_window: st.ok_in_window,
         cancelled: matches!(finish, Finish::Cancelled),
         stopped_at: Some(stopped_at),
         cpu: st.cpu,
@@ -382,6 +388,9 @@ impl Ctx {
             self.live().failures.store(st.failures, Ordering::Relaxed);
         }
         let t = &self.timing;
+        if outcome.is_ok() && done >= t.measure_start && done < t.end {
+            st.ok_in_window += 1;
+        }
         if start < t.measure_start || start >= t.end {
             return;
         }

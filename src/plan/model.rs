@@ -259,6 +259,22 @@ impl Cell {
         }
     }
 
+    /// The closed model's offered RPS with a think time known otherwise
+    /// (measured): users / (think + baseline latency).
+    pub(crate) fn offered_rps_with(&self, think_s: f64, baseline_ms: f64) -> Option<f64> {
+        let users = self.users()?;
+        let cycle = think_s + baseline_ms / 1000.0;
+        (cycle > 0.0).then(|| users as f64 / cycle)
+    }
+
+    /// The closed model's users.
+    pub(crate) fn users(&self) -> Option<u64> {
+        match &self.load.model {
+            LoadModel::Closed { users, .. } => Some(*users),
+            LoadModel::Open { .. } => None,
+        }
+    }
+
     /// Upper bound of what the closed model's users can send with their
     /// think time alone (no latency): what `plan` shows.
     pub(crate) fn offered_ceiling(&self) -> Option<f64> {
@@ -561,6 +577,8 @@ pub struct Series {
     pub metric: String,
     pub agg: Agg,
     pub column: String,
+    /// Request names the metric covers; empty: every request.
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -566,6 +566,11 @@ pub(crate) struct SeriesSection {
     /// The summary column it becomes.
     #[serde(rename = "as")]
     pub(crate) column: Sp<String>,
+    /// The request names the metric covers (e.g. only `predict`), so the
+    /// service's figure is compared with the client's for those names;
+    /// empty: every request.
+    #[serde(default)]
+    pub(crate) names: Vec<String>,
 }
 
 impl JsonSchema for RawMatrix {

@@ -84,10 +84,28 @@ pub fn render_reports(
                 "metric": x.metric,
                 "latency": x.kind() == crate::metrics::MetricKind::Latency,
                 "p95": x.agg == crate::plan::model::Agg::Quantile(0.95),
+                "names": x.names,
+                // The client has one figure for one name, or for all.
+                "comparable": x.names.len() <= 1,
+            })
+        })
+        .collect();
+    let by_name: Vec<serde_json::Value> = analysis
+        .rows
+        .iter()
+        .flat_map(|r| {
+            r.by_name.iter().map(|(name, metrics)| {
+                serde_json::json!({
+                    "cell": r.cell,
+                    "matrix": r.matrix,
+                    "name": name,
+                    "metrics": metrics,
+                })
             })
         })
         .collect();
     let ctx = minijinja::context! {
+        by_name => Value::from(minijinja::value::Serde(&by_name)),
         plan => minijinja::context! {
             name => plan.name.clone(),
             description => plan.description.clone(),
@@ -248,6 +266,12 @@ pub fn write_summary(
         "summary.csv",
         summary::summary_csv(&axes, &extra, &result.rows).as_bytes(),
     )?;
+    if result.rows.iter().any(|r| !r.by_name.is_empty()) {
+        dir.write(
+            "summary_by_name.csv",
+            summary::summary_by_name_csv(&axes, &result.rows).as_bytes(),
+        )?;
+    }
     let mut columns: Vec<String> = crate::metrics::columns()
         .iter()
         .map(|c| c.to_string())

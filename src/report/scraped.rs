@@ -114,6 +114,7 @@ mod tests {
             metric: "c_total".into(),
             agg: Agg::Rate,
             column: "r".into(),
+            names: Vec::new(),
         };
         let lines = per_replica(&rate, &samples);
         assert_eq!(lines[0], ("a".to_string(), vec![(1.0, 10.0), (2.0, 20.0)]));
@@ -122,6 +123,7 @@ mod tests {
             metric: "q".into(),
             agg: Agg::Max,
             column: "m".into(),
+            names: Vec::new(),
         };
         assert_eq!(
             per_replica(&gauge, &samples)[0].1,

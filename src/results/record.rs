@@ -20,13 +20,53 @@ pub struct Baseline {
     pub duration_secs: f64,
     pub requests: u64,
     pub failures: u64,
-    /// Mean latency of the successful requests, in ms.
+    /// Unloaded latency of the request mix, in ms: each name's mean
+    /// latency weighted by the mix's weights (a mean over one short random
+    /// draw of the mix would move with the draw).
     pub mean_ms: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     /// Mean latency per request name, in ms.
     #[serde(default)]
     pub by_name: indexmap::IndexMap<String, f64>,
+}
+
+impl Baseline {
+    /// The baseline of a one-user measurement. `weights` is the mix (name
+    /// -> weight); without it each name weighs what share of the requests
+    /// it had. Names with no successful request are left out.
+    pub fn of(
+        measured_in: &str,
+        stats: &CellStats,
+        weights: Option<&indexmap::IndexMap<String, f64>>,
+    ) -> Baseline {
+        let by_name: indexmap::IndexMap<String, f64> = stats
+            .by_name
+            .iter()
+            .filter(|(_, s)| s.requests > s.failures)
+            .map(|(n, s)| (n.clone(), s.mean_ms))
+            .collect();
+        let weight = |n: &str| match weights {
+            Some(w) => w.get(n).copied().unwrap_or(0.0),
+            None => stats.by_name.get(n).map_or(0.0, |s| s.requests as f64),
+        };
+        let total: f64 = by_name.keys().map(|n| weight(n)).sum();
+        let mean_ms = if total > 0.0 {
+            by_name.iter().map(|(n, ms)| weight(n) * ms).sum::<f64>() / total
+        } else {
+            stats.total.mean_ms
+        };
+        Baseline {
+            measured_in: measured_in.to_string(),
+            duration_secs: stats.measured_secs,
+            requests: stats.total.requests,
+            failures: stats.total.failures,
+            mean_ms,
+            p50_ms: stats.total.p50_ms,
+            p95_ms: stats.total.p95_ms,
+            by_name,
+        }
+    }
 }
 
 pub use super::summary::Bound;
@@ -45,6 +85,9 @@ pub struct LoadShape {
     pub open_model: bool,
     /// Fail rate (percent) above which the cell is `failing`.
     pub fail_limit_pct: f64,
+    /// Closed model with Locust: each user's mean think time in seconds,
+    /// derived from the measurement.
+    pub think_s: Option<f64>,
 }
 
 /// Everything one cell has produced so far. Owned by the dispatcher; steps
@@ -145,8 +188,16 @@ impl CellRecord {
             return row;
         };
         row.metrics = super::summary::metrics_of(&stats, &self.runs, &self.samples);
+        if !stats.by_name.is_empty() {
+            row.by_name = super::summary::metrics_by_name(&stats);
+        }
         if let Some(b) = &self.baseline {
             row.metrics.insert("baseline_ms".into(), b.mean_ms);
+            for (name, ms) in &b.by_name {
+                if let Some(m) = row.by_name.get_mut(name) {
+                    m.insert("baseline_ms".into(), *ms);
+                }
+            }
         }
         // A scraped column is the mean over the repetitions that have it.
         let mut server: indexmap::IndexMap<&str, Vec<f64>> = indexmap::IndexMap::new();
@@ -160,6 +211,9 @@ impl CellRecord {
         if let Some(shape) = &self.shape {
             if let Some(offered) = shape.offered_rps {
                 row.metrics.insert("offered_rps".into(), offered);
+            }
+            if let Some(think) = shape.think_s {
+                row.metrics.insert("think_ms".into(), think * 1000.0);
             }
             row.bound = bound_of(&row, &stats, shape);
         }
@@ -216,11 +270,52 @@ pub fn bound_of(row: &SummaryRow, stats: &CellStats, shape: &LoadShape) -> Optio
         Bound::Client
     } else if fail_pct > shape.fail_limit_pct || row.successes() <= 0.0 {
         Bound::Failing
-    } else if ok_rps >= share * offered {
+    } else if ok_rps >= share * offered && !(shape.open_model && queue_grew(stats, offered)) {
         Bound::Load
     } else {
         Bound::Service
     })
+}
+
+/// Open model: the requests in flight, or the latency from the intended
+/// start, grew through the measured window (last third against first
+/// third of its whole seconds): the service fell behind its arrivals even
+/// when the window's completions still look close to the rate.
+pub fn queue_grew(stats: &CellStats, offered_rps: f64) -> bool {
+    // The last row also holds the responses drained after the window.
+    let full = (stats.measured_secs + 1e-6).floor() as usize;
+    let rows = &stats.timeline[..stats.timeline.len().min(full).saturating_sub(1)];
+    if rows.len() < 3 {
+        return false;
+    }
+    let k = (rows.len() / 3).max(1);
+    let mean = |rs: &[crate::engine::TimelineRow], f: fn(&crate::engine::TimelineRow) -> f64| {
+        rs.iter().map(f).sum::<f64>() / rs.len() as f64
+    };
+    let (first, last) = (&rows[..k], &rows[rows.len() - k..]);
+    let in_flight = |r: &crate::engine::TimelineRow| r.users as f64;
+    let p50 = |r: &crate::engine::TimelineRow| r.p50_ms;
+    // Floors keep the noise of a busy but steady service (a few requests,
+    // a millisecond or two) from reading as growth.
+    let grew = |a: f64, b: f64, floor: f64| b > QUEUE_GROWTH * a + floor;
+    grew(
+        mean(first, in_flight),
+        mean(last, in_flight),
+        (offered_rps * 0.05).max(5.0),
+    ) || grew(mean(first, p50), mean(last, p50), 2.0)
+}
+
+/// Last third of the window against its first: this factor (plus a floor)
+/// is growth, not noise.
+const QUEUE_GROWTH: f64 = 1.5;
+
+/// Mean think time of a closed-model user, in seconds, from what was
+/// measured (Little's law: users = throughput x (latency + think)); none
+/// without users or throughput. A locustfile's `wait_time` needs no parsing.
+pub fn measured_think_s(users: Option<u64>, stats: &CellStats) -> Option<f64> {
+    let users = users.filter(|u| *u > 0)? as f64;
+    let throughput = stats.total.rps;
+    (throughput > 0.0).then(|| (users / throughput - stats.total.mean_ms / 1000.0).max(0.0))
 }
 
 /// Figures of one repetition, in stats.json.
@@ -303,6 +398,11 @@ pub fn cell_files(
             "metrics.csv".to_string(),
             crate::scrape::metrics_csv(&rec.scraped).into_bytes(),
         ));
+    }
+    if !stats.summary.by_name.is_empty() {
+        let axes: Vec<String> = matrix.keys().cloned().collect();
+        let csv = super::summary::summary_by_name_csv(&axes, std::slice::from_ref(&stats.summary));
+        files.push(("summary_by_name.csv".to_string(), csv.into_bytes()));
     }
     if let Some(b) = &rec.baseline {
         let mut json = serde_json::to_vec_pretty(b).unwrap_or_default();

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::manifest::CellStatus;
-use crate::engine::CellStats;
+use crate::engine::{CellStats, RequestStats};
 use crate::plan::matrix::CellValues;
 use crate::system::SystemSample;
 
@@ -54,11 +54,23 @@ pub struct SummaryRow {
     /// RPS of each repetition (one entry without `repeat`).
     #[serde(default)]
     pub repeat_rps: Vec<f64>,
+    /// Per request name: its figures (the metric names of `metrics`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub by_name: IndexMap<String, IndexMap<String, f64>>,
 }
 
 impl SummaryRow {
+    /// A figure by metric name; `p95{name:predict}` reads request name
+    /// `predict`'s.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        self.metrics.get(crate::metrics::canonical(name)).copied()
+        match crate::metrics::selector(name) {
+            Some((metric, request)) => self
+                .by_name
+                .get(request)?
+                .get(crate::metrics::canonical(metric))
+                .copied(),
+            None => self.metrics.get(crate::metrics::canonical(name)).copied(),
+        }
     }
 
     /// A row with a status and no figures (not measured, or measured by a
@@ -73,6 +85,7 @@ impl SummaryRow {
             bound: None,
             warnings: Vec::new(),
             repeat_rps: Vec::new(),
+            by_name: IndexMap::new(),
         }
     }
 
@@ -87,40 +100,16 @@ pub(crate) fn metrics_of(
     runs: &[CellStats],
     samples: &[SystemSample],
 ) -> IndexMap<String, f64> {
-    let t = &s.total;
-    let fail_pct = if t.requests > 0 {
-        t.failures as f64 / t.requests as f64 * 100.0
-    } else {
-        0.0
-    };
-    let mut metrics: IndexMap<String, f64> = [
-        ("requests", t.requests as f64),
-        ("failures", t.failures as f64),
-        ("fail_pct", fail_pct),
-        ("rps", t.rps),
-        (
-            "ok_rps",
-            if s.measured_secs > 0.0 {
-                s.successes() as f64 / s.measured_secs
-            } else {
-                0.0
-            },
-        ),
-        ("mean", t.mean_ms),
-        ("min", t.min_ms),
-        ("p50", t.p50_ms),
-        ("p75", t.p75_ms),
-        ("p90", t.p90_ms),
-        ("p95", t.p95_ms),
-        ("p99", t.p99_ms),
-        ("p999", t.p999_ms),
-        ("max", t.max_ms),
+    // Open model: what the service completed in the window, not what was
+    // sent in it (an overloaded service finishes most of those after it).
+    let ok = s.completed_ok.unwrap_or_else(|| s.successes());
+    let mut metrics = request_metrics(&s.total, s.measured_secs, ok as f64);
+    for (k, v) in [
         ("dropped", s.dropped as f64),
         ("client_cpu_pct", s.client_cpu_pct),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ] {
+        metrics.insert(k.to_string(), v);
+    }
     let mbps = |bytes: Option<u64>| {
         bytes
             .filter(|_| s.measured_secs > 0.0)
@@ -132,26 +121,7 @@ pub(crate) fn metrics_of(
     if let Some(v) = mbps(s.tx_bytes) {
         metrics.insert("tx_mbps".into(), v);
     }
-    if let Some(f) = &t.stream {
-        for (k, v) in [
-            ("ttft_p50", f.ttft_p50_ms),
-            ("ttft_p95", f.ttft_p95_ms),
-            ("ttft_p99", f.ttft_p99_ms),
-            ("ttft_mean", f.ttft_mean_ms),
-            ("itl_p50", f.itl_p50_ms),
-            ("itl_p95", f.itl_p95_ms),
-            ("itl_p99", f.itl_p99_ms),
-            ("itl_mean", f.itl_mean_ms),
-            ("tokens_per_s", f.tokens_per_s),
-            ("tokens", f.tokens as f64),
-        ] {
-            metrics.insert(k.to_string(), v);
-        }
-    }
-    if let Some(g) = &t.goodput {
-        metrics.insert("goodput_pct".into(), g.pct);
-        metrics.insert("goodput_rps".into(), g.rps);
-    }
+    stream_metrics(&s.total, &mut metrics);
     if runs.len() > 1 {
         // Spread of repeated measurements: min, max and coefficient of variation of RPS.
         let rates: Vec<f64> = runs.iter().map(|r| r.total.rps).collect();
@@ -186,6 +156,87 @@ pub(crate) fn metrics_of(
         metrics.insert("sut_tx_mbps".into(), tx);
     }
     metrics
+}
+
+/// The figures of one request name, or of all names merged: counts,
+/// rates, latencies, streaming and goodput. `ok` is the successful
+/// completions the window counts.
+fn request_metrics(t: &RequestStats, measured_secs: f64, ok: f64) -> IndexMap<String, f64> {
+    let fail_pct = if t.requests > 0 {
+        t.failures as f64 / t.requests as f64 * 100.0
+    } else {
+        0.0
+    };
+    [
+        ("requests", t.requests as f64),
+        ("failures", t.failures as f64),
+        ("fail_pct", fail_pct),
+        ("rps", t.rps),
+        (
+            "ok_rps",
+            if measured_secs > 0.0 {
+                ok / measured_secs
+            } else {
+                0.0
+            },
+        ),
+        ("mean", t.mean_ms),
+        ("min", t.min_ms),
+        ("p50", t.p50_ms),
+        ("p75", t.p75_ms),
+        ("p90", t.p90_ms),
+        ("p95", t.p95_ms),
+        ("p99", t.p99_ms),
+        ("p999", t.p999_ms),
+        ("max", t.max_ms),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Streamed responses' and goodput figures, when the requests had them.
+fn stream_metrics(t: &RequestStats, metrics: &mut IndexMap<String, f64>) {
+    if let Some(f) = &t.stream {
+        for (k, v) in [
+            ("ttft_p50", f.ttft_p50_ms),
+            ("ttft_p95", f.ttft_p95_ms),
+            ("ttft_p99", f.ttft_p99_ms),
+            ("ttft_mean", f.ttft_mean_ms),
+            ("itl_p50", f.itl_p50_ms),
+            ("itl_p95", f.itl_p95_ms),
+            ("itl_p99", f.itl_p99_ms),
+            ("itl_mean", f.itl_mean_ms),
+            ("tokens_per_s", f.tokens_per_s),
+            ("tokens", f.tokens as f64),
+        ] {
+            metrics.insert(k.to_string(), v);
+        }
+    }
+    if let Some(g) = &t.goodput {
+        metrics.insert("goodput_pct".into(), g.pct);
+        metrics.insert("goodput_rps".into(), g.rps);
+    }
+}
+
+/// Per request name: its figures, when the cell sent more than one name.
+/// In the open model each name's completions in the window are its share
+/// of the cell's.
+pub(crate) fn metrics_by_name(s: &CellStats) -> IndexMap<String, IndexMap<String, f64>> {
+    let successes = s.successes() as f64;
+    let scale = match s.completed_ok {
+        Some(ok) if successes > 0.0 => ok as f64 / successes,
+        _ => 1.0,
+    };
+    s.by_name
+        .iter()
+        .map(|(name, t)| {
+            let ok = (t.requests - t.failures) as f64 * scale;
+            let mut m = request_metrics(t, s.measured_secs, ok);
+            stream_metrics(t, &mut m);
+            (name.clone(), m)
+        })
+        .collect()
 }
 
 /// Two-sided 97.5% quantiles of Student's t for 1 to 30 degrees of freedom.
@@ -300,6 +351,41 @@ pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> St
         }
         fields.push(r.status.as_str().to_string());
         let _ = writeln!(out, "{}", fields.join(","));
+    }
+    out
+}
+
+/// summary_by_name.csv: one line per cell and request name: the matrix
+/// keys, `name`, then summary.csv's metric columns (those a request name
+/// has; the cell's own, such as `bound`, stay empty).
+pub fn summary_by_name_csv(axes: &[String], rows: &[SummaryRow]) -> String {
+    let mut out = String::new();
+    let columns = crate::metrics::columns();
+    let mut header: Vec<&str> = axes.iter().map(String::as_str).collect();
+    header.push("name");
+    header.extend(&columns);
+    let _ = writeln!(out, "{}", header.join(","));
+    for r in rows {
+        for (name, metrics) in &r.by_name {
+            let mut fields: Vec<String> = axes
+                .iter()
+                .map(|a| {
+                    r.matrix
+                        .get(a)
+                        .map(|v| csv_field(&v.to_string()))
+                        .unwrap_or_default()
+                })
+                .collect();
+            fields.push(csv_field(name));
+            for m in &columns {
+                fields.push(match metrics.get(*m) {
+                    Some(v) if matches!(*m, "requests" | "failures") => format!("{v:.0}"),
+                    Some(v) => format!("{v:.3}"),
+                    None => String::new(),
+                });
+            }
+            let _ = writeln!(out, "{}", fields.join(","));
+        }
     }
     out
 }

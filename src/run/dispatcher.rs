@@ -493,15 +493,6 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                         .or_insert_with(|| b.clone());
                 }
                 let rec = &mut self.data.cells[c];
-                if baseline.is_some() {
-                    let shape = LoadShape {
-                        offered_rps: baseline.as_ref().and_then(|b| cell.offered_rps(b.mean_ms)),
-                        open_model: matches!(cell.load.model, LoadModel::Open { .. }),
-                        fail_limit_pct: self.plan.analysis.fail_limit_pct(),
-                    };
-                    rec.shape = Some(shape);
-                    rec.baseline = baseline;
-                }
                 for m in ms {
                     rec.runs.push(m.stats);
                     rec.samples.extend(m.samples);
@@ -510,6 +501,27 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                     if let Some(d) = m.degraded {
                         rec.degraded.get_or_insert(d);
                     }
+                }
+                if let Some(b) = &baseline {
+                    // Locust's users think as the locustfile says, which the
+                    // plan does not know: Little's law on what was measured.
+                    let think_s = match cell.load.engine {
+                        crate::plan::spanned::Engine::Locust => rec.merged().and_then(|m| {
+                            crate::results::record::measured_think_s(cell.users(), &m)
+                        }),
+                        _ => None,
+                    };
+                    let offered_rps = match think_s {
+                        Some(think) => cell.offered_rps_with(think, b.mean_ms),
+                        None => cell.offered_rps(b.mean_ms),
+                    };
+                    rec.shape = Some(LoadShape {
+                        offered_rps,
+                        open_model: matches!(cell.load.model, LoadModel::Open { .. }),
+                        fail_limit_pct: self.plan.analysis.fail_limit_pct(),
+                        think_s,
+                    });
+                    rec.baseline = baseline;
                 }
             }
             (StepOutput::CellFile { name, bytes }, Some(c)) => {
@@ -836,6 +848,7 @@ mod tests {
                         degraded: None,
                         rx_bytes: None,
                         tx_bytes: None,
+                        completed_ok: None,
                     };
                     Ok(StepOutput::Measured {
                         reps: vec![crate::steps::Measurement {

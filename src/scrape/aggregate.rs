@@ -166,6 +166,7 @@ mod tests {
             metric: metric.into(),
             agg: Agg::parse(agg).unwrap(),
             column: "x".into(),
+            names: Vec::new(),
         }
     }
 

@@ -47,7 +47,7 @@ pub async fn load(
         ));
     }
     if cell.load.engine == EngineKind::Locust {
-        return locust(ctx, cell, &endpoints, events).await;
+        return locust(ctx, cell, &endpoints, known, events).await;
     }
     let endpoints = endpoints
         .iter()
@@ -111,7 +111,7 @@ pub async fn load(
             continue;
         };
         if matches!(cell.load.model, LoadModel::Closed { .. })
-            && let Some(w) = closed_model_stall_warning(&stats)
+            && let Some(w) = super::stall::closed_model_stall_warning(&stats)
         {
             stats.warnings.push(w);
         }
@@ -292,25 +292,84 @@ async fn measure_baseline(
         ));
         return Ok(None);
     }
-    let b = Baseline {
-        measured_in: cell.id.clone(),
-        duration_secs: stats.measured_secs,
-        requests: stats.total.requests,
-        failures: stats.total.failures,
-        mean_ms: stats.total.mean_ms,
-        p50_ms: stats.total.p50_ms,
-        p95_ms: stats.total.p95_ms,
-        by_name: stats
+    let weights = requests
+        .iter()
+        .map(|r| (r.name.clone(), f64::from(r.weight)))
+        .fold(indexmap::IndexMap::new(), |mut m, (n, w)| {
+            *m.entry(n).or_insert(0.0) += w;
+            m
+        });
+    let b = Baseline::of(&cell.id, &stats, Some(&weights));
+    events.push(baseline_line("one user", &b));
+    Ok(Some(b))
+}
+
+fn baseline_line(how: &str, b: &Baseline) -> String {
+    let names = if b.by_name.len() > 1 {
+        let parts: Vec<String> = b
             .by_name
             .iter()
-            .map(|(n, s)| (n.clone(), s.mean_ms))
-            .collect(),
+            .map(|(n, ms)| format!("{n} {ms:.2} ms"))
+            .collect();
+        format!(" (per name: {}; weighted by the mix)", parts.join(", "))
+    } else {
+        String::new()
     };
-    events.push(format!(
-        "baseline: one user, {} requests in {:.1} s, mean {:.2} ms, p95 {:.2} ms",
+    format!(
+        "baseline: {how}, {} requests in {:.1} s, mean {:.2} ms{names}, p95 {:.2} ms",
         b.requests, b.duration_secs, b.mean_ms, b.p95_ms
-    ));
+    )
+}
+
+/// One Locust user running the locustfile for `[analysis] baseline`: the
+/// unloaded latency of the locustfile's own requests, measured by the same
+/// client as the cell (Locust's own overhead is in both). The locustfile's
+/// mix is unknown to the plan, so the names are weighted by how often the
+/// user sent each. None when no request succeeded.
+async fn locust_baseline(
+    ctx: &StepContext,
+    cell: &Cell,
+    mut spec: crate::engine::locust::LocustSpec,
+    events: &mut Events,
+) -> Result<Option<Baseline>, StepError> {
+    spec.users = 1;
+    spec.spawn_rate = 0.0;
+    spec.workers = 1;
+    spec.warmup = Duration::ZERO;
+    spec.duration = ctx.plan.analysis.baseline;
+    spec.work_dir = spec
+        .work_dir
+        .with_file_name(format!("{}-baseline", cell.id));
+    create_dir(&spec.work_dir)?;
+    let cancel = ctx.cancel.clone();
+    let stats = tokio::task::spawn_blocking(move || {
+        crate::engine::locust::run_locust(&spec, cancel, &|_| {})
+    })
+    .await
+    .map_err(|e| StepError::failed(format!("load engine crashed: {e}")))??;
+    if stats.cancelled {
+        return Err(StepError::Interrupted);
+    }
+    if stats.successes() == 0 {
+        events.push(format!(
+            "baseline: no successful request in {:.1} s ({} failures); offered load and bound are left empty",
+            stats.measured_secs, stats.total.failures
+        ));
+        return Ok(None);
+    }
+    let b = Baseline::of(&cell.id, &stats, None);
+    events.push(baseline_line("one Locust user", &b));
     Ok(Some(b))
+}
+
+fn create_dir(dir: &std::path::Path) -> Result<(), StepError> {
+    std::fs::create_dir_all(dir).map_err(|error| {
+        crate::results::ResultsError::Io {
+            path: dir.to_path_buf(),
+            error,
+        }
+        .into()
+    })
 }
 
 /// `engine = "locust"`: the user's locustfile, run by Locust's own master and
@@ -319,6 +378,7 @@ async fn locust(
     ctx: &StepContext,
     cell: &Cell,
     endpoints: &[String],
+    known: Option<Baseline>,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
     let Some(cfg) = &cell.load.locust else {
@@ -339,6 +399,29 @@ async fn locust(
             endpoints.len()
         )));
     }
+    let baseline = match known {
+        Some(b) => {
+            events.push(format!(
+                "baseline: {:.2} ms mean latency, measured in cell {}",
+                b.mean_ms, b.measured_in
+            ));
+            Some(b)
+        }
+        None if !ctx.plan.analysis.baseline.is_zero() => {
+            let work_dir = ctx.dir.root.join("logs").join("locust").join(&cell.id);
+            let mut spec = crate::engine::locust::LocustSpec::new(
+                cfg.locustfile.clone(),
+                &endpoints[0],
+                work_dir,
+            );
+            spec.tags = cfg.tags.clone();
+            spec.user_classes = cfg.user_classes.clone();
+            spec.args = cfg.args.clone();
+            spec.redactor = ctx.dir.redactor().clone();
+            locust_baseline(ctx, cell, spec, events).await?
+        }
+        None => None,
+    };
     let jobs = scrape_jobs(ctx, &ctx.plan).await;
     let c = cell.index;
     let mut measured = Vec::new();
@@ -393,7 +476,7 @@ async fn locust(
     }
     Ok(StepOutput::Measured {
         reps: measured,
-        baseline: None,
+        baseline,
     })
 }
 
@@ -569,71 +652,6 @@ where
     Ok((stats, samples, scraped))
 }
 
-/// In the closed model a stalled system silences the users waiting on it, so
-/// the stall shows as missing completions, not as latency. Each second in
-/// which every user was active (ramp seconds are left out: fewer users send
-/// less) is compared with the typical completions per user (the upper
-/// quartile: a stall every few seconds can touch half the seconds, which
-/// would drag a median down with it): a second that lost half its work, or
-/// two adjacent seconds that lost most of one second's work between them (a
-/// stall straddling a second boundary), is a stall.
-pub fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
-    let rows = &stats.timeline;
-    let full = rows.iter().map(|r| r.users).max().filter(|u| *u > 0)?;
-    let per_user: Vec<Option<f64>> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let whole = (r.t + 1) as f64 <= stats.measured_secs + 1e-6;
-            let next_full = rows.get(i + 1).is_none_or(|n| n.users == full);
-            (whole && r.users == full && next_full).then(|| r.rps / full as f64)
-        })
-        .collect();
-    let mut rates: Vec<f64> = per_user.iter().flatten().copied().collect();
-    if rates.len() < 3 {
-        return None;
-    }
-    rates.sort_by(f64::total_cmp);
-    let typical = rates[rates.len() * 3 / 4];
-    if typical <= 0.0 {
-        return None;
-    }
-    let lost: Vec<Option<f64>> = per_user
-        .iter()
-        .map(|r| r.map(|r| (1.0 - r / typical).max(0.0)))
-        .collect();
-    let stalled = (0..lost.len()).find_map(|i| {
-        let here = lost[i]?;
-        let next = lost.get(i + 1).copied().flatten().unwrap_or(0.0);
-        if here >= STALL_PART_LOSS && next >= STALL_PART_LOSS && here + next >= STALL_PAIR_LOSS {
-            Some((i, i + 1))
-        } else {
-            (here >= STALL_SECOND_LOSS).then_some((i, i))
-        }
-    })?;
-    let (a, b) = stalled;
-    let seconds = if a == b {
-        format!("second {}", rows[a].t)
-    } else {
-        format!("seconds {}-{}", rows[a].t, rows[b].t)
-    };
-    let low = rows[a..=b]
-        .iter()
-        .map(|r| r.rps)
-        .fold(f64::INFINITY, f64::min);
-    Some(format!(
-        "closed model: throughput fell to {low:.0}/s in {seconds} with all {full} users active (typically {:.0}/s); users waiting on a stalled system send nothing, so latency percentiles may under-report (coordinated omission). Measure latency with the open model (`rate`).",
-        typical * full as f64
-    ))
-}
-
-/// Share of one second's completions lost in one second that marks a stall.
-const STALL_SECOND_LOSS: f64 = 0.5;
-/// The same over two adjacent seconds (a stall across a second boundary).
-const STALL_PAIR_LOSS: f64 = 0.7;
-/// What each of those two seconds must have lost to be part of one stall.
-const STALL_PART_LOSS: f64 = 0.1;
-
 fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
     match &cell.load.model {
         LoadModel::Closed {
@@ -715,73 +733,4 @@ fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, Step
         });
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::{RequestStats, TimelineRow};
-
-    /// A closed-model cell whose seconds completed `rps[t]` with `users[t]`.
-    fn cell(users: &[u64], rps: &[f64]) -> CellStats {
-        CellStats {
-            total: RequestStats::new(),
-            by_name: Default::default(),
-            timeline: users
-                .iter()
-                .zip(rps)
-                .enumerate()
-                .map(|(t, (&users, &rps))| TimelineRow {
-                    t: t as u64,
-                    users,
-                    rps,
-                    requests: rps as u64,
-                    failures: 0,
-                    p50_ms: 20.0,
-                    p95_ms: 20.0,
-                    p99_ms: 20.0,
-                    stream: None,
-                })
-                .collect(),
-            measured_secs: rps.len() as f64,
-            dropped: 0,
-            client_cpu_pct: 0.0,
-            client_bound: false,
-            schedule_lag_p99_ms: 0.0,
-            cancelled: false,
-            warnings: Vec::new(),
-            degraded: None,
-            rx_bytes: None,
-            tx_bytes: None,
-        }
-    }
-
-    #[test]
-    fn a_stall_across_a_second_boundary_is_found() {
-        // A 1 s stall every 5 s that starts mid-second: two seconds at half
-        // the rate each, twice.
-        let rps = [
-            400.0, 400.0, 200.0, 200.0, 400.0, 400.0, 400.0, 200.0, 200.0, 400.0,
-        ];
-        let w = closed_model_stall_warning(&cell(&[8; 10], &rps)).unwrap();
-        assert!(w.contains("fell to 200/s in seconds 2-3"), "{w}");
-        // The same throughput without the dips is steady.
-        assert_eq!(
-            closed_model_stall_warning(&cell(&[8; 10], &[400.0; 10])),
-            None
-        );
-    }
-
-    #[test]
-    fn a_ramp_is_not_a_stall_but_a_stall_after_it_is() {
-        let users = [0, 2, 4, 6, 8, 8, 8, 8, 8, 8];
-        let rps = [
-            50.0, 100.0, 200.0, 300.0, 400.0, 400.0, 400.0, 400.0, 400.0, 400.0,
-        ];
-        assert_eq!(closed_model_stall_warning(&cell(&users, &rps)), None);
-        let mut stalled = rps;
-        stalled[7] = 100.0;
-        let w = closed_model_stall_warning(&cell(&users, &stalled)).unwrap();
-        assert!(w.contains("in second 7 with all 8 users active"), "{w}");
-    }
 }

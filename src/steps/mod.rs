@@ -8,6 +8,7 @@ pub mod exec;
 pub mod gate;
 pub mod load;
 pub mod scale;
+mod stall;
 pub mod watch;
 
 use std::rc::Rc;

@@ -42,6 +42,7 @@ fn row(axes: &[(&str, i64)], metrics: &[(&str, f64)]) -> SummaryRow {
         bound: None,
         warnings: Vec::new(),
         repeat_rps: Vec::new(),
+        by_name: Default::default(),
     }
 }
 
@@ -405,13 +406,14 @@ fn optimal_is_the_cheapest_replica_count_per_load_level() {
     assert_eq!(opt.len(), 2, "{opt:#?}");
     assert_eq!(opt[0].numbers["replicas"], 1.0);
     assert_eq!(opt[1].numbers["replicas"], 4.0);
-    assert_eq!(opt[1].numbers["cost_per_hour"], 3.60);
-    // $3.60/h for 400 RPS: 1.44M requests an hour, $2.50 per 1M.
-    assert!((opt[1].numbers["cost_per_million_requests"] - 2.5).abs() < 1e-9);
+    // The load generator's worker costs money too: 4 x $0.90 + 1 x $0.05.
+    assert!((opt[1].numbers["cost_per_hour"] - 3.65).abs() < 1e-9);
+    // $3.65/h for 400 RPS: 1.44M requests an hour, $2.535 per 1M.
+    assert!((opt[1].numbers["cost_per_million_requests"] - 3.65 / 1.44).abs() < 1e-9);
     assert!(
-        opt[1]
-            .message
-            .starts_with("for users=800: 4 replicas (cheapest under the SLO: $3.60/h"),
+        opt[1].message.starts_with(
+            "for users=800: 4 replicas (cheapest under the SLO: $3.65/h (4 replicas x $0.90 + 1 worker x $0.05)"
+        ),
         "{}",
         opt[1].message
     );
@@ -935,6 +937,7 @@ fn arbitrary_rows_never_panic() {
                 bound: None,
                 warnings: Vec::new(),
                 repeat_rps: Vec::new(),
+                by_name: Default::default(),
             });
         }
         let mut case = Case::new(&axes, rows);

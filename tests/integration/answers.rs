@@ -204,35 +204,38 @@ const SHORT: &[&str] = &[
     "analysis.baseline=1s",
 ];
 
-/// 200 users with 0.5-1 s think time offer ~260 RPS; 4 and 8 replicas of
-/// the default demo target serve 800 and 1600: nothing about scaling follows.
+/// 200 users with 0.5-1 s think time offer ~260 RPS; 1 and 2 replicas of
+/// the plan's demo service (2 slots x 20 ms: 100 RPS each) serve 100 and 200:
+/// both are the limit, so the plan answers how RPS scales with replicas.
 #[test]
-fn the_quick_plan_draws_no_verdict_from_load_bound_cells() {
+fn the_quick_plan_is_service_bound_and_says_how_rps_scales() {
     let r = run_plan("answers-quick", &repo_plan("inference-quick.toml"), SHORT);
-    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    assert!(
+        matches!(r.output.status.code(), Some(0) | Some(1)),
+        "{}",
+        stderr(&r.output)
+    );
     let rows = summary(&r.dir);
-    assert!(rows.iter().all(|r| r["bound"] == "load"), "{rows:#?}");
+    assert!(rows.iter().all(|r| r["bound"] == "service"), "{rows:#?}");
+    assert!(within(num(&rows[0], "ok_rps"), 100.0, 0.15), "{rows:#?}");
+    assert!(within(num(&rows[1], "ok_rps"), 200.0, 0.15), "{rows:#?}");
+    let s = summary_json(&r.dir);
+    let step = findings(&s, "scaling")
+        .into_iter()
+        .find(|f| f["numbers"]["from"] == 1.0 && f["numbers"]["to"] == 2.0)
+        .unwrap_or_else(|| panic!("{s:#}"));
+    let efficiency = step["numbers"]["efficiency"].as_f64().unwrap();
+    assert!((0.85..=1.15).contains(&efficiency), "{step:#}");
     let report = std::fs::read_to_string(r.dir.join("report.md")).unwrap();
-    for wrong in [
-        "**Plateau**",
-        "(critical)",
-        "shared bottleneck",
-        "Plan for at most",
-    ] {
-        assert!(!report.contains(wrong), "{wrong} in\n{report}");
-    }
-    assert!(
-        report.contains("replicas=8: at least") && report.contains("never saturated"),
-        "{report}"
-    );
-    assert!(
-        report.contains("replicas 4 -> 8: not saturated (both load-bound at ~"),
-        "{report}"
-    );
+    assert!(!report.contains("never saturated"), "{report}");
 }
 
 /// The full matrix, shortened to its corners: 1 and 8 replicas at 200 and
-/// 800 users. 1 replica at 800 users is the limit; 8 replicas never are.
+/// 800 users. The plan's demo service serves 100 `/predict` per second per
+/// replica, and the mix adds one `/health` per three: 133 RPS a replica. 1
+/// replica is the limit at ~260 RPS offered (at ~1040 its queue outgrows the
+/// timeout: failing); 8 replicas (1067 RPS) keep up with 200 users, and at
+/// 800 users are at the edge of what they serve.
 #[test]
 fn the_full_plan_shortened_recommends_replicas_not_users() {
     let mut args: Vec<&str> = SHORT.to_vec();
@@ -268,16 +271,41 @@ fn the_full_plan_shortened_recommends_replicas_not_users() {
             .all(|f| f["severity"] != "critical" || f["kind"] == "no_cell_meets_slo"),
         "{s:#}"
     );
+    let rows = summary(&r.dir);
+    let cell = |replicas: &str, users: &str| {
+        rows.iter()
+            .find(|r| r["replicas"] == replicas && r["users"] == users)
+            .unwrap()
+            .clone()
+    };
+    let one = cell("1", "200");
+    assert_eq!(one["bound"], "service", "{one:#?}");
+    assert!(within(num(&one, "ok_rps"), 133.3, 0.15), "{one:#?}");
+    let one = cell("1", "800");
+    assert!(
+        one["bound"] == "service" || one["bound"] == "failing",
+        "{one:#?}"
+    );
+    assert_eq!(cell("8", "200")["bound"], "load", "{rows:#?}");
     let step = findings(&s, "scaling")
         .into_iter()
         .find(|f| {
             f["numbers"]["from"] == 1.0 && f["message"].as_str().unwrap().contains("users=800")
         })
         .unwrap();
-    assert!(
-        step["message"].as_str().unwrap().contains("not saturated"),
-        "{step:#}"
-    );
+    // 8 replicas at 800 users: the service's limit where this machine can
+    // drive 800 RPS; what the step says follows the cell's bound.
+    let eight = cell("8", "800");
+    match eight["bound"].as_str() {
+        "service" => {
+            let e = step["numbers"]["efficiency"].as_f64().unwrap();
+            assert!((0.7..=1.15).contains(&e), "{step:#}");
+        }
+        _ => assert!(
+            step["message"].as_str().unwrap().contains("not saturated"),
+            "{step:#}"
+        ),
+    }
     let recs = recommendations(&s);
     assert!(!recs.contains("Run replicas"), "{recs}");
     for line in recs.lines().filter(|l| l.starts_with("Deploy")) {

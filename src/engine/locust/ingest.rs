@@ -399,5 +399,6 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
                 .sum(),
         ),
         tx_bytes: None,
+        completed_ok: None,
     }
 }

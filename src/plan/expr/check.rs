@@ -56,6 +56,11 @@ fn kind_in(name: &str, extra: Extra<'_>) -> Option<MetricKind> {
 
 fn unknown_metric(name: &str, span: &Span, extra: Extra<'_>) -> ParseError {
     let e = ParseError::new(span.clone(), format!("unknown metric `{name}`"));
+    if let Some((metric, _)) = name.split_once('{') {
+        return e.with_hint(format!(
+            "select a request name as `{metric}{{name:predict}}` (only `name` can be selected)"
+        ));
+    }
     if AGGREGATES.contains(&name) {
         return e.with_hint(format!(
             "`{name}` is an aggregate; apply it to a metric, e.g. `{name}(rps)`"

@@ -62,6 +62,19 @@ pub(super) fn lex(src: &str) -> (Vec<Token>, Option<ParseError>) {
                     .bytes()
                     .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
                     .count();
+                // `p95{name:predict}`: one request name's figure (k6's tag
+                // selector), lexed as one identifier.
+                let len = match src.get(i + len..) {
+                    Some(rest) if rest.starts_with('{') => match rest.find('}') {
+                        Some(close) => len + close + 1,
+                        None => {
+                            let e = ParseError::new(i + len..src.len(), "unterminated `{`")
+                                .with_hint("select a request name as `p95{name:predict}`");
+                            return (tokens, Some(e));
+                        }
+                    },
+                    _ => len,
+                };
                 let word = src.get(i..i + len).unwrap_or("");
                 let tok = match word {
                     "and" => Tok::And,

@@ -26,6 +26,7 @@ pub(super) fn columns(raw: &RawPlan) -> Vec<(String, MetricKind)> {
                 metric: x.metric.value.clone(),
                 agg,
                 column: x.column.value.clone(),
+                names: x.names.clone(),
             };
             Some((series.column.clone(), series.kind()))
         })
@@ -163,6 +164,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<S
                     metric: x.metric.value.clone(),
                     agg,
                     column: column.clone(),
+                    names: x.names.clone(),
                 });
             }
         }
