@@ -11,10 +11,6 @@ use crate::exit_code;
 pub use plan::plan_text;
 
 pub fn run(cli: Cli) -> u8 {
-    if matches!(cli.command, Command::Run(_) | Command::Report { .. }) {
-        // Report rendering gives up on these, whichever thread is busy.
-        crate::cancel::count_stop_signals();
-    }
     let result = match cli.command {
         Command::Run(args) => crate::run::run(args),
         Command::Report { run_dir, template } => report::report(&run_dir, template.as_deref()),

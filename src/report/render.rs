@@ -183,6 +183,9 @@ fn render_stoppable(
     ctx: &Value,
 ) -> Result<String, ReportError> {
     use std::sync::mpsc::{RecvTimeoutError, channel};
+    // Counted from the first report on: until then a signal keeps its usual
+    // effect (the default action, or the run's own watcher).
+    crate::cancel::count_stop_signals();
     let signals = crate::cancel::stop_signals();
     let (env, text, owned) = (plan.templates.documents(), source.to_string(), ctx.clone());
     let (tx, rx) = channel();

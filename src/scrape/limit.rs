@@ -22,12 +22,17 @@ fn structural(key: &str) -> bool {
     key == "le" || key == "quantile"
 }
 
+/// A job, a target of it, a family.
+type FamilyKey = (usize, usize, String);
+/// A series' labels without `le` and `quantile`.
+type LabelSet = Vec<(String, String)>;
+
 /// The label sets seen so far per (job, target, family).
 #[derive(Debug, Default)]
 pub struct Limiter {
-    kept: HashMap<(usize, usize, String), HashSet<Vec<(String, String)>>>,
+    kept: HashMap<FamilyKey, HashSet<LabelSet>>,
     /// (job, target, family) whose excess was reported.
-    told: HashSet<(usize, usize, String)>,
+    told: HashSet<FamilyKey>,
 }
 
 impl Limiter {
