@@ -495,3 +495,61 @@ fn system_csv(samples: &[SystemSample]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{RequestStats, TimelineRow};
+
+    /// An open-model cell whose seconds had `in_flight[t]` requests in
+    /// flight and a median latency of `p50[t]`.
+    fn open(in_flight: &[u64], p50: &[f64]) -> CellStats {
+        CellStats {
+            total: RequestStats::new(),
+            by_name: Default::default(),
+            timeline: in_flight
+                .iter()
+                .zip(p50)
+                .enumerate()
+                .map(|(t, (&users, &p50_ms))| TimelineRow {
+                    t: t as u64,
+                    users,
+                    rps: 400.0,
+                    requests: 400,
+                    failures: 0,
+                    p50_ms,
+                    p95_ms: p50_ms,
+                    p99_ms: p50_ms,
+                    stream: None,
+                })
+                .collect(),
+            measured_secs: in_flight.len() as f64,
+            dropped: 0,
+            client_cpu_pct: 0.0,
+            client_bound: false,
+            schedule_lag_p99_ms: 0.0,
+            cancelled: false,
+            warnings: Vec::new(),
+            degraded: None,
+            rx_bytes: None,
+            tx_bytes: None,
+            completed_ok: Some(1600),
+        }
+    }
+
+    #[test]
+    fn a_queue_growing_through_the_window_is_found() {
+        // 500/s against 400/s: 100 more in flight every second.
+        let grows = open(
+            &[110, 210, 310, 410, 510],
+            &[250.0, 500.0, 750.0, 1000.0, 1250.0],
+        );
+        assert!(queue_grew(&grows, 500.0));
+        // Latency alone (in-flight sampled too coarsely to see it) is enough.
+        let slower = open(&[8, 8, 9, 8, 9], &[20.0, 40.0, 80.0, 120.0, 20.0]);
+        assert!(queue_grew(&slower, 200.0));
+        // A busy, steady service: noise of a few requests and milliseconds.
+        let steady = open(&[4, 7, 3, 6, 30], &[21.0, 22.5, 20.5, 23.0, 60.0]);
+        assert!(!queue_grew(&steady, 200.0));
+    }
+}

@@ -180,3 +180,61 @@ expr = "p95{host:a} < 5ms"
     let err = stderr(&o);
     assert!(err.contains("p95{name:predict}"), "{err}");
 }
+
+/// The demo service times `/predict` only. With `/health` three times as
+/// frequent, the client's mixed median is a health check's; the series says
+/// it covers `predict`, so the service's median is set beside the client's
+/// median of `predict` alone (both ~20 ms), like with like.
+#[test]
+fn the_service_metrics_are_compared_with_the_names_they_cover() {
+    let plan = r#"
+name = "mix-scrape"
+[cell]
+duration = "3s"
+warmup = "1s"
+[system]
+backend = "local"
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--slots", "4", "--service-time", "20ms", "--jitter", "fixed"]
+ready = { path = "/health", timeout = "10s" }
+[load]
+users = 2
+[[load.request]]
+name = "predict"
+method = "POST"
+path = "/predict"
+body = "{}"
+[[load.request]]
+name = "health"
+path = "/health"
+weight = 3
+[[scrape]]
+name = "model"
+path = "/metrics"
+interval = "500ms"
+series = [
+  { metric = "demo_request_duration_seconds", agg = "p50", as = "server_p50", names = ["predict"] },
+]
+[analysis]
+baseline = "1s"
+"#;
+    let r = run_plan("mix-scrape", plan, &[]);
+    assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.dir.join("summary.json")).unwrap())
+            .unwrap();
+    let f = s["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "server_latency")
+        .unwrap_or_else(|| panic!("{s:#}"));
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains("covers `predict` only"), "{message}");
+    let client = f["numbers"]["client_ms"].as_f64().unwrap();
+    let server = f["numbers"]["server_ms"].as_f64().unwrap();
+    // The mixed median would be a health check's (well under 1 ms).
+    assert!((18.0..=30.0).contains(&client), "{f:#}");
+    assert!((15.0..=30.0).contains(&server), "{f:#}");
+    let mixed = num(&summary(&r.dir)[0], "p50");
+    assert!(mixed < 5.0, "mixed p50 {mixed}");
+}
