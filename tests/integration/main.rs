@@ -14,6 +14,7 @@ mod docker_backend;
 mod docker_run;
 mod faults;
 mod fuzz_plans;
+mod live;
 mod load_edges;
 mod locust_driver;
 mod locust_run;
