@@ -20,6 +20,7 @@ mod locust_driver;
 mod locust_run;
 mod no_panic;
 mod plan_fixtures;
+mod report_html;
 mod report_snapshots;
 mod resume;
 mod run_local;
