@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::plan::graph::Step;
+use crate::run::watch::WatchEvent;
 
 /// Stands in for the real steps: sleeps a pseudo-random while and
 /// records when each per-cell node ran.
@@ -82,6 +83,43 @@ fn data_for(plan: &Plan) -> RunData {
 /// `users` measures p95 = 50 ms × ceil(users / (4 · replicas)).
 struct Queueing {
     ran: Rc<RefCell<Vec<String>>>,
+    /// Where the load step reports a tick of its measured window, as the
+    /// real one does; it names no cell.
+    progress: Option<tokio::sync::mpsc::UnboundedSender<LoadProgress>>,
+}
+
+/// A tick of second `t` of a measured window holding `users` users.
+fn tick(t: u64, users: u64) -> LoadProgress {
+    let second = crate::engine::SecondFigures {
+        t,
+        requests: 10,
+        failures: 0,
+        p50_ms: 1.0,
+        p95_ms: 2.0,
+    };
+    LoadProgress {
+        tick: crate::engine::ProgressTick {
+            elapsed: Duration::from_secs(t + 1),
+            phase: crate::engine::Phase::Measure,
+            rps: 10.0,
+            p50_ms: Some(1.0),
+            p95_ms: Some(2.0),
+            requests: 10,
+            failures: 0,
+            users,
+            dropped: 0,
+            window: crate::engine::WindowSoFar {
+                secs: t + 1,
+                requests: 10,
+                failures: 0,
+                last: Some(second),
+                by_name: Vec::new(),
+            },
+        },
+        warmup_secs: 0.0,
+        total_secs: 1.0,
+        repetition: 0,
+    }
 }
 
 impl Executor for Queueing {
@@ -94,6 +132,9 @@ impl Executor for Queueing {
         let result = match (step.kind, cell) {
             (StepKind::Load, Some(c)) => {
                 self.ran.borrow_mut().push(c.id.clone());
+                if let Some(p) = &self.progress {
+                    let _ = p.send(tick(0, c.probe.unwrap_or(0)));
+                }
                 let replicas = match c.matrix.get("replicas") {
                     Some(crate::plan::matrix::MatrixValue::Int(r)) => *r as u64,
                     _ => 1,
@@ -150,7 +191,10 @@ fn search_plan() -> Plan {
 
 fn search_run(plan: &Plan, data: RunData, dir: &RunDir) -> (RunData, Vec<String>) {
     let ran = Rc::new(RefCell::new(Vec::new()));
-    let executor = Rc::new(Queueing { ran: ran.clone() });
+    let executor = Rc::new(Queueing {
+        ran: ran.clone(),
+        progress: None,
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -298,5 +342,74 @@ fn cells_never_overlap_and_run_in_order_whatever_is_selected() {
             assert_eq!(rec.status, expected, "round {round}: cell {c}");
         }
     }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn probes_past_the_plans_cells_reach_the_watch_under_their_own_index() {
+    let plan = search_plan();
+    let tmp = std::env::temp_dir().join(format!("lm-dispatch-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dir = RunDir::open(&tmp);
+    let mut data = data_for(&plan);
+    data.units.clear();
+    data.cells.clear();
+    data.manifest.cells.clear();
+    let watch = Watch::new(&plan, &data.units, &[true, true]);
+    let mut events = watch.subscribe();
+    let (progress, ticks) = tokio::sync::mpsc::unbounded_channel();
+    let executor = Rc::new(Queueing {
+        ran: Rc::new(RefCell::new(Vec::new())),
+        progress: Some(progress),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let (outcome, data) = runtime.block_on(
+        local.run_until(
+            Dispatcher::new(
+                &plan,
+                &dir,
+                data,
+                &[true, true],
+                executor,
+                CancelToken::new(),
+            )
+            .with_watch(watch.clone(), ticks)
+            .run(),
+        ),
+    );
+    assert_eq!(outcome, Outcome::Completed);
+    let s = watch.snapshot();
+    // Every probe is a unit of the watch, in the dispatcher's order.
+    let ids: Vec<&str> = s.cells.iter().map(|c| c.id.as_str()).collect();
+    let units: Vec<&str> = data.units.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, units);
+    assert_eq!(ids.len(), 14);
+    for (i, c) in s.cells.iter().enumerate() {
+        assert_eq!(c.status, CellStatus::Complete, "{}", c.id);
+        assert_eq!(c.outer, data.units[i].index);
+        assert!(c.summary.is_some(), "{}", c.id);
+    }
+    assert_eq!(s.cells[13].position, Some(2));
+    assert_eq!(s.cells[13].probe_no, Some(8));
+    // Each probe's tick landed on the probe that ran it.
+    let cells_ticked: Vec<usize> = s.series.iter().map(|p| p.cell).collect();
+    assert_eq!(cells_ticked, (0..14).collect::<Vec<_>>());
+    // Started and finished once per probe, in order, and a search line per verdict.
+    let mut started = Vec::new();
+    let mut lines = 0;
+    while let Ok(e) = events.try_recv() {
+        match e {
+            WatchEvent::Cell(c, CellStatus::Running) => started.push(c),
+            WatchEvent::Search(_) => lines += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(started, (0..14).collect::<Vec<_>>());
+    // Per outer cell: the start, each probe's verdict, the capacity.
+    assert_eq!(lines, 2 + 14 + 2);
     let _ = std::fs::remove_dir_all(&tmp);
 }
