@@ -198,15 +198,36 @@ impl AnalysisResult {
 ///
 /// In search mode the probes break the SLO by design: thresholds are
 /// evaluated on the capacity rows instead.
+///
+/// In search mode the answers come from the frontier only: one row per
+/// outer cell (its capacity probe's figures), in the matrix order of the
+/// outer axes. The probes around it break the SLO by design and answer
+/// nothing on their own.
 pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
-    let (capacity, thresholds) = if plan.search.is_some() {
+    let (capacity, thresholds, mut analysis) = if plan.search.is_some() {
         let (capacity, threshold_rows): (Vec<_>, Vec<_>) =
             search::capacity(plan, &rows).into_iter().unzip();
-        (capacity, thresholds::evaluate(plan, &threshold_rows))
+        let thresholds = thresholds::evaluate(plan, &threshold_rows);
+        let frontier: Vec<SummaryRow> = capacity
+            .iter()
+            .zip(threshold_rows)
+            .filter(|(c, _)| c.max_value.is_some())
+            .map(|(c, mut row)| {
+                // The next probe broke the SLO: the service was the limit.
+                use crate::results::summary::Bound;
+                if c.status == "found" && row.bound == Some(Bound::Load) {
+                    row.bound = Some(Bound::Service);
+                }
+                row
+            })
+            .collect();
+        let analysis = findings_of(plan, &frontier, &plan.axes);
+        (capacity, thresholds, analysis)
     } else {
-        (Vec::new(), thresholds::evaluate(plan, &rows))
+        let thresholds = thresholds::evaluate(plan, &rows);
+        let analysis = findings_of(plan, &rows, &plan.row_axes());
+        (Vec::new(), thresholds, analysis)
     };
-    let mut analysis = findings_of(plan, &rows);
     analysis.findings.extend(server_latency(plan, &rows));
     AnalysisResult {
         rows,
@@ -315,16 +336,15 @@ fn server_latency(plan: &Plan, rows: &[SummaryRow]) -> Vec<Finding> {
     out
 }
 
-fn findings_of(plan: &Plan, rows: &[SummaryRow]) -> Analysis {
+fn findings_of(plan: &Plan, rows: &[SummaryRow], axes: &[String]) -> Analysis {
     let cell_of = |row: &SummaryRow| plan.cell_of_row(&row.cell);
-    let axes = plan.row_axes();
     // A search's SLO judges its probes when `[analysis]` names none.
     let slo = match &plan.search {
         Some(s) if plan.analysis.slo.is_empty() => &s.slo,
         _ => &plan.analysis.slo,
     };
     let input = AnalysisInput {
-        axes: &axes,
+        axes,
         rows,
         slo,
         cost: plan.analysis.cost.as_ref(),

@@ -34,6 +34,9 @@ pub fn load_run_plan(dir: &Path, manifest: &Manifest) -> Result<Plan, RunError> 
 
 pub fn report(run_dir: &Path, template: Option<&Path>) -> Result<(), RunError> {
     let dir = RunDir::open(run_dir);
+    // A folder that is not a run is said so (exit 2) before anything is
+    // written into it, the lock file included.
+    results::read_manifest(run_dir)?;
     let _lock = dir.lock()?;
     let manifest = results::read_manifest(run_dir)?;
     let plan = load_run_plan(run_dir, &manifest)?;

@@ -352,6 +352,29 @@ fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override, base: usize) -> R
     let Some((last, parents)) = o.path.split_last() else {
         return Err("`--set` needs a key".into());
     };
+    // `matrix.X` replaces the values of an axis the plan declares; an axis
+    // of its own would only repeat every cell (no template reads it).
+    if let [m, axis] = o.path.as_slice()
+        && m == "matrix"
+    {
+        let axes: Vec<&str> = match root.get("matrix").map(|v| v.get_ref()) {
+            Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().as_ref()).collect(),
+            _ => Vec::new(),
+        };
+        if !axes.contains(&axis.as_str()) {
+            let hint =
+                did_you_mean(axis, axes.iter().copied(), Closeness::Similar).unwrap_or_else(|| {
+                    if axes.is_empty() {
+                        "the plan has no [matrix]; add the axis there first".into()
+                    } else {
+                        format!("its axes are: {}", axes.join(", "))
+                    }
+                });
+            return Err(format!(
+                "`--set {shown}=...`: the plan has no matrix axis `{axis}`; {hint}"
+            ));
+        }
+    }
     let mut table = root;
     for part in parents {
         let key = Spanned::new(key_span.clone(), Cow::Owned(part.clone()));

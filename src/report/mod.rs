@@ -8,6 +8,7 @@ pub mod junit;
 pub mod render;
 pub mod scraped;
 pub mod table;
+pub mod timeline;
 pub mod xml;
 
 pub use render::{EMBEDDED, ReportError, embedded, render_reports, write_summary};

@@ -135,6 +135,8 @@ pub fn render_reports(
         search => search,
         capacity => Value::from(minijinja::value::Serde(&analysis.capacity)),
         frontier => Value::from(minijinja::value::Serde(&frontier)),
+        frontier_svg => frontier.as_ref().and_then(|f| f.svg.clone()),
+        timeline => Value::from(minijinja::value::Serde(&super::timeline::run_timeline(&dir.root, manifest))),
     };
     for (template, output) in specs {
         let (name, source) = match template {

@@ -7,15 +7,21 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, oneshot};
 
+use super::watch::{CellView, Live, Watch, WatchEvent, WatchState};
 use crate::engine::Phase;
 use crate::results::CellStatus;
-use crate::steps::watch::{CellView, Live, Watch, WatchEvent, WatchState};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
-/// Renders `watch` until `close` fires, then shows what is left to show.
-pub async fn run(watch: Watch, terminal: bool, mut close: oneshot::Receiver<()>) {
-    let mut rx = watch.subscribe();
+/// Renders `watch` as `rx` (subscribed before the run starts, so no event
+/// is missed) tells of changes, until `close` fires; then shows what is
+/// left to show.
+pub async fn run(
+    watch: Watch,
+    mut rx: broadcast::Receiver<WatchEvent>,
+    terminal: bool,
+    mut close: oneshot::Receiver<()>,
+) {
     let mut view = Console::new(terminal);
     loop {
         tokio::select! {
@@ -51,18 +57,28 @@ impl Console {
     }
 
     fn on(&mut self, watch: &Watch, ev: &WatchEvent) {
-        let s = watch.snapshot();
         match ev {
-            WatchEvent::Cell(c) => {
+            // The event's status, not the state's: the state may have moved on.
+            WatchEvent::Cell(c, status) => {
+                let s = watch.snapshot();
                 let Some(cell) = s.cells.get(*c) else { return };
-                if cell.status == CellStatus::Running {
+                if *status == CellStatus::Running {
                     self.started(&s, cell);
                 } else {
                     self.finished(&s, cell);
                 }
             }
-            WatchEvent::Tick => self.tick(&s),
-            WatchEvent::Findings => {}
+            WatchEvent::Tick => self.tick(&watch.snapshot()),
+            WatchEvent::Search(line) => self.line(line),
+            WatchEvent::Added(_) | WatchEvent::Findings | WatchEvent::Finished => {}
+        }
+    }
+
+    /// A line of its own, above the live bar when there is one.
+    fn line(&mut self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -84,10 +100,12 @@ impl Console {
     }
 
     fn tick(&mut self, s: &WatchState) {
-        let (Some(live), Some(c)) = (&s.live, s.current) else {
+        let (Some(live), Some(cell)) = (&s.live, s.current.and_then(|c| s.cells.get(c))) else {
             return;
         };
-        let cell = &s.cells[c];
+        if live.index != cell.index {
+            return;
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_prefix(header(s, cell));
@@ -121,19 +139,34 @@ impl Console {
     }
 }
 
-/// `loadmatrix: cell 7/24 [replicas=2 users=32] · 14m elapsed · ETA 37m`
+/// `loadmatrix: cell 7/24 [replicas=2 users=32] · 14m elapsed · ETA 37m`;
+/// a search probe: `loadmatrix: cell 1/2 [replicas=1 users=16] probe 3 · ...`
 pub fn header(s: &WatchState, cell: &CellView) -> String {
     let eta = s
         .eta_seconds
         .map(|e| format!(" · ETA {}", duration(e)))
         .unwrap_or_default();
     format!(
-        "loadmatrix: cell {}/{} {} · {} elapsed{eta}",
-        cell.position.unwrap_or(cell.index + 1),
-        s.selected,
-        label(cell),
+        "loadmatrix: {}{} · {} elapsed{eta}",
+        place(s, cell),
+        probe_text(cell),
         duration(s.elapsed_seconds),
     )
+}
+
+/// `cell 7/24 [replicas=2 users=32]`: the (outer) cell's place among those
+/// this invocation measures.
+fn place(s: &WatchState, cell: &CellView) -> String {
+    match cell.position {
+        Some(p) => format!("cell {p}/{} {}", s.selected, label(cell)),
+        None => format!("cell {}", label(cell)),
+    }
+}
+
+fn probe_text(cell: &CellView) -> String {
+    cell.probe_no
+        .map(|n| format!(" probe {n}"))
+        .unwrap_or_default()
 }
 
 fn label(cell: &CellView) -> String {
@@ -248,10 +281,9 @@ pub fn result_block(s: &WatchState, cell: &CellView) -> String {
         .map(|w| format!(" in {}", duration(w)))
         .unwrap_or_default();
     let mut out = format!(
-        "cell {}/{} {} {}{took}",
-        cell.position.unwrap_or(cell.index + 1),
-        s.selected,
-        label(cell),
+        "{}{} {}{took}",
+        place(s, cell),
+        probe_text(cell),
         status_text(cell)
     );
     if cell.summary.is_some() {
@@ -274,8 +306,13 @@ pub fn result_block(s: &WatchState, cell: &CellView) -> String {
 
 /// After a cell, without a terminal: one line.
 pub fn result_line(cell: &CellView) -> String {
-    let pos = cell.position.unwrap_or(cell.index + 1);
-    let mut out = format!("cell {pos} {} {}", label(cell), status_text(cell));
+    let pos = cell.position.map_or_else(String::new, |p| format!("{p} "));
+    let mut out = format!(
+        "cell {pos}{}{} {}",
+        label(cell),
+        probe_text(cell),
+        status_text(cell)
+    );
     if let Some(f) = figures(cell) {
         out.push_str(": ");
         out.push_str(&f);

@@ -16,6 +16,7 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use tokio::task::JoinSet;
 
+use super::watch::Watch;
 use crate::analysis::AnalysisResult;
 use crate::analysis::search::{self, Probing};
 use crate::engine::CancelToken;
@@ -24,8 +25,9 @@ use crate::plan::raw::{OnFailure, StepKind};
 use crate::plan::{Cell, LoadModel, Plan};
 use crate::results::record::{Baseline, LoadShape};
 use crate::results::{self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow};
-use crate::steps::watch::Watch;
-use crate::steps::{Analyzed, Executor, StepError, StepInput, StepOutput, StepReport};
+use crate::steps::{
+    Analyzed, Executor, LoadProgress, StepError, StepInput, StepOutput, StepReport,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 enum NodeState {
@@ -108,7 +110,10 @@ pub struct Dispatcher<'a, E: Executor> {
     /// the outer cells); `current` is the unit running.
     queue: VecDeque<usize>,
     current: Option<usize>,
+    /// Where the run's status is published; the load step's ticks come in
+    /// on `progress`.
     watch: Option<Watch>,
+    progress: Option<tokio::sync::mpsc::UnboundedReceiver<LoadProgress>>,
     /// The outer cell being searched, and its probes' verdicts.
     searching: Option<(usize, Probing)>,
     /// The outer cell the system was last scaled for during a search: its
@@ -149,35 +154,55 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             queue: (0..plan.cells.len()).filter(|c| selected[*c]).collect(),
             current: None,
             watch: None,
+            progress: None,
             searching: None,
             scaled_for: None,
         }
     }
 
-    /// Publishes cell status changes and findings to `watch`.
-    pub fn with_watch(mut self, watch: Watch) -> Self {
-        for (c, rec) in self.data.cells.iter().enumerate() {
-            if let Some(row) = &rec.prior {
-                watch.cell_known(c, row);
+    /// Publishes every status change, tick and finding to `watch` (built
+    /// over this run's units), the ticks the load step sends on `progress`
+    /// included.
+    pub fn with_watch(
+        mut self,
+        watch: Watch,
+        progress: tokio::sync::mpsc::UnboundedReceiver<LoadProgress>,
+    ) -> Self {
+        for (c, (cell, rec)) in self.data.units.iter().zip(&self.data.cells).enumerate() {
+            if rec.prior.is_some() {
+                watch.cell_known(c, &rec.summary_row(&cell.id, &cell.matrix));
             }
         }
         self.watch = Some(watch);
+        self.progress = Some(progress);
         self
     }
 
     pub async fn run(mut self) -> (Outcome, RunData) {
         let mut running: JoinSet<(NodeIndex, StepReport)> = JoinSet::new();
+        let mut progress = self.progress.take();
         self.write_manifest();
         loop {
             if self.stop.is_none() && self.cancel.is_cancelled() {
                 self.stop = Some(Outcome::Interrupted);
             }
             self.settle(&mut running);
-            let Some(joined) = running.join_next().await else {
+            if running.is_empty() {
                 break;
+            }
+            let tick = async {
+                match progress.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
             };
-            if let Ok((n, report)) = joined {
-                self.record(n, report);
+            tokio::select! {
+                joined = running.join_next() => {
+                    if let Some(Ok((n, report))) = joined {
+                        self.record(n, report);
+                    }
+                }
+                Some(p) = tick => self.on_progress(&p),
             }
         }
         // Stopped while a cell ran: it ends here, as what it got to.
@@ -185,6 +210,13 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             self.finish_cell(c);
         }
         (self.stop.unwrap_or(Outcome::Completed), self.data)
+    }
+
+    /// A tick of the load running now: it belongs to the unit running.
+    fn on_progress(&mut self, p: &LoadProgress) {
+        if let (Some(w), Some(c)) = (&self.watch, self.current) {
+            w.tick(c, p);
+        }
     }
 
     /// Advances cells and starts every node that may start, until nothing changes.
@@ -279,11 +311,13 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             return;
         }
         let label = outer_label(&self.plan.cells[outer]);
-        let line = format!(
-            "searching {label}: {}{note}",
-            probing.trail(search.over.as_str())
-        );
-        eprintln!("{}", self.dir.redact(&line));
+        let trail = format!("{label}: {}{note}", probing.trail(search.over.as_str()));
+        let probes = probing.probes.len();
+        let line = format!("searching {trail}");
+        match &self.watch {
+            Some(w) => w.search(outer, &self.dir.redact(&trail), probes, None),
+            None => eprintln!("{}", self.dir.redact(&line)),
+        }
         self.data.event(line);
     }
 
@@ -308,12 +342,24 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             (Some(v), false) => format!("above range: {v} {over} still met the SLO"),
             (Some(v), true) => format!("capacity {v} {over}"),
         };
+        let label = outer_label(&self.plan.cells[outer]);
         let line = format!(
-            "searched {}: {verdict} ({} probes)",
-            outer_label(&self.plan.cells[outer]),
+            "searched {label}: {verdict} ({} probes)",
             probing.probes.len()
         );
-        eprintln!("{}", self.dir.redact(&line));
+        match &self.watch {
+            Some(w) => {
+                let trail = format!("{label}: {}", probing.trail(over));
+                let line = self.dir.redact(&line);
+                w.search(
+                    outer,
+                    &self.dir.redact(&trail),
+                    probing.probes.len(),
+                    Some(&line),
+                );
+            }
+            None => eprintln!("{}", self.dir.redact(&line)),
+        }
         self.data.event(line);
     }
 
@@ -322,6 +368,9 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
         let u = self.data.units.len();
         self.data.manifest.cells.retain(|e| e.id != cell.id);
         self.data.manifest.cells.push(super::new_entry(&cell));
+        if let Some(w) = &self.watch {
+            w.unit_added(u, &cell);
+        }
         self.data.units.push(cell);
         self.data.cells.push(CellRecord::default());
         let plan = self.plan;
@@ -729,305 +778,4 @@ pub fn write_manifest(dir: &RunDir, manifest: &Manifest) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-    use std::time::Duration;
-
-    use super::*;
-    use crate::plan::graph::Step;
-
-    /// Stands in for the real steps: sleeps a pseudo-random while and
-    /// records when each per-cell node ran.
-    struct Recorder {
-        log: Rc<RefCell<Vec<(usize, tokio::time::Instant, tokio::time::Instant)>>>,
-        seed: RefCell<u64>,
-    }
-
-    impl Executor for Recorder {
-        fn execute(
-            &self,
-            _step: &Step,
-            cell: Option<&Cell>,
-            _input: StepInput,
-        ) -> futures_util::future::LocalBoxFuture<'static, StepReport> {
-            let mut s = self.seed.borrow_mut();
-            *s ^= *s << 13;
-            *s ^= *s >> 7;
-            *s ^= *s << 17;
-            let wait = Duration::from_micros(*s % 3000);
-            let log = self.log.clone();
-            let cell = cell.map(|c| c.index);
-            Box::pin(async move {
-                let start = tokio::time::Instant::now();
-                tokio::time::sleep(wait).await;
-                if let Some(c) = cell {
-                    log.borrow_mut()
-                        .push((c, start, tokio::time::Instant::now()));
-                }
-                StepReport {
-                    result: Ok(StepOutput::Done),
-                    events: Vec::new(),
-                }
-            })
-        }
-    }
-
-    fn plan_with(cells: usize, extra: &str) -> Plan {
-        let values: Vec<String> = (1..=cells).map(|i| i.to_string()).collect();
-        let text = format!(
-            "name = \"p\"\n[matrix]\nusers = [{}]\n[load]\nbase_url = \"http://127.0.0.1:9\"\nusers = \"{{{{ matrix.users }}}}\"\n[[load.request]]\npath = \"/\"\n{extra}",
-            values.join(", ")
-        );
-        crate::plan::load_str(std::path::Path::new("p.toml"), &text, Default::default()).unwrap()
-    }
-
-    fn data_for(plan: &Plan) -> RunData {
-        RunData {
-            manifest: Manifest {
-                plan: plan.name.clone(),
-                plan_file: String::new(),
-                plan_hash: String::new(),
-                tool_version: String::new(),
-                run_id: String::new(),
-                started: String::new(),
-                finished: None,
-                status: RunStatus::Running,
-                axes: plan.axes.clone(),
-                overrides: Vec::new(),
-                only: None,
-                cells: plan.cells.iter().map(crate::run::new_entry).collect(),
-            },
-            units: plan.cells.clone(),
-            cells: vec![CellRecord::default(); plan.cells.len()],
-            run_events: Vec::new(),
-            analysis: None,
-            thresholds_failed: 0,
-            reported: false,
-            baselines: Default::default(),
-        }
-    }
-
-    /// Stands in for a system of 4 slots of 50 ms per replica: a probe of
-    /// `users` measures p95 = 50 ms × ceil(users / (4 · replicas)).
-    struct Queueing {
-        ran: Rc<RefCell<Vec<String>>>,
-    }
-
-    impl Executor for Queueing {
-        fn execute(
-            &self,
-            step: &Step,
-            cell: Option<&Cell>,
-            _input: StepInput,
-        ) -> futures_util::future::LocalBoxFuture<'static, StepReport> {
-            let result = match (step.kind, cell) {
-                (StepKind::Load, Some(c)) => {
-                    self.ran.borrow_mut().push(c.id.clone());
-                    let replicas = match c.matrix.get("replicas") {
-                        Some(crate::plan::matrix::MatrixValue::Int(r)) => *r as u64,
-                        _ => 1,
-                    };
-                    let users = c.probe.unwrap_or(1);
-                    let latency_us = 50_000 * users.div_ceil(4 * replicas);
-                    let mut total = crate::engine::RequestStats::new();
-                    for _ in 0..100 {
-                        total.record_success(latency_us);
-                    }
-                    total.finalize(1.0);
-                    let stats = crate::engine::CellStats {
-                        total,
-                        by_name: Default::default(),
-                        timeline: Vec::new(),
-                        measured_secs: 1.0,
-                        dropped: 0,
-                        client_cpu_pct: 0.0,
-                        client_bound: false,
-                        schedule_lag_p99_ms: 0.0,
-                        cancelled: false,
-                        warnings: Vec::new(),
-                        degraded: None,
-                        rx_bytes: None,
-                        tx_bytes: None,
-                        completed_ok: None,
-                    };
-                    Ok(StepOutput::Measured {
-                        reps: vec![crate::steps::Measurement {
-                            stats,
-                            samples: Vec::new(),
-                            degraded: None,
-                            scraped: Vec::new(),
-                            server: Default::default(),
-                        }],
-                        baseline: None,
-                    })
-                }
-                _ => Ok(StepOutput::Done),
-            };
-            Box::pin(async move {
-                tokio::task::yield_now().await;
-                StepReport {
-                    result,
-                    events: Vec::new(),
-                }
-            })
-        }
-    }
-
-    fn search_plan() -> Plan {
-        let text = "name = \"p\"\n[matrix]\nreplicas = [1, 2]\n[load]\nbase_url = \"http://127.0.0.1:9\"\n[[load.request]]\npath = \"/\"\n[search]\nover = \"users\"\nfrom = 4\nto = 64\nslo = { p95 = \"175ms\" }\n";
-        crate::plan::load_str(std::path::Path::new("p.toml"), text, Default::default()).unwrap()
-    }
-
-    fn search_run(plan: &Plan, data: RunData, dir: &RunDir) -> (RunData, Vec<String>) {
-        let ran = Rc::new(RefCell::new(Vec::new()));
-        let executor = Rc::new(Queueing { ran: ran.clone() });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        let selected = vec![true; plan.cells.len()];
-        let (outcome, data) = runtime.block_on(local.run_until(
-            Dispatcher::new(plan, dir, data, &selected, executor, CancelToken::new()).run(),
-        ));
-        assert_eq!(outcome, Outcome::Completed);
-        let ran = ran.borrow().clone();
-        (data, ran)
-    }
-
-    #[test]
-    fn a_search_probes_one_cell_at_a_time_and_never_measures_a_probe_twice() {
-        let plan = search_plan();
-        let tmp = std::env::temp_dir().join(format!("lm-dispatch-search-{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).unwrap();
-        let dir = RunDir::open(&tmp);
-        let mut data = data_for(&plan);
-        data.units.clear();
-        data.cells.clear();
-        data.manifest.cells.clear();
-        let (data, ran) = search_run(&plan, data, &dir);
-        let expected = [
-            "replicas1_users4",
-            "replicas1_users8",
-            "replicas1_users16",
-            "replicas1_users12",
-            "replicas1_users14",
-            "replicas1_users13",
-            "replicas2_users4",
-            "replicas2_users8",
-            "replicas2_users16",
-            "replicas2_users32",
-            "replicas2_users24",
-            "replicas2_users28",
-            "replicas2_users26",
-            "replicas2_users25",
-        ];
-        assert_eq!(ran, expected);
-        let ids: Vec<&str> = data.manifest.cells.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids, expected);
-        assert!(data.cells.iter().all(|r| r.status == CellStatus::Complete));
-        let capacity = search::capacity(&plan, &data.rows());
-        let found: Vec<(Option<u64>, &str)> = capacity
-            .iter()
-            .map(|(r, _)| (r.max_value, r.status.as_str()))
-            .collect();
-        assert_eq!(found, [(Some(12), "found"), (Some(24), "found")]);
-
-        // Resumed with the first three probes measured: they are judged
-        // from their rows and the search goes on from there.
-        let rows = data.rows();
-        let mut resumed = data_for(&plan);
-        resumed.units = data.units[..3].to_vec();
-        resumed.manifest.cells = data.manifest.cells[..3].to_vec();
-        resumed.cells = rows[..3]
-            .iter()
-            .map(|row| CellRecord {
-                status: CellStatus::Complete,
-                prior: Some(row.clone()),
-                ..Default::default()
-            })
-            .collect();
-        let (again, ran) = search_run(&plan, resumed, &dir);
-        assert_eq!(ran, expected[3..]);
-        assert_eq!(again.units.len(), expected.len());
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-
-    #[test]
-    fn cells_never_overlap_and_run_in_order_whatever_is_selected() {
-        // Steps inside a cell run concurrently (two exec steps after ready).
-        let extra = "[[step]]\nid = \"a\"\nuses = \"sleep\"\nduration = \"1ms\"\nper_cell = true\nneeds = [\"ready\"]\n[[step]]\nid = \"b\"\nuses = \"sleep\"\nduration = \"1ms\"\nper_cell = true\nneeds = [\"ready\"]\nbefore = [\"load\"]\n";
-        let plan = plan_with(7, extra);
-        let tmp = std::env::temp_dir().join(format!("lm-dispatch-{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).unwrap();
-        let dir = RunDir::open(&tmp);
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        for round in 0..32 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let selected: Vec<bool> = (0..plan.cells.len()).map(|c| rng >> c & 1 == 1).collect();
-            let log = Rc::new(RefCell::new(Vec::new()));
-            let executor = Rc::new(Recorder {
-                log: log.clone(),
-                seed: RefCell::new(rng | 1),
-            });
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .unwrap();
-            let local = tokio::task::LocalSet::new();
-            let (outcome, data) = runtime.block_on(
-                local.run_until(
-                    Dispatcher::new(
-                        &plan,
-                        &dir,
-                        data_for(&plan),
-                        &selected,
-                        executor,
-                        CancelToken::new(),
-                    )
-                    .run(),
-                ),
-            );
-            assert_eq!(outcome, Outcome::Completed, "round {round}");
-            let log = log.borrow();
-            // Each cell's span: from its first node's start to its last node's end.
-            let mut spans: Vec<(usize, tokio::time::Instant, tokio::time::Instant)> = Vec::new();
-            for &(c, s, e) in log.iter() {
-                assert!(
-                    selected[c],
-                    "round {round}: cell {c} ran but was not selected"
-                );
-                match spans.iter_mut().find(|x| x.0 == c) {
-                    Some(x) => {
-                        x.1 = x.1.min(s);
-                        x.2 = x.2.max(e);
-                    }
-                    None => spans.push((c, s, e)),
-                }
-            }
-            spans.sort_by_key(|x| x.1);
-            let order: Vec<usize> = spans.iter().map(|x| x.0).collect();
-            let expected: Vec<usize> = (0..plan.cells.len()).filter(|c| selected[*c]).collect();
-            assert_eq!(order, expected, "round {round}: cells out of matrix order");
-            for w in spans.windows(2) {
-                assert!(
-                    w[0].2 <= w[1].1,
-                    "round {round}: cells {} and {} overlap",
-                    w[0].0,
-                    w[1].0
-                );
-            }
-            for (c, rec) in data.cells.iter().enumerate() {
-                let expected = if selected[c] {
-                    CellStatus::Complete
-                } else {
-                    CellStatus::Pending
-                };
-                assert_eq!(rec.status, expected, "round {round}: cell {c}");
-            }
-        }
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-}
+mod tests;

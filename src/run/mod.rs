@@ -4,6 +4,7 @@
 pub mod console;
 pub mod dispatcher;
 pub mod serve;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -19,9 +20,9 @@ use crate::plan::{self, LoadOptions, Override, Plan, RunInfo};
 use crate::results::{
     self, CellEntry, CellRecord, CellStatus, Manifest, RunDir, RunLock, RunStatus,
 };
-use crate::steps::watch::Watch;
 use crate::steps::{RunExecutor, StepContext};
 use dispatcher::{Dispatcher, Outcome, RunData};
+use watch::Watch;
 
 /// Parses `--set KEY=VALUE` arguments.
 pub fn parse_overrides(set: &[String]) -> Result<Vec<Override>, RunError> {
@@ -235,38 +236,66 @@ fn dispatch(
     let local = tokio::task::LocalSet::new();
     Ok(runtime.block_on(local.run_until(async {
         let signals = tokio::spawn(watch_signals(cancel.clone()));
-        let watch = Watch::new(plan, selected);
+        let watch = Watch::new(plan, &data.units, selected);
+        let (progress, ticks) = tokio::sync::mpsc::unbounded_channel();
         let (close_console, closed) = tokio::sync::oneshot::channel();
         let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let console = tokio::task::spawn_local(console::run(watch.clone(), terminal, closed));
+        let console = tokio::task::spawn_local(console::run(
+            watch.clone(),
+            watch.subscribe(),
+            terminal,
+            closed,
+        ));
         let server = dashboard.take().map(|listener| {
             if let Ok(addr) = listener.local_addr() {
                 eprintln!("dashboard: http://{addr}/");
             }
-            tokio::task::spawn_local(serve::serve(listener, watch.clone(), dir.clone()))
+            let server = serve::Server::new(watch.clone(), dir.clone());
+            let task = tokio::task::spawn_local(server.clone().serve(listener));
+            (server, task)
         });
         let ctx = Rc::new(StepContext {
             plan: plan.clone(),
             dir: dir.clone(),
             cancel: cancel.clone(),
             backend: Mutex::new(None),
-            watch: watch.clone(),
+            progress,
         });
         let executor = Rc::new(RunExecutor { ctx: ctx.clone() });
         let (outcome, mut data) = Dispatcher::new(plan, dir, data, selected, executor, cancel)
-            .with_watch(watch.clone())
+            .with_watch(watch.clone(), ticks)
             .run()
             .await;
-        watch.finished(match &outcome {
-            Outcome::Completed => "complete",
-            Outcome::PreflightFailed(_) => "preflight_failed",
-            Outcome::Aborted(_) | Outcome::ThresholdAbort(_) => "aborted",
-            Outcome::Interrupted => "interrupted",
-        });
+        let report = ["report.html", "report.md"]
+            .into_iter()
+            .find(|f| dir.root.join(f).is_file())
+            .map(str::to_owned);
+        watch.finished(
+            match &outcome {
+                Outcome::Completed => "complete",
+                Outcome::PreflightFailed(_) => "preflight_failed",
+                Outcome::Aborted(_) | Outcome::ThresholdAbort(_) => "aborted",
+                Outcome::Interrupted => "interrupted",
+            },
+            report,
+        );
         let _ = close_console.send(());
-        let _ = console.await;
-        if let Some(server) = server {
-            server.abort();
+        // A crashed observer is a bug: the run must not pass for it.
+        let mut outcome = outcome;
+        if let Err(e) = console.await
+            && e.is_panic()
+        {
+            outcome = Outcome::Aborted("the console view crashed (a bug in loadmatrix)".into());
+        }
+        if let Some((server, task)) = server {
+            // Open event streams get the final state before the server stops.
+            server.drain(std::time::Duration::from_secs(2)).await;
+            task.abort();
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                outcome = Outcome::Aborted("the dashboard crashed (a bug in loadmatrix)".into());
+            }
         }
         for e in ctx.shutdown().await {
             data.run_events

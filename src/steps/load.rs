@@ -54,8 +54,6 @@ pub async fn load(
         .map(|u| Endpoint::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
     let requests = request_specs(&plan, cell)?;
-    // Live figures go to the plan's cell (a search probe's outer cell).
-    let c = cell.index;
     let baseline = match known {
         Some(b) => {
             events.push(format!(
@@ -85,7 +83,7 @@ pub async fn load(
             let spec = load_spec(ctx, cell, (&endpoints, &requests), model, warmup, *duration);
             let offset: f64 = parts.iter().map(|p: &CellStats| p.measured_secs).sum();
             let (stats, stage_samples, stage_scraped) =
-                run_one(ctx, spec, c, repetition, offset, jobs.clone()).await?;
+                run_one(ctx, spec, repetition, offset, jobs.clone()).await?;
             samples.extend(stage_samples);
             scraped.extend(stage_scraped);
             let cancelled = stats.cancelled;
@@ -100,7 +98,7 @@ pub async fn load(
                 cell,
                 &stages,
                 (endpoints.as_slice(), requests.as_slice()),
-                (c, repetition, &jobs),
+                (repetition, &jobs),
                 &mut parts,
                 (&mut samples, &mut scraped),
                 events,
@@ -198,7 +196,7 @@ async fn steady(
     cell: &Cell,
     stages: &[(Model, Duration)],
     (endpoints, requests): (&[Endpoint], &[RequestSpec]),
-    (c, repetition, jobs): (usize, u64, &[scraper::Job]),
+    (repetition, jobs): (u64, &[scraper::Job]),
     parts: &mut Vec<CellStats>,
     (samples, scraped): (&mut Vec<SystemSample>, &mut scraper::Scraped),
     events: &mut Events,
@@ -242,7 +240,7 @@ async fn steady(
         );
         let offset: f64 = parts.iter().map(|p| p.measured_secs).sum();
         let (more, more_samples, more_scraped) =
-            run_one(ctx, spec, c, repetition, offset, jobs.to_vec()).await?;
+            run_one(ctx, spec, repetition, offset, jobs.to_vec()).await?;
         samples.extend(more_samples);
         scraped.extend(more_scraped);
         let cancelled = more.cancelled;
@@ -423,7 +421,6 @@ async fn locust(
         None => None,
     };
     let jobs = scrape_jobs(ctx, &ctx.plan).await;
-    let c = cell.index;
     let mut measured = Vec::new();
     for repetition in 0..cell.timing.repeat {
         let folder = if cell.timing.repeat > 1 {
@@ -460,7 +457,7 @@ async fn locust(
         let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
         let (stats, samples, scraped) = run_sampled(
             ctx,
-            (c, repetition),
+            repetition,
             (warmup, total, 0.0),
             jobs.clone(),
             move |cancel, progress| {
@@ -539,7 +536,6 @@ async fn record(
 async fn run_one(
     ctx: &StepContext,
     spec: LoadSpec,
-    c: usize,
     repetition: u64,
     offset: f64,
     jobs: Vec<scraper::Job>,
@@ -547,7 +543,7 @@ async fn run_one(
     let (warmup, total) = (spec.warmup, spec.warmup + spec.duration);
     run_sampled(
         ctx,
-        (c, repetition),
+        repetition,
         (warmup, total, offset),
         jobs,
         move |cancel, progress| engine::run_load(&spec, cancel, progress).map_err(StepError::from),
@@ -559,7 +555,7 @@ async fn run_one(
 /// sampled every second.
 async fn run_sampled<F>(
     ctx: &StepContext,
-    (c, repetition): (usize, u64),
+    repetition: u64,
     (warmup, total, offset): (Duration, Duration, f64),
     jobs: Vec<scraper::Job>,
     engine_fn: F,
@@ -569,7 +565,7 @@ where
 {
     let cancel = ctx.cancel.clone();
     let warmup = warmup.as_secs_f64();
-    let watch = ctx.watch.clone();
+    let progress = ctx.progress.clone();
     let total_secs = total.as_secs_f64();
     // The engine says when its measured window began (Locust takes a while
     // to start), and the scrapes cover that window.
@@ -584,7 +580,13 @@ where
                     .min(Duration::from_secs(1));
                 let _ = window_tx.send(Some(Instant::now() - into));
             }
-            watch.tick(c, &tick, warmup, total_secs, repetition);
+            // The dispatcher may be gone when the run is stopping.
+            let _ = progress.send(crate::steps::LoadProgress {
+                tick,
+                warmup_secs: warmup,
+                total_secs,
+                repetition,
+            });
         })
     });
     let groups = match ctx.backend.lock().await.as_ref() {

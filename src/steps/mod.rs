@@ -9,7 +9,6 @@ pub mod gate;
 pub mod load;
 pub mod scale;
 mod stall;
-pub mod watch;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,8 +34,20 @@ pub struct StepContext {
     pub dir: RunDir,
     pub cancel: CancelToken,
     pub backend: Mutex<Option<Box<dyn Backend>>>,
-    /// Where the load step publishes its live figures.
-    pub watch: watch::Watch,
+    /// Where the load step reports its live figures; the dispatcher
+    /// records them (a step writes no shared state).
+    pub progress: tokio::sync::mpsc::UnboundedSender<LoadProgress>,
+}
+
+/// A live tick of the load running now, as the load step reports it. It
+/// names no cell: the dispatcher runs one cell at a time and knows which.
+#[derive(Debug, Clone)]
+pub struct LoadProgress {
+    pub tick: crate::engine::ProgressTick,
+    /// Warm-up, and warm-up plus measured window, in seconds.
+    pub warmup_secs: f64,
+    pub total_secs: f64,
+    pub repetition: u64,
 }
 
 impl StepContext {

@@ -95,7 +95,17 @@ fn report_html_is_one_self_contained_file_with_answers_table_charts_and_threshol
         .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
         .count();
     assert!(charts >= 2);
-    assert_eq!(html.matches("<svg ").count(), charts, "inline charts");
+    // Beside them, the whole run's timeline (RPS and p95) is drawn inline only.
+    let timeline = if html.contains("id=\"timeline\"") {
+        2
+    } else {
+        0
+    };
+    assert_eq!(
+        html.matches("<svg ").count(),
+        charts + timeline,
+        "inline charts"
+    );
     let report_md = read(&dir, "report.md");
     assert!(report_md.contains("**FAIL**"));
     assert!(html.contains(">FAIL</td>"), "threshold table");
@@ -104,6 +114,15 @@ fn report_html_is_one_self_contained_file_with_answers_table_charts_and_threshol
     for attr in ["src=", "href=", "url("] {
         for (i, _) in html.match_indices(attr) {
             let value = html[i + attr.len()..].trim_start_matches(['"', '\'']);
+            // Links to the cells' pages beside it open files of the run.
+            let page = value
+                .split('"')
+                .next()
+                .filter(|v| attr == "href=" && v.starts_with("cells/"));
+            if let Some(page) = page {
+                assert!(dir.join(page).is_file(), "{page} opens nothing");
+                continue;
+            }
             assert!(
                 value.starts_with('#'),
                 "{attr} points outside the file: {}",

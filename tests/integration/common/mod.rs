@@ -2,6 +2,8 @@
 //! reading what a run wrote, and finding processes a run started.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -206,4 +208,23 @@ pub fn run_chromium(browser: &Path, args: &[&str], limit: Duration) -> String {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&profile);
     reader.join().unwrap()
+}
+
+/// Whether ImageMagick's `convert` is installed. Outside CI a missing one
+/// skips what needs it (saying why); under `CI` it fails the test.
+pub fn imagemagick(test: &str) -> bool {
+    let found = std::process::Command::new("convert")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but ImageMagick is not installed (apt-get install imagemagick)"
+        );
+        eprintln!(
+            "skipping the screenshot check of {test}: ImageMagick is not installed (apt-get install imagemagick)"
+        );
+    }
+    found
 }
