@@ -111,6 +111,9 @@ pub struct LocustSpec {
     pub work_dir: PathBuf,
     /// How long to wait for every worker to connect.
     pub expect_workers_timeout: Duration,
+    /// PEM roots Locust's HTTP clients trust (`[tls] ca`), given to its
+    /// processes as `REQUESTS_CA_BUNDLE` and `SSL_CERT_FILE`.
+    pub ca_bundle: Option<PathBuf>,
     /// `PATH` used to find Locust and given to its processes; `None` uses
     /// this process's `PATH`.
     pub path: Option<OsString>,
@@ -139,6 +142,7 @@ impl LocustSpec {
             duration: Duration::from_secs(10),
             work_dir: work_dir.into(),
             expect_workers_timeout: Self::DEFAULT_EXPECT_WORKERS_TIMEOUT,
+            ca_bundle: None,
             path: None,
             redactor: Default::default(),
         }
@@ -529,7 +533,13 @@ pub fn run_locust(
     let cwd = absolute(&spec.locustfile)
         .parent()
         .map_or_else(|| files.dir.clone(), Path::to_path_buf);
-    let common_env = [("PATH", path.clone()), ("PYTHONUNBUFFERED", "1".into())];
+    let mut common_env: Vec<(&str, OsString)> =
+        vec![("PATH", path.clone()), ("PYTHONUNBUFFERED", "1".into())];
+    if let Some(ca) = &spec.ca_bundle {
+        let ca = absolute(ca).into_os_string();
+        common_env.push(("REQUESTS_CA_BUNDLE", ca.clone()));
+        common_env.push(("SSL_CERT_FILE", ca));
+    }
     let mut master_env: Vec<(&str, OsString)> = common_env.to_vec();
     master_env.push(("LOADMATRIX_PROBE_OUT", files.out.clone().into_os_string()));
     master_env.push((

@@ -181,6 +181,8 @@ impl CellRecord {
                         ("timeout", k.timeout),
                         ("connect", k.connect),
                         ("io", k.io),
+                        ("tls", k.tls),
+                        ("reset", k.reset),
                         ("abandoned", k.abandoned),
                     ]
                     .iter()

@@ -148,6 +148,15 @@ pub(crate) fn metrics_of(
             metrics.insert(k.to_string(), v);
         }
     }
+    if let Some(c) = &s.connections {
+        metrics.insert("connections".into(), c.opened as f64);
+        if let Some(v) = c.connect_p95_ms {
+            metrics.insert("connect_p95".into(), v);
+        }
+        if let Some(v) = c.tls_p95_ms {
+            metrics.insert("tls_p95".into(), v);
+        }
+    }
     if let Some(g) = &t.goodput {
         metrics.insert("goodput_pct".into(), g.pct);
         metrics.insert("goodput_rps".into(), g.rps);

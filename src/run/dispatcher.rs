@@ -834,6 +834,7 @@ mod tests {
                         degraded: None,
                         rx_bytes: None,
                         tx_bytes: None,
+                        connections: None,
                     };
                     Ok(StepOutput::Measured {
                         reps: vec![crate::steps::Measurement {

@@ -22,6 +22,8 @@ pub struct Job {
     pub interval: Duration,
     /// Metric families to keep.
     pub families: Vec<String>,
+    /// The plan's `[tls]`, for https targets.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 #[derive(Debug, Default)]
@@ -94,7 +96,8 @@ pub async fn scrape(
         .min()
         .unwrap_or(Duration::from_secs(1))
         .clamp(Duration::from_millis(500), Duration::from_secs(5));
-    let Ok(client) = reqwest::Client::builder()
+    let tls = jobs.iter().find_map(|j| j.tls.as_ref());
+    let Ok(client) = crate::tls::TlsSettings::http_client(tls)
         .no_proxy()
         .timeout(timeout)
         .build()

@@ -28,5 +28,6 @@ mod scrape;
 mod search;
 mod secrets;
 mod streaming;
+mod tls;
 mod validate_limits;
 mod watch;
