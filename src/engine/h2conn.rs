@@ -11,7 +11,7 @@ use h2::client::SendRequest;
 use hyper::Request;
 use tokio::task::spawn_local;
 
-use super::conn::{Outcome, Target, note_tls_failure, open};
+use super::conn::{Conn, Outcome, Target, note_tls_failure, open};
 use super::http1::BodySink;
 use super::stats::FailureKind;
 
@@ -24,6 +24,24 @@ struct Live {
     send: SendRequest<Bytes>,
     /// Set when the connection task ends (GOAWAY, error, close).
     ended: Rc<Cell<bool>>,
+}
+
+/// The connection a request goes out on.
+pub(crate) enum Link {
+    /// HTTP/1.1: a keep-alive connection, or none yet.
+    H1(Option<Conn>),
+    /// HTTP/2: a possibly shared connection slot.
+    H2(Rc<H2Slot>),
+}
+
+impl Link {
+    /// After a timeout: an HTTP/1.1 connection is mid-exchange and cannot
+    /// be reused; an HTTP/2 stream was reset when its future was dropped.
+    pub(crate) fn abandon_exchange(&mut self) {
+        if let Link::H1(c) = self {
+            *c = None;
+        }
+    }
 }
 
 /// A connection slot, possibly shared by several users: connected on first

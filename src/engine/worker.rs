@@ -19,7 +19,7 @@ use tokio::time::{Sleep, sleep, sleep_until, timeout};
 
 use super::conn::{Conn, ConnFigures, Outcome, Target, exchange};
 use super::cpu;
-use super::h2conn::{H2Slot, exchange_h2};
+use super::h2conn::{H2Slot, Link, exchange_h2};
 use super::http1::BodySink;
 use super::plan::Plan;
 use super::spec::{LoadSpec, Model, StreamSlo};
@@ -558,24 +558,6 @@ impl Ctx {
         let k = self.h2_next.get();
         self.h2_next.set(k.wrapping_add(1));
         list.get(k % list.len().max(1)).cloned()
-    }
-}
-
-/// The connection a request goes out on.
-enum Link {
-    /// HTTP/1.1: a keep-alive connection, or none yet.
-    H1(Option<Conn>),
-    /// HTTP/2: a possibly shared connection slot.
-    H2(Rc<H2Slot>),
-}
-
-impl Link {
-    /// After a timeout: an HTTP/1.1 connection is mid-exchange and cannot
-    /// be reused; an HTTP/2 stream was reset when its future was dropped.
-    fn abandon_exchange(&mut self) {
-        if let Link::H1(c) = self {
-            *c = None;
-        }
     }
 }
 

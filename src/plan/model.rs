@@ -70,6 +70,20 @@ impl Plan {
         }
     }
 
+    /// How a cell's native-engine requests travel: HTTP version,
+    /// connections and the plan's `[tls]`.
+    pub(crate) fn transport(&self, cell: &Cell) -> crate::engine::Transport {
+        use super::spanned::HttpVersion;
+        crate::engine::Transport {
+            http: match cell.load.http {
+                HttpVersion::Http1 => crate::engine::HttpVersion::Http1,
+                HttpVersion::Http2 => crate::engine::HttpVersion::Http2,
+            },
+            connections: cell.load.connections,
+            tls: self.tls.clone(),
+        }
+    }
+
     /// Estimated wall time of the whole run, without scaling and readiness.
     pub(crate) fn estimated_wall_time(&self) -> Duration {
         self.wall_time_of(self.cells.iter())

@@ -145,18 +145,7 @@ fn load_spec(
         duration,
         request_timeout: cell.load.timeout,
         slo: ctx.plan.engine_slo(),
-        transport: transport(ctx, cell),
-    }
-}
-
-fn transport(ctx: &StepContext, cell: &Cell) -> engine::Transport {
-    engine::Transport {
-        http: match cell.load.http {
-            crate::plan::spanned::HttpVersion::Http1 => engine::HttpVersion::Http1,
-            crate::plan::spanned::HttpVersion::Http2 => engine::HttpVersion::Http2,
-        },
-        connections: cell.load.connections,
-        tls: ctx.plan.tls.clone(),
+        transport: ctx.plan.transport(cell),
     }
 }
 
@@ -290,7 +279,7 @@ async fn measure_baseline(
         duration,
         request_timeout: cell.load.timeout,
         slo: Default::default(),
-        transport: transport(ctx, cell),
+        transport: ctx.plan.transport(cell),
     };
     let cancel = ctx.cancel.clone();
     let stats = tokio::task::spawn_blocking(move || engine::run_load(&spec, cancel, &|_| {}))
