@@ -19,3 +19,4 @@ pub mod run;
 pub mod scrape;
 pub mod steps;
 pub mod system;
+pub mod tls;

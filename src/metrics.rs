@@ -107,6 +107,11 @@ pub const METRICS: &[Metric] = &[
     // Requests meeting every per-request objective of `[analysis] slo`.
     m("goodput_pct", Percent, Some(30)),
     m("goodput_rps", Rate, Some(31)),
+    // Connections the load generator opened and their setup times (k6's
+    // http_req_connecting and http_req_tls_handshaking).
+    m("connect_p95", Latency, Some(32)),
+    m("tls_p95", Latency, Some(33)),
+    m("connections", Count, Some(34)),
     // Capacity search only: a capacity row's largest value that met the SLO,
     // and how many probes found it.
     m("capacity", Count, None),
@@ -224,7 +229,10 @@ mod tests {
                 "itl_p99",
                 "tokens_per_s",
                 "goodput_pct",
-                "goodput_rps"
+                "goodput_rps",
+                "connect_p95",
+                "tls_p95",
+                "connections"
             ]
         );
         assert_eq!(canonical("fail_rate"), "fail_pct");

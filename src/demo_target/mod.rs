@@ -15,14 +15,14 @@
 //! so `max_tokens = n` takes `first_token + (n - 1) * token_time` and
 //! capacity stays closed-form.
 
+mod listen;
 mod metrics;
 mod sampling;
 #[cfg(test)]
 mod tests;
 
 use std::convert::Infallible;
-use std::io::{self, Write as _};
-use std::net::SocketAddr;
+use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,18 +33,17 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::plan::random::SplitMix64;
 use crate::plan::units;
 
+use listen::{announce, shutdown_signal};
+pub use listen::{bind_listener, server_tls};
 use metrics::Metrics;
 pub use sampling::{Jitter, ServiceTime};
 
@@ -109,6 +108,12 @@ pub struct DemoTargetArgs {
     /// worker threads for the tokio runtime (default 1: a replica is a small process)
     #[arg(long, default_value_t = 1)]
     pub(crate) threads: usize,
+    /// serve HTTPS with this certificate chain (PEM), with --tls-key; ALPN offers h2 and http/1.1
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// the private key (PEM) of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +132,8 @@ pub enum DemoTargetError {
     },
     #[error("invalid --jitter value {0:?}: expected fixed, lognormal or exponential")]
     UnknownJitter(String),
+    #[error("TLS: {path}: {reason}")]
+    Tls { path: String, reason: String },
     #[error("--stall-every and --stall-for must be given together")]
     IncompleteStall,
     #[error("cannot start the tokio runtime: {0}")]
@@ -271,6 +278,10 @@ impl TryFrom<&DemoTargetArgs> for DemoConfig {
 /// launcher can wait for that line (and learn the port when `--port 0`).
 pub(crate) fn run(args: DemoTargetArgs) -> Result<(), DemoTargetError> {
     let config = DemoConfig::from_args(&args)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server_tls(cert, key)?),
+        _ => None,
+    };
     if !(1..=MAX_THREADS).contains(&args.threads) {
         return Err(invalid(
             "threads",
@@ -297,8 +308,8 @@ pub(crate) fn run(args: DemoTargetArgs) -> Result<(), DemoTargetError> {
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let shutdown = shutdown_signal().map_err(DemoTargetError::Signal)?;
-        announce(addr).map_err(DemoTargetError::Stdout)?;
-        serve(listener, config, shutdown).await;
+        announce(addr, tls.is_some()).map_err(DemoTargetError::Stdout)?;
+        serve_with(listener, config, tls, shutdown).await;
         Ok(())
     });
     // CPU burners run on blocking threads; do not let one delay the exit.
@@ -306,68 +317,21 @@ pub(crate) fn run(args: DemoTargetArgs) -> Result<(), DemoTargetError> {
     result
 }
 
-/// Binds like `TcpListener::bind`, but with a deep accept backlog: the
-/// default of 128 overflows when a load test opens hundreds of connections at
-/// once, and each dropped SYN costs the client a one-second retransmit.
-pub async fn bind_listener(host: &str, port: u16) -> io::Result<TcpListener> {
-    let mut last_error = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        };
-        let bound = socket.and_then(|socket| {
-            // As std and mio do: quick rebinding after a restart. Not on
-            // Windows, where it would allow hijacking a port in use.
-            #[cfg(unix)]
-            socket.set_reuseaddr(true)?;
-            socket.bind(addr)?;
-            // The kernel caps this at net.core.somaxconn.
-            socket.listen(LISTEN_BACKLOG)
-        });
-        match bound {
-            Ok(listener) => return Ok(listener),
-            Err(error) => last_error = Some(error),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "host resolved to no address")
-    }))
-}
-
-fn announce(addr: SocketAddr) -> io::Result<()> {
-    let mut stdout = io::stdout().lock();
-    writeln!(stdout, "demo-target listening on http://{addr}")?;
-    stdout.flush()
-}
-
-#[cfg(unix)]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    })
-}
-
-/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops
-/// accepting, lets in-progress requests finish (for at most two seconds) and
-/// returns.
+/// Serves HTTP/1.1 and h2c on `listener` until `shutdown` completes, then
+/// stops accepting, lets in-progress requests finish (for at most two
+/// seconds) and returns.
 pub async fn serve(listener: TcpListener, config: DemoConfig, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, config, None, shutdown).await;
+}
+
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    config: DemoConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let server = Arc::new(Server::new(config));
     let _stalls = server
         .config
@@ -386,9 +350,10 @@ pub async fn serve(listener: TcpListener, config: DemoConfig, shutdown: impl Fut
             Ok((stream, _peer)) => {
                 // Responses are small; Nagle would add up to 40 ms to each.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(
+                tokio::spawn(listen::serve_connection(
                     stream,
                     Arc::clone(&server),
+                    acceptor.clone(),
                     closing_rx.clone(),
                     alive_tx.clone(),
                 ));
@@ -410,25 +375,6 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    server: Arc<Server>,
-    mut closing: watch::Receiver<bool>,
-    _alive: mpsc::Sender<()>,
-) {
-    let service = service_fn(move |request| handle(Arc::clone(&server), request));
-    let mut connection =
-        pin!(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-    // Connection errors are clients going away; nothing to report.
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
     }
 }
 

@@ -2,9 +2,13 @@
 
 use super::*;
 
+use std::net::SocketAddr;
+
 use http_body_util::BodyExt as _;
 use hyper::client::conn::http1 as client;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 /// Guard against hangs; every test is designed to finish well within this.

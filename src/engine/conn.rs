@@ -1,19 +1,26 @@
 //! One HTTP/1.1 keep-alive connection and the request/response exchange: a
-//! minimal client over a `TcpStream`. Requests arrive pre-serialized (see
-//! `plan.rs`) and go out in one write; responses are parsed by
+//! minimal client over TCP, or TLS over TCP. Requests arrive pre-serialized
+//! (see `plan.rs`) and go out in one write; responses are parsed by
 //! [`ResponseParser`] from a per-connection buffer and their bodies
 //! discarded, so a request allocates nothing.
 
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::http1::{BodySink, MAX_HEAD, ResponseParser};
-use super::stats::FailureKind;
+use super::stats::{FailureKind, latency_histogram, record_n};
 
 pub(crate) type Outcome = Result<(), FailureKind>;
 
@@ -22,6 +29,196 @@ pub(crate) type Outcome = Result<(), FailureKind>;
 const INITIAL_BUF: usize = 4 * 1024;
 /// Larger than every limit of the parser, so a response it accepts fits.
 const MAX_BUF: usize = 2 * MAX_HEAD;
+
+/// Where connections of one endpoint go, and how they are secured.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub addr: SocketAddr,
+    pub tls: Option<TlsTarget>,
+}
+
+#[derive(Clone)]
+pub(crate) struct TlsTarget {
+    /// Built from a `ClientConfig` shared by every worker, so a reconnect
+    /// resumes an earlier session.
+    pub connector: TlsConnector,
+    /// SNI and the name verified.
+    pub name: ServerName<'static>,
+    /// A handshake slower than this fails as `tls` ("handshake timeout").
+    pub handshake_timeout: Duration,
+}
+
+#[cfg(test)]
+impl Target {
+    pub fn plain(addr: SocketAddr) -> Target {
+        Target { addr, tls: None }
+    }
+}
+
+/// A connection's byte stream: plain TCP or TLS over TCP. Bytes moved are
+/// counted here (decrypted bytes for TLS), for both HTTP versions.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The protocol the server chose by ALPN.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol(),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        };
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            BYTES.with(|b| b.set((b.get().0 + n as u64, b.get().1)));
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Stream {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, bytes),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, bytes),
+        };
+        if let Poll::Ready(Ok(n)) = r {
+            BYTES.with(|b| b.set((b.get().0, b.get().1 + n as u64)));
+        }
+        r
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Opens a connection to `target`: TCP, then the TLS handshake if any,
+/// each timed into this thread's connection figures.
+pub(crate) async fn open(target: &Target) -> Result<Stream, FailureKind> {
+    let t0 = Instant::now();
+    let tcp = TcpStream::connect(target.addr)
+        .await
+        .map_err(|_| FailureKind::Connect)?;
+    // Small requests must not wait for Nagle.
+    tcp.set_nodelay(true).map_err(|_| FailureKind::Connect)?;
+    let t1 = Instant::now();
+    let Some(tls) = &target.tls else {
+        note_opened(t1 - t0, None);
+        return Ok(Stream::Plain(tcp));
+    };
+    let handshake = tls.connector.connect(tls.name.clone(), tcp);
+    match tokio::time::timeout(tls.handshake_timeout, handshake).await {
+        Ok(Ok(s)) => {
+            note_opened(t1 - t0, Some(t1.elapsed()));
+            Ok(Stream::Tls(Box::new(s)))
+        }
+        Ok(Err(e)) => {
+            note_tls_failure(crate::tls::io_reason(&e).unwrap_or_else(|| e.to_string()));
+            Err(FailureKind::Tls)
+        }
+        Err(_) => {
+            note_tls_failure(format!(
+                "handshake timeout (no handshake within {:.1} s)",
+                tls.handshake_timeout.as_secs_f64()
+            ));
+            Err(FailureKind::Tls)
+        }
+    }
+}
+
+/// Connections opened by this worker thread, their setup times, and the
+/// reasons TLS failed.
+#[derive(Debug)]
+pub(crate) struct ConnFigures {
+    pub opened: u64,
+    /// TCP connect times, µs.
+    pub connect: Histogram<u64>,
+    /// TLS handshake times, µs.
+    pub tls: Histogram<u64>,
+    /// Each distinct TLS failure reason and how often it happened.
+    pub tls_failures: Vec<(String, u64)>,
+}
+
+impl ConnFigures {
+    fn new() -> Self {
+        ConnFigures {
+            opened: 0,
+            connect: latency_histogram(),
+            tls: latency_histogram(),
+            tls_failures: Vec::new(),
+        }
+    }
+}
+
+thread_local! {
+    static CONNS: RefCell<Option<ConnFigures>> = const { RefCell::new(None) };
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn note_opened(connect: Duration, tls: Option<Duration>) {
+    CONNS.with(|c| {
+        let mut c = c.borrow_mut();
+        let f = c.get_or_insert_with(ConnFigures::new);
+        f.opened += 1;
+        record_n(&mut f.connect, micros(connect), 1);
+        if let Some(t) = tls {
+            record_n(&mut f.tls, micros(t), 1);
+        }
+    });
+}
+
+/// A TLS failure with its reason (kept per distinct reason, bounded).
+pub(crate) fn note_tls_failure(reason: String) {
+    CONNS.with(|c| {
+        let mut c = c.borrow_mut();
+        let f = c.get_or_insert_with(ConnFigures::new);
+        if let Some(e) = f.tls_failures.iter_mut().find(|(r, _)| *r == reason) {
+            e.1 += 1;
+        } else if f.tls_failures.len() < 16 {
+            f.tls_failures.push((reason, 1));
+        }
+    });
+}
+
+/// This thread's connection figures so far, leaving it with none.
+pub(crate) fn take_conn_figures() -> ConnFigures {
+    CONNS
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_else(ConnFigures::new)
+}
 
 /// One request as sent on the wire, with what the exchange must know of it.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +236,7 @@ pub(crate) struct Outgoing<'a> {
 }
 
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Box<[u8]>,
     /// `buf[pos..end]` holds bytes read but not yet parsed.
     pos: usize,
@@ -57,10 +254,8 @@ enum Failed {
 }
 
 impl Conn {
-    async fn connect(addr: SocketAddr) -> io::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        // Small requests must not wait for Nagle.
-        stream.set_nodelay(true)?;
+    async fn connect(target: &Target) -> Result<Conn, FailureKind> {
+        let stream = open(target).await?;
         Ok(Conn {
             stream,
             buf: vec![0; INITIAL_BUF].into_boxed_slice(),
@@ -73,11 +268,23 @@ impl Conn {
     /// The server closed (or wrote to) this idle connection. Costs no system
     /// call unless the socket was reported readable: an idle keep-alive
     /// connection has nothing to read, so any byte or EOF means it is unusable.
-    pub fn is_closed(&self) -> bool {
+    pub fn is_closed(&mut self) -> bool {
         let mut probe = [0u8; 1];
-        match self.stream.try_read(&mut probe) {
-            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-            Ok(_) => true,
+        match &mut self.stream {
+            Stream::Plain(s) => match s.try_read(&mut probe) {
+                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+                Ok(_) => true,
+            },
+            // Through rustls, so what an idle TLS connection may carry
+            // (session tickets, a close_notify) is read as TLS, not lost.
+            Stream::Tls(s) => {
+                let mut buf = ReadBuf::new(&mut probe);
+                let mut cx = Context::from_waker(Waker::noop());
+                !matches!(
+                    Pin::new(&mut **s).poll_read(&mut cx, &mut buf),
+                    Poll::Pending
+                )
+            }
         }
     }
 
@@ -94,6 +301,13 @@ impl Conn {
                 Ok(0) | Err(_) => return Err(Failed::Other),
                 Ok(n) => written += n,
             }
+        }
+        if let Stream::Tls(_) = self.stream
+            && poll_fn(|cx| Pin::new(&mut self.stream).poll_flush(cx))
+                .await
+                .is_err()
+        {
+            return Err(Failed::Other);
         }
         self.parser.start(req.head);
         let mut received = false;
@@ -163,18 +377,14 @@ impl Conn {
 /// One `read` through tokio's `AsyncRead`, which (unlike `try_read`) clears
 /// the socket's cached readiness after a short read, so the next read of an
 /// idle connection costs no system call.
-async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+async fn read_some(stream: &mut Stream, buf: &mut [u8]) -> io::Result<usize> {
     let mut buf = ReadBuf::new(buf);
     poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf)).await?;
-    let n = buf.filled().len();
-    BYTES.with(|b| b.set((b.get().0 + n as u64, b.get().1)));
-    Ok(n)
+    Ok(buf.filled().len())
 }
 
-async fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await?;
-    BYTES.with(|b| b.set((b.get().0, b.get().1 + n as u64)));
-    Ok(n)
+async fn write_some(stream: &mut Stream, bytes: &[u8]) -> io::Result<usize> {
+    poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await
 }
 
 thread_local! {
@@ -193,7 +403,7 @@ pub(crate) fn bytes_moved() -> (u64, u64) {
 /// `sink` sees the response body as it arrives (`()` discards it).
 pub(crate) async fn exchange<S: BodySink>(
     slot: &mut Option<Conn>,
-    addr: SocketAddr,
+    target: &Target,
     req: Outgoing<'_>,
     mut sink: S,
 ) -> Outcome {
@@ -202,18 +412,11 @@ pub(crate) async fn exchange<S: BodySink>(
     // fresh connection, if nothing was written or no response byte came back
     // and the request is one that may be repeated.
     for _ in 0..2 {
-        let reused = match slot {
-            Some(c) if !c.is_closed() => true,
-            _ => {
-                *slot = None;
-                *slot = Some(
-                    Conn::connect(addr)
-                        .await
-                        .map_err(|_| FailureKind::Connect)?,
-                );
-                false
-            }
-        };
+        let reused = slot.as_mut().is_some_and(|c| !c.is_closed());
+        if !reused {
+            *slot = None;
+            *slot = Some(Conn::connect(target).await?);
+        }
         let Some(conn) = slot.as_mut() else {
             return Err(FailureKind::Connect);
         };
@@ -346,9 +549,12 @@ mod tests {
     }
 
     async fn ex(slot: &mut Option<Conn>, addr: SocketAddr, req: Outgoing<'_>) -> Outcome {
-        tokio::time::timeout(Duration::from_secs(10), exchange(slot, addr, req, ()))
-            .await
-            .expect("exchange hung")
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange(slot, &Target::plain(addr), req, ()),
+        )
+        .await
+        .expect("exchange hung")
     }
 
     #[test]

@@ -58,9 +58,12 @@
 //! as soon as the master has loaded it: the shape would replace the users and
 //! run time of the cell.
 
+mod args;
 mod ingest;
 mod logs;
 mod process;
+
+use args::{master_args, worker_args};
 #[cfg(test)]
 mod tests;
 
@@ -112,6 +115,9 @@ pub struct LocustSpec {
     pub work_dir: PathBuf,
     /// How long to wait for every worker to connect.
     pub expect_workers_timeout: Duration,
+    /// PEM roots Locust's HTTP clients trust (`[tls] ca`), given to its
+    /// processes as `REQUESTS_CA_BUNDLE` and `SSL_CERT_FILE`.
+    pub ca_bundle: Option<PathBuf>,
     /// `PATH` used to find Locust and given to its processes; `None` uses
     /// this process's `PATH`.
     pub path: Option<OsString>,
@@ -140,6 +146,7 @@ impl LocustSpec {
             duration: Duration::from_secs(10),
             work_dir: work_dir.into(),
             expect_workers_timeout: Self::DEFAULT_EXPECT_WORKERS_TIMEOUT,
+            ca_bundle: None,
             path: None,
             redactor: Default::default(),
         }
@@ -392,78 +399,6 @@ fn logged_cpu_warning(logs: &[PathBuf]) -> bool {
     logs::first_line_with(logs, &["CPU usage above", "exceeded cpu threshold"]).is_some()
 }
 
-fn secs_arg(d: Duration) -> OsString {
-    format!("{}", d.as_secs_f64().ceil().max(1.0) as u64).into()
-}
-
-fn master_args(spec: &LocustSpec, files: &Files, port: u16, run_secs: u64) -> Vec<OsString> {
-    let locustfile = absolute(&spec.locustfile);
-    let mut f = locustfile.into_os_string();
-    f.push(",");
-    f.push(&files.probe);
-    let rate = if spec.spawn_rate > 0.0 {
-        spec.spawn_rate.to_string()
-    } else {
-        spec.users.to_string()
-    };
-    let mut a: Vec<OsString> = vec!["-f".into(), f];
-    if !spec.tags.is_empty() {
-        // `--tags` takes every word up to the next option.
-        a.push("--tags".into());
-        a.extend(spec.tags.iter().map(OsString::from));
-    }
-    for s in [
-        "--headless",
-        "--only-summary",
-        "--master",
-        "--master-bind-host",
-        &spec.master_bind,
-        "--master-bind-port",
-        &port.to_string(),
-        "--expect-workers",
-        &spec.workers.to_string(),
-        "--expect-workers-max-wait",
-        &secs_arg(spec.expect_workers_timeout).to_string_lossy(),
-        "-u",
-        &spec.users.to_string(),
-        "-r",
-        &rate,
-        "-t",
-        &format!("{run_secs}s"),
-        "--host",
-        &spec.host,
-        "--csv",
-    ] {
-        a.push(s.into());
-    }
-    a.push(files.dir.join("locust").into_os_string());
-    a.push("--csv-full-history".into());
-    a.push("--json-file".into());
-    a.push(files.dir.join("locust").into_os_string());
-    a.extend(spec.args.iter().map(OsString::from));
-    a
-}
-
-fn worker_args(spec: &LocustSpec, files: &Files, port: u16) -> Vec<OsString> {
-    let mut f = absolute(&spec.locustfile).into_os_string();
-    f.push(",");
-    f.push(&files.probe);
-    let master = if is_wildcard(&spec.master_bind) {
-        "127.0.0.1"
-    } else {
-        spec.master_bind.as_str()
-    };
-    vec![
-        "-f".into(),
-        f,
-        "--worker".into(),
-        "--master-host".into(),
-        master.into(),
-        "--master-port".into(),
-        port.to_string().into(),
-    ]
-}
-
 enum Outcome {
     /// The master exited on its own after the test started.
     Finished,
@@ -527,7 +462,13 @@ pub fn run_locust(
     let cwd = absolute(&spec.locustfile)
         .parent()
         .map_or_else(|| files.dir.clone(), Path::to_path_buf);
-    let common_env = [("PATH", path.clone()), ("PYTHONUNBUFFERED", "1".into())];
+    let mut common_env: Vec<(&str, OsString)> =
+        vec![("PATH", path.clone()), ("PYTHONUNBUFFERED", "1".into())];
+    if let Some(ca) = &spec.ca_bundle {
+        let ca = absolute(ca).into_os_string();
+        common_env.push(("REQUESTS_CA_BUNDLE", ca.clone()));
+        common_env.push(("SSL_CERT_FILE", ca));
+    }
     let mut master_env: Vec<(&str, OsString)> = common_env.to_vec();
     master_env.push(("LOADMATRIX_PROBE_OUT", files.out.clone().into_os_string()));
     master_env.push((

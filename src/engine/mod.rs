@@ -1,9 +1,11 @@
-//! Native load generator: a minimal HTTP/1.1 client over tokio's TCP, one
+//! Native load generator: a minimal HTTP/1.1 client (and HTTP/2 through the
+//! `h2` crate) over tokio's TCP, optionally TLS, one
 //! current-thread runtime per worker thread, exact HDR-histogram merges and
 //! coordinated-omission-free open-model latency.
 
 mod conn;
 mod cpu;
+mod h2conn;
 mod http1;
 pub mod locust;
 pub mod native;
@@ -19,9 +21,10 @@ mod stream_tests;
 mod tests;
 
 pub use native::{
-    CancelToken, Endpoint, EngineError, LoadSpec, Model, NameLatency, Phase, ProgressTick,
-    RequestSpec, SecondFigures, WindowSoFar, run_load,
+    CancelToken, Endpoint, EngineError, HttpVersion, LoadSpec, Model, NameLatency, Phase,
+    ProgressTick, RequestSpec, SecondFigures, Transport, WindowSoFar, run_load,
 };
 pub use stats::{
-    CLIENT_BOUND_CPU_PCT, CellStats, FailureCounts, FailureKind, RequestStats, TimelineRow,
+    CLIENT_BOUND_CPU_PCT, CellStats, ConnStats, FailureCounts, FailureKind, RequestStats,
+    TimelineRow,
 };

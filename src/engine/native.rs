@@ -8,17 +8,19 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use super::spec::{
-    Endpoint, EngineError, LoadSpec, Model, NameLatency, Phase, ProgressTick, RequestSpec,
-    SecondFigures, WindowSoFar,
+    Endpoint, EngineError, HttpVersion, LoadSpec, Model, NameLatency, Phase, ProgressTick,
+    RequestSpec, SecondFigures, Transport, WindowSoFar,
 };
 pub use crate::cancel::CancelToken;
 
+use super::conn::{Target, TlsTarget};
 use super::plan::Plan;
 use hdrhistogram::Histogram;
+use rustls::pki_types::ServerName;
 
 use super::stats::{
-    CellStats, RequestStats, TimelineBuilder, add_histogram, assemble, latency_histogram,
-    quantile_ms,
+    CellStats, ConnStats, RequestStats, TimelineBuilder, add_histogram, assemble,
+    latency_histogram, quantile_ms,
 };
 use super::worker::{self, Live, Msg, Timing, WorkerArgs, WorkerOutput};
 
@@ -132,6 +134,53 @@ fn resolve(endpoints: &[Endpoint]) -> Result<Vec<SocketAddr>, EngineError> {
         .collect()
 }
 
+/// The longest TLS handshake before it fails as `tls`: half the request
+/// timeout, so it fails as a handshake rather than as a request timeout.
+const MAX_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Where each endpoint's connections go; one TLS configuration (and so one
+/// session cache) for all of them.
+fn targets(spec: &LoadSpec, addrs: &[SocketAddr]) -> Result<Vec<Target>, EngineError> {
+    let tls = if spec.endpoints.iter().any(|e| e.tls) {
+        let settings = spec.transport.tls.clone().unwrap_or_default();
+        let alpn = match spec.transport.http {
+            super::spec::HttpVersion::Http1 => crate::tls::Alpn::Http1,
+            super::spec::HttpVersion::Http2 => crate::tls::Alpn::H2,
+        };
+        let config = Arc::new(settings.client_config(alpn)?);
+        Some((
+            tokio_rustls::TlsConnector::from(config),
+            settings.name_override()?,
+        ))
+    } else {
+        None
+    };
+    let handshake_timeout = (spec.request_timeout / 2).min(MAX_HANDSHAKE);
+    spec.endpoints
+        .iter()
+        .zip(addrs)
+        .map(|(e, addr)| {
+            let tls = match (&tls, e.tls) {
+                (Some((connector, name)), true) => {
+                    let name = match name {
+                        Some(n) => n.clone(),
+                        None => ServerName::try_from(e.host.clone()).map_err(|_| {
+                            invalid(format!("{e}: {:?} is not a valid TLS server name", e.host))
+                        })?,
+                    };
+                    Some(TlsTarget {
+                        connector: connector.clone(),
+                        name,
+                        handshake_timeout,
+                    })
+                }
+                _ => None,
+            };
+            Ok(Target { addr: *addr, tls })
+        })
+        .collect()
+}
+
 /// The leading seconds every worker has closed, and the per-name percentiles.
 fn window_so_far(
     timeline: &TimelineBuilder,
@@ -171,6 +220,16 @@ pub fn run_load(
     // Fails early on bad methods, paths or headers; each worker builds its
     // own copy so no shared reference counts are touched in the hot path.
     Plan::build(spec, &addrs)?;
+    let targets = Arc::new(targets(spec, &addrs)?);
+    if spec.endpoints.iter().any(|e| e.tls)
+        && spec.transport.tls.as_ref().is_some_and(|t| t.insecure)
+    {
+        warnings.push(
+            "TLS certificates were NOT verified ([tls] insecure = true): \
+             the figures may come from any server"
+                .into(),
+        );
+    }
 
     let too_long = || invalid("warm-up + duration is too long");
     let t0 = Instant::now() + START_DELAY;
@@ -206,6 +265,7 @@ pub fn run_load(
             workers,
             spec: shared.clone(),
             addrs: addrs.clone(),
+            targets: targets.clone(),
             timing,
             cancel: cancel.clone(),
             abort: abort.clone(),
@@ -346,7 +406,20 @@ pub fn run_load(
     let mut cpu_ticks = Some(0u64);
     let mut cpu_wall = Duration::ZERO;
     let (mut rx_bytes, mut tx_bytes) = (0u64, 0u64);
+    let mut conns = ConnStats::new(0, latency_histogram(), latency_histogram());
+    let mut tls_failures: Vec<(String, u64)> = Vec::new();
     for out in outputs {
+        conns.merge(&ConnStats::new(
+            out.conns.opened,
+            out.conns.connect,
+            out.conns.tls,
+        ));
+        for (reason, n) in out.conns.tls_failures {
+            match tls_failures.iter_mut().find(|(r, _)| *r == reason) {
+                Some(e) => e.1 += n,
+                None => tls_failures.push((reason, n)),
+            }
+        }
         rx_bytes += out.bytes.0;
         tx_bytes += out.bytes.1;
         if let Some(part) = out.last_row {
@@ -412,6 +485,18 @@ pub fn run_load(
             drain.as_secs_f64()
         ));
     }
+    let https: Vec<String> = spec
+        .endpoints
+        .iter()
+        .filter(|e| e.tls)
+        .map(|e| e.to_string())
+        .collect();
+    for (reason, n) in &tls_failures {
+        warnings.push(format!(
+            "tls: {reason} ({n} failed handshakes with {})",
+            https.join(", ")
+        ));
+    }
     if cancelled {
         warnings.push(format!(
             "cancelled after {measured_secs:.1} s of measurement"
@@ -436,5 +521,6 @@ pub fn run_load(
         rx_bytes: Some(rx_bytes),
         tx_bytes: Some(tx_bytes),
         completed_ok: matches!(spec.model, Model::Open { .. }).then_some(ok_in_window),
+        connections: Some(conns),
     })
 }

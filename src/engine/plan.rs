@@ -4,13 +4,28 @@
 use std::net::SocketAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hyper::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING};
-use hyper::{Method, Uri};
+use hyper::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRANSFER_ENCODING,
+    UPGRADE,
+};
+use hyper::{Method, Request, Uri, Version};
 use rand::RngExt;
 use rand::rngs::SmallRng;
 
 use super::conn::Outgoing;
-use super::spec::{EngineError, LoadSpec, StreamMode};
+use super::h2conn::H2Outgoing;
+use super::spec::{EngineError, HttpVersion, LoadSpec, StreamMode};
+
+/// A request's parts as HTTP/2 sends them (built only for `http = "2"`).
+struct H2Parts {
+    method: Method,
+    /// Per endpoint: scheme, authority and path.
+    uris: Vec<Uri>,
+    /// Without the hop-by-hop headers HTTP/2 forbids; `Host` became the
+    /// URI's authority.
+    headers: HeaderMap,
+    bodies: Vec<Bytes>,
+}
 
 pub(crate) struct PlannedRequest {
     /// Index `ep * variants + body`: request line, headers, body.
@@ -22,6 +37,7 @@ pub(crate) struct PlannedRequest {
     close: bool,
     expect_status: Option<u16>,
     stream: Option<StreamMode>,
+    h2: Option<H2Parts>,
 }
 
 pub(crate) struct Plan {
@@ -112,6 +128,41 @@ impl Plan {
                     wire.push(w.freeze());
                 }
             }
+            let h2 = (spec.transport.http == HttpVersion::Http2)
+                .then(|| {
+                    let mut map = HeaderMap::new();
+                    let mut host = None;
+                    for (name, value) in &headers {
+                        let hop = *name == CONNECTION
+                            || *name == TRANSFER_ENCODING
+                            || *name == UPGRADE
+                            || (*name == TE && value.as_bytes() != b"trailers")
+                            || name.as_str() == "keep-alive"
+                            || name.as_str() == "proxy-connection";
+                        if *name == HOST {
+                            host = value.to_str().ok().map(str::to_string);
+                        } else if !hop {
+                            map.append(name.clone(), value.clone());
+                        }
+                    }
+                    let uris = spec
+                        .endpoints
+                        .iter()
+                        .map(|e| {
+                            let scheme = if e.tls { "https" } else { "http" };
+                            let authority = host.clone().unwrap_or_else(|| e.authority());
+                            Uri::try_from(format!("{scheme}://{authority}{target}"))
+                                .map_err(|err| bad(format!("invalid URL for HTTP/2: {err}")))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok::<_, EngineError>(H2Parts {
+                        method: method.clone(),
+                        uris,
+                        headers: map,
+                        bodies: bodies.iter().map(|b| Bytes::copy_from_slice(b)).collect(),
+                    })
+                })
+                .transpose()?;
             total_weight += u64::from(r.weight);
             cumulative.push(total_weight);
             requests.push(PlannedRequest {
@@ -125,6 +176,7 @@ impl Plan {
                 close,
                 expect_status: r.expect_status,
                 stream: r.stream,
+                h2,
             });
         }
         if total_weight == 0 {
@@ -166,6 +218,31 @@ impl Plan {
             close: p.close,
             expect_status: p.expect_status,
         }
+    }
+
+    /// Request `i` for endpoint `ep` as HTTP/2 sends it; none unless the
+    /// plan was built for HTTP/2.
+    pub fn h2_request(&self, i: usize, ep: usize, seq: usize) -> Option<H2Outgoing> {
+        let p = &self.requests[i];
+        let h2 = p.h2.as_ref()?;
+        let ep = ep % h2.uris.len().max(1);
+        let mut request = Request::new(());
+        *request.method_mut() = h2.method.clone();
+        *request.uri_mut() = h2.uris.get(ep)?.clone();
+        *request.version_mut() = Version::HTTP_2;
+        *request.headers_mut() = h2.headers.clone();
+        let body = h2.bodies[seq % h2.bodies.len()].clone();
+        Some(H2Outgoing {
+            request,
+            body,
+            expect_status: p.expect_status,
+            replayable: p.replayable,
+        })
+    }
+
+    /// Requests go out over HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.requests.first().is_some_and(|r| r.h2.is_some())
     }
 
     /// How request `i`'s response is timed event by event, if it is.

@@ -26,6 +26,28 @@ pub struct LoadSpec {
     /// Per-request objectives; with any set, every request is judged against
     /// them as it completes and the cell reports goodput.
     pub slo: StreamSlo,
+    /// HTTP version, connection sharing and TLS.
+    pub transport: Transport,
+}
+
+/// How requests travel: HTTP version, connections, TLS for https endpoints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transport {
+    pub http: HttpVersion,
+    /// HTTP/2: the connections per worker and endpoint that every user's
+    /// streams share, split over the workers. None: one per virtual user
+    /// (closed model) or one per worker and endpoint (open model).
+    pub connections: Option<u64>,
+    /// For https endpoints; none: system roots, verified, no client certificate.
+    pub tls: Option<crate::tls::TlsSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum HttpVersion {
+    #[default]
+    Http1,
+    /// ALPN h2 over TLS, prior-knowledge h2c over plain TCP.
+    Http2,
 }
 
 /// Per-request objectives behind goodput. A request meets them when it
@@ -70,16 +92,19 @@ impl LoadSpec {
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
-/// A plain-HTTP endpoint (`http://host:port`).
+/// An endpoint, `http://host:port` or `https://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+    /// https: TLS over the connection.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Endpoint {
-    /// Parses a base URL such as `http://127.0.0.1:8023`. Only `http` is
-    /// supported; the URL may end in `/` but carry no other path, query or
+    /// Parses a base URL such as `http://127.0.0.1:8023` or
+    /// `https://api.internal`; the URL may end in `/` but carry no other path, query or
     /// fragment (paths belong to the requests).
     pub fn parse(url: &str) -> Result<Endpoint, EngineError> {
         let bad = |reason: &str| EngineError::BadUrl {
@@ -90,13 +115,9 @@ impl Endpoint {
         let Some((scheme, rest)) = trimmed.split_once("://") else {
             return Err(bad("expected http://host:port"));
         };
-        if scheme.eq_ignore_ascii_case("https") {
-            return Err(EngineError::HttpsUnsupported {
-                url: url.to_string(),
-            });
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(bad("only http:// URLs are supported"));
+        let tls = scheme.eq_ignore_ascii_case("https");
+        if !tls && !scheme.eq_ignore_ascii_case("http") {
+            return Err(bad("only http:// and https:// URLs are supported"));
         }
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
@@ -135,6 +156,7 @@ impl Endpoint {
             ));
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => match p.parse::<u16>() {
                 Ok(p) if p != 0 => p,
@@ -144,6 +166,7 @@ impl Endpoint {
         Ok(Endpoint {
             host: host.to_string(),
             port,
+            tls,
         })
     }
 
@@ -166,7 +189,8 @@ impl FromStr for Endpoint {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}", self.authority())
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.authority())
     }
 }
 
@@ -308,11 +332,8 @@ pub struct NameLatency {
 pub enum EngineError {
     #[error("invalid base URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error(
-        "{url:?}: https is not supported by the native engine (plain HTTP/1.1 only); \
-         point it at an http:// endpoint"
-    )]
-    HttpsUnsupported { url: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsSetupError),
     #[error("cannot resolve {endpoint}: {reason}")]
     Resolve { endpoint: String, reason: String },
     #[error("invalid load spec: {0}")]

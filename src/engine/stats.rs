@@ -60,6 +60,11 @@ pub enum FailureKind {
     Connect,
     /// The connection broke while sending or receiving.
     Io,
+    /// The TLS handshake failed (untrusted or expired certificate, name
+    /// mismatch, handshake timeout, ...); the reasons are in the warnings.
+    Tls,
+    /// The server reset the HTTP/2 stream (RST_STREAM).
+    Reset,
     /// Still in flight when the cell's drain time ran out after the window.
     Abandoned,
 }
@@ -72,6 +77,8 @@ pub struct FailureCounts {
     pub timeout: u64,
     pub connect: u64,
     pub io: u64,
+    pub tls: u64,
+    pub reset: u64,
     pub abandoned: u64,
 }
 
@@ -82,6 +89,8 @@ impl FailureCounts {
             FailureKind::Timeout => &mut self.timeout,
             FailureKind::Connect => &mut self.connect,
             FailureKind::Io => &mut self.io,
+            FailureKind::Tls => &mut self.tls,
+            FailureKind::Reset => &mut self.reset,
             FailureKind::Abandoned => &mut self.abandoned,
         };
         *slot += 1;
@@ -92,11 +101,13 @@ impl FailureCounts {
         self.timeout += other.timeout;
         self.connect += other.connect;
         self.io += other.io;
+        self.tls += other.tls;
+        self.reset += other.reset;
         self.abandoned += other.abandoned;
     }
 
     pub fn total(&self) -> u64 {
-        self.status + self.timeout + self.connect + self.io + self.abandoned
+        self.status + self.timeout + self.connect + self.io + self.tls + self.reset + self.abandoned
     }
 }
 
@@ -419,6 +430,55 @@ pub struct CellStats {
     /// start, and an overloaded service completes most of them after it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_ok: Option<u64>,
+    /// Connections the load generator opened over the cell's run (warm-up
+    /// included) and how long their setup took (none when the engine cannot
+    /// see its connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnStats>,
+}
+
+/// Connections opened and their setup times: what k6 calls
+/// `http_req_connecting` and `http_req_tls_handshaking`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnStats {
+    pub opened: u64,
+    /// 95th percentile of TCP connect times, ms; none without a connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_p95_ms: Option<f64>,
+    /// 95th percentile of TLS handshake times, ms; none without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_p95_ms: Option<f64>,
+    #[serde(skip, default = "latency_histogram")]
+    pub connect: Histogram<u64>,
+    #[serde(skip, default = "latency_histogram")]
+    pub tls: Histogram<u64>,
+}
+
+impl ConnStats {
+    pub fn new(opened: u64, connect: Histogram<u64>, tls: Histogram<u64>) -> ConnStats {
+        let mut c = ConnStats {
+            opened,
+            connect_p95_ms: None,
+            tls_p95_ms: None,
+            connect,
+            tls,
+        };
+        c.finalize();
+        c
+    }
+
+    fn finalize(&mut self) {
+        let p95 = |h: &Histogram<u64>| (!h.is_empty()).then(|| quantile_ms(h, 0.95));
+        self.connect_p95_ms = p95(&self.connect);
+        self.tls_p95_ms = p95(&self.tls);
+    }
+
+    pub fn merge(&mut self, other: &ConnStats) {
+        self.opened += other.opened;
+        add_histogram(&mut self.connect, &other.connect);
+        add_histogram(&mut self.tls, &other.tls);
+        self.finalize();
+    }
 }
 
 impl CellStats {
@@ -453,6 +513,13 @@ impl CellStats {
             out.rx_bytes = out.rx_bytes.zip(p.rx_bytes).map(|(a, b)| a + b);
             out.tx_bytes = out.tx_bytes.zip(p.tx_bytes).map(|(a, b)| a + b);
             out.completed_ok = out.completed_ok.zip(p.completed_ok).map(|(a, b)| a + b);
+            out.connections = match (out.connections.take(), p.connections) {
+                (Some(mut a), Some(b)) => {
+                    a.merge(&b);
+                    Some(a)
+                }
+                (a, b) => a.or(b),
+            };
         }
         out.measured_secs = measured;
         out.total.finalize(measured);

@@ -105,6 +105,7 @@ fn streaming_spec(endpoint: Endpoint, request: RequestSpec, users: u64) -> LoadS
         duration: Duration::from_secs(3),
         request_timeout: Duration::from_secs(10),
         slo: StreamSlo::default(),
+        transport: Default::default(),
     }
 }
 

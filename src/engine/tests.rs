@@ -201,6 +201,7 @@ fn spec(endpoints: Vec<Endpoint>, model: Model, warmup: Duration, duration: Dura
         duration,
         request_timeout: Duration::from_secs(5),
         slo: Default::default(),
+        transport: Default::default(),
     }
 }
 
@@ -629,9 +630,10 @@ fn endpoint_parsing() {
     let v6 = Endpoint::parse("http://[::1]:9000").unwrap();
     assert_eq!((v6.host.as_str(), v6.port), ("::1", 9000));
     assert_eq!(v6.to_string(), "http://[::1]:9000");
-    let https = Endpoint::parse("https://127.0.0.1:8443").unwrap_err();
-    assert!(matches!(https, EngineError::HttpsUnsupported { .. }));
-    assert!(https.to_string().contains("https is not supported"));
+    let https = Endpoint::parse("https://127.0.0.1:8443").unwrap();
+    assert!(https.tls && https.port == 8443);
+    assert_eq!(https.to_string(), "https://127.0.0.1:8443");
+    assert_eq!(Endpoint::parse("https://api.internal").unwrap().port, 443);
     for bad in [
         "127.0.0.1:80",
         "ftp://x",

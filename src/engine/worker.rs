@@ -17,8 +17,9 @@ use tokio::sync::Notify;
 use tokio::task::{LocalSet, spawn_local, yield_now};
 use tokio::time::{Sleep, sleep, sleep_until, timeout};
 
-use super::conn::{Conn, Outcome, exchange};
+use super::conn::{Conn, ConnFigures, Outcome, Target, exchange};
 use super::cpu;
+use super::h2conn::{H2Slot, Link, exchange_h2};
 use super::http1::BodySink;
 use super::plan::Plan;
 use super::spec::{LoadSpec, Model, StreamSlo};
@@ -94,6 +95,8 @@ pub(crate) struct WorkerOutput {
     pub cpu: Option<(u64, Duration)>,
     /// Bytes received and sent over the measured window.
     pub bytes: (u64, u64),
+    /// Connections opened over the whole run, and TLS failures.
+    pub conns: ConnFigures,
 }
 
 pub(crate) struct WorkerArgs {
@@ -101,6 +104,7 @@ pub(crate) struct WorkerArgs {
     pub workers: usize,
     pub spec: Arc<LoadSpec>,
     pub addrs: Arc<Vec<SocketAddr>>,
+    pub targets: Arc<Vec<Target>>,
     pub timing: Timing,
     pub cancel: CancelToken,
     pub abort: Arc<AtomicBool>,
@@ -153,6 +157,12 @@ struct Ctx {
     body_seq: Vec<Cell<usize>>,
     /// Open model: idle keep-alive connections per endpoint.
     pool: RefCell<Vec<Vec<Conn>>>,
+    targets: Arc<Vec<Target>>,
+    /// HTTP/2 connections shared by this worker's users (with
+    /// `connections`) or arrivals (open model), per endpoint.
+    h2_shared: Option<Vec<Vec<Rc<H2Slot>>>>,
+    /// Which shared HTTP/2 connection the next arrival uses.
+    h2_next: Cell<usize>,
     pool_cap: usize,
     /// Open model: signalled when the last in-flight request completes.
     idle: Notify,
@@ -204,9 +214,24 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         }
         Model::Closed { .. } => 0,
     };
+    let transport = &args.spec.transport;
+    let h2_shared = (transport.http == super::spec::HttpVersion::Http2
+        && (open || transport.connections.is_some()))
+    .then(|| {
+        let n = transport
+            .connections
+            .map_or(1, |n| share(n, args.workers, args.index))
+            .max(1) as usize;
+        (0..plan.addrs.len())
+            .map(|_| (0..n).map(|_| Rc::new(H2Slot::default())).collect())
+            .collect()
+    });
     let ctx = Rc::new(Ctx {
         index: args.index,
         workers: args.workers,
+        targets: args.targets.clone(),
+        h2_shared,
+        h2_next: Cell::new(0),
         pool: RefCell::new((0..plan.addrs.len()).map(|_| Vec::new()).collect()),
         plan,
         model: args.spec.model.clone(),
@@ -278,6 +303,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
     if st.bytes.is_none() {
         st.bytes = st.bytes_start.map(bytes_since);
     }
+    let conns = super::conn::take_conn_figures();
     Ok(WorkerOutput {
         specs: std::mem::take(&mut st.specs),
         last_row: st.row.take(),
@@ -294,6 +320,7 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         stopped_at: Some(stopped_at),
         cpu: st.cpu,
         bytes: st.bytes.unwrap_or_default(),
+        conns,
     })
 }
 
@@ -499,16 +526,47 @@ impl Ctx {
         self.publish_users(&st);
     }
 
-    /// One request on the caller's connection slot; callers bound it in time.
+    /// One request on the caller's connection; callers bound it in time.
     async fn exchange<S: BodySink>(
         &self,
-        slot: &mut Option<Conn>,
+        link: &mut Link,
         i: usize,
         ep: usize,
         sink: S,
     ) -> Outcome {
-        let req = self.plan.request(i, ep, self.next_body(i));
-        exchange(slot, self.plan.addrs[ep], req, sink).await
+        let seq = self.next_body(i);
+        let target = &self.targets[ep];
+        match link {
+            Link::H1(slot) => exchange(slot, target, self.plan.request(i, ep, seq), sink).await,
+            Link::H2(slot) => {
+                exchange_h2(slot, target, || self.plan.h2_request(i, ep, seq), sink).await
+            }
+        }
+    }
+
+    /// A virtual user's connection: its own, or one of the shared HTTP/2 ones.
+    fn user_link(&self, user: u64, ep: usize) -> Link {
+        if self.plan.is_h2() {
+            let slot = match &self.h2_shared {
+                Some(shared) => {
+                    let list = &shared[ep];
+                    let local = (user / self.workers as u64) as usize;
+                    list[local % list.len()].clone()
+                }
+                None => Rc::new(H2Slot::default()),
+            };
+            Link::H2(slot)
+        } else {
+            Link::H1(None)
+        }
+    }
+
+    /// Open model: the next shared HTTP/2 connection to `ep`, round-robin.
+    fn next_h2(&self, ep: usize) -> Option<Rc<H2Slot>> {
+        let list = self.h2_shared.as_ref()?.get(ep)?;
+        let k = self.h2_next.get();
+        self.h2_next.set(k.wrapping_add(1));
+        list.get(k % list.len().max(1)).cloned()
     }
 }
 
@@ -549,6 +607,12 @@ fn meets(
     }
     true
 }
+
+mod open;
+#[cfg(test)]
+mod tests;
+
+use open::run_open;
 
 async fn run_closed(ctx: Rc<Ctx>) {
     let Model::Closed { users, .. } = ctx.model else {
@@ -596,7 +660,7 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
     let ep = (user % ctx.plan.addrs.len() as u64) as usize;
     let think_lo = u64::try_from(think_min.as_nanos()).unwrap_or(u64::MAX);
     let think_hi = u64::try_from(think_max.as_nanos()).unwrap_or(u64::MAX);
-    let mut conn: Option<Conn> = None;
+    let mut conn = ctx.user_link(user, ep);
     // One timer per user, armed at `armed` (never after the current
     // request's limit) and re-armed only when it fires early: a request
     // then costs no timer update at all.
@@ -639,15 +703,14 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         };
         guard.finished = true;
         let outcome = finished.unwrap_or_else(|| {
-            // The connection is mid-exchange; it cannot be reused.
-            conn = None;
+            conn.abandon_exchange();
             Err(FailureKind::Timeout)
         });
         let done = Instant::now();
         ctx.change_in_flight(false);
         ctx.record(i, start, done, outcome, streamed);
-        if outcome == Err(FailureKind::Connect) {
-            // A refused connect completes at once: without a pause each user
+        if matches!(outcome, Err(FailureKind::Connect | FailureKind::Tls)) {
+            // A refused connect or handshake completes at once: without a pause each user
             // would hammer a dead endpoint as fast as the CPU allows.
             backoff = (backoff * 2).clamp(CONNECT_BACKOFF_MIN, CONNECT_BACKOFF_MAX);
             sleep_until(
@@ -726,218 +789,5 @@ async fn wait_until(mut deadline: Pin<&mut Sleep>, armed: &mut Instant, limit: I
         }
         deadline.as_mut().reset(limit.into());
         *armed = limit;
-    }
-}
-
-/// Open model: worker `w` of `W` owns arrivals `w, w+W, w+2W, ...` of the
-/// global schedule `t0 + n / rate`, so the union over workers is exact.
-async fn run_open(ctx: Rc<Ctx>) {
-    let Model::Open { rate, .. } = ctx.model else {
-        return;
-    };
-    let t = ctx.timing;
-    let w = ctx.index as f64;
-    let ws = ctx.workers as f64;
-    let limit = ctx.pool_cap as u64;
-    let at = |k: u64| -> Option<Instant> {
-        let secs = (w + k as f64 * ws) / rate;
-        t.t0.checked_add(Duration::try_from_secs_f64(secs).ok()?)
-    };
-    // Arrivals with t_k <= offset (seconds from t0): count of k.
-    let due_count = |offset: Duration| -> u64 {
-        let x = (offset.as_secs_f64() * rate - w) / ws;
-        if x < 0.0 { 0 } else { x.floor() as u64 + 1 }
-    };
-    let first_measured = due_count(
-        t.measure_start
-            .saturating_duration_since(t.t0)
-            .saturating_sub(Duration::from_nanos(1)),
-    );
-    let end_count = due_count(
-        t.end
-            .saturating_duration_since(t.t0)
-            .saturating_sub(Duration::from_nanos(1)),
-    );
-    let mut k: u64 = 0;
-    let mut next_ep = ctx.index;
-    while let Some(first) = at(k) {
-        if first >= t.end {
-            break;
-        }
-        sleep_until(first.into()).await;
-        let now = Instant::now();
-        let mut spawned = 0u32;
-        while let Some(intended) = at(k) {
-            if intended >= t.end || intended > now {
-                break;
-            }
-            let full = {
-                let mut st = ctx.state.borrow_mut();
-                if intended >= t.measure_start {
-                    let lag = now.saturating_duration_since(intended).as_micros();
-                    record_n(&mut st.lag, u64::try_from(lag).unwrap_or(u64::MAX), 1);
-                }
-                if st.in_flight >= limit {
-                    // Drop everything due now in one step: at absurd rates a
-                    // per-arrival loop could never catch up.
-                    let due = due_count(now.min(t.end).saturating_duration_since(t.t0));
-                    let upto = due.min(end_count).max(k + 1);
-                    st.dropped += upto - k;
-                    st.dropped_measured += upto.saturating_sub(k.max(first_measured));
-                    ctx.live().dropped.store(st.dropped, Ordering::Relaxed);
-                    k = upto;
-                }
-                st.in_flight >= limit
-            };
-            if full {
-                break;
-            }
-            let i = ctx.pick();
-            let ep = next_ep % ctx.plan.addrs.len();
-            next_ep = next_ep.wrapping_add(1);
-            ctx.change_in_flight(true);
-            spawn_local(arrival(ctx.clone(), intended, i, ep));
-            k += 1;
-            spawned += 1;
-            if spawned.is_multiple_of(256) {
-                yield_now().await;
-            }
-        }
-    }
-    loop {
-        if ctx.state.borrow().in_flight == 0 {
-            break;
-        }
-        ctx.idle.notified().await;
-    }
-}
-
-async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
-    let mut conn = take_pooled(&ctx, ep);
-    let mut guard = InFlight::new(&ctx, i, intended);
-    let mut streamed = None;
-    let finished = match ctx.plan.stream(i) {
-        Some(mode) => {
-            let mut events = Events::new(mode, |prev, at| ctx.on_event(i, intended, prev, at));
-            let finished = timeout(
-                ctx.request_timeout,
-                ctx.exchange(&mut conn, i, ep, &mut events),
-            )
-            .await;
-            streamed = Some(Streamed::from(&events));
-            finished
-        }
-        None => timeout(ctx.request_timeout, ctx.exchange(&mut conn, i, ep, ())).await,
-    };
-    let outcome = match finished {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            conn = None;
-            Err(FailureKind::Timeout)
-        }
-    };
-    guard.finished = true;
-    drop(guard);
-    let done = Instant::now();
-    if let Some(c) = conn
-        && !c.is_closed()
-    {
-        let mut pool = ctx.pool.borrow_mut();
-        if let Some(p) = pool.get_mut(ep)
-            && p.len() < ctx.pool_cap
-        {
-            p.push(c);
-        }
-    }
-    ctx.change_in_flight(false);
-    ctx.record(i, intended, done, outcome, streamed);
-}
-
-fn take_pooled(ctx: &Ctx, ep: usize) -> Option<Conn> {
-    let mut pool = ctx.pool.borrow_mut();
-    let p = pool.get_mut(ep)?;
-    while let Some(c) = p.pop() {
-        if !c.is_closed() {
-            return Some(c);
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_meets_the_objectives_that_apply_to_it() {
-        let ms = Duration::from_millis;
-        let start = Instant::now();
-        let slo = StreamSlo {
-            ttft: Some(ms(100)),
-            itl: Some(ms(10)),
-            e2e: Some(ms(500)),
-        };
-        // First token at 80 ms, 31 more tokens over 310 ms: mean gap 10 ms,
-        // however uneven the gaps were.
-        let streamed = |first: u64, last: u64, tokens: u64| {
-            Some(Streamed {
-                first: Some(start + ms(first)),
-                last: Some(start + ms(last)),
-                tokens,
-            })
-        };
-        let done = start + ms(400);
-        assert!(meets(&slo, start, done, Ok(()), streamed(80, 390, 32)));
-        assert!(!meets(&slo, start, done, Ok(()), streamed(120, 390, 32)));
-        assert!(!meets(&slo, start, done, Ok(()), streamed(80, 400, 32)));
-        assert!(!meets(
-            &slo,
-            start,
-            start + ms(600),
-            Ok(()),
-            streamed(80, 390, 32)
-        ));
-        let cut = Err(FailureKind::Io);
-        assert!(!meets(&slo, start, done, cut, streamed(80, 390, 32)));
-        // One token has no gap; no token misses the ttft objective.
-        assert!(meets(&slo, start, done, Ok(()), streamed(80, 80, 1)));
-        let nothing = Some(Streamed {
-            first: None,
-            last: None,
-            tokens: 0,
-        });
-        assert!(!meets(&slo, start, done, Ok(()), nothing));
-        // A request that is not streamed answers to e2e only.
-        assert!(meets(&slo, start, done, Ok(()), None));
-        assert!(!meets(&slo, start, start + ms(501), Ok(()), None));
-    }
-
-    #[test]
-    fn early_deadline_is_rearmed_to_the_limit() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let start = Instant::now();
-            let mut armed = start + Duration::from_millis(30);
-            let mut deadline = pin!(sleep_until(armed.into()));
-            // Fires at 30 ms, is re-armed, returns at the limit.
-            let limit = start + Duration::from_millis(120);
-            wait_until(deadline.as_mut(), &mut armed, limit).await;
-            let took = start.elapsed();
-            assert!(took >= Duration::from_millis(120), "{took:?}");
-            assert!(took < Duration::from_millis(300), "{took:?}");
-            assert_eq!(armed, limit);
-            // Armed at the limit: one wait. Already elapsed: no wait.
-            let limit = Instant::now() + Duration::from_millis(40);
-            deadline.as_mut().reset(limit.into());
-            armed = limit;
-            wait_until(deadline.as_mut(), &mut armed, limit).await;
-            assert!(Instant::now() >= limit);
-            let again = Instant::now();
-            wait_until(deadline.as_mut(), &mut armed, limit).await;
-            assert!(again.elapsed() < Duration::from_millis(20));
-        });
     }
 }

@@ -38,6 +38,8 @@ pub struct Plan {
     pub(crate) search: Option<Search>,
     pub(crate) reports: Vec<ReportSpec>,
     pub(crate) scrapes: Vec<Scrape>,
+    /// `[tls]`, for every https:// URL.
+    pub(crate) tls: Option<crate::tls::TlsSettings>,
     pub(crate) templates: Arc<Templates>,
     /// What templates see as `run`.
     pub(crate) run_value: minijinja::Value,
@@ -65,6 +67,20 @@ impl Plan {
         match replica {
             Some((r, port)) => minijinja::context! { replica => r, port => port, ..base },
             None => base,
+        }
+    }
+
+    /// How a cell's native-engine requests travel: HTTP version,
+    /// connections and the plan's `[tls]`.
+    pub(crate) fn transport(&self, cell: &Cell) -> crate::engine::Transport {
+        use super::spanned::HttpVersion;
+        crate::engine::Transport {
+            http: match cell.load.http {
+                HttpVersion::Http1 => crate::engine::HttpVersion::Http1,
+                HttpVersion::Http2 => crate::engine::HttpVersion::Http2,
+            },
+            connections: cell.load.connections,
+            tls: self.tls.clone(),
         }
     }
 
@@ -344,6 +360,9 @@ pub struct Ready {
     pub target: ReadyTarget,
     pub timeout: Duration,
     pub interval: Duration,
+    /// The plan's `[tls]`, for an https URL.
+    #[serde(skip)]
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -368,6 +387,10 @@ pub(crate) struct Load {
     pub(crate) timeout: Duration,
     pub(crate) requests: Vec<Request>,
     pub(crate) locust: Option<Locust>,
+    /// Native engine: HTTP/1.1 or HTTP/2.
+    pub(crate) http: super::spanned::HttpVersion,
+    /// HTTP/2: connections all users' streams share; none: one per user.
+    pub(crate) connections: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -432,6 +455,9 @@ pub(crate) enum CheckKind {
         url: String,
         status: u16,
         method: HttpMethod,
+        /// The plan's `[tls]`, for an https URL.
+        #[serde(skip)]
+        tls: Option<crate::tls::TlsSettings>,
     },
     Disk {
         path: PathBuf,

@@ -29,6 +29,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "search",
     "report",
     "scrape",
+    "tls",
 ];
 
 /// A `--set KEY=VALUE` override: a dotted path into the plan and a TOML value
@@ -264,6 +265,7 @@ pub(crate) fn parse_raw(
         search: None,
         report: Vec::new(),
         scrape: Vec::new(),
+        tls: None,
         key_spans: Default::default(),
     };
     let mut has_name = false;
@@ -286,6 +288,7 @@ pub(crate) fn parse_raw(
             "load" => plan.load = c.de(value).unwrap_or_default(),
             "analysis" => plan.analysis = c.de(value).unwrap_or_default(),
             "search" => plan.search = c.de(value),
+            "tls" => plan.tls = c.de(value),
             "check" => plan.check = c.de_each(value),
             "step" => plan.step = c.de_each(value),
             "threshold" => plan.threshold = c.de_each(value),

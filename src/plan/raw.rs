@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::spanned::{
-    Backend, Count, Engine, HttpMethod, Number, Scalar, Size, Sp, Text, Tmpl, WorkersAt,
+    Backend, Count, Engine, HttpMethod, HttpVersion, Number, Scalar, Size, Sp, Text, Tmpl,
+    WorkersAt,
 };
 use super::units::ThinkTime;
 
@@ -50,6 +51,9 @@ pub(crate) struct RawPlan {
     /// The service's own Prometheus metrics, scraped during every cell.
     #[serde(default)]
     pub(crate) scrape: Vec<ScrapeSection>,
+    /// TLS for every https:// URL loadmatrix contacts: load, readiness, checks, scrapes.
+    #[serde(default)]
+    pub(crate) tls: Option<TlsSection>,
     /// Where each top-level key was written (for errors about a whole section).
     #[serde(skip)]
     #[schemars(skip)]
@@ -253,6 +257,10 @@ pub(crate) struct LoadSection {
     pub(crate) workers_at: Tmpl<WorkersAt>,
     /// locust engine: master bind address (default 127.0.0.1).
     pub(crate) master_bind: Option<Text>,
+    /// native engine: "1.1" (default) or "2" (HTTP/2: ALPN h2 over TLS, prior-knowledge h2c over http://).
+    pub(crate) http: Tmpl<HttpVersion>,
+    /// native engine, HTTP/2: multiplex every user's streams over this many connections (default: one per user).
+    pub(crate) connections: Option<Tmpl<Count>>,
 }
 
 impl Default for LoadSection {
@@ -275,6 +283,8 @@ impl Default for LoadSection {
             args: Vec::new(),
             workers_at: Tmpl::literal(Scalar::Str("local".into())),
             master_bind: None,
+            http: Tmpl::literal(Scalar::Str("1.1".into())),
+            connections: None,
         }
     }
 }
@@ -534,6 +544,27 @@ pub(crate) struct ReportSection {
     /// Template file relative to the plan folder; the embedded defaults are used by name.
     pub(crate) template: Text,
     pub(crate) output: Text,
+}
+
+/// `[tls]`: how https:// URLs are trusted. Paths are relative to the plan.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSection {
+    /// PEM roots trusted besides the system's.
+    #[serde(default)]
+    pub(crate) ca: Option<Text>,
+    /// Accept any certificate (every report and the console say so). Default false.
+    #[serde(default)]
+    pub(crate) insecure: Option<Tmpl<bool>>,
+    /// Mutual TLS: the client certificate chain (PEM), with `client_key`.
+    #[serde(default)]
+    pub(crate) client_cert: Option<Text>,
+    /// Mutual TLS: the client's private key (PEM).
+    #[serde(default)]
+    pub(crate) client_key: Option<Text>,
+    /// SNI and the name verified, when the URL's host differs.
+    #[serde(default)]
+    pub(crate) server_name: Option<Text>,
 }
 
 /// Prometheus text scraped from every replica endpoint (or one `url`)

@@ -368,4 +368,5 @@ pub(crate) fn quote_list(items: &[&str]) -> String {
 keyword_kind!(Backend { None = "none", Local = "local", Docker = "docker", Compose = "compose", Swarm = "swarm" });
 keyword_kind!(Engine { Native = "native", Locust = "locust" });
 keyword_kind!(HttpMethod { Get = "GET", Post = "POST", Put = "PUT", Patch = "PATCH", Delete = "DELETE", Head = "HEAD", Options = "OPTIONS" });
+keyword_kind!(HttpVersion { Http1 = "1.1", Http2 = "2" });
 keyword_kind!(WorkersAt { Local = "local", External = "external" });

@@ -235,6 +235,8 @@ impl CellRecord {
                         ("timeout", k.timeout),
                         ("connect", k.connect),
                         ("io", k.io),
+                        ("tls", k.tls),
+                        ("reset", k.reset),
                         ("abandoned", k.abandoned),
                     ]
                     .iter()
@@ -534,6 +536,7 @@ mod tests {
             rx_bytes: None,
             tx_bytes: None,
             completed_ok: Some(1600),
+            connections: None,
         }
     }
 

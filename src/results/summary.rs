@@ -122,6 +122,15 @@ pub(crate) fn metrics_of(
         metrics.insert("tx_mbps".into(), v);
     }
     stream_metrics(&s.total, &mut metrics);
+    if let Some(c) = &s.connections {
+        metrics.insert("connections".into(), c.opened as f64);
+        if let Some(v) = c.connect_p95_ms {
+            metrics.insert("connect_p95".into(), v);
+        }
+        if let Some(v) = c.tls_p95_ms {
+            metrics.insert("tls_p95".into(), v);
+        }
+    }
     if runs.len() > 1 {
         // Spread of repeated measurements: min, max and coefficient of variation of RPS.
         let rates: Vec<f64> = runs.iter().map(|r| r.total.rps).collect();

@@ -23,6 +23,8 @@ pub struct Job {
     pub interval: Duration,
     /// Metric families to keep.
     pub families: Vec<String>,
+    /// The plan's `[tls]`, for https targets.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 #[derive(Debug, Default)]
@@ -107,7 +109,8 @@ pub async fn scrape(
         .min()
         .unwrap_or(Duration::from_secs(1))
         .clamp(Duration::from_millis(500), Duration::from_secs(5));
-    let Ok(client) = reqwest::Client::builder()
+    let tls = jobs.iter().find_map(|j| j.tls.as_ref());
+    let Ok(client) = crate::tls::TlsSettings::http_client(tls)
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)

@@ -160,8 +160,9 @@ async fn check_kind(
             url,
             status,
             method,
+            tls,
         } => {
-            let client = reqwest::Client::builder()
+            let client = crate::tls::TlsSettings::http_client(tls.as_ref())
                 .no_proxy()
                 .build()
                 .map_err(|e| e.to_string())?;

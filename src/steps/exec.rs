@@ -42,7 +42,7 @@ pub async fn scrape(
     cell: Option<&crate::plan::Cell>,
 ) -> Result<StepOutput, StepError> {
     let url = cfg.url.clone().unwrap_or_default();
-    let client = reqwest::Client::builder()
+    let client = crate::tls::TlsSettings::http_client(ctx.plan.tls.as_ref())
         .timeout(cfg.timeout)
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

@@ -143,6 +143,7 @@ fn load_spec(
         duration,
         request_timeout: cell.load.timeout,
         slo: ctx.plan.engine_slo(),
+        transport: ctx.plan.transport(cell),
     }
 }
 
@@ -180,6 +181,7 @@ async fn scrape_jobs(ctx: &StepContext, plan: &Plan) -> Vec<scraper::Job> {
                 targets,
                 interval: s.interval,
                 families: s.series.iter().map(|x| x.metric.clone()).collect(),
+                tls: plan.tls.clone(),
             }
         })
         .collect()
@@ -275,6 +277,7 @@ async fn measure_baseline(
         duration,
         request_timeout: cell.load.timeout,
         slo: Default::default(),
+        transport: ctx.plan.transport(cell),
     };
     let cancel = ctx.cancel.clone();
     let stats = tokio::task::spawn_blocking(move || engine::run_load(&spec, cancel, &|_| {}))
@@ -446,6 +449,7 @@ async fn locust(
         spec.warmup = cell.timing.warmup;
         spec.duration = cell.timing.duration;
         spec.redactor = ctx.dir.redactor().clone();
+        spec.ca_bundle = ctx.plan.tls.as_ref().and_then(|t| t.ca.clone());
         if spec.external_workers {
             let msg = format!(
                 "waiting for {} external Locust worker(s): on each load host run `locust --worker -f - --master-host <this host> --master-port 5557` (master bound to {})",
@@ -488,6 +492,10 @@ async fn record(
 ) -> Option<Measurement> {
     for w in &stats.warnings {
         events.push(format!("engine: {w}"));
+        // What TLS did wrong (or did not check) is said at once.
+        if w.starts_with("tls: ") || w.contains("NOT verified") {
+            ctx.say(w);
+        }
     }
     for p in &scraped.problems {
         events.push(p.clone());

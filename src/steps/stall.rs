@@ -111,6 +111,7 @@ mod tests {
             rx_bytes: None,
             tx_bytes: None,
             completed_ok: None,
+            connections: None,
         }
     }
 

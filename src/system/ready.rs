@@ -13,7 +13,7 @@ pub async fn wait_ready(
     failed: &mut dyn FnMut() -> Option<String>,
 ) -> Result<Duration, String> {
     let start = Instant::now();
-    let client = reqwest::Client::builder()
+    let client = crate::tls::TlsSettings::http_client(ready.tls.as_ref())
         .timeout(
             ready
                 .interval
@@ -38,12 +38,18 @@ pub async fn wait_ready(
         let mut still = Vec::new();
         for t in pending {
             let result = match ready.target {
-                ReadyTarget::Tcp => tcp_ready(&t).await,
+                ReadyTarget::Tcp => tcp_ready(&t).await.map_err(Failure::Other),
                 _ => http_ready(&client, &t).await,
             };
-            if let Err(e) = result {
-                last_error = e;
-                still.push(t);
+            match result {
+                // A certificate that is not trusted now will not be on the
+                // next poll: no point waiting out the timeout.
+                Err(Failure::Tls(e)) => return Err(e),
+                Err(Failure::Other(e)) => {
+                    last_error = e;
+                    still.push(t);
+                }
+                Ok(()) => {}
             }
         }
         pending = still;
@@ -61,12 +67,37 @@ pub async fn wait_ready(
     }
 }
 
-async fn http_ready(client: &reqwest::Client, url: &str) -> Result<(), String> {
+enum Failure {
+    /// The TLS handshake failed on a certificate: a configuration problem.
+    Tls(String),
+    Other(String),
+}
+
+async fn http_ready(client: &reqwest::Client, url: &str) -> Result<(), Failure> {
     match client.get(url).send().await {
         Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("{url} answered {}", r.status())),
-        Err(e) => Err(format!("{url}: {e}")),
+        Ok(r) => Err(Failure::Other(format!("{url} answered {}", r.status()))),
+        Err(e) => {
+            let mut text = e.to_string();
+            let mut cur = std::error::Error::source(&e);
+            while let Some(inner) = cur {
+                text.push_str(": ");
+                text.push_str(&inner.to_string());
+                cur = inner.source();
+            }
+            match crate::tls::chain_reason(&e).or_else(|| crate::tls::text_reason(&text)) {
+                Some(reason) if is_certificate_problem(&reason) => {
+                    Err(Failure::Tls(format!("tls: {url}: {reason}")))
+                }
+                Some(reason) => Err(Failure::Other(format!("{url}: tls: {reason}"))),
+                None => Err(Failure::Other(format!("{url}: {text}"))),
+            }
+        }
     }
+}
+
+fn is_certificate_problem(reason: &str) -> bool {
+    reason.contains("certificate") || reason.starts_with("name mismatch")
 }
 
 async fn tcp_ready(base: &str) -> Result<(), String> {

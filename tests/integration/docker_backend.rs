@@ -100,6 +100,7 @@ fn ready(target: ReadyTarget) -> Ready {
         target,
         timeout: Duration::from_secs(20),
         interval: Duration::from_millis(100),
+        tls: None,
     }
 }
 
@@ -158,7 +159,7 @@ impl Drop for Cleanup {
 }
 
 async fn status_of(url: &str) -> u16 {
-    let client = reqwest::Client::builder()
+    let client = loadmatrix::tls::TlsSettings::http_client(None)
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()

@@ -36,5 +36,6 @@ mod truth_engines;
 mod truth_mix;
 mod truth_open;
 mod truth_streaming;
+mod tls;
 mod validate_limits;
 mod watch;

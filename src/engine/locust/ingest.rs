@@ -123,7 +123,7 @@ fn add_entry(s: &mut RequestStats, e: &Entry) {
         timeout: e.k.timeout,
         connect: e.k.connect,
         io: e.k.io,
-        abandoned: 0,
+        ..FailureCounts::default()
     });
     for (ms, count) in &e.rt {
         // Locust's buckets are whole milliseconds unless a locustfile
@@ -400,5 +400,6 @@ pub(super) fn cell_stats(out: &ProbeOutput, ctx: Context) -> CellStats {
         ),
         tx_bytes: None,
         completed_ok: None,
+        connections: None,
     }
 }

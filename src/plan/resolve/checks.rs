@@ -63,6 +63,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Vec<C
                     url,
                     status,
                     method,
+                    tls: None,
                 })
             })()
         } else if let Some(d) = &c.disk {

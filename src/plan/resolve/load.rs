@@ -13,7 +13,7 @@ use crate::limits::{
 };
 use crate::plan::model::*;
 use crate::plan::raw::{RawPlan, SearchOver};
-use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, Number, Scalar};
+use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, HttpVersion, Number, Scalar};
 use crate::plan::suggest::{Closeness, did_you_mean};
 
 pub(super) fn resolve(
@@ -40,6 +40,28 @@ pub(super) fn resolve(
         .and_then(|n| r.at_most(&l.workers, "load.workers", n, Count(max_workers as u64)))
         .map(|c| c.0);
     let timeout = r.positive_duration(&l.timeout, "load.timeout", ctx);
+    let http = r.typed(&l.http, "load.http", ctx);
+    let connections = match &l.connections {
+        Some(c) => r
+            .at_least(c, "load.connections", ctx, Count(1), "at least 1")
+            .and_then(|n| r.at_most(c, "load.connections", n, Count(MAX_NATIVE_USERS)))
+            .map(|n| Some(n.0)),
+        None => Some(None),
+    };
+    if let (Some(HttpVersion::Http1), Some(c)) = (http, &l.connections) {
+        r.error(
+            c.span.clone(),
+            "`load.connections` multiplexes HTTP/2 streams; with HTTP/1.1 each user has its own connection".into(),
+            Some("set `http = \"2\"` or remove `connections`".into()),
+        );
+    }
+    if let (Some(Engine::Locust), Some(HttpVersion::Http2)) = (engine, http) {
+        r.error(
+            l.http.span.clone(),
+            "engine \"locust\" speaks HTTP/1.1 only".into(),
+            Some("use engine = \"native\" for HTTP/2".into()),
+        );
+    }
 
     let searched = raw.search.as_ref().map(|s| s.over.value);
     for (knob, written) in [
@@ -242,6 +264,8 @@ pub(super) fn resolve(
         timeout: timeout?,
         requests: requests?,
         locust: locust?,
+        http: http?,
+        connections: connections?,
     })
 }
 

@@ -21,6 +21,7 @@ mod steps;
 mod system;
 mod thresholds;
 mod timing;
+mod tls;
 mod vars;
 
 use std::path::{Path, PathBuf};
@@ -118,7 +119,7 @@ pub(crate) fn resolve(
     let plan_base = minijinja::context! { env => env.clone(), run => run_value.clone() };
     let plan_vars = vars::render(&mut r, raw, &plan_base);
     let plan_ctx = minijinja::context! { vars => plan_vars, ..plan_base };
-    let checks = checks::resolve(&mut r, raw, &plan_ctx);
+    let mut checks = checks::resolve(&mut r, raw, &plan_ctx);
     let steps = match &graph {
         Some(g) => steps::resolve(&mut r, raw, g, false, &plan_ctx),
         None => IndexMap::new(),
@@ -127,6 +128,15 @@ pub(crate) fn resolve(
     let search = search::resolve(&mut r, raw, &plan_ctx, &analysis);
     let reports = reports::resolve(&mut r, raw, &plan_ctx);
     let scrapes = scrape::resolve(&mut r, raw, &plan_ctx);
+    let tls = tls::resolve(&mut r, raw, &plan_ctx);
+    for c in &mut cells {
+        c.system.ready.tls = tls.clone();
+    }
+    for c in &mut checks {
+        if let CheckKind::Http { tls: t, .. } = &mut c.kind {
+            *t = tls.clone();
+        }
+    }
     let description = r
         .opt_text(&raw.description, "description", &plan_ctx)
         .flatten()
@@ -154,6 +164,7 @@ pub(crate) fn resolve(
         search,
         reports,
         scrapes,
+        tls,
         templates,
         run_value,
         cell_vars,

@@ -209,6 +209,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
                 target,
                 timeout: timeout?,
                 interval: interval?,
+                tls: None,
             })
         })(),
         None => Some(Ready {
@@ -218,6 +219,7 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Optio
             },
             timeout: Duration::from_secs(60),
             interval: Duration::from_millis(100),
+            tls: None,
         }),
     };
     let ready = ready.filter(|_| ok)?;

@@ -161,6 +161,7 @@ impl Executor for Queueing {
                     rx_bytes: None,
                     tx_bytes: None,
                     completed_ok: None,
+                    connections: None,
                 };
                 Ok(StepOutput::Measured {
                     reps: vec![crate::steps::Measurement {

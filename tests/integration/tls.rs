@@ -1,0 +1,620 @@
+//! HTTPS and HTTP/2 end to end: `loadmatrix run` against a real nginx with a
+//! CA, server and client certificates made here, and against the demo
+//! target serving TLS and h2, whose slots and service time make the
+//! expected figures exact.
+
+use crate::common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, date_time_ymd,
+};
+
+/// PEM files of a private CA and what it signed, in `dir`.
+struct Pki {
+    dir: PathBuf,
+}
+
+fn leaf(
+    issuer: &CertifiedIssuer<'_, KeyPair>,
+    dir: &Path,
+    name: &str,
+    usage: ExtendedKeyUsagePurpose,
+    expired: bool,
+) {
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![usage];
+    if expired {
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2021, 1, 1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+}
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+impl Pki {
+    /// ca.pem; server (localhost, 127.0.0.1), client, expired (server,
+    /// out of date) signed by it; stranger signed by another CA.
+    fn make(dir: &Path) -> Pki {
+        let ours = ca("loadmatrix test CA");
+        std::fs::write(dir.join("ca.pem"), ours.pem()).unwrap();
+        leaf(
+            &ours,
+            dir,
+            "server",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            false,
+        );
+        leaf(
+            &ours,
+            dir,
+            "client",
+            ExtendedKeyUsagePurpose::ClientAuth,
+            false,
+        );
+        leaf(
+            &ours,
+            dir,
+            "expired",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            true,
+        );
+        let other = ca("someone else's CA");
+        leaf(
+            &other,
+            dir,
+            "stranger",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            false,
+        );
+        Pki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nginx_binary(test: &str) -> Option<PathBuf> {
+    let found = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: nginx is required in CI (apt-get install nginx-light)"
+        );
+        eprintln!("skipping {test}: nginx is not installed");
+    }
+    found
+}
+
+/// nginx on four TLS ports: the private CA's server certificate (HTTP/1.1
+/// and HTTP/2), the same demanding a client certificate, an expired one,
+/// and one from a CA nobody trusts. Stopped when dropped.
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    ok: u16,
+    mtls: u16,
+    expired: u16,
+    stranger: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn start(bin: &Path, pki: &Pki, dir: &Path) -> Nginx {
+        let (ok, mtls, expired, stranger) = (free_port(), free_port(), free_port(), free_port());
+        let d = dir.display();
+        let server = |port: u16, cert: &str, extra: &str| {
+            format!(
+                "server {{ listen 127.0.0.1:{port} ssl http2; ssl_certificate {c}; \
+                 ssl_certificate_key {k}; {extra} location / {{ return 200 \"ok\\n\"; }} }}\n",
+                c = pki.file(&format!("{cert}.pem")),
+                k = pki.file(&format!("{cert}.key")),
+            )
+        };
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n\
+             log_format proto '$server_port $server_protocol $status $ssl_session_reused';\n\
+             access_log {d}/access.log proto;\n\
+             keepalive_requests 10000000;\n\
+             client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+             {}{}{}{}}}\n",
+            server(ok, "server", ""),
+            server(
+                mtls,
+                "server",
+                &format!(
+                    "ssl_client_certificate {}; ssl_verify_client on;",
+                    pki.file("ca.pem")
+                )
+            ),
+            server(expired, "expired", ""),
+            server(stranger, "stranger", ""),
+        );
+        let file = dir.join("nginx.conf");
+        std::fs::write(&file, conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        for port in [ok, mtls, expired, stranger] {
+            wait_for("nginx", Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+        }
+        Nginx {
+            child,
+            dir: dir.to_path_buf(),
+            ok,
+            mtls,
+            expired,
+            stranger,
+        }
+    }
+
+    /// Access log lines of requests to `port`.
+    fn log(&self, port: u16) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{port} ")))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A plan against `base_url` with `[tls]` written as `tls`; `extra` goes into [load].
+fn nginx_plan(name: &str, base_url: &str, tls: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+[cell]
+duration = "2s"
+warmup = "300ms"
+[tls]
+{tls}
+[load]
+base_url = "{base_url}"
+users = 4
+timeout = "5s"
+{extra}
+[[load.request]]
+path = "/"
+[analysis]
+baseline = "0s"
+"#
+    )
+}
+
+fn stats_json(run: &Run) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.dir.join("cells/default/stats.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn console(run: &Run) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.output.stdout),
+        stderr(&run.output)
+    )
+}
+
+#[test]
+fn https_with_a_private_ca_over_http1_and_http2_with_resumed_sessions() {
+    let Some(bin) = nginx_binary("https_with_a_private_ca") else {
+        return;
+    };
+    let dir = temp_dir("tls-nginx-pki");
+    let pki = Pki::make(&dir);
+    let nginx = Nginx::start(&bin, &pki, &dir);
+    let url = format!("https://localhost:{}", nginx.ok);
+    let plan = format!(
+        r#"
+name = "tls-nginx"
+[matrix]
+case = ["h1", "h2", "close"]
+[cell]
+duration = "2s"
+warmup = "300ms"
+[system]
+ready = {{ url = "{url}/", timeout = "10s" }}
+[tls]
+ca = "ca.pem"
+[load]
+base_url = "{url}"
+users = 4
+http = "{{{{ '2' if matrix.case == 'h2' else '1.1' }}}}"
+[[load.request]]
+path = "/"
+headers = {{ connection = "{{{{ 'close' if matrix.case == 'close' else 'keep-alive' }}}}" }}
+[[check]]
+name = "https-check"
+http = {{ url = "{url}/" }}
+[analysis]
+baseline = "0s"
+"#
+    );
+    std::fs::write(dir.join("plan.toml"), &plan).unwrap();
+    let out = dir.join("results");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        .args(["run", "plan.toml", "--out"])
+        .arg(&out)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let rows = summary(&only_run(&out, "tls-nginx"));
+    let row = |case: &str| rows.iter().find(|r| r["case"] == case).unwrap();
+    for case in ["h1", "h2", "close"] {
+        let r = row(case);
+        assert_eq!(r["status"], "complete", "{r:?}");
+        assert_eq!(num(r, "failures"), 0.0, "{r:?}");
+        assert!(num(r, "requests") > 50.0, "{r:?}");
+        assert!(num(r, "tls_p95") > 0.0, "{r:?}");
+        assert!(num(r, "connect_p95") > 0.0, "{r:?}");
+    }
+    // Keep-alive: one connection per user; HTTP/2 too by default.
+    assert_eq!(num(row("h1"), "connections"), 4.0);
+    assert_eq!(num(row("h2"), "connections"), 4.0);
+    // Connection: close opens one per request: visible as such.
+    let close = row("close");
+    assert!(
+        num(close, "connections") >= num(close, "requests"),
+        "{close:?}"
+    );
+    let log = nginx.log(nginx.ok);
+    let h2 = log.iter().filter(|l| l.contains(" HTTP/2.0 200")).count();
+    let h1 = log.iter().filter(|l| l.contains(" HTTP/1.1 200")).count();
+    assert!(
+        h2 as f64 >= num(row("h2"), "requests"),
+        "{h2} HTTP/2.0 lines"
+    );
+    assert!(
+        h1 as f64 >= num(row("h1"), "requests"),
+        "{h1} HTTP/1.1 lines"
+    );
+    // Reconnects resume the user's earlier session (nginx logs "r").
+    let resumed = log.iter().filter(|l| l.ends_with(" r")).count();
+    assert!(
+        resumed as f64 >= num(close, "requests") * 0.9,
+        "{resumed} resumed sessions of {} connections",
+        num(close, "connections")
+    );
+}
+
+#[test]
+fn mutual_tls_is_accepted_with_the_client_certificate_and_refused_without() {
+    let Some(bin) = nginx_binary("mutual_tls") else {
+        return;
+    };
+    let dir = temp_dir("tls-mtls-pki");
+    let pki = Pki::make(&dir);
+    let nginx = Nginx::start(&bin, &pki, &dir);
+    let url = format!("https://127.0.0.1:{}", nginx.mtls);
+    let with = run_plan(
+        "tls-mtls-with",
+        &nginx_plan(
+            "tls-mtls-with",
+            &url,
+            &format!(
+                "ca = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+                pki.file("ca.pem"),
+                pki.file("client.pem"),
+                pki.file("client.key")
+            ),
+            "",
+        ),
+        &[],
+    );
+    assert_eq!(
+        with.output.status.code(),
+        Some(0),
+        "{}",
+        stderr(&with.output)
+    );
+    let row = &summary(&with.dir)[0];
+    assert_eq!(num(row, "failures"), 0.0, "{row:?}");
+    assert!(num(row, "requests") > 50.0, "{row:?}");
+    let without = run_plan(
+        "tls-mtls-without",
+        &nginx_plan(
+            "tls-mtls-without",
+            &url,
+            &format!("ca = \"{}\"", pki.file("ca.pem")),
+            "",
+        ),
+        &[],
+    );
+    let row = &summary(&without.dir)[0];
+    assert!(num(row, "requests") > 0.0, "{row:?}");
+    assert_eq!(num(row, "failures"), num(row, "requests"), "{row:?}");
+    // nginx answers 400 "No required SSL certificate was sent".
+    let kinds = &stats_json(&without)["stats"]["total"]["failures_by_kind"];
+    assert_eq!(
+        kinds["status"].as_f64(),
+        Some(num(row, "requests")),
+        "{kinds}"
+    );
+    assert!(nginx.log(nginx.mtls).iter().any(|l| l.contains(" 400 ")));
+}
+
+#[test]
+fn an_untrusted_certificate_fails_the_cell_as_tls_with_the_reason() {
+    let Some(bin) = nginx_binary("an_untrusted_certificate") else {
+        return;
+    };
+    let dir = temp_dir("tls-untrusted-pki");
+    let pki = Pki::make(&dir);
+    let nginx = Nginx::start(&bin, &pki, &dir);
+    let url = format!("https://localhost:{}", nginx.stranger);
+    let tls = format!("ca = \"{}\"", pki.file("ca.pem"));
+    let run = run_plan(
+        "tls-untrusted",
+        &nginx_plan("tls-untrusted", &url, &tls, ""),
+        &[],
+    );
+    let row = &summary(&run.dir)[0];
+    assert!(num(row, "requests") > 0.0, "{row:?}");
+    assert_eq!(num(row, "failures"), num(row, "requests"), "{row:?}");
+    let stats = stats_json(&run);
+    assert_eq!(
+        stats["stats"]["total"]["failures_by_kind"]["tls"].as_f64(),
+        Some(num(row, "requests")),
+        "{stats}"
+    );
+    let reason = "certificate signed by an unknown issuer";
+    assert!(console(&run).contains(reason), "{}", console(&run));
+    let events =
+        std::fs::read_to_string(run.dir.join("cells/default/events.log")).unwrap_or_default();
+    let report = std::fs::read_to_string(run.dir.join("report.md")).unwrap();
+    assert!(
+        events.contains(reason) || report.contains(reason),
+        "{report}"
+    );
+    assert!(report.contains(reason), "{report}");
+
+    // Readiness over https fails at once on the certificate, well inside
+    // its 60 s timeout, naming why.
+    let plan = nginx_plan("tls-untrusted-ready", &url, &tls, "").replace(
+        "[tls]",
+        &format!("[system]\nready = {{ url = \"{url}/\", timeout = \"60s\" }}\n[tls]"),
+    );
+    let started = Instant::now();
+    let ready = run_plan("tls-untrusted-ready", &plan, &[]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_ne!(ready.output.status.code(), Some(0));
+    assert!(console(&ready).contains(reason), "{}", console(&ready));
+}
+
+#[test]
+fn an_expired_certificate_is_named_expired() {
+    let Some(bin) = nginx_binary("an_expired_certificate") else {
+        return;
+    };
+    let dir = temp_dir("tls-expired-pki");
+    let pki = Pki::make(&dir);
+    let nginx = Nginx::start(&bin, &pki, &dir);
+    let url = format!("https://localhost:{}", nginx.expired);
+    let run = run_plan(
+        "tls-expired",
+        &nginx_plan(
+            "tls-expired",
+            &url,
+            &format!("ca = \"{}\"", pki.file("ca.pem")),
+            "",
+        ),
+        &[],
+    );
+    let row = &summary(&run.dir)[0];
+    assert_eq!(num(row, "failures"), num(row, "requests"), "{row:?}");
+    assert!(
+        console(&run).contains("tls: certificate expired"),
+        "{}",
+        console(&run)
+    );
+    // With verification off the same server answers, and the run says so.
+    let insecure = run_plan(
+        "tls-insecure",
+        &nginx_plan("tls-insecure", &url, "insecure = true", ""),
+        &[],
+    );
+    let row = &summary(&insecure.dir)[0];
+    assert_eq!(num(row, "failures"), 0.0, "{row:?}");
+    assert!(
+        console(&insecure).contains("NOT verified"),
+        "{}",
+        console(&insecure)
+    );
+    let report = std::fs::read_to_string(insecure.dir.join("report.md")).unwrap();
+    assert!(report.contains("NOT verified"), "{report}");
+}
+
+/// A demo target on a free port, over TLS when `pki` is given; stopped
+/// when dropped.
+struct Demo(Child, u16);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn demo(pki: Option<&Pki>, args: &[&str]) -> Demo {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadmatrix"));
+    cmd.args(["demo-target", "--port", &port.to_string()])
+        .args(args);
+    if let Some(p) = pki {
+        cmd.args([
+            "--tls-cert",
+            &p.file("server.pem"),
+            "--tls-key",
+            &p.file("server.key"),
+        ]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the demo target", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Demo(child, port)
+}
+
+#[test]
+fn queueing_truth_holds_over_tls_and_http2() {
+    // 4 slots x 50 ms: 80 RPS; 8 users keep 4 queued, so latency is 100 ms
+    // (Little's law), whatever carries the requests.
+    let dir = temp_dir("tls-queueing-pki");
+    let pki = Pki::make(&dir);
+    let service = [
+        "--slots",
+        "4",
+        "--service-time",
+        "50ms",
+        "--jitter",
+        "fixed",
+    ];
+    let tls = demo(Some(&pki), &service);
+    let plain = demo(None, &service);
+    let plan = format!(
+        r#"
+name = "tls-queueing"
+[matrix]
+case = ["h1-tls", "h2-tls", "h2c"]
+[cell]
+duration = "4s"
+warmup = "1s"
+[tls]
+ca = "{ca}"
+[load]
+base_url = "{{{{ 'http://127.0.0.1:{plain}' if matrix.case == 'h2c' else 'https://localhost:{tls}' }}}}"
+http = "{{{{ '1.1' if matrix.case == 'h1-tls' else '2' }}}}"
+users = 8
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = '{{"inputs": [1]}}'
+expect = {{ status = 200 }}
+[analysis]
+baseline = "0s"
+"#,
+        ca = pki.file("ca.pem"),
+        plain = plain.1,
+        tls = tls.1,
+    );
+    let run = run_plan("tls-queueing", &plan, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", stderr(&run.output));
+    for row in summary(&run.dir) {
+        let (rps, p50) = (num(&row, "rps"), num(&row, "p50"));
+        assert_eq!(num(&row, "failures"), 0.0, "{row:?}");
+        assert!(
+            within(rps, 80.0, 0.10),
+            "{}: rps {rps:.1}, expected 80 ± 10%",
+            row["case"]
+        );
+        assert!(
+            within(p50, 100.0, 0.10),
+            "{}: p50 {p50:.1} ms, expected 100 ± 10%",
+            row["case"]
+        );
+        assert_eq!(num(&row, "connections"), 8.0, "{row:?}");
+    }
+}
+
+#[test]
+fn a_streamed_response_over_http2_times_the_first_token() {
+    // 4 slots, 2 users: no queue, so the first event comes after exactly
+    // --first-token, and the rest every --token-time.
+    let dir = temp_dir("tls-h2-stream-pki");
+    let pki = Pki::make(&dir);
+    let target = demo(
+        Some(&pki),
+        &[
+            "--slots",
+            "4",
+            "--first-token",
+            "200ms",
+            "--token-time",
+            "20ms",
+        ],
+    );
+    let plan = format!(
+        r#"
+name = "tls-h2-stream"
+[cell]
+duration = "3s"
+warmup = "500ms"
+[tls]
+ca = "{ca}"
+[load]
+base_url = "https://localhost:{port}"
+http = "2"
+connections = 1
+users = 2
+[[load.request]]
+method = "POST"
+path = "/v1/completions"
+body = '{{"prompt": "hi", "max_tokens": 8, "stream": true}}'
+expect = {{ status = 200 }}
+stream = "sse"
+[analysis]
+baseline = "0s"
+"#,
+        ca = pki.file("ca.pem"),
+        port = target.1,
+    );
+    let run = run_plan("tls-h2-stream", &plan, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", stderr(&run.output));
+    let row = &summary(&run.dir)[0];
+    assert_eq!(num(row, "failures"), 0.0, "{row:?}");
+    assert!(within(num(row, "ttft_p50"), 200.0, 0.05), "{row:?}");
+    assert!(within(num(row, "itl_p50"), 20.0, 0.25), "{row:?}");
+    // Both users' streams shared one connection.
+    assert_eq!(num(row, "connections"), 1.0, "{row:?}");
+}
