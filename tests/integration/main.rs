@@ -17,6 +17,7 @@ mod fuzz_plans;
 mod gate;
 mod load_edges;
 mod locust_driver;
+mod locust_faults;
 mod locust_run;
 mod no_panic;
 mod plan_fixtures;
