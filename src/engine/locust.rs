@@ -242,8 +242,6 @@ const POLL: Duration = Duration::from_millis(100);
 const STARTUP_GRACE: Duration = Duration::from_secs(15);
 /// Locust's own shutdown takes about a second after the run time.
 const FINISH_GRACE: Duration = Duration::from_secs(30);
-/// How long the master may live on after writing its result.
-const EXIT_AFTER_RESULT: Duration = Duration::from_secs(5);
 /// After a cancel: the master alone (it tells workers to send their last
 /// report and quit), then SIGTERM to everyone, then SIGKILL.
 const CANCEL_TERM_ALL: Duration = Duration::from_secs(1);
@@ -391,12 +389,6 @@ fn tail(path: &Path) -> String {
 
 fn status_text(s: Option<ExitStatus>) -> String {
     s.map_or_else(|| "an unknown status".into(), |s| s.to_string())
-}
-
-/// Locust logs this on a process whose CPU stayed above 90% (workers log it
-/// themselves; the master logs it for workers it heard it from).
-fn logged_cpu_warning(logs: &[PathBuf]) -> bool {
-    logs::first_line_with(logs, &["CPU usage above", "exceeded cpu threshold"]).is_some()
 }
 
 enum Outcome {
@@ -647,21 +639,10 @@ pub fn run_locust(
                 }
                 Some(at) => {
                     let ran = now.duration_since(at);
-                    lost.extend(lost_workers(&mut procs, ran, run_secs));
-                    if files.out.exists() {
-                        let seen = *result_seen_at.get_or_insert(now);
-                        if now.duration_since(seen) > EXIT_AFTER_RESULT {
-                            // Something the locustfile started (a thread that
-                            // is not a daemon) keeps the master alive; its
-                            // result is written, so it is kept.
-                            procs.stop(Duration::ZERO, Duration::from_secs(1));
-                            warnings.push(format!(
-                                "the Locust master had not exited {} s after writing its results \
-                                 (a non-daemon thread of the locustfile?): its processes were stopped",
-                                EXIT_AFTER_RESULT.as_secs()
-                            ));
-                            break Outcome::Finished;
-                        }
+                    lost.extend(procs.lost_workers(ran, run_secs));
+                    if let Some(w) = procs.outlived_result(&files.out, &mut result_seen_at) {
+                        warnings.push(w);
+                        break Outcome::Finished;
                     }
                     if ran > Duration::from_secs(run_secs) + FINISH_GRACE {
                         procs.stop(Duration::ZERO, Duration::from_secs(1));
@@ -717,52 +698,13 @@ pub fn run_locust(
         Context {
             rows,
             cancelled,
-            client_bound: logged_cpu_warning(&logs),
+            client_bound: logs::logged_cpu_warning(&logs),
             warnings,
             locust_stats: ingest::read_locust_json(&files.dir.join("locust.json")),
         },
     );
-    if lost.is_empty()
-        && let Some(line) = logs
-            .first()
-            .and_then(|m| logs::first_line_with(&[m], &[logs::WORKER_MISSING]))
-    {
-        lost.push(format!("Locust's master lost a worker mid-window: {line}"));
-    }
-    if !lost.is_empty() {
-        let message = format!(
-            "{}; the load of the window was not what the plan asked for",
-            lost.join("; ")
-        );
-        stats.warnings.push(message.clone());
-        stats.degraded.get_or_insert(message);
-    }
+    logs::degrade_for_lost_workers(&mut stats, lost, logs.first());
     Ok(stats)
-}
-
-/// Workers that exited while the window still ran ("worker 2 exited
-/// mid-window (signal: 9 (SIGKILL))"), each named once. An exit in the last
-/// second may be Locust's own shutdown and is not counted.
-fn lost_workers(procs: &mut Procs, ran: Duration, run_secs: u64) -> Vec<String> {
-    if ran + Duration::from_secs(1) >= Duration::from_secs(run_secs) {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for w in procs.list.iter_mut().skip(1) {
-        if w.lost_reported {
-            continue;
-        }
-        if let Some(status) = w.poll() {
-            w.lost_reported = true;
-            out.push(format!(
-                "Locust {} exited mid-window ({}, {:.1} s in)",
-                w.name,
-                crate::system::process::describe_exit(status),
-                ran.as_secs_f64()
-            ));
-        }
-    }
-    out
 }
 
 fn process_failed(spec: &LocustSpec, process: &str, log: &Path, status: String) -> LocustError {

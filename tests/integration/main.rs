@@ -18,6 +18,7 @@ mod gate;
 mod live;
 mod load_edges;
 mod locust_driver;
+mod locust_faults;
 mod locust_run;
 mod no_panic;
 mod plan_fixtures;

@@ -68,9 +68,38 @@ pub(super) fn first_line_with(logs: &[impl AsRef<Path>], needles: &[&str]) -> Op
     found
 }
 
+/// Locust logs this on a process whose CPU stayed above 90% (workers log it
+/// themselves; the master logs it for workers it heard it from).
+pub(super) fn logged_cpu_warning(logs: &[std::path::PathBuf]) -> bool {
+    first_line_with(logs, &["CPU usage above", "exceeded cpu threshold"]).is_some()
+}
+
 /// What Locust's master logs when a worker stops sending heartbeats (it
 /// died, or was killed, or hangs).
 pub(super) const WORKER_MISSING: &str = "setting state to missing";
+
+/// Makes `stats` degraded when workers were lost mid-window: those seen to
+/// exit, or else one the master's log says went missing (a worker started
+/// elsewhere).
+pub(super) fn degrade_for_lost_workers(
+    stats: &mut crate::engine::stats::CellStats,
+    mut lost: Vec<String>,
+    master_log: Option<&std::path::PathBuf>,
+) {
+    if lost.is_empty()
+        && let Some(line) = master_log.and_then(|m| first_line_with(&[m], &[WORKER_MISSING]))
+    {
+        lost.push(format!("Locust's master lost a worker mid-window: {line}"));
+    }
+    if !lost.is_empty() {
+        let message = format!(
+            "{}; the load of the window was not what the plan asked for",
+            lost.join("; ")
+        );
+        stats.warnings.push(message.clone());
+        stats.degraded.get_or_insert(message);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::redact::Redactor;
 
+/// How long the master may live on after writing its result.
+const EXIT_AFTER_RESULT: Duration = Duration::from_secs(5);
+
 /// How to start Locust: `[locust]` or `[python3, -m, locust]`.
 #[derive(Debug, Clone)]
 pub(super) struct Launcher {
@@ -139,6 +142,52 @@ impl Procs {
         for p in &mut self.list {
             p.signal(sig);
         }
+    }
+
+    /// Workers that exited while the window still ran ("Locust worker 2
+    /// exited mid-window (killed by signal 9 (SIGKILL), 3.1 s in)"), each
+    /// named once. An exit in the last second may be Locust's own shutdown
+    /// and is not counted.
+    pub fn lost_workers(&mut self, ran: Duration, run_secs: u64) -> Vec<String> {
+        if ran + Duration::from_secs(1) >= Duration::from_secs(run_secs) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for w in self.list.iter_mut().skip(1) {
+            if w.lost_reported {
+                continue;
+            }
+            if let Some(status) = w.poll() {
+                w.lost_reported = true;
+                out.push(format!(
+                    "Locust {} exited mid-window ({}, {:.1} s in)",
+                    w.name,
+                    crate::system::process::describe_exit(status),
+                    ran.as_secs_f64()
+                ));
+            }
+        }
+        out
+    }
+
+    /// A warning once the master has lived on [`EXIT_AFTER_RESULT`] after
+    /// writing its result (`out`): something the locustfile started (a
+    /// thread that is not a daemon) keeps it alive. Its processes are then
+    /// stopped; the result is written, so the cell keeps it.
+    pub fn outlived_result(&mut self, out: &Path, seen: &mut Option<Instant>) -> Option<String> {
+        if !out.exists() {
+            return None;
+        }
+        let since = *seen.get_or_insert_with(Instant::now);
+        if since.elapsed() <= EXIT_AFTER_RESULT {
+            return None;
+        }
+        self.stop(Duration::ZERO, Duration::from_secs(1));
+        Some(format!(
+            "the Locust master had not exited {} s after writing its results \
+             (a non-daemon thread of the locustfile?): its processes were stopped",
+            EXIT_AFTER_RESULT.as_secs()
+        ))
     }
 
     pub fn all_exited(&mut self) -> bool {
