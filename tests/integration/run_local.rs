@@ -579,9 +579,12 @@ baseline = "1s"
         report.contains("replicas 2 -> 4: not saturated (both load-bound at ~"),
         "{report}"
     );
-    // 1 replica meets the SLO at 8 users (p95 about 100 ms): the cheapest.
+    // 1 replica meets the SLO at 8 users (p95 about 100 ms): the cheapest,
+    // with its load generator's worker in the price.
     assert!(
-        report.contains("- Deploy 1 replica at the tested load (cheapest under the SLO: $1.00/h"),
+        report.contains(
+            "- Deploy 1 replica at the tested load (cheapest under the SLO: $2.00/h (1 replica x $1.00 + 1 worker x $1.00)"
+        ),
         "{report}"
     );
     let summary: serde_json::Value =
