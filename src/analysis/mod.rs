@@ -213,10 +213,14 @@ pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
             .zip(threshold_rows)
             .filter(|(c, _)| c.max_value.is_some())
             .map(|(c, mut row)| {
-                // The next probe broke the SLO: the service was the limit.
+                // The search's verdict is what bounded the frontier: found,
+                // the next probe broke the SLO (the service was the limit);
+                // above range, the largest load it could offer still met it.
                 use crate::results::summary::Bound;
-                if c.status == "found" && row.bound == Some(Bound::Load) {
-                    row.bound = Some(Bound::Service);
+                match (c.status.as_str(), row.bound) {
+                    ("found", Some(Bound::Load)) => row.bound = Some(Bound::Service),
+                    ("above_range", Some(Bound::Service)) => row.bound = Some(Bound::Load),
+                    _ => {}
                 }
                 row
             })

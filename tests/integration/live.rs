@@ -35,7 +35,13 @@ fn capacity_search_on_a_terminal_follows_every_probe_and_answers_from_the_fronti
     let addr = run.dashboard();
     let events = {
         let addr = addr.clone();
-        std::thread::spawn(move || read_events(&addr, |t| t.contains("event: finished")))
+        std::thread::spawn(move || {
+            read_events(&addr, |t| {
+                t.split("event: finished\n")
+                    .nth(1)
+                    .is_some_and(|f| f.contains("\n\n"))
+            })
+        })
     };
 
     // During the search, past the third probe (where a probe's index was
@@ -152,6 +158,13 @@ fn capacity_search_on_a_terminal_follows_every_probe_and_answers_from_the_fronti
         .and_then(|a| a.split("\n## ").next())
         .unwrap();
     assert!(!answers.contains("_users"), "{answers}");
+    // 16 users still met the SLO at two replicas: no capacity is claimed
+    // there, only a lower bound.
+    let two = answers
+        .lines()
+        .find(|l| l.contains("**Capacity**") && l.contains("replicas=2"))
+        .unwrap_or_else(|| panic!("no capacity answer for replicas=2: {answers}"));
+    assert!(!two.contains("service-bound"), "{two}");
     assert!(
         answers.matches("Cheapest under the SLO").count() <= 1,
         "{answers}"
