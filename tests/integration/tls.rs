@@ -125,6 +125,8 @@ struct Nginx {
     mtls: u16,
     expired: u16,
     stranger: u16,
+    /// Ends every connection after 20 requests: HTTP/2 with GOAWAY.
+    goaway: u16,
 }
 
 impl Drop for Nginx {
@@ -137,6 +139,7 @@ impl Drop for Nginx {
 impl Nginx {
     fn start(bin: &Path, pki: &Pki, dir: &Path) -> Nginx {
         let (ok, mtls, expired, stranger) = (free_port(), free_port(), free_port(), free_port());
+        let goaway = free_port();
         let d = dir.display();
         let server = |port: u16, cert: &str, extra: &str| {
             format!(
@@ -155,7 +158,7 @@ impl Nginx {
              keepalive_requests 10000000;\n\
              client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
              fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-             {}{}{}{}}}\n",
+             {}{}{}{}{}}}\n",
             server(ok, "server", ""),
             server(
                 mtls,
@@ -167,6 +170,7 @@ impl Nginx {
             ),
             server(expired, "expired", ""),
             server(stranger, "stranger", ""),
+            server(goaway, "server", "keepalive_requests 20;"),
         );
         let file = dir.join("nginx.conf");
         std::fs::write(&file, conf).unwrap();
@@ -179,7 +183,7 @@ impl Nginx {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        for port in [ok, mtls, expired, stranger] {
+        for port in [ok, mtls, expired, stranger, goaway] {
             wait_for("nginx", Duration::from_secs(10), || {
                 std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             });
@@ -191,6 +195,7 @@ impl Nginx {
             mtls,
             expired,
             stranger,
+            goaway,
         }
     }
 
@@ -254,7 +259,7 @@ fn https_with_a_private_ca_over_http1_and_http2_with_resumed_sessions() {
         r#"
 name = "tls-nginx"
 [matrix]
-case = ["h1", "h2", "close"]
+case = ["h1", "h2", "close", "goaway"]
 [cell]
 duration = "2s"
 warmup = "300ms"
@@ -263,9 +268,9 @@ ready = {{ url = "{url}/", timeout = "10s" }}
 [tls]
 ca = "ca.pem"
 [load]
-base_url = "{url}"
+base_url = "{{{{ '{goaway}' if matrix.case == 'goaway' else '{url}' }}}}"
 users = 4
-http = "{{{{ '2' if matrix.case == 'h2' else '1.1' }}}}"
+http = "{{{{ '2' if matrix.case in ['h2', 'goaway'] else '1.1' }}}}"
 [[load.request]]
 path = "/"
 headers = {{ connection = "{{{{ 'close' if matrix.case == 'close' else 'keep-alive' }}}}" }}
@@ -274,7 +279,8 @@ name = "https-check"
 http = {{ url = "{url}/" }}
 [analysis]
 baseline = "0s"
-"#
+"#,
+        goaway = format!("https://localhost:{}", nginx.goaway),
     );
     std::fs::write(dir.join("plan.toml"), &plan).unwrap();
     let out = dir.join("results");
@@ -287,7 +293,7 @@ baseline = "0s"
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let rows = summary(&only_run(&out, "tls-nginx"));
     let row = |case: &str| rows.iter().find(|r| r["case"] == case).unwrap();
-    for case in ["h1", "h2", "close"] {
+    for case in ["h1", "h2", "close", "goaway"] {
         let r = row(case);
         assert_eq!(r["status"], "complete", "{r:?}");
         assert_eq!(num(r, "failures"), 0.0, "{r:?}");
@@ -303,6 +309,13 @@ baseline = "0s"
     assert!(
         num(close, "connections") >= num(close, "requests"),
         "{close:?}"
+    );
+    // nginx ends each HTTP/2 connection with GOAWAY after 20 requests: the
+    // engine opens another and no request fails.
+    let goaway = row("goaway");
+    assert!(
+        num(goaway, "connections") >= num(goaway, "requests") / 20.0,
+        "{goaway:?}"
     );
     let log = nginx.log(nginx.ok);
     let h2 = log.iter().filter(|l| l.contains(" HTTP/2.0 200")).count();
@@ -541,6 +554,10 @@ method = "POST"
 path = "/predict"
 body = '{{"inputs": [1]}}'
 expect = {{ status = 200 }}
+[[scrape]]
+name = "tls-demo"
+url = "https://localhost:{tls}/metrics"
+series = [{{ metric = "demo_requests_total", agg = "rate", as = "server_rps" }}]
 [analysis]
 baseline = "0s"
 "#,
@@ -564,6 +581,16 @@ baseline = "0s"
             row["case"]
         );
         assert_eq!(num(&row, "connections"), 8.0, "{row:?}");
+        // The service's own count, scraped over https, agrees (the h2c
+        // cell's load goes to the other target).
+        if row["case"] != "h2c" {
+            let server = num(&row, "server_rps");
+            assert!(
+                within(server, rps, 0.10),
+                "{}: server_rps {server:.1}",
+                row["case"]
+            );
+        }
     }
 }
 
@@ -617,4 +644,61 @@ baseline = "0s"
     assert!(within(num(row, "itl_p50"), 20.0, 0.25), "{row:?}");
     // Both users' streams shared one connection.
     assert_eq!(num(row, "connections"), 1.0, "{row:?}");
+}
+
+#[test]
+fn locust_trusts_the_plans_ca() {
+    if !locust_available("locust_trusts_the_plans_ca") {
+        return;
+    }
+    // 2 slots x 50 ms: 40 RPS over HTTPS, through Locust's requests client,
+    // which trusts the private CA only because it is given as its bundle.
+    let dir = temp_dir("tls-locust-pki");
+    let pki = Pki::make(&dir);
+    let target = demo(
+        Some(&pki),
+        &[
+            "--slots",
+            "2",
+            "--service-time",
+            "50ms",
+            "--jitter",
+            "fixed",
+        ],
+    );
+    let locustfile = dir.join("locustfile.py");
+    std::fs::write(
+        &locustfile,
+        "from locust import HttpUser, constant, task\n\n\
+         class Predict(HttpUser):\n    wait_time = constant(0)\n\n    \
+         @task\n    def predict(self):\n        \
+         self.client.post(\"/predict\", json={\"inputs\": [1]}, name=\"predict\")\n",
+    )
+    .unwrap();
+    let plan = format!(
+        r#"
+name = "tls-locust"
+[cell]
+duration = "4s"
+warmup = "1s"
+[tls]
+ca = "{ca}"
+[load]
+engine = "locust"
+locustfile = "{locustfile}"
+base_url = "https://localhost:{port}"
+users = 8
+workers = 1
+[analysis]
+baseline = "0s"
+"#,
+        ca = pki.file("ca.pem"),
+        locustfile = locustfile.display(),
+        port = target.1,
+    );
+    let run = run_plan("tls-locust", &plan, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", stderr(&run.output));
+    let row = &summary(&run.dir)[0];
+    assert_eq!(num(row, "failures"), 0.0, "{row:?}");
+    assert!(within(num(row, "rps"), 40.0, 0.15), "{row:?}");
 }
