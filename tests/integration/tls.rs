@@ -268,7 +268,7 @@ ready = {{ url = "{url}/", timeout = "10s" }}
 [tls]
 ca = "ca.pem"
 [load]
-base_url = "{{{{ '{goaway}' if matrix.case == 'goaway' else '{url}' }}}}"
+base_url = "{{{{ 'https://localhost:{goaway}' if matrix.case == 'goaway' else '{url}' }}}}"
 users = 4
 http = "{{{{ '2' if matrix.case in ['h2', 'goaway'] else '1.1' }}}}"
 [[load.request]]
@@ -280,7 +280,7 @@ http = {{ url = "{url}/" }}
 [analysis]
 baseline = "0s"
 "#,
-        goaway = format!("https://localhost:{}", nginx.goaway),
+        goaway = nginx.goaway,
     );
     std::fs::write(dir.join("plan.toml"), &plan).unwrap();
     let out = dir.join("results");
