@@ -702,3 +702,46 @@ baseline = "0s"
     assert_eq!(num(row, "failures"), 0.0, "{row:?}");
     assert!(within(num(row, "rps"), 40.0, 0.15), "{row:?}");
 }
+
+#[test]
+fn validate_reads_every_tls_file_and_names_its_line() {
+    let dir = temp_dir("tls-validate");
+    std::fs::write(dir.join("junk.pem"), "not PEM at all").unwrap();
+    let plan = r#"name = "tls-validate"
+[tls]
+ca = "missing.pem"
+[load]
+base_url = "https://127.0.0.1:8443"
+users = 2
+connections = 2
+[[load.request]]
+path = "/"
+"#;
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    let validate = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+            .arg("validate")
+            .arg(dir.join("plan.toml"))
+            .output()
+            .unwrap()
+    };
+    let o = validate(&dir);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("plan.toml:3:6"), "{err}");
+    assert!(err.contains("missing.pem` does not exist"), "{err}");
+    // `connections` multiplexes HTTP/2 only.
+    assert!(err.contains("plan.toml:7:15"), "{err}");
+    assert!(err.contains("set `http = \"2\"`"), "{err}");
+    // A file that is there but holds no certificate.
+    let plan = plan
+        .replace("missing.pem", "junk.pem")
+        .replace("connections = 2", "http = \"2\"\nconnections = 2");
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    let o = validate(&dir);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("plan.toml:3:6"), "{err}");
+    assert!(err.contains("holds no PEM certificate"), "{err}");
+    assert!(!err.contains("connections"), "{err}");
+}
