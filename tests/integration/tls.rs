@@ -745,3 +745,47 @@ path = "/"
     assert!(err.contains("holds no PEM certificate"), "{err}");
     assert!(!err.contains("connections"), "{err}");
 }
+
+#[test]
+fn server_name_is_the_name_sent_and_verified() {
+    let Some(bin) = nginx_binary("server_name_is_the_name_sent_and_verified") else {
+        return;
+    };
+    let dir = temp_dir("tls-server-name-pki");
+    let pki = Pki::make(&dir);
+    let nginx = Nginx::start(&bin, &pki, &dir);
+    // The certificate names localhost and 127.0.0.1: the URL's address
+    // alone would pass, so a failure can only come from `server_name`.
+    let url = format!("https://127.0.0.1:{}", nginx.ok);
+    let ca = format!("ca = \"{}\"", pki.file("ca.pem"));
+    let wrong = run_plan(
+        "tls-name-wrong",
+        &nginx_plan(
+            "tls-name-wrong",
+            &url,
+            &format!("{ca}\nserver_name = \"api.internal\""),
+            "",
+        ),
+        &[],
+    );
+    let row = &summary(&wrong.dir)[0];
+    assert_eq!(num(row, "failures"), num(row, "requests"), "{row:?}");
+    assert!(
+        console(&wrong).contains("tls: name mismatch"),
+        "{}",
+        console(&wrong)
+    );
+    let right = run_plan(
+        "tls-name-right",
+        &nginx_plan(
+            "tls-name-right",
+            &url,
+            &format!("{ca}\nserver_name = \"localhost\""),
+            "",
+        ),
+        &[],
+    );
+    let row = &summary(&right.dir)[0];
+    assert_eq!(num(row, "failures"), 0.0, "{row:?}");
+    assert!(num(row, "requests") > 50.0, "{row:?}");
+}
