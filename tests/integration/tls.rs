@@ -144,7 +144,8 @@ impl Nginx {
         let server = |port: u16, cert: &str, extra: &str| {
             format!(
                 "server {{ listen 127.0.0.1:{port} ssl http2; ssl_certificate {c}; \
-                 ssl_certificate_key {k}; {extra} location / {{ return 200 \"ok\\n\"; }} }}\n",
+                 ssl_certificate_key {k}; {extra} location / {{ return 200 \"ok\\n\"; }} \
+                 location /reset {{ return 444; }} }}\n",
                 c = pki.file(&format!("{cert}.pem")),
                 k = pki.file(&format!("{cert}.key")),
             )
@@ -788,4 +789,31 @@ fn server_name_is_the_name_sent_and_verified() {
     let row = &summary(&right.dir)[0];
     assert_eq!(num(row, "failures"), 0.0, "{row:?}");
     assert!(num(row, "requests") > 50.0, "{row:?}");
+}
+
+#[test]
+fn a_reset_stream_is_its_own_failure_kind() {
+    let Some(bin) = nginx_binary("a_reset_stream_is_its_own_failure_kind") else {
+        return;
+    };
+    let dir = temp_dir("tls-reset-pki");
+    let pki = Pki::make(&dir);
+    let nginx = Nginx::start(&bin, &pki, &dir);
+    // nginx's `return 444` over HTTP/2 resets the stream.
+    let plan = nginx_plan(
+        "tls-reset",
+        &format!("https://localhost:{}", nginx.ok),
+        &format!("ca = \"{}\"", pki.file("ca.pem")),
+        "http = \"2\"",
+    )
+    .replace("path = \"/\"", "path = \"/reset\"");
+    let run = run_plan("tls-reset", &plan, &[]);
+    let row = &summary(&run.dir)[0];
+    assert!(num(row, "requests") > 0.0, "{row:?}");
+    let kinds = &stats_json(&run)["stats"]["total"]["failures_by_kind"];
+    assert_eq!(
+        kinds["reset"].as_f64(),
+        Some(num(row, "requests")),
+        "{kinds}"
+    );
 }
