@@ -29,5 +29,6 @@ mod search;
 mod secrets;
 mod streaming;
 mod tls;
+mod tls_demo;
 mod validate_limits;
 mod watch;
