@@ -115,8 +115,9 @@ pub struct LocustSpec {
     pub work_dir: PathBuf,
     /// How long to wait for every worker to connect.
     pub expect_workers_timeout: Duration,
-    /// PEM roots Locust's HTTP clients trust (`[tls] ca`), given to its
-    /// processes as `REQUESTS_CA_BUNDLE` and `SSL_CERT_FILE`.
+    /// PEM roots Locust's HTTP clients trust (`[tls] ca`): the `verify`
+    /// bundle of every HttpUser session, and `REQUESTS_CA_BUNDLE` and
+    /// `SSL_CERT_FILE` for other clients a locustfile uses.
     pub ca_bundle: Option<PathBuf>,
     /// `PATH` used to find Locust and given to its processes; `None` uses
     /// this process's `PATH`.
@@ -459,7 +460,8 @@ pub fn run_locust(
     if let Some(ca) = &spec.ca_bundle {
         let ca = absolute(ca).into_os_string();
         common_env.push(("REQUESTS_CA_BUNDLE", ca.clone()));
-        common_env.push(("SSL_CERT_FILE", ca));
+        common_env.push(("SSL_CERT_FILE", ca.clone()));
+        common_env.push(("LOADMATRIX_CA_BUNDLE", ca));
     }
     let mut master_env: Vec<(&str, OsString)> = common_env.to_vec();
     master_env.push(("LOADMATRIX_PROBE_OUT", files.out.clone().into_os_string()));

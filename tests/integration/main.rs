@@ -38,5 +38,6 @@ mod truth_mix;
 mod truth_open;
 mod truth_streaming;
 mod tls;
+mod tls_demo;
 mod validate_limits;
 mod watch;

@@ -39,6 +39,26 @@ REPORTED_AFTER = int(getattr(locust_runners, "WORKER_REPORT_INTERVAL", 3.0)) + 1
 KINDS = ("status", "timeout", "connect", "io")
 
 
+def trust_plan_ca():
+    """`[tls] ca` as the trusted bundle of Locust's HttpUser: its session
+    ignores REQUESTS_CA_BUNDLE (trust_env is off), so it is set on each."""
+    bundle = os.environ.get("LOADMATRIX_CA_BUNDLE")
+    if not bundle:
+        return
+    from locust.clients import HttpSession
+
+    plain_init = HttpSession.__init__
+
+    def init(self, *args, **kwargs):
+        plain_init(self, *args, **kwargs)
+        self.verify = bundle
+
+    HttpSession.__init__ = init
+
+
+trust_plan_ca()
+
+
 def failure_kind(exc, response):
     names = [c.__name__ for c in type(exc).__mro__]
     low = repr(exc).lower()
