@@ -26,5 +26,5 @@ pub use native::{
 };
 pub use stats::{
     CLIENT_BOUND_CPU_PCT, CellStats, ConnStats, FailureCounts, FailureKind, RequestStats,
-    TimelineRow,
+    RowStream, TimelineRow,
 };

@@ -312,6 +312,9 @@ pub struct SecondFigures {
     pub failures: u64,
     pub p50_ms: f64,
     pub p95_ms: f64,
+    /// Streamed responses' figures of that second, when the mix streams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<super::stats::RowStream>,
 }
 
 impl WindowSoFar {

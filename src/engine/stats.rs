@@ -667,6 +667,11 @@ impl TimelineBuilder {
                 failures: row.failures,
                 p50_ms: q[0],
                 p95_ms: q[1],
+                stream: row.events_done.map(|(ttft, itl, tokens)| RowStream {
+                    ttft_p95_ms: ttft,
+                    itl_p95_ms: itl,
+                    tokens_per_s: tokens as f64,
+                }),
             });
         }
         w

@@ -15,7 +15,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::engine::{NameLatency, Phase};
+use crate::engine::{NameLatency, Phase, RowStream};
 use crate::plan::matrix::CellValues;
 use crate::plan::{Cell, Plan};
 use crate::results::{CellStatus, SummaryRow};
@@ -102,6 +102,8 @@ pub struct Live {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub by_name: Vec<NameLatency>,
+    /// Streamed responses: the last closed second's TTFT and ITL p95 and tokens/s.
+    pub stream: Option<RowStream>,
 }
 
 /// One second of a measured window, placed on the whole run's clock.
@@ -116,6 +118,8 @@ pub struct Second {
     pub rps: f64,
     pub p95_ms: f64,
     pub failures: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_p95_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -395,6 +399,7 @@ impl Watch {
                 p50_ms: t.p50_ms,
                 p95_ms: t.p95_ms,
                 by_name: w.by_name.clone(),
+                stream: w.last.as_ref().and_then(|l| l.stream.clone()),
             };
             if let Some(last) = &w.last
                 && s.series.last().is_none_or(|p| p.cell != c || p.t < last.t)
@@ -406,6 +411,7 @@ impl Watch {
                     rps: last.requests as f64,
                     p95_ms: last.p95_ms,
                     failures: last.failures,
+                    ttft_p95_ms: last.stream.as_ref().map(|s| s.ttft_p95_ms),
                 });
                 if s.series.len() > SERIES_CAP {
                     let mut keep = false;

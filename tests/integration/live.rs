@@ -542,3 +542,55 @@ body = "{{}}"
 "#
     )
 }
+
+/// The JSON of every `tick` event in an SSE text.
+fn ticks(text: &str) -> Vec<serde_json::Value> {
+    text.split("event: tick\n")
+        .skip(1)
+        .filter_map(|t| t.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The live figures of a streamed mix: every tick of the measured window
+/// carries the last closed second's time to first token, which the demo
+/// target sets (150 ms, 8 slots for 2 users: nothing queues).
+#[test]
+fn dashboard_ticks_carry_the_time_to_first_token_of_a_streamed_mix() {
+    let plan = r#"
+name = "live-stream"
+[cell]
+duration = "6s"
+warmup = "0s"
+[system]
+backend = "local"
+replicas = 1
+command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--slots", "8", "--first-token", "150ms", "--token-time", "10ms"]
+ready = { path = "/health", timeout = "10s" }
+[load]
+users = 2
+[[load.request]]
+name = "generate"
+method = "POST"
+path = "/v1/completions"
+body = '{"prompt": "hi", "max_tokens": 8, "stream": true}'
+stream = "sse"
+[analysis]
+baseline = "0s"
+"#;
+    let (file, out) = write_plan("live-stream", plan);
+    let run = Background::start(&file, &out, &["--serve", "127.0.0.1:0"]);
+    let addr = run.dashboard();
+    let ttft = |text: &str| ticks(text).iter().find_map(|v| v["ttft_p95"].as_f64());
+    let events = read_events(&addr, |t| ttft(t).is_some());
+    let (status, text) = run.wait();
+    assert!(status.success(), "{text}");
+    let ttft = ttft(&events).unwrap_or_else(|| panic!("no tick with ttft_p95:\n{events}"));
+    assert!((145.0..=260.0).contains(&ttft), "ttft_p95 {ttft} ms");
+    let tokens = ticks(&events)
+        .iter()
+        .find_map(|v| v["tokens_per_s"].as_f64())
+        .unwrap();
+    // 2 users, each 8 tokens per 150 + 7 x 10 ms stream: about 73 tokens/s.
+    assert!((40.0..=100.0).contains(&tokens), "tokens/s {tokens}");
+}

@@ -96,6 +96,7 @@ fn tick(t: u64, users: u64) -> LoadProgress {
         failures: 0,
         p50_ms: 1.0,
         p95_ms: 2.0,
+        stream: None,
     };
     LoadProgress {
         tick: crate::engine::ProgressTick {
