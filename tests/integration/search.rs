@@ -366,11 +366,15 @@ fn plan_shows_the_most_probes_and_validate_keeps_capacity_to_searches() {
 
 #[test]
 fn a_probe_that_never_steadies_is_measured_three_times_as_long_then_judged_failing() {
-    // The server stalls for 700 ms every 2 s: some seconds serve a third of the others.
+    // The server stalls for 1 s every 3 s. Any three consecutive seconds hold
+    // one whole stall, which spans at most two of them: one second serves all
+    // 80 requests and the others lose 80 between them, wherever the seconds
+    // fall against the stalls (a 2 s period split evenly across second
+    // boundaries would look steady).
     let text = plan(
         "search-unsteady",
         "",
-        "4\", \"--stall-every\", \"2s\", \"--stall-for\", \"700ms",
+        "4\", \"--stall-every\", \"3s\", \"--stall-for\", \"1s",
         "over = \"users\"\nfrom = 4\nto = 4\nslo = { p95 = \"10s\" }",
         "",
     )
