@@ -667,11 +667,7 @@ impl TimelineBuilder {
                 failures: row.failures,
                 p50_ms: q[0],
                 p95_ms: q[1],
-                stream: row.events_done.map(|(ttft, itl, tokens)| RowStream {
-                    ttft_p95_ms: ttft,
-                    itl_p95_ms: itl,
-                    tokens_per_s: tokens as f64,
-                }),
+                stream: row.events_done.map(|e| row_stream(e, 1.0)),
             });
         }
         w
@@ -705,14 +701,19 @@ impl TimelineBuilder {
                 p50_ms: q[0],
                 p95_ms: q[1],
                 p99_ms: q[2],
-                stream: events.map(|(ttft, itl, tokens)| RowStream {
-                    ttft_p95_ms: ttft,
-                    itl_p95_ms: itl,
-                    tokens_per_s: tokens as f64 / len,
-                }),
+                stream: events.map(|e| row_stream(e, len)),
             });
         }
         out
+    }
+}
+
+/// A second's streaming figures from its event quantiles, over `secs` of it.
+fn row_stream((ttft, itl, tokens): (f64, f64, u64), secs: f64) -> RowStream {
+    RowStream {
+        ttft_p95_ms: ttft,
+        itl_p95_ms: itl,
+        tokens_per_s: tokens as f64 / secs,
     }
 }
 

@@ -118,8 +118,6 @@ pub struct Second {
     pub rps: f64,
     pub p95_ms: f64,
     pub failures: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttft_p95_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -411,7 +409,6 @@ impl Watch {
                     rps: last.requests as f64,
                     p95_ms: last.p95_ms,
                     failures: last.failures,
-                    ttft_p95_ms: last.stream.as_ref().map(|s| s.ttft_p95_ms),
                 });
                 if s.series.len() > SERIES_CAP {
                     let mut keep = false;
