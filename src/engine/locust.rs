@@ -119,6 +119,8 @@ pub struct LocustSpec {
     /// bundle of every HttpUser session, and `REQUESTS_CA_BUNDLE` and
     /// `SSL_CERT_FILE` for other clients a locustfile uses.
     pub ca_bundle: Option<PathBuf>,
+    /// `[tls] insecure`: Locust's HTTP clients accept any certificate.
+    pub insecure: bool,
     /// `PATH` used to find Locust and given to its processes; `None` uses
     /// this process's `PATH`.
     pub path: Option<OsString>,
@@ -148,6 +150,7 @@ impl LocustSpec {
             work_dir: work_dir.into(),
             expect_workers_timeout: Self::DEFAULT_EXPECT_WORKERS_TIMEOUT,
             ca_bundle: None,
+            insecure: false,
             path: None,
             redactor: Default::default(),
         }
@@ -438,6 +441,9 @@ pub fn run_locust(
     // Locust's --run-time takes whole seconds.
     let run_secs = total.as_secs_f64().ceil().max(1.0) as u64;
     let mut warnings = Vec::new();
+    if spec.insecure && spec.host.starts_with("https://") {
+        warnings.push(super::INSECURE_TLS.into());
+    }
     if total.subsec_nanos() != 0 {
         warnings.push(format!(
             "Locust runs whole seconds: warm-up + duration rounded up to {run_secs} s"
@@ -462,6 +468,9 @@ pub fn run_locust(
         common_env.push(("REQUESTS_CA_BUNDLE", ca.clone()));
         common_env.push(("SSL_CERT_FILE", ca.clone()));
         common_env.push(("LOADMATRIX_CA_BUNDLE", ca));
+    }
+    if spec.insecure {
+        common_env.push(("LOADMATRIX_TLS_INSECURE", "1".into()));
     }
     let mut master_env: Vec<(&str, OsString)> = common_env.to_vec();
     master_env.push(("LOADMATRIX_PROBE_OUT", files.out.clone().into_os_string()));

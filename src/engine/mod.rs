@@ -15,6 +15,10 @@ pub mod stats;
 mod stream;
 mod worker;
 
+/// Said on the console and in the report whenever `[tls] insecure` is on.
+pub const INSECURE_TLS: &str = "TLS certificates were NOT verified ([tls] insecure = true): \
+     the figures may come from any server";
+
 #[cfg(test)]
 mod stream_tests;
 #[cfg(test)]

@@ -224,11 +224,7 @@ pub fn run_load(
     if spec.endpoints.iter().any(|e| e.tls)
         && spec.transport.tls.as_ref().is_some_and(|t| t.insecure)
     {
-        warnings.push(
-            "TLS certificates were NOT verified ([tls] insecure = true): \
-             the figures may come from any server"
-                .into(),
-        );
+        warnings.push(super::INSECURE_TLS.into());
     }
 
     let too_long = || invalid("warm-up + duration is too long");

@@ -450,6 +450,7 @@ async fn locust(
         spec.duration = cell.timing.duration;
         spec.redactor = ctx.dir.redactor().clone();
         spec.ca_bundle = ctx.plan.tls.as_ref().and_then(|t| t.ca.clone());
+        spec.insecure = ctx.plan.tls.as_ref().is_some_and(|t| t.insecure);
         if spec.external_workers {
             let msg = format!(
                 "waiting for {} external Locust worker(s): on each load host run `locust --worker -f - --master-host <this host> --master-port 5557` (master bound to {})",
@@ -493,7 +494,7 @@ async fn record(
     for w in &stats.warnings {
         events.push(format!("engine: {w}"));
         // What TLS did wrong (or did not check) is said at once.
-        if w.starts_with("tls: ") || w.contains("NOT verified") {
+        if w.starts_with("tls: ") || w == crate::engine::INSECURE_TLS {
             ctx.say(w);
         }
     }

@@ -33,7 +33,7 @@ fn demo(pki: Option<&Pki>, args: &[&str]) -> Demo {
     }
     let child = cmd
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     wait_for("the demo target", Duration::from_secs(10), || {
@@ -81,6 +81,11 @@ expect = {{ status = 200 }}
 name = "tls-demo"
 url = "https://localhost:{tls}/metrics"
 series = [{{ metric = "demo_requests_total", agg = "rate", as = "server_rps" }}]
+[[step]]
+id = "poke"
+uses = "scrape"
+url = "https://localhost:{tls}/metrics"
+needs = ["load"]
 [analysis]
 baseline = "0s"
 "#,
@@ -104,6 +109,14 @@ baseline = "0s"
             row["case"]
         );
         assert_eq!(num(&row, "connections"), 8.0, "{row:?}");
+        // The scrape step reads the same https endpoint with the same [tls].
+        let cell = run.dir.join(format!("cells/case{}/poke.txt", row["case"]));
+        let poked = std::fs::read_to_string(cell).unwrap_or_default();
+        assert!(
+            poked.contains("demo_requests_total"),
+            "{}: {poked}",
+            row["case"]
+        );
         // The service's own count, scraped over https, agrees (the h2c
         // cell's load goes to the other target).
         if row["case"] != "h2c" {
@@ -192,20 +205,24 @@ fn locust_trusts_the_plans_ca() {
     let locustfile = dir.join("locustfile.py");
     std::fs::write(
         &locustfile,
-        "from locust import HttpUser, constant, task\n\n\
-         class Predict(HttpUser):\n    wait_time = constant(0)\n\n    \
+        "from locust import HttpUser, FastHttpUser, constant, task\n\n\
+         class Requests(HttpUser):\n    wait_time = constant(0)\n\n    \
          @task\n    def predict(self):\n        \
-         self.client.post(\"/predict\", json={\"inputs\": [1]}, name=\"predict\")\n",
+         self.client.post(\"/predict\", json={\"inputs\": [1]}, name=\"requests\")\n\n\
+         class Fast(FastHttpUser):\n    wait_time = constant(0)\n\n    \
+         @task\n    def predict(self):\n        \
+         self.client.post(\"/predict\", json={\"inputs\": [1]}, name=\"fast\")\n",
     )
     .unwrap();
-    let plan = format!(
-        r#"
-name = "tls-locust"
+    let plan = |name: &str, tls: &str| {
+        format!(
+            r#"
+name = "{name}"
 [cell]
-duration = "4s"
+duration = "2s"
 warmup = "1s"
 [tls]
-ca = "{ca}"
+{tls}
 [load]
 engine = "locust"
 locustfile = "{locustfile}"
@@ -215,13 +232,89 @@ workers = 1
 [analysis]
 baseline = "0s"
 "#,
-        ca = pki.file("ca.pem"),
-        locustfile = locustfile.display(),
-        port = target.1,
-    );
-    let run = run_plan("tls-locust", &plan, &[]);
+            locustfile = locustfile.display(),
+            port = target.1,
+        )
+    };
+    let by_name = |run: &Run| -> std::collections::BTreeMap<String, (f64, f64)> {
+        summary_by_name(&run.dir)
+            .iter()
+            .map(|r| (r["name"].clone(), (num(r, "requests"), num(r, "failures"))))
+            .collect()
+    };
+    // Both of Locust's clients trust the plan's CA, and only it.
+    let ca = format!("ca = \"{}\"", pki.file("ca.pem"));
+    let run = run_plan("tls-locust", &plan("tls-locust", &ca), &[]);
     assert_eq!(run.output.status.code(), Some(0), "{}", stderr(&run.output));
     let row = &summary(&run.dir)[0];
-    assert_eq!(num(row, "failures"), 0.0, "{row:?}");
     assert!(within(num(row, "rps"), 40.0, 0.15), "{row:?}");
+    let names = by_name(&run);
+    for name in ["requests", "fast"] {
+        let (requests, failures) = names[name];
+        assert!(requests > 0.0 && failures == 0.0, "{name}: {names:?}");
+    }
+    let stranger = Pki::make(&temp_dir("tls-locust-stranger"));
+    let wrong = format!("ca = \"{}\"", stranger.file("ca.pem"));
+    let run = run_plan("tls-locust-wrong", &plan("tls-locust-wrong", &wrong), &[]);
+    let names = by_name(&run);
+    for name in ["requests", "fast"] {
+        let (requests, failures) = names[name];
+        assert!(requests > 0.0 && failures == requests, "{name}: {names:?}");
+    }
+    // `insecure` reaches both clients too, and the console says so.
+    let lax = format!("{wrong}\ninsecure = true");
+    let run = run_plan("tls-locust-lax", &plan("tls-locust-lax", &lax), &[]);
+    let names = by_name(&run);
+    for name in ["requests", "fast"] {
+        let (requests, failures) = names[name];
+        assert!(requests > 0.0 && failures == 0.0, "{name}: {names:?}");
+    }
+    assert!(
+        stderr(&run.output).contains("NOT verified"),
+        "{}",
+        stderr(&run.output)
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_the_handshake_fails_as_tls_in_time() {
+    // Accepts connections and reads nothing: no ServerHello ever comes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in listener.incoming().take(64) {
+            open.push(conn);
+        }
+    });
+    let plan = format!(
+        r#"
+name = "tls-silent"
+[cell]
+duration = "2s"
+[load]
+base_url = "https://localhost:{port}"
+users = 2
+timeout = "2s"
+[[load.request]]
+path = "/"
+[analysis]
+baseline = "0s"
+"#
+    );
+    let started = std::time::Instant::now();
+    let run = run_plan("tls-silent", &plan, &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let row = &summary(&run.dir)[0];
+    assert!(num(row, "requests") > 0.0, "{row:?}");
+    assert_eq!(num(row, "failures"), num(row, "requests"), "{row:?}");
+    let console = stderr(&run.output);
+    assert!(console.contains("handshake timeout"), "{console}");
+    let report = std::fs::read_to_string(run.dir.join("report.md")).unwrap();
+    assert!(report.contains("handshake timeout"), "{report}");
+    drop(held);
 }

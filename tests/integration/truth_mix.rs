@@ -4,7 +4,6 @@
 //! unloaded latency weighted by the mix) does not move with the random draw
 //! of the mix.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::common::*;
@@ -12,22 +11,6 @@ use crate::common::*;
 fn repo_plan(name: &str) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     std::fs::read_to_string(Path::new(root).join("plans").join(name)).unwrap()
-}
-
-/// summary_by_name.csv as (header -> value) maps.
-fn by_name(dir: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("summary_by_name.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split(','))
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
 }
 
 #[test]
@@ -51,7 +34,7 @@ fn the_quickstart_mix_has_per_name_figures_and_a_steady_baseline() {
             "{}",
             stderr(&r.output)
         );
-        let rows = by_name(&r.dir);
+        let rows = summary_by_name(&r.dir);
         let header = std::fs::read_to_string(r.dir.join("summary_by_name.csv")).unwrap();
         assert!(
             header.starts_with("replicas,users,name,requests,failures,fail_pct,rps,ok_rps,"),

@@ -40,10 +40,13 @@ KINDS = ("status", "timeout", "connect", "io")
 
 
 def trust_plan_ca():
-    """`[tls] ca` as the trusted bundle of Locust's HttpUser: its session
-    ignores REQUESTS_CA_BUNDLE (trust_env is off), so it is set on each."""
+    """`[tls] ca` as the trusted bundle, `[tls] insecure` as no verification,
+    for both of Locust's HTTP clients. HttpUser's session ignores
+    REQUESTS_CA_BUNDLE (trust_env is off), so `verify` is set on each;
+    FastHttpUser verifies nothing unless told, so it is told."""
     bundle = os.environ.get("LOADMATRIX_CA_BUNDLE")
-    if not bundle:
+    insecure = os.environ.get("LOADMATRIX_TLS_INSECURE") == "1"
+    if not bundle and not insecure:
         return
     from locust.clients import HttpSession
 
@@ -51,9 +54,23 @@ def trust_plan_ca():
 
     def init(self, *args, **kwargs):
         plain_init(self, *args, **kwargs)
-        self.verify = bundle
+        self.verify = False if insecure else bundle
 
     HttpSession.__init__ = init
+    try:
+        import gevent.ssl
+        from locust.contrib.fasthttp import FastHttpUser
+    except ImportError:
+        return
+    if insecure:
+        FastHttpUser.insecure = True
+        return
+
+    def context():
+        return gevent.ssl.create_default_context(cafile=bundle)
+
+    FastHttpUser.insecure = False
+    FastHttpUser.ssl_context_factory = staticmethod(context)
 
 
 trust_plan_ca()

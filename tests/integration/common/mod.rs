@@ -72,7 +72,17 @@ pub fn manifest(run: &Path) -> serde_json::Value {
 
 /// summary.csv as (header -> value) maps.
 pub fn summary(dir: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    csv_rows(&dir.join("summary.csv"))
+}
+
+/// summary_by_name.csv (one row per cell and request name) as maps.
+pub fn summary_by_name(dir: &Path) -> Vec<HashMap<String, String>> {
+    csv_rows(&dir.join("summary_by_name.csv"))
+}
+
+/// A CSV file without quoted commas as (header -> value) maps.
+pub fn csv_rows(file: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(file).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     lines
