@@ -6,8 +6,13 @@ pub mod live;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+/// The loadmatrix binary under test.
+pub fn loadmatrix() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+}
 
 /// A fresh folder for one test, named after it and this process.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -29,7 +34,7 @@ pub fn run_plan(name: &str, plan: &str, args: &[&str]) -> Run {
     let file = dir.join("plan.toml");
     std::fs::write(&file, plan).unwrap();
     let out = dir.join("results");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let output = loadmatrix()
         .arg("run")
         .arg(&file)
         .arg("--out")
@@ -123,6 +128,25 @@ pub fn demo_pids(marker: &str) -> Vec<u32> {
     }
     pids.sort();
     pids
+}
+
+/// Sends `sig` to `child` and waits for it to exit: its exit code and how
+/// long it took (killed, and no code, after 20 s).
+pub fn stop_with(child: &mut Child, sig: i32) -> (Option<i32>, Duration) {
+    // SAFETY: kill(2) on the process this test started.
+    unsafe { kill(child.id() as i32, sig) };
+    let sent = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), sent.elapsed());
+        }
+        if sent.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 unsafe extern "C" {
