@@ -388,16 +388,34 @@ fn a_bad_or_taken_dashboard_address_stops_the_run_before_any_load() {
 
 #[test]
 fn console_on_a_terminal_shows_where_a_stopped_cell_stopped() {
-    let plan = grid_plan("watch-tty-stop", "1", "1", "0s", "20s");
+    let seed = format!("{}", 700_000 + std::process::id() % 1000);
+    let plan = grid_plan("watch-tty-stop", "1", "1", "0s", "20s").replace(
+        "\"--service-time\", \"5ms\"]",
+        &format!("\"--service-time\", \"5ms\", \"--seed\", \"{seed}\"]"),
+    );
     let (file, out) = write_plan("watch-tty-stop", &plan);
-    // Ctrl-C some seconds into the measured window (after ready).
+    // Ctrl-C two seconds after the replica answers: into the measured window.
+    let target = file.display().to_string();
+    let stopper = std::thread::spawn(move || {
+        let mut port = None;
+        wait_for("the replica", Duration::from_secs(60), || {
+            port = demo_pids(&seed).into_iter().find_map(demo_port);
+            port.is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        for pid in loadmatrix_pids(&target) {
+            // SAFETY: signals the run this test started.
+            unsafe { kill(pid as i32, 2) };
+        }
+    });
     let cmd = format!(
-        "timeout -s INT 10 {} run {} --out {}",
+        "{} run {} --out {}",
         env!("CARGO_BIN_EXE_loadmatrix"),
         file.display(),
         out.display()
     );
     let o = on_pty(&cmd);
+    stopper.join().unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let stopped = text
         .split("cell 1/1 [replicas=1 users=1] ")

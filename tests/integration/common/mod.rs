@@ -149,6 +149,38 @@ pub fn stop_with(child: &mut Child, sig: i32) -> (Option<i32>, Duration) {
     }
 }
 
+/// Pids of `loadmatrix` processes (the binary under test) whose arguments
+/// include `arg`, e.g. a plan file: a run started through a shell or `script`.
+pub fn loadmatrix_pids(arg: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if args[0] == env!("CARGO_BIN_EXE_loadmatrix") && args.iter().any(|a| a == arg) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// The port a demo-target process was told to listen on (`--port N`).
+pub fn demo_port(pid: u32) -> Option<u16> {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let i = args.iter().position(|a| a == "--port")?;
+    args.get(i + 1)?.parse().ok()
+}
+
 unsafe extern "C" {
     /// kill(2), for signalling processes the tests started.
     pub fn kill(pid: i32, sig: i32) -> i32;
