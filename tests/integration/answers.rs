@@ -4,7 +4,7 @@
 //! `users / (think time + service time)`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use crate::common::*;
 
@@ -115,7 +115,7 @@ fn shared_backend(slots: &str, service: &str) -> Shared {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let child = loadmatrix()
         .args(["demo-target", "--port", &port.to_string(), "--slots", slots])
         .args(["--service-time", service, "--jitter", "fixed"])
         .stdout(Stdio::null())

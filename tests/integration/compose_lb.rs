@@ -52,7 +52,7 @@ fn build_images() -> (&'static str, &'static str) {
         std::fs::File::create(std::env::temp_dir().join("loadmatrix-test-image.lock")).unwrap();
     // SAFETY: flock on a descriptor we own; released when `lock` closes.
     unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let o = loadmatrix()
         .args(["demo-image", "--tag", demo, "--lb-tag", lb])
         .output()
         .unwrap();

@@ -61,7 +61,7 @@ name = "docker-e2e"
 replicas = [1, 2]
 users = [2, 8]
 [cell]
-duration = "5s"
+duration = "4s"
 [system]
 backend = "docker"
 replicas = "{{{{ matrix.replicas }}}}"
@@ -76,6 +76,8 @@ body = '{{"inputs": [1]}}'
 [[check]]
 name = "engine"
 command = {{ run = ["docker", "info"] }}
+[analysis]
+baseline = "0s"
 "#
     );
     std::fs::write(dir.join("plan.toml"), plan).unwrap();
@@ -148,6 +150,8 @@ timeout = "1s"
 method = "POST"
 path = "/predict"
 body = '{{"inputs": [1]}}'
+[analysis]
+baseline = "0s"
 "#
     );
     std::fs::write(dir.join("plan.toml"), plan).unwrap();

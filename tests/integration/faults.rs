@@ -42,6 +42,8 @@ body = '{"inputs": [1]}'
 expect = { status = 200 }
 [[threshold]]
 expr = "fail_rate < 1%"
+[analysis]
+baseline = "0s"
 "#,
         &[],
     );
@@ -83,6 +85,8 @@ ready = { path = "{{ matrix.health }}", timeout = "1500ms" }
 users = 1
 [[load.request]]
 path = "/health"
+[analysis]
+baseline = "0s"
 "#,
         &[],
     );
@@ -123,11 +127,13 @@ timeout = "1s"
 method = "POST"
 path = "/predict"
 body = '{{"inputs": [1]}}'
+[analysis]
+baseline = "0s"
 "#
     );
     let dir = temp_dir("replica-dies");
     std::fs::write(dir.join("plan.toml"), plan).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let child = loadmatrix()
         .arg("run")
         .arg(dir.join("plan.toml"))
         .arg("--out")
@@ -203,6 +209,8 @@ timeout = "300ms"
 method = "POST"
 path = "/predict"
 body = '{"inputs": [1]}'
+[analysis]
+baseline = "0s"
 "#,
         &[],
     );
@@ -249,6 +257,8 @@ base_url = "http://127.0.0.1:{port}"
 users = 2
 [[load.request]]
 path = "/"
+[analysis]
+baseline = "0s"
 "#
         ),
         &[],
@@ -311,11 +321,13 @@ command = ["loadmatrix", "demo-target", "--port", "{{ port }}", "--service-time"
 users = "{{ matrix.users }}"
 [[load.request]]
 path = "/health"
+[analysis]
+baseline = "0s"
 "#,
     )
     .unwrap();
     let results = mount.join("results");
-    let child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let child = loadmatrix()
         .arg("run")
         .arg(dir.join("plan.toml"))
         .arg("--out")
@@ -390,6 +402,8 @@ base_url = "http://127.0.0.1:9"
 users = 100000
 [[load.request]]
 path = "/"
+[analysis]
+baseline = "0s"
 "#,
     )
     .unwrap();
@@ -427,6 +441,8 @@ ready = { path = "/health", timeout = "5s" }
 users = 1
 [[load.request]]
 path = "/health"
+[analysis]
+baseline = "0s"
 "#,
         &[],
     );
@@ -456,11 +472,7 @@ fn report_renders_a_run_whose_system_csv_holds_nan() {
         "t,replica,cpu_pct,mem_bytes\n1.0,replica-0,NaN,NaN\n2.0,replica-0,inf,33452032\nNaN,replica-0,3.0,33452032\n",
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .arg("report")
-        .arg(&run)
-        .output()
-        .unwrap();
+    let o = loadmatrix().arg("report").arg(&run).output().unwrap();
     // The fixture's thresholds decide 0 or 1; a report that cannot be
     // rendered would be 2.
     let err = stderr(&o);

@@ -4,7 +4,7 @@
 //! local demo-target replica whose `--fail-rate` makes the failures.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::common::*;
 
@@ -29,6 +29,8 @@ method = "POST"
 body = "{{}}"
 [[threshold]]
 expr = "{threshold}"
+[analysis]
+baseline = "0s"
 "#
     )
 }
@@ -42,7 +44,7 @@ fn run_with_fail_rate(name: &str, threshold: &str, fail: &str) -> Run {
 }
 
 fn compare(base: &Path, new: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    loadmatrix()
         .arg("compare")
         .arg(base)
         .arg(new)

@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::live::*;
@@ -175,11 +174,7 @@ fn capacity_search_on_a_terminal_follows_every_probe_and_answers_from_the_fronti
 fn report_on_a_folder_that_is_not_a_run_exits_2_and_writes_nothing() {
     let dir = temp_dir("live-not-a-run");
     std::fs::write(dir.join("notes.txt"), "hello").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .arg("report")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let o = loadmatrix().arg("report").arg(&dir).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("is not a run folder"), "{}", stderr(&o));
     let left: Vec<String> = std::fs::read_dir(&dir)
@@ -191,7 +186,7 @@ fn report_on_a_folder_that_is_not_a_run_exits_2_and_writes_nothing() {
         ["notes.txt"],
         "report wrote into a folder that is not a run"
     );
-    let missing = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let missing = loadmatrix()
         .arg("report")
         .arg(dir.join("nowhere"))
         .output()
@@ -209,7 +204,7 @@ fn set_of_a_matrix_axis_the_plan_lacks_is_an_error_with_a_suggestion() {
     )
     .unwrap();
     let validate = |set: &str| {
-        Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        loadmatrix()
             .args(["plan"])
             .arg(&file)
             .args(["--set", set])
@@ -267,8 +262,9 @@ fn run_pid(run: &Background) -> u32 {
 
 #[test]
 fn dashboard_holds_2000_idle_connections_without_starving_the_run() {
-    // Four cells, each starting its replicas afresh while the connections sit.
-    let plan = grid_plan("live-idle", "1, 2", "1, 2", "0s", "2s");
+    // Four cells, each starting its replicas afresh while the connections
+    // sit; 16 s of them outlast the idle timeout that frees the dashboard.
+    let plan = grid_plan("live-idle", "1, 2", "1, 2", "0s", "4s");
     let (file, out) = write_plan("live-idle", &plan);
     let run = Background::start(&file, &out, &["--serve", "127.0.0.1:0"]);
     let addr = run.dashboard();
@@ -312,28 +308,33 @@ fn dashboard_holds_2000_idle_connections_without_starving_the_run() {
 
 #[test]
 fn dashboard_drops_a_client_that_never_reads() {
-    let plan = grid_plan("live-stall", "1", "1", "0s", "40s");
+    let plan = grid_plan("live-stall", "1", "1", "0s", "24s");
     let (file, out) = write_plan("live-stall", &plan);
     let mut run = Background::start(&file, &out, &["--serve", "127.0.0.1:0"]);
     let addr = run.dashboard();
     // A client with a tiny receive window that asks for the stream and
     // never reads it.
-    let stalled = small_window_client(&addr);
-    let mut stalled = stalled;
+    let mut stalled = small_window_client(&addr);
     write!(stalled, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     // A client that reads keeps getting ticks all along.
-    let reader = {
-        let addr = addr.clone();
-        std::thread::spawn(move || read_events(&addr, |t| t.matches("event: tick").count() >= 25))
-    };
-    // Long after the stall limit, while the run still goes on, the stalled
-    // client finds its stream closed: what it reads ends.
-    std::thread::sleep(Duration::from_secs(22));
+    let ticks = TickClock::follow(&addr);
+    // The server side of the stalled connection leaves ESTABLISHED when the
+    // dashboard drops it (after its stall limit), seen from the kernel's
+    // table without the client reading a byte.
+    let client_port = stalled.local_addr().unwrap().port();
+    assert!(server_side_established(&addr, client_port));
+    wait_for(
+        "the dashboard to drop the client that never reads",
+        Duration::from_secs(40),
+        || !server_side_established(&addr, client_port),
+    );
+    let dropped = Instant::now();
     assert!(
         run.child.try_wait().unwrap().is_none(),
         "the run ended before the check: {}",
         run.text()
     );
+    // What the stalled client reads now ends.
     stalled
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -354,15 +355,74 @@ fn dashboard_drops_a_client_that_never_reads() {
         }
     }
     assert!(closed, "the client that never read was not dropped");
+    // The reading client got ticks before and after the drop.
+    wait_for(
+        "three ticks after the drop",
+        Duration::from_secs(10),
+        || ticks.after(dropped) >= 3,
+    );
+    let before = ticks.count() - ticks.after(dropped);
+    assert!(before >= 5, "{before} ticks before the drop");
     assert!(
         run.child.try_wait().unwrap().is_none(),
         "the run ended before the check: {}",
         run.text()
     );
-    let ticks = reader.join().unwrap();
-    assert!(ticks.matches("event: tick").count() >= 25, "{ticks}");
     let (status, text) = run.wait();
     assert!(status.success(), "{text}");
+}
+
+/// When each `tick` event of a dashboard's stream arrived, read as it comes.
+struct TickClock(std::sync::Arc<std::sync::Mutex<Vec<Instant>>>);
+
+impl TickClock {
+    fn follow(addr: &str) -> TickClock {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let addr = addr.to_string();
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            write!(s, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+            let mut text = String::new();
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = s.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                let fresh = text.matches("event: tick").count();
+                text = text.rsplit("event: tick").next().unwrap().to_string();
+                sink.lock()
+                    .unwrap()
+                    .extend(std::iter::repeat_n(Instant::now(), fresh));
+            }
+        });
+        TickClock(seen)
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn after(&self, t: Instant) -> usize {
+        self.0.lock().unwrap().iter().filter(|s| **s > t).count()
+    }
+}
+
+/// Whether the kernel's TCP table holds the server side of the connection
+/// from local port `client` to `server` (ip:port) in state ESTABLISHED.
+fn server_side_established(server: &str, client: u16) -> bool {
+    let server: std::net::SocketAddrV4 = server.parse().unwrap();
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from(*server.ip()).swap_bytes(),
+        server.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1] == local && f[2].ends_with(&format!(":{client:04X}")) && f[3] == "01"
+    })
 }
 
 /// A connection whose receive buffer is as small as the kernel allows.
@@ -473,6 +533,8 @@ name = "predict"
 path = "/predict"
 method = "POST"
 body = "{}"
+[analysis]
+baseline = "0s"
 "#;
     let (file, out) = write_plan("live-markup", plan);
     let run = Background::start(&file, &out, &["--serve", "127.0.0.1:0"]);
@@ -514,33 +576,6 @@ body = "{}"
     );
     let (status, text) = run.wait();
     assert!(status.success(), "{text}");
-}
-
-/// `replicas` x `users` on local demo-target replicas.
-fn grid_plan(name: &str, replicas: &str, users: &str, warmup: &str, duration: &str) -> String {
-    format!(
-        r#"
-name = "{name}"
-[matrix]
-replicas = [{replicas}]
-users = [{users}]
-[cell]
-warmup = "{warmup}"
-duration = "{duration}"
-[system]
-backend = "local"
-replicas = "{{{{ matrix.replicas }}}}"
-command = ["loadmatrix", "demo-target", "--port", "{{{{ port }}}}", "--service-time", "5ms"]
-ready = {{ path = "/health", timeout = "10s" }}
-[load]
-users = "{{{{ matrix.users }}}}"
-[[load.request]]
-name = "predict"
-path = "/predict"
-method = "POST"
-body = "{{}}"
-"#
-    )
 }
 
 /// The JSON of every `tick` event in an SSE text.

@@ -48,6 +48,8 @@ engine = "{{ matrix.engine }}"
 locustfile = "locustfile.py"
 users = 8
 workers = 1
+[analysis]
+baseline = "0s"
 [[load.request]]
 name = "predict"
 method = "POST"
@@ -200,6 +202,8 @@ locustfile = "{locustfile}"
 users = {users}
 workers = {workers}
 {extra}
+[analysis]
+baseline = "0s"
 "#
     )
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -24,29 +24,11 @@ fn fixture_run(name: &str) -> PathBuf {
     dir.join("run")
 }
 
-/// Waits for `child` to exit after a signal; its exit code and how long it took.
-fn stop_with(child: &mut Child, sig: i32) -> (Option<i32>, Duration) {
-    // SAFETY: kill(2) on the process this test started.
-    unsafe { kill(child.id() as i32, sig) };
-    let sent = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status.code(), sent.elapsed());
-        }
-        if sent.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, sent.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// `report RUN --template` with an endless template: rendering has begun
 /// once the summary files are rewritten.
 fn start_report(run: &Path, template: &Path) -> Child {
     std::fs::remove_file(run.join("summary.csv")).ok();
-    let child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let child = loadmatrix()
         .arg("report")
         .arg(run)
         .arg("--template")
@@ -116,7 +98,7 @@ output = "endless.md"
     )
     .unwrap();
     let results = dir.join("results");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let mut child = loadmatrix()
         .arg("run")
         .arg(dir.join("plan.toml"))
         .arg("--out")
@@ -158,7 +140,7 @@ fn a_report_template_that_loops_for_ever_runs_out_of_fuel() {
     let run = fixture_run("report-fuel");
     let template = run.join("endless.md.j2");
     std::fs::write(&template, ENDLESS).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let o = loadmatrix()
         .arg("report")
         .arg(&run)
         .arg("--template")

@@ -4,12 +4,8 @@
 
 use crate::common::*;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-fn loadmatrix() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-}
 
 const PLAN: &str = r#"
 name = "resumable"
@@ -26,6 +22,8 @@ users = "{{ matrix.users }}"
 method = "POST"
 path = "/predict"
 body = '{"inputs": [1]}'
+[analysis]
+baseline = "0s"
 "#;
 
 #[test]
@@ -196,6 +194,8 @@ needs = ["load"]
 
 [[threshold]]
 expr = "fail_rate < 1%"
+[analysis]
+baseline = "0s"
 "#,
     )
     .unwrap();

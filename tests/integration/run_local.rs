@@ -19,7 +19,7 @@ name = "accuracy"
 [matrix]
 case = ["below", "r1", "r2", "r4", "think"]
 [cell]
-duration = "4s"
+duration = "3s"
 warmup = "1s"
 [system]
 backend = "local"
@@ -34,6 +34,8 @@ method = "POST"
 path = "/predict"
 body = '{{"inputs": [1]}}'
 expect = {{ status = 200 }}
+[analysis]
+baseline = "0s"
 "#
     );
     let run = run_plan("accuracy", &plan, &[]);
@@ -149,6 +151,8 @@ users = "{{ matrix.users }}"
 method = "POST"
 path = "/predict"
 body = '{"inputs": [1]}'
+[analysis]
+baseline = "0s"
 "#;
 
 #[test]
@@ -250,6 +254,8 @@ command = ["loadmatrix", "demo-target", "--port", "{{{{ port }}}}", "--seed", "{
 users = "{{{{ matrix.users }}}}"
 [[load.request]]
 path = "/health"
+[analysis]
+baseline = "0s"
 "#
     )
 }
@@ -371,6 +377,8 @@ uses = "report"
 template = "summary.md.j2"
 output = "final.md"
 needs = ["load"]
+[analysis]
+baseline = "0s"
 "#;
     let run = run_plan("steps", plan, &[]);
     let err = stderr(&run.output);
@@ -434,6 +442,8 @@ disk = { path = ".", min_free = "1KiB" }
 [[check]]
 name = "false"
 command = { run = ["false"] }
+[analysis]
+baseline = "0s"
 "#;
     let run = run_plan("preflight", plan, &[]);
     let err = stderr(&run.output);
@@ -477,6 +487,8 @@ path = "/predict"
 body = '{"inputs": [1]}'
 [[threshold]]
 expr = "p95 < 1s"
+[analysis]
+baseline = "0s"
 "#;
     let base = run_plan("regress-base", plan, &[]);
     assert_eq!(

@@ -39,6 +39,8 @@ body = "{{}}"
 expr = "p95 < 5s"
 [[threshold]]
 expr = "fail_rate < 1%"
+[analysis]
+baseline = "0s"
 "#
     )
 }
@@ -347,6 +349,8 @@ base_url = "http://127.0.0.1:9"
 users = 1
 [[load.request]]
 path = "/"
+[analysis]
+baseline = "0s"
 "#;
     let cases: [(&str, &str, i32); 4] = [
         (
@@ -417,6 +421,8 @@ ready = {{ path = "/health", timeout = "20s" }}
 users = 1
 [[load.request]]
 path = "/health"
+[analysis]
+baseline = "0s"
 "#
     )
 }

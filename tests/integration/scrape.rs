@@ -149,7 +149,7 @@ where = "queue_max >= 2"
 }
 
 fn demo_target(port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    loadmatrix()
         .args(["demo-target", "--port", &port.to_string(), "--slots", "4"])
         .args(["--service-time", "20ms", "--jitter", "fixed"])
         .stdout(Stdio::null())

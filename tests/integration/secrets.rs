@@ -276,6 +276,8 @@ users = 1
 timeout = "{{ env.LM_SENTINEL }}"
 [[load.request]]
 path = "/"
+[analysis]
+baseline = "0s"
 "#,
     )
     .unwrap();

@@ -3,8 +3,6 @@
 
 use crate::common::*;
 
-use std::process::Command;
-
 #[test]
 fn a_streaming_matrix_reports_ttft_itl_tokens_and_goodput() {
     // 100 ms prefill + 15 x 10 ms decode = 0.25 s a completion, 2 slots.
@@ -96,11 +94,7 @@ fn validate(name: &str, plan: &str, files: &[(&str, &str)]) -> (Option<i32>, Str
     }
     let file = dir.join("plan.toml");
     std::fs::write(&file, plan).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let o = loadmatrix().arg("validate").arg(&file).output().unwrap();
     (o.status.code(), stderr(&o))
 }
 
@@ -115,6 +109,8 @@ users = 1
 [[load.request]]
 path = "/v1/completions"
 stream = "sce"
+[analysis]
+baseline = "0s"
 "#,
         &[],
     );
@@ -133,6 +129,8 @@ users = 1
 [[load.request]]
 path = "/v1/completions"
 stream = "sse"
+[analysis]
+baseline = "0s"
 "#,
         &[("locustfile.py", "from locust import HttpUser\n")],
     );
@@ -144,7 +142,7 @@ stream = "sse"
 
 #[test]
 fn validate_accepts_the_streaming_plan() {
-    let o = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let o = loadmatrix()
         .args(["validate", "plans/streaming.toml"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()

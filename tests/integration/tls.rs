@@ -284,7 +284,7 @@ baseline = "0s"
     );
     std::fs::write(dir.join("plan.toml"), &plan).unwrap();
     let out = dir.join("results");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let output = loadmatrix()
         .args(["run", "plan.toml", "--out"])
         .arg(&out)
         .current_dir(&dir)
@@ -497,10 +497,12 @@ users = 2
 connections = 2
 [[load.request]]
 path = "/"
+[analysis]
+baseline = "0s"
 "#;
     std::fs::write(dir.join("plan.toml"), plan).unwrap();
     let validate = |dir: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        loadmatrix()
             .arg("validate")
             .arg(dir.join("plan.toml"))
             .output()

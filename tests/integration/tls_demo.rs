@@ -4,7 +4,7 @@
 use crate::common::*;
 use crate::tls::{Pki, free_port};
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// A demo target on a free port, over TLS when `pki` is given; stopped
@@ -20,7 +20,7 @@ impl Drop for Demo {
 
 fn demo(pki: Option<&Pki>, args: &[&str]) -> Demo {
     let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadmatrix"));
+    let mut cmd = loadmatrix();
     cmd.args(["demo-target", "--port", &port.to_string()])
         .args(args);
     if let Some(p) = pki {

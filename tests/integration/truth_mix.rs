@@ -154,11 +154,7 @@ expr = "p95{host:a} < 5ms"
 "#,
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let o = loadmatrix().arg("validate").arg(&file).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("p95{name:predict}"), "{err}");

@@ -2,42 +2,11 @@
 //! real headless Chromium, report.html rendered and screenshotted, and the
 //! console on a terminal (a pty from `script`) and without one.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::live::*;
 use crate::common::*;
-
-/// `replicas` x `users` on local demo-target replicas.
-fn grid_plan(name: &str, replicas: &str, users: &str, warmup: &str, duration: &str) -> String {
-    format!(
-        r#"
-name = "{name}"
-[matrix]
-replicas = [{replicas}]
-users = [{users}]
-[cell]
-warmup = "{warmup}"
-duration = "{duration}"
-[system]
-backend = "local"
-replicas = "{{{{ matrix.replicas }}}}"
-command = ["loadmatrix", "demo-target", "--port", "{{{{ port }}}}", "--service-time", "5ms"]
-ready = {{ path = "/health", timeout = "10s" }}
-[load]
-users = "{{{{ matrix.users }}}}"
-[[load.request]]
-name = "predict"
-path = "/predict"
-method = "POST"
-body = "{{}}"
-[analysis]
-slo = {{ p95 = "500ms" }}
-[[threshold]]
-expr = "p95 < 5s"
-"#
-    )
-}
 
 #[test]
 fn dashboard_serves_state_ticks_and_a_page_chromium_renders() {
@@ -272,11 +241,7 @@ fn report_html_is_self_contained_and_renders_in_chromium() {
 
     // `loadmatrix report` renders it again.
     std::fs::remove_file(&html_path).unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
-        .arg("report")
-        .arg(&run.dir)
-        .output()
-        .unwrap();
+    let again = loadmatrix().arg("report").arg(&run.dir).output().unwrap();
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
         html_path.is_file(),
@@ -286,7 +251,8 @@ fn report_html_is_self_contained_and_renders_in_chromium() {
 
 #[test]
 fn console_on_a_terminal_shows_header_eta_and_result_blocks() {
-    let plan = grid_plan("watch-tty", "1", "1, 2", "1s", "3s");
+    let plan = grid_plan("watch-tty", "1", "1, 2", "1s", "3s")
+        .replace("baseline = \"0s\"", "baseline = \"1s\"");
     let (file, out) = write_plan("watch-tty", &plan);
     let cmd = format!(
         "{} run {} --out {}",
@@ -294,13 +260,7 @@ fn console_on_a_terminal_shows_header_eta_and_result_blocks() {
         file.display(),
         out.display()
     );
-    // `script` runs it on a pseudo-terminal and copies what it shows.
-    let o = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = on_pty(&cmd);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{text}");
     assert!(
@@ -335,7 +295,8 @@ fn console_on_a_terminal_shows_header_eta_and_result_blocks() {
 
 #[test]
 fn console_without_a_terminal_prints_lines_heartbeats_and_where_a_stop_hit() {
-    let plan = grid_plan("watch-plain", "1", "1, 2", "0s", "12s");
+    let plan = grid_plan("watch-plain", "1", "1, 2", "0s", "12s")
+        .replace("baseline = \"0s\"", "baseline = \"1s\"");
     let (file, out) = write_plan("watch-plain", &plan);
     let run = Background::start(&file, &out, &[]);
     // Stop the second cell 3 s into its measured window.
@@ -402,7 +363,7 @@ fn a_bad_or_taken_dashboard_address_stops_the_run_before_any_load() {
     let plan = grid_plan("watch-addr", "1", "1", "0s", "1s");
     let (file, out) = write_plan("watch-addr", &plan);
     let run = |addr: &str| {
-        Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+        loadmatrix()
             .arg("run")
             .arg(&file)
             .arg("--out")
@@ -427,21 +388,34 @@ fn a_bad_or_taken_dashboard_address_stops_the_run_before_any_load() {
 
 #[test]
 fn console_on_a_terminal_shows_where_a_stopped_cell_stopped() {
-    let plan = grid_plan("watch-tty-stop", "1", "1", "0s", "20s");
+    let seed = format!("{}", 700_000 + std::process::id() % 1000);
+    let plan = grid_plan("watch-tty-stop", "1", "1", "0s", "20s").replace(
+        "\"--service-time\", \"5ms\"]",
+        &format!("\"--service-time\", \"5ms\", \"--seed\", \"{seed}\"]"),
+    );
     let (file, out) = write_plan("watch-tty-stop", &plan);
-    // Ctrl-C about 5 s into the measured window (after ready and baseline).
+    // Ctrl-C two seconds after the replica answers: into the measured window.
+    let target = file.display().to_string();
+    let stopper = std::thread::spawn(move || {
+        let mut port = None;
+        wait_for("the replica", Duration::from_secs(60), || {
+            port = demo_pids(&seed).into_iter().find_map(demo_port);
+            port.is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        for pid in loadmatrix_pids(&target) {
+            // SAFETY: signals the run this test started.
+            unsafe { kill(pid as i32, 2) };
+        }
+    });
     let cmd = format!(
-        "timeout -s INT 10 {} run {} --out {}",
+        "{} run {} --out {}",
         env!("CARGO_BIN_EXE_loadmatrix"),
         file.display(),
         out.display()
     );
-    let o = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = on_pty(&cmd);
+    stopper.join().unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let stopped = text
         .split("cell 1/1 [replicas=1 users=1] ")

@@ -10,6 +10,40 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// `replicas` x `users` on local demo-target replicas of 5 ms: a run to
+/// watch, with an SLO and a threshold that always holds. No baseline (a test
+/// that wants the `bound` column sets one).
+pub fn grid_plan(name: &str, replicas: &str, users: &str, warmup: &str, duration: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+[matrix]
+replicas = [{replicas}]
+users = [{users}]
+[cell]
+warmup = "{warmup}"
+duration = "{duration}"
+[system]
+backend = "local"
+replicas = "{{{{ matrix.replicas }}}}"
+command = ["loadmatrix", "demo-target", "--port", "{{{{ port }}}}", "--service-time", "5ms"]
+ready = {{ path = "/health", timeout = "10s" }}
+[load]
+users = "{{{{ matrix.users }}}}"
+[[load.request]]
+name = "predict"
+path = "/predict"
+method = "POST"
+body = "{{}}"
+[analysis]
+slo = {{ p95 = "500ms" }}
+baseline = "0s"
+[[threshold]]
+expr = "p95 < 5s"
+"#
+    )
+}
+
 pub fn write_plan(name: &str, plan: &str) -> (PathBuf, PathBuf) {
     let dir = temp_dir(name);
     let file = dir.join("plan.toml");
@@ -125,6 +159,17 @@ impl Background {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// `shell` (a command line) run to its end on a pseudo-terminal: `script`
+/// runs it there and copies what it shows, as a user's terminal gets it.
+pub fn on_pty(shell: &str) -> std::process::Output {
+    Command::new("script")
+        .args(["-qfec", shell, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// A GET over a plain socket; the body once the server closes (or `limit`).

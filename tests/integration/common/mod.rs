@@ -6,8 +6,13 @@ pub mod live;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+/// The loadmatrix binary under test.
+pub fn loadmatrix() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+}
 
 /// A fresh folder for one test, named after it and this process.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -29,7 +34,7 @@ pub fn run_plan(name: &str, plan: &str, args: &[&str]) -> Run {
     let file = dir.join("plan.toml");
     std::fs::write(&file, plan).unwrap();
     let out = dir.join("results");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadmatrix"))
+    let output = loadmatrix()
         .arg("run")
         .arg(&file)
         .arg("--out")
@@ -133,6 +138,57 @@ pub fn demo_pids(marker: &str) -> Vec<u32> {
     }
     pids.sort();
     pids
+}
+
+/// Sends `sig` to `child` and waits for it to exit: its exit code and how
+/// long it took (killed, and no code, after 20 s).
+pub fn stop_with(child: &mut Child, sig: i32) -> (Option<i32>, Duration) {
+    // SAFETY: kill(2) on the process this test started.
+    unsafe { kill(child.id() as i32, sig) };
+    let sent = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), sent.elapsed());
+        }
+        if sent.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Pids of `loadmatrix` processes (the binary under test) whose arguments
+/// include `arg`, e.g. a plan file: a run started through a shell or `script`.
+pub fn loadmatrix_pids(arg: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if args[0] == env!("CARGO_BIN_EXE_loadmatrix") && args.iter().any(|a| a == arg) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// The port a demo-target process was told to listen on (`--port N`).
+pub fn demo_port(pid: u32) -> Option<u16> {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let i = args.iter().position(|a| a == "--port")?;
+    args.get(i + 1)?.parse().ok()
 }
 
 unsafe extern "C" {
