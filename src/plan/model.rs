@@ -429,6 +429,8 @@ pub(crate) struct Request {
     pub(crate) expect_status: Option<u16>,
     /// Time the response event by event (native engine).
     pub(crate) stream: Option<crate::engine::spec::StreamMode>,
+    /// Rows for `row.*` in the path and body.
+    pub(crate) data: Option<crate::plan::data::RequestData>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -319,6 +319,15 @@ pub(crate) struct RequestSection {
     /// "sse" or "chunks": time every event (or body chunk) of the response.
     #[serde(default)]
     pub(crate) stream: Option<Text>,
+    /// Rows for `row.*` in path and body: a JSON Lines or CSV file (with a header), relative to the plan.
+    #[serde(default)]
+    pub(crate) data: Option<Text>,
+    /// Generated rows instead of `data`: `row.prompt`, `row.prompt_tokens`, `row.max_tokens`.
+    #[serde(default)]
+    pub(crate) synthetic: Option<super::data_raw::SyntheticSection>,
+    /// Which row each request takes: "shuffle" (default), "sequential", "random".
+    #[serde(default)]
+    pub(crate) order: Option<Text>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

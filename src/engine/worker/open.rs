@@ -93,6 +93,7 @@ async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
     };
     let mut guard = InFlight::new(&ctx, i, intended);
     let mut streamed = None;
+    let mut reader = Reader::new(ctx.plan.reads_usage(i));
     let finished = match ctx.plan.stream(i) {
         Some(mode) => {
             let mut events = Events::new(mode, |prev, at| ctx.on_event(i, intended, prev, at));
@@ -104,7 +105,10 @@ async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
             streamed = Some(Streamed::from(&events));
             finished
         }
-        None => timeout(ctx.request_timeout, ctx.exchange(&mut conn, i, ep, ())).await,
+        None => {
+            let exchange = ctx.exchange(&mut conn, i, ep, &mut reader);
+            timeout(ctx.request_timeout, exchange).await
+        }
     };
     let outcome = match finished {
         Ok(outcome) => outcome,
@@ -127,7 +131,8 @@ async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
         }
     }
     ctx.change_in_flight(false);
-    ctx.record(i, intended, done, outcome, streamed);
+    let seen = streamed.map(|s| s.seen).or_else(|| reader.seen());
+    ctx.record(i, intended, done, outcome, streamed, seen);
 }
 
 fn take_pooled(ctx: &Ctx, ep: usize) -> Option<Conn> {

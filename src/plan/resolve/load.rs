@@ -280,6 +280,11 @@ fn requests(
     let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.load.request.len());
     for (i, q) in raw.load.request.iter().enumerate() {
         let what = format!("load.request[{i}]");
+        let Some(rows) = super::data::resolve(r, q, &what, ctx) else {
+            ok = false;
+            continue;
+        };
+        let ctx = rows.ctx.as_ref().unwrap_or(ctx);
         let method = match &q.method {
             Some(m) => r.typed(m, &format!("{what}.method"), ctx),
             None => Some(HttpMethod::Get),
@@ -392,6 +397,7 @@ fn requests(
             body,
             expect_status,
             stream,
+            data: rows.data,
         });
     }
     ok.then_some(requests)

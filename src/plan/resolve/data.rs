@@ -1,0 +1,215 @@
+//! A request's `data`, `synthetic` and `order`: the rows `row.*` reads,
+//! checked against every field the request's templates name.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use minijinja::Value;
+
+use super::resolver::Resolver;
+use crate::plan::data::{
+    DataError, DataSource, Lengths, MAX_SYNTHETIC_ROWS, RequestData, RowOrder, Synthetic,
+    for_each_row, row_fields,
+};
+use crate::plan::data_raw::LengthsSection;
+use crate::plan::raw::RequestSection;
+use crate::plan::spanned::{Scalar, Text};
+
+/// The request's rows (none without `data` or `synthetic`) and the context
+/// its path, headers and body render in (with the first row as `row`).
+pub(super) struct Resolved {
+    pub(super) data: Option<RequestData>,
+    pub(super) ctx: Option<Value>,
+}
+
+fn lengths(r: &mut Resolver<'_>, l: &LengthsSection, what: &str, ctx: &Value) -> Option<Lengths> {
+    let mean = r.typed(&l.mean, &format!("{what}.mean"), ctx)?.0;
+    let stddev = match &l.stddev {
+        Some(s) => r.typed(s, &format!("{what}.stddev"), ctx)?.0,
+        None => 0.0,
+    };
+    let min = match &l.min {
+        Some(m) => r.typed(m, &format!("{what}.min"), ctx)?.0,
+        None => 1,
+    };
+    let max = match &l.max {
+        Some(m) => r.typed(m, &format!("{what}.max"), ctx)?.0,
+        None => u64::MAX,
+    };
+    if min > max {
+        let span = l
+            .min
+            .as_ref()
+            .map_or(l.mean.span.clone(), |m| m.span.clone());
+        r.error(span, format!("`{what}.min` is above `{what}.max`"), None);
+        return None;
+    }
+    Some(Lengths {
+        mean,
+        stddev,
+        min,
+        max,
+    })
+}
+
+pub(super) fn resolve(
+    r: &mut Resolver<'_>,
+    q: &RequestSection,
+    what: &str,
+    ctx: &Value,
+) -> Option<Resolved> {
+    let (source, span) = match (&q.data, &q.synthetic) {
+        (None, None) => {
+            if let Some(o) = &q.order {
+                r.error(
+                    o.span.clone(),
+                    format!("`{what}.order` needs `data` or `synthetic`"),
+                    Some("remove `order`, or give the request rows".into()),
+                );
+                return None;
+            }
+            return Some(Resolved {
+                data: None,
+                ctx: None,
+            });
+        }
+        (Some(d), Some(_)) => {
+            r.error(
+                d.span.clone(),
+                format!("`{what}` has both `data` and `synthetic`"),
+                Some("keep one: a file of rows, or generated rows".into()),
+            );
+            return None;
+        }
+        (Some(d), None) => {
+            let file = r.text(d, &format!("{what}.data"), ctx)?;
+            (DataSource::File(r.dir.join(file)), d.span.clone())
+        }
+        (None, Some(s)) => {
+            let w = format!("{what}.synthetic");
+            let rows = r.typed(&s.rows, &format!("{w}.rows"), ctx)?.0;
+            if !(1..=MAX_SYNTHETIC_ROWS).contains(&rows) {
+                r.error(
+                    s.rows.span.clone(),
+                    format!("`{w}.rows` must be from 1 to {MAX_SYNTHETIC_ROWS}"),
+                    None,
+                );
+                return None;
+            }
+            let prompt_tokens = lengths(r, &s.prompt_tokens, &format!("{w}.prompt_tokens"), ctx);
+            let output_tokens = lengths(r, &s.output_tokens, &format!("{w}.output_tokens"), ctx);
+            let seed = match &s.seed {
+                Some(t) => r.typed(t, &format!("{w}.seed"), ctx)?.0,
+                None => 1,
+            };
+            let source = DataSource::Synthetic(Synthetic {
+                rows,
+                prompt_tokens: prompt_tokens?,
+                output_tokens: output_tokens?,
+                seed,
+            });
+            (source, s.rows.span.clone())
+        }
+    };
+    let order = match &q.order {
+        None => RowOrder::Shuffle,
+        Some(o) => {
+            let text = r.text(o, &format!("{what}.order"), ctx)?;
+            let Some(order) = RowOrder::parse(text.trim()) else {
+                r.error(
+                    o.span.clone(),
+                    format!(
+                        "`{what}.order` must be \"shuffle\", \"sequential\" or \"random\", not \"{text}\""
+                    ),
+                    None,
+                );
+                return None;
+            };
+            order
+        }
+    };
+    for (name, t) in &q.headers {
+        if !row_fields(r.templates.environment(), template_of(t)).is_empty() {
+            r.error(
+                t.span.clone(),
+                format!(
+                    "`{what}.headers.{name}` uses `row`: headers are the same for every request"
+                ),
+                Some("put per-row values in the path or the body".into()),
+            );
+            return None;
+        }
+    }
+    // Every `row.x` each template names, with where it is named.
+    let mut named: Vec<(String, String, Range<usize>, String)> = Vec::new();
+    let templates = [("path", Some(&q.path)), ("body", q.body.as_ref())];
+    for (field, t) in templates {
+        let Some(t) = t else { continue };
+        let text = template_of(t).to_owned();
+        for f in row_fields(r.templates.environment(), &text) {
+            named.push((f, format!("{what}.{field}"), t.span.clone(), text.clone()));
+        }
+    }
+    let mut sample = None;
+    let mut missing: Vec<(usize, usize, BTreeSet<String>)> = Vec::new();
+    let result = for_each_row::<DataError>(&source, |line, row| {
+        for (k, (f, ..)) in named.iter().enumerate() {
+            if !row.contains_key(f) && !missing.iter().any(|m| m.0 == k) {
+                missing.push((k, line, row.keys().cloned().collect()));
+            }
+        }
+        if sample.is_none() {
+            sample = Some(row);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        r.error(span, e.to_string(), Some(e.hint().into()));
+        return None;
+    }
+    let file = match &source {
+        DataSource::File(p) => p.display().to_string(),
+        DataSource::Synthetic(_) => "the synthetic rows".into(), // line = row number
+    };
+    for (k, line, fields) in &missing {
+        let (f, field, span, text) = &named[*k];
+        let needle = format!("row.{f}");
+        let at = text
+            .find(&needle)
+            .and_then(|i| r.inner_span(span, text, i..i + needle.len()))
+            .unwrap_or_else(|| span.clone());
+        let known: Vec<&str> = fields.iter().map(String::as_str).collect();
+        r.error(
+            at,
+            format!("`{field}` names `{needle}`, but line {line} of {file} has no field `{f}`"),
+            Some(format!(
+                "that row's fields: {}; every row needs each field a template names",
+                known.join(", ")
+            )),
+        );
+    }
+    if !missing.is_empty() {
+        return None;
+    }
+    let seed = match &source {
+        DataSource::Synthetic(s) => s.seed,
+        DataSource::File(_) => 1,
+    };
+    let row = Value::from(minijinja::value::Serde(sample.unwrap_or_default()));
+    let merged = minijinja::context! { row => row, ..ctx.clone() };
+    Some(Resolved {
+        data: Some(RequestData {
+            source,
+            order,
+            seed,
+        }),
+        ctx: Some(merged),
+    })
+}
+
+fn template_of(t: &Text) -> &str {
+    match &t.raw {
+        Scalar::Str(s) => s,
+        _ => "",
+    }
+}
