@@ -56,6 +56,8 @@ pub struct RowSet {
     seed: u64,
     /// Requests that took a row so far, over all workers.
     next: AtomicU64,
+    /// A trace's rows: when each is due after the schedule's origin, µs.
+    times: Vec<u64>,
 }
 
 /// Collects rendered rows into a [`RowSet`].
@@ -66,6 +68,7 @@ pub struct RowSetBuilder {
     rows: Vec<Entry>,
     paths: bool,
     total: u64,
+    times: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,6 +89,7 @@ impl RowSetBuilder {
             rows: Vec::new(),
             paths,
             total: 0,
+            times: Vec::new(),
         }
     }
 
@@ -118,6 +122,13 @@ impl RowSetBuilder {
         Ok(())
     }
 
+    /// Row `k` (the last pushed) is a trace line due `at` after the origin.
+    pub fn due(&mut self, at: std::time::Duration) {
+        let us = u64::try_from(at.as_micros()).unwrap_or(u64::MAX);
+        self.times.resize(self.rows.len() - 1, 0);
+        self.times.push(us);
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -138,6 +149,7 @@ impl RowSetBuilder {
             order,
             seed,
             next: AtomicU64::new(0),
+            times: self.times,
         }
     }
 }
@@ -168,6 +180,18 @@ impl RowSet {
             RowOrder::Shuffle => shuffled(j, len, self.seed, pass) as usize,
             _ => j as usize,
         }
+    }
+
+    /// A trace's rows: when row `k` is due after the schedule's origin.
+    pub fn due(&self, k: usize) -> Option<std::time::Duration> {
+        self.times
+            .get(k)
+            .map(|&us| std::time::Duration::from_micros(us))
+    }
+
+    /// The rows are a trace's lines, each due at its time.
+    pub fn is_trace(&self) -> bool {
+        !self.times.is_empty()
     }
 
     /// Row `k`'s own path, when rows carry one.

@@ -171,7 +171,8 @@ impl Plan {
                     .collect(),
                 length_always,
             });
-            let usage = r.stream.is_some() || r.rows.is_some() || target.contains("completions");
+            let route = target.split('?').next().unwrap_or(target);
+            let usage = r.stream.is_some() || r.rows.is_some() || route.ends_with("completions");
             let h2 = (spec.transport.http == HttpVersion::Http2)
                 .then(|| {
                     let mut map = HeaderMap::new();
@@ -340,6 +341,14 @@ impl Plan {
     /// The row request `i` takes next, when it has rows.
     pub fn next_row(&self, i: usize, rng: &mut SmallRng) -> Option<usize> {
         Some(self.requests[i].rows.as_ref()?.set.next_row(rng))
+    }
+
+    /// The rows of a trace, when requests replay one.
+    pub fn trace(&self) -> Option<Arc<RowSet>> {
+        self.requests.iter().find_map(|r| {
+            let rows = r.rows.as_ref()?;
+            rows.set.is_trace().then(|| Arc::clone(&rows.set))
+        })
     }
 
     /// Request `i`'s response is read for token usage.

@@ -550,9 +550,10 @@ impl Ctx {
         link: &mut Link,
         i: usize,
         ep: usize,
+        row: Option<usize>,
         sink: S,
     ) -> Outcome {
-        let seq = self.next_body(i);
+        let seq = row.unwrap_or_else(|| self.next_body(i));
         let target = &self.targets[ep];
         let mut scratch = Vec::new();
         match link {
@@ -596,6 +597,7 @@ mod judge;
 mod open;
 #[cfg(test)]
 mod tests;
+mod trace;
 
 use judge::meets;
 use open::run_open;
@@ -676,7 +678,7 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
             let mut events = Events::new(mode, |prev, at| ctx.on_event(i, start, prev, at));
             let finished = tokio::select! {
                 biased;
-                outcome = ctx.exchange(&mut conn, i, ep, &mut events) => Some(outcome),
+                outcome = ctx.exchange(&mut conn, i, ep, None, &mut events) => Some(outcome),
                 _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
             };
             streamed = Some(Streamed::from(&events));
@@ -684,7 +686,7 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         } else {
             tokio::select! {
                 biased;
-                outcome = ctx.exchange(&mut conn, i, ep, &mut reader) => Some(outcome),
+                outcome = ctx.exchange(&mut conn, i, ep, None, &mut reader) => Some(outcome),
                 _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
             }
         };

@@ -61,6 +61,86 @@ pub struct RequestData {
     pub order: RowOrder,
     /// Seeds the shuffle.
     pub seed: u64,
+    /// The rows are a trace's lines: each is sent at its `timestamp`.
+    pub trace: Option<TraceClock>,
+}
+
+/// How a trace's `timestamp` (ms) becomes a send time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TraceClock {
+    /// The first line's timestamp: the trace's start.
+    pub first_ms: f64,
+    pub time_scale: f64,
+}
+
+impl TraceClock {
+    /// When a line with `timestamp` is due, after the schedule's origin.
+    pub fn offset(&self, timestamp_ms: f64) -> std::time::Duration {
+        let secs = ((timestamp_ms - self.first_ms) / 1000.0 / self.time_scale).max(0.0);
+        std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::MAX)
+    }
+}
+
+/// `[load] trace`: one request per line at its timestamp.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    pub path: PathBuf,
+    pub clock: TraceClock,
+    pub lines: u64,
+    /// Last timestamp minus the first, in ms of the trace.
+    pub span_ms: f64,
+    /// `[cell] duration`, when the plan sets it: the window ends there.
+    pub cut: Option<std::time::Duration>,
+}
+
+impl Trace {
+    /// The measured window: the trace's span (scaled), just past its last
+    /// arrival, or the cut when shorter.
+    pub fn window(&self) -> std::time::Duration {
+        let span = self.clock.offset(self.clock.first_ms + self.span_ms)
+            + std::time::Duration::from_millis(1);
+        self.cut.map_or(span, |c| c.min(span))
+    }
+
+    /// Mean arrivals per second.
+    pub fn rate(&self) -> f64 {
+        self.lines as f64 / self.window().as_secs_f64()
+    }
+}
+
+/// A line's `timestamp` in ms.
+pub fn timestamp(row: &Map<String, Value>) -> Option<f64> {
+    row.get("timestamp")?.as_f64().filter(|t| t.is_finite())
+}
+
+/// Reads a trace: every line needs a `timestamp` at or after the one
+/// before. Returns (lines, first timestamp, span in ms).
+pub fn scan_trace(path: &Path) -> Result<(u64, f64, f64), DataError> {
+    let mut first = None;
+    let mut last = f64::NEG_INFINITY;
+    let shown = path.display().to_string();
+    let lines = for_each_row::<DataError>(&DataSource::File(path.to_path_buf()), |line, row| {
+        let bad = |reason: String| DataError::Row {
+            path: shown.clone(),
+            line,
+            reason,
+        };
+        let Some(t) = timestamp(&row) else {
+            return Err(bad(
+                "no numeric `timestamp` (ms from the trace's start)".into()
+            ));
+        };
+        if t < last {
+            return Err(bad(format!(
+                "timestamp {t} is before the line above's ({last}): a trace is in time order"
+            )));
+        }
+        last = t;
+        first.get_or_insert(t);
+        Ok(())
+    })?;
+    let first = first.unwrap_or(0.0);
+    Ok((lines as u64, first, last - first))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -391,6 +391,8 @@ pub(crate) struct Load {
     pub(crate) http: super::spanned::HttpVersion,
     /// HTTP/2: connections all users' streams share; none: one per user.
     pub(crate) connections: Option<u64>,
+    /// Arrivals from a trace (open model); its span is the measured window.
+    pub(crate) trace: Option<crate::plan::data::Trace>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -261,6 +261,10 @@ pub(crate) struct LoadSection {
     pub(crate) http: Tmpl<HttpVersion>,
     /// native engine, HTTP/2: multiplex every user's streams over this many connections (default: one per user).
     pub(crate) connections: Option<Tmpl<Count>>,
+    /// Open model from a trace (JSON Lines, relative to the plan): one request per line at its `timestamp` (ms); the line's fields are `row.*`.
+    pub(crate) trace: Option<Text>,
+    /// Trace replay speed: timestamps are divided by it (default 1.0).
+    pub(crate) time_scale: Option<Tmpl<Number>>,
 }
 
 impl Default for LoadSection {
@@ -285,6 +289,8 @@ impl Default for LoadSection {
             master_bind: None,
             http: Tmpl::literal(Scalar::Str("1.1".into())),
             connections: None,
+            trace: None,
+            time_scale: None,
         }
     }
 }

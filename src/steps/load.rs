@@ -685,7 +685,10 @@ fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
                 rate: stages[0].rate,
                 max_in_flight: *max_in_flight,
             },
-            cell.timing.duration,
+            cell.load
+                .trace
+                .as_ref()
+                .map_or(cell.timing.duration, |t| t.window()),
         )],
         LoadModel::Open {
             stages,

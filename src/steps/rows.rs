@@ -81,7 +81,12 @@ pub(super) fn render_rows(
             ));
         }
         rows.push(&path, body.as_bytes())
-            .map_err(|e| Failed::Row(e.to_string()))
+            .map_err(|e| Failed::Row(e.to_string()))?;
+        if let Some(clock) = &data.trace {
+            let t = crate::plan::data::timestamp(&row).unwrap_or(clock.first_ms);
+            rows.due(clock.offset(t));
+        }
+        Ok(())
     });
     match result {
         Ok(_) => Ok(Arc::new(rows.finish(data.order, data.seed))),

@@ -8,10 +8,11 @@ use minijinja::Value;
 
 use super::resolver::Resolver;
 use crate::plan::data::{
-    DataError, DataSource, Lengths, MAX_SYNTHETIC_ROWS, RequestData, RowOrder, Synthetic,
-    for_each_row, row_fields,
+    DataError, DataSource, Lengths, MAX_SYNTHETIC_ROWS, RequestData, RowOrder, Synthetic, Trace,
+    TraceClock, for_each_row, row_fields, scan_trace,
 };
 use crate::plan::data_raw::LengthsSection;
+use crate::plan::raw::RawPlan;
 use crate::plan::raw::RequestSection;
 use crate::plan::spanned::{Scalar, Text};
 
@@ -52,13 +53,91 @@ fn lengths(r: &mut Resolver<'_>, l: &LengthsSection, what: &str, ctx: &Value) ->
     })
 }
 
+/// `[load] trace` and `time_scale`; `Some(None)` without a trace.
+pub(super) fn trace(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Option<Option<Trace>> {
+    let l = &raw.load;
+    let Some(t) = &l.trace else {
+        if let Some(s) = &l.time_scale {
+            r.error(
+                s.span.clone(),
+                "`load.time_scale` needs `load.trace`".into(),
+                None,
+            );
+            return None;
+        }
+        return Some(None);
+    };
+    let file = r.text(t, "load.trace", ctx)?;
+    let time_scale = match &l.time_scale {
+        Some(s) => {
+            let v = r.typed(s, "load.time_scale", ctx)?.0;
+            if v <= 0.0 {
+                r.error(
+                    s.span.clone(),
+                    "`load.time_scale` must be above 0".into(),
+                    Some("2.0 replays twice as fast, 0.5 half as fast".into()),
+                );
+                return None;
+            }
+            v
+        }
+        None => 1.0,
+    };
+    let written = [
+        ("users", l.users.as_ref().map(|u| u.span.clone())),
+        ("rate", l.rate.as_ref().map(|u| u.span.clone())),
+        ("stages", l.stages.first().map(|s| s.rate.span.clone())),
+    ];
+    for (knob, span) in written {
+        if let Some(span) = span {
+            r.error(span, format!("`load.{knob}` and `load.trace` both set the load: the trace sends one request per line at its timestamp"), Some(format!("remove `{knob}`, or `trace`")));
+            return None;
+        }
+    }
+    let path = r.dir.join(file);
+    match scan_trace(&path) {
+        Ok((lines, first_ms, span_ms)) => Some(Some(Trace {
+            path,
+            clock: TraceClock {
+                first_ms,
+                time_scale,
+            },
+            lines,
+            span_ms,
+            cut: None,
+        })),
+        Err(e) => {
+            r.error(t.span.clone(), e.to_string(), Some(e.hint().into()));
+            None
+        }
+    }
+}
+
 pub(super) fn resolve(
     r: &mut Resolver<'_>,
     q: &RequestSection,
     what: &str,
     ctx: &Value,
+    trace: Option<&Trace>,
 ) -> Option<Resolved> {
+    if trace.is_some() && (q.data.is_some() || q.synthetic.is_some() || q.order.is_some()) {
+        let span = q
+            .data
+            .as_ref()
+            .or(q.order.as_ref())
+            .map_or(q.path.span.clone(), |d| d.span.clone());
+        r.error(
+            span,
+            format!("`{what}` has its own rows or order, but `load.trace` sends the trace's lines in time order"),
+            Some("remove `data`, `synthetic` and `order`, or `load.trace`".into()),
+        );
+        return None;
+    }
     let (source, span) = match (&q.data, &q.synthetic) {
+        (None, None) if trace.is_some() => {
+            let t = trace?;
+            (DataSource::File(t.path.clone()), q.path.span.clone())
+        }
         (None, None) => {
             if let Some(o) = &q.order {
                 r.error(
@@ -112,6 +191,7 @@ pub(super) fn resolve(
         }
     };
     let order = match &q.order {
+        None if trace.is_some() => RowOrder::Sequential,
         None => RowOrder::Shuffle,
         Some(o) => {
             let text = r.text(o, &format!("{what}.order"), ctx)?;
@@ -202,6 +282,7 @@ pub(super) fn resolve(
             source,
             order,
             seed,
+            trace: trace.map(|t| t.clock),
         }),
         ctx: Some(merged),
     })
