@@ -200,6 +200,26 @@ mod tests {
     }
 
     #[test]
+    fn a_usage_only_chunk_is_no_token_but_its_usage_is_read() {
+        let body: &[u8] = b"data: {\"choices\":[{\"text\":\" a\"}]}\n\n\
+            data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 9, \"completion_tokens\": 1}}\n\n\
+            data: [DONE]\n\n";
+        for cut in 0..body.len() {
+            let mut e = Events::new(StreamMode::Sse, |_, _| {});
+            e.data(&body[..cut], true);
+            e.data(&body[cut..], true);
+            assert_eq!(
+                e.seen(),
+                Seen {
+                    usage: Some((9, 1)),
+                    events: 1
+                },
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
     fn chunks_are_events_and_unframed_reads_too() {
         let mut e = Events::new(StreamMode::Chunks, |_, _| {});
         e.data(b"ab", true);

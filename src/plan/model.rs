@@ -433,6 +433,8 @@ pub(crate) struct Request {
     pub(crate) stream: Option<crate::engine::spec::StreamMode>,
     /// Rows for `row.*` in the path and body.
     pub(crate) data: Option<crate::plan::data::RequestData>,
+    /// The path template when it names `row` (`path` is its first row's).
+    pub(crate) row_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

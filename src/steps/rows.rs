@@ -8,7 +8,7 @@ use minijinja::Value;
 
 use crate::engine::data::{RowSet, RowSetBuilder};
 use crate::limits::TEMPLATE_OUTPUT;
-use crate::plan::data::{DataError, RequestData, for_each_row, row_fields};
+use crate::plan::data::{DataError, RequestData, for_each_row};
 use crate::plan::model::Request;
 use crate::plan::template::Templates;
 
@@ -42,9 +42,11 @@ pub(super) fn render_rows(
         env.template_from_str(source)
             .map_err(|e| StepError::failed(format!("{what} of `{name}`: {e}")))
     }
-    let per_row_path = !row_fields(env, &request.path).is_empty();
-    let path = per_row_path
-        .then(|| compile(env, "path", name, &request.path))
+    let per_row_path = request.row_path.is_some();
+    let path = request
+        .row_path
+        .as_deref()
+        .map(|p| compile(env, "path", name, p))
         .transpose()?;
     let body = request
         .body

@@ -56,7 +56,7 @@ users = 8
 [[load.request]]
 name = "chat"
 method = "POST"
-path = "/v1/chat/completions"
+path = "/v1/chat/completions?tokens={{{{ row.max_tokens }}}}"
 data = "{}"
 body = '''{{"model": "demo", "max_tokens": {{{{ row.max_tokens }}}}, "stream": true,
   "stream_options": {{"include_usage": true}},

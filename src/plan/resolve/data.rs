@@ -21,6 +21,8 @@ use crate::plan::spanned::{Scalar, Text};
 pub(super) struct Resolved {
     pub(super) data: Option<RequestData>,
     pub(super) ctx: Option<Value>,
+    /// The path template, when it names `row`: rendered per row.
+    pub(super) row_path: Option<String>,
 }
 
 fn lengths(r: &mut Resolver<'_>, l: &LengthsSection, what: &str, ctx: &Value) -> Option<Lengths> {
@@ -150,6 +152,7 @@ pub(super) fn resolve(
             return Some(Resolved {
                 data: None,
                 ctx: None,
+                row_path: None,
             });
         }
         (Some(d), Some(_)) => {
@@ -285,6 +288,10 @@ pub(super) fn resolve(
             trace: trace.map(|t| t.clock),
         }),
         ctx: Some(merged),
+        row_path: named
+            .iter()
+            .any(|(_, field, ..)| field.ends_with(".path"))
+            .then(|| template_of(&q.path).to_owned()),
     })
 }
 

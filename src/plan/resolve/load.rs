@@ -420,6 +420,7 @@ fn requests(
             expect_status,
             stream,
             data: rows.data,
+            row_path: rows.row_path,
         });
     }
     ok.then_some(requests)
