@@ -139,7 +139,14 @@ pub(super) fn resolve(
         t.cut = r.positive_duration(&raw.cell.duration, "cell.duration", ctx);
     }
     let model = match (&users, &rate, has_stages) {
-        _ if matches!(trace, Some(Some(_)) | None) && l.trace.is_some() => {
+        _ if l.trace.is_some() => {
+            if let (Some(Engine::Locust), Some(t)) = (engine, &l.trace) {
+                r.error(
+                    t.span.clone(),
+                    "`load.trace` needs the native engine: Locust schedules its own users".into(),
+                    Some("set `engine = \"native\"` in [load], or remove `trace`".into()),
+                );
+            }
             let rate = trace.as_ref().and_then(|t| t.as_ref()).map(|t| t.rate());
             match (rate, max_in_flight(r)) {
                 (Some(rate), Some(max_in_flight)) => Some(LoadModel::Open {
