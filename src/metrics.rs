@@ -112,6 +112,16 @@ pub const METRICS: &[Metric] = &[
     m("connect_p95", Latency, Some(32)),
     m("tls_p95", Latency, Some(33)),
     m("connections", Count, Some(34)),
+    // Tokens per request (means) and per second, from the responses'
+    // OpenAI `usage` (input and output) or streamed events (output only).
+    m("input_tokens", Plain, Some(35)),
+    m("output_tokens", Plain, Some(36)),
+    m("input_tokens_per_s", Rate, Some(37)),
+    m("output_tokens_per_s", Rate, Some(38)),
+    label("tokens_source", 39),
+    // Output tokens per second of the requests meeting every per-request
+    // objective of `[analysis] slo`.
+    m("goodput_output_tokens_per_s", Rate, None),
     // Capacity search only: a capacity row's largest value that met the SLO,
     // and how many probes found it.
     m("capacity", Count, None),
@@ -232,7 +242,12 @@ mod tests {
                 "goodput_rps",
                 "connect_p95",
                 "tls_p95",
-                "connections"
+                "connections",
+                "input_tokens",
+                "output_tokens",
+                "input_tokens_per_s",
+                "output_tokens_per_s",
+                "tokens_source"
             ]
         );
         assert_eq!(canonical("fail_rate"), "fail_pct");

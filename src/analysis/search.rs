@@ -424,4 +424,22 @@ mod tests {
             "too short to judge"
         );
     }
+
+    #[test]
+    fn output_tokens_per_second_is_a_floor_and_goodput_tokens_too() {
+        let mut row = SummaryRow::unmeasured("c", &CellValues::default(), CellStatus::Complete);
+        for (k, v) in [
+            ("requests", 100.0),
+            ("failures", 0.0),
+            ("output_tokens_per_s", 900.0),
+            ("goodput_output_tokens_per_s", 450.0),
+        ] {
+            row.metrics.insert(k.into(), v);
+        }
+        let slo = |k: &str, v: f64| IndexMap::from([(k.to_string(), v)]);
+        assert!(meets_slo(&slo("output_tokens_per_s", 800.0), &row));
+        assert!(!meets_slo(&slo("output_tokens_per_s", 1000.0), &row));
+        assert!(meets_slo(&slo("goodput_output_tokens_per_s", 400.0), &row));
+        assert!(!meets_slo(&slo("goodput_output_tokens_per_s", 500.0), &row));
+    }
 }

@@ -5,17 +5,20 @@
 //! `slots / mean service time` requests per second, which lets tests compare
 //! measured throughput and latency with queueing arithmetic.
 //!
-//! Endpoints: `POST /predict` (JSON body), `POST /v1/completions` (an
-//! OpenAI-style text completion, streamed token by token when asked),
+//! Endpoints: `POST /predict` (JSON body), `POST /v1/completions` and
+//! `POST /v1/chat/completions` (OpenAI-style completions, streamed token by
+//! token when asked, with `usage`; see [`llm`]),
 //! `GET /health`, `GET /metrics` (Prometheus text format); everything else
 //! is 404.
 //!
 //! A completion holds one slot for its whole generation: `--first-token`
 //! (prefill) until the first token, then `--token-time` per further token,
 //! so `max_tokens = n` takes `first_token + (n - 1) * token_time` and
-//! capacity stays closed-form.
+//! capacity stays closed-form. `--prefill-time` adds that much per prompt
+//! word the prefix cache (`--prefix-cache`) does not hold.
 
 mod listen;
+mod llm;
 mod metrics;
 mod sampling;
 #[cfg(test)]
@@ -102,6 +105,12 @@ pub struct DemoTargetArgs {
     /// /v1/completions: decode time of every further token
     #[arg(long, default_value = "20ms")]
     pub(crate) token_time: String,
+    /// completions: prefill time of every prompt word not in the prefix cache
+    #[arg(long, default_value = "0s")]
+    pub(crate) prefill_time: String,
+    /// completions: prefix cache of this many blocks of 512 prompt words (LRU; 0: none)
+    #[arg(long, default_value_t = 0)]
+    pub(crate) prefix_cache: usize,
     /// replica index reported in responses and metrics (set by the launcher)
     #[arg(long, default_value_t = 0)]
     pub(crate) replica: usize,
@@ -167,6 +176,10 @@ pub struct DemoConfig {
     pub first_token: Duration,
     /// Completions: time of every further token.
     pub token_time: Duration,
+    /// Completions: prefill time per prompt word not in the prefix cache.
+    pub prefill_time: Duration,
+    /// Completions: prefix-cache blocks of 512 words (0: no cache).
+    pub prefix_cache: usize,
 }
 
 impl Default for DemoConfig {
@@ -185,6 +198,8 @@ impl Default for DemoConfig {
             replica: 0,
             first_token: Duration::from_millis(200),
             token_time: Duration::from_millis(20),
+            prefill_time: Duration::ZERO,
+            prefix_cache: 0,
         }
     }
 }
@@ -260,6 +275,8 @@ impl DemoConfig {
             replica: args.replica,
             first_token: duration_arg("first-token", &args.first_token)?,
             token_time: duration_arg("token-time", &args.token_time)?,
+            prefill_time: duration_arg("prefill-time", &args.prefill_time)?,
+            prefix_cache: args.prefix_cache,
         })
     }
 }
@@ -420,14 +437,19 @@ async fn handle(
     server: Arc<Server>,
     request: Request<Incoming>,
 ) -> Result<Response<DemoBody>, Infallible> {
-    if (request.method(), request.uri().path()) == (&Method::POST, "/v1/completions") {
+    let api = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/v1/completions") => Some(llm::Api::Completions),
+        (&Method::POST, "/v1/chat/completions") => Some(llm::Api::Chat),
+        _ => None,
+    };
+    if let Some(api) = api {
         // `?format=chunks`: plain-text tokens, one HTTP chunk each, no SSE framing.
         let chunks = request
             .uri()
             .query()
             .is_some_and(|q| q.split('&').any(|kv| kv == "format=chunks"));
         return Ok(Arc::clone(&server)
-            .complete(request.into_body(), chunks)
+            .complete(api, request.into_body(), chunks)
             .await);
     }
     let response = match (request.method(), request.uri().path()) {
@@ -473,6 +495,7 @@ struct Server {
     stalled: watch::Sender<bool>,
     next_request: AtomicU64,
     metrics: Metrics,
+    prefix: llm::PrefixCache,
 }
 
 impl Server {
@@ -482,6 +505,7 @@ impl Server {
             stalled: watch::Sender::new(false),
             next_request: AtomicU64::new(0),
             metrics: Metrics::new(config.slots, config.replica),
+            prefix: llm::PrefixCache::new(config.prefix_cache),
             config,
         }
     }
@@ -564,121 +588,6 @@ impl Server {
                    "service_ms": service_ms, "queued_ms": queued_ms})
         };
         json_response(status, &body)
-    }
-
-    /// `POST /v1/completions`: `max_tokens` tokens (default 16); with
-    /// `"stream": true` each is sent as it is generated, as an SSE `data:`
-    /// line (`chunks`: a bare HTTP chunk), then `data: [DONE]`. The slot is
-    /// held until the last token, also while the client reads the stream.
-    async fn complete(self: Arc<Self>, body: Incoming, chunks: bool) -> Response<DemoBody> {
-        let arrived = Instant::now();
-        let full = |r: Response<Full<Bytes>>| r.map(DemoBody::Full);
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => {
-                return full(self.reject(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read request body: {error}"),
-                ));
-            }
-        };
-        let request: serde_json::Value = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(error) => {
-                return full(self.reject(
-                    StatusCode::BAD_REQUEST,
-                    format!("request body is not valid JSON: {error}"),
-                ));
-            }
-        };
-        let tokens = match request.get("max_tokens") {
-            None => DEFAULT_MAX_TOKENS,
-            Some(v) => match v.as_u64() {
-                Some(n) if (1..=MAX_TOKENS).contains(&n) => n,
-                _ => {
-                    return full(self.reject(
-                        StatusCode::BAD_REQUEST,
-                        format!("max_tokens must be an integer from 1 to {MAX_TOKENS}"),
-                    ));
-                }
-            },
-        };
-        let stream = request
-            .get("stream")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
-        if !stream {
-            let Some(_permit) = self.generation_slot().await else {
-                return full(self.reject(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server is shutting down".to_owned(),
-                ));
-            };
-            let _serving = self.metrics.in_service();
-            let started = tokio::time::Instant::now();
-            tokio::time::sleep_until(started + self.token_at(tokens - 1)).await;
-            self.metrics.observe_first_token(arrived.elapsed());
-            self.metrics.count_tokens(tokens);
-            self.metrics.count_request(200);
-            self.metrics.observe_duration(arrived.elapsed());
-            let text = TOKEN.repeat(usize::try_from(tokens).unwrap_or(usize::MAX));
-            return full(json_response(
-                StatusCode::OK,
-                &json!({"object": "text_completion", "replica": self.config.replica,
-                        "choices": [{"index": 0, "text": text, "finish_reason": "length"}],
-                        "usage": {"completion_tokens": tokens}}),
-            ));
-        }
-        // Small: the generator waits for a slow reader rather than buffering.
-        let (tx, rx) = mpsc::channel::<Bytes>(4);
-        tokio::spawn(async move {
-            let Some(_permit) = self.generation_slot().await else {
-                return;
-            };
-            let _serving = self.metrics.in_service();
-            let started = tokio::time::Instant::now();
-            let token = if chunks {
-                Bytes::from_static(TOKEN.as_bytes())
-            } else {
-                let line = json!({"object": "text_completion",
-                                  "choices": [{"index": 0, "text": TOKEN}]});
-                Bytes::from(format!("data: {line}\n\n"))
-            };
-            for k in 0..tokens {
-                tokio::time::sleep_until(started + self.token_at(k)).await;
-                if k == 0 {
-                    self.metrics.observe_first_token(arrived.elapsed());
-                }
-                if tx.send(token.clone()).await.is_err() {
-                    // The client went away: stop generating, free the slot.
-                    return;
-                }
-                self.metrics.count_tokens(1);
-            }
-            if !chunks {
-                let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-            }
-            self.metrics.count_request(200);
-            self.metrics.observe_duration(arrived.elapsed());
-        });
-        let content_type = if chunks {
-            "text/plain; charset=utf-8"
-        } else {
-            "text/event-stream"
-        };
-        let mut response = Response::new(DemoBody::Stream(rx));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        response
-    }
-
-    /// When token `k` (from 0) is ready, counted from the start of generation.
-    fn token_at(&self, k: u64) -> Duration {
-        let k = u32::try_from(k).unwrap_or(u32::MAX);
-        self.config
-            .first_token
-            .saturating_add(self.config.token_time.saturating_mul(k))
     }
 
     /// Waits (queued, FIFO) for an inference slot and any stall to end.

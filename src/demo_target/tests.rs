@@ -720,3 +720,63 @@ fn run_reports_bad_arguments_and_busy_ports() {
     assert!(matches!(error, DemoTargetError::Bind { .. }), "{error}");
     assert!(error.to_string().starts_with("cannot listen on 127.0.0.1:"));
 }
+
+#[tokio::test]
+async fn chat_completions_report_usage_and_prefill_the_uncached_words() {
+    bounded(async {
+        let server = TestServer::start(DemoConfig {
+            first_token: Duration::from_millis(10),
+            token_time: Duration::from_millis(1),
+            prefill_time: Duration::from_micros(100),
+            prefix_cache: 4,
+            ..DemoConfig::default()
+        })
+        .await;
+        let words: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
+        let body = json!({"model": "m", "max_tokens": 3, "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": words.join(" ")}]})
+        .to_string();
+        // Cold: 10 ms + 1000 x 0.1 ms before the first token.
+        let started = Instant::now();
+        let (status, text) = send(server.addr, Method::POST, "/v1/chat/completions", &body).await;
+        assert!(started.elapsed() >= Duration::from_millis(110));
+        assert_eq!(status, StatusCode::OK);
+        let events: Vec<Value> = text
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|e| *e != "[DONE]")
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        assert_eq!(events.len(), 4, "{text}");
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], " token");
+        assert_eq!(events[2]["choices"][0]["finish_reason"], "length");
+        assert_eq!(events[3]["choices"], json!([]));
+        assert_eq!(
+            events[3]["usage"],
+            json!({"prompt_tokens": 1000, "completion_tokens": 3, "total_tokens": 1003})
+        );
+        // Warm: the first 512-word block is cached, 488 words to prefill.
+        let started = Instant::now();
+        let (status, text) = send(server.addr, Method::POST, "/v1/chat/completions", &body).await;
+        let warm = started.elapsed();
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            warm >= Duration::from_micros(10_000 + 488 * 100 + 2_000)
+                && warm < Duration::from_millis(100),
+            "{warm:?}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        // Not streamed: usage always, in the body.
+        let plain = json!({"prompt": "a b c", "max_tokens": 2}).to_string();
+        let (status, text) = send(server.addr, Method::POST, "/v1/completions", &plain).await;
+        assert_eq!(status, StatusCode::OK);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["usage"]["prompt_tokens"], 3);
+        assert_eq!(value["usage"]["completion_tokens"], 2);
+        let (status, _) = send(server.addr, Method::POST, "/v1/chat/completions", &plain).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "chat needs messages");
+        server.shutdown().await;
+    })
+    .await;
+}

@@ -5,6 +5,7 @@
 
 mod conn;
 mod cpu;
+pub mod data;
 mod h2conn;
 mod http1;
 pub mod locust;
@@ -13,6 +14,8 @@ mod plan;
 pub mod spec;
 pub mod stats;
 mod stream;
+pub mod tokens;
+mod usage;
 mod worker;
 
 /// Said on the console and in the report whenever `[tls] insecure` is on.

@@ -1,7 +1,9 @@
 //! The request mix compiled once per worker: every (request, endpoint, body
 //! variant) serialized to the exact bytes sent, so a request costs one write.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{
@@ -13,6 +15,7 @@ use rand::RngExt;
 use rand::rngs::SmallRng;
 
 use super::conn::Outgoing;
+use super::data::RowSet;
 use super::h2conn::H2Outgoing;
 use super::spec::{EngineError, HttpVersion, LoadSpec, StreamMode};
 
@@ -38,6 +41,20 @@ pub(crate) struct PlannedRequest {
     expect_status: Option<u16>,
     stream: Option<StreamMode>,
     h2: Option<H2Parts>,
+    /// Per-row bodies (and paths), assembled per request.
+    rows: Option<RowParts>,
+    /// The response is read for an OpenAI `usage` object.
+    usage: bool,
+}
+
+/// What a request with rows sends: `method SP path` then, per endpoint, the
+/// rest of the head up to the body's `content-length`.
+struct RowParts {
+    set: Arc<RowSet>,
+    method: Bytes,
+    path: String,
+    heads: Vec<Bytes>,
+    length_always: bool,
 }
 
 pub(crate) struct Plan {
@@ -128,6 +145,34 @@ impl Plan {
                     wire.push(w.freeze());
                 }
             }
+            let rows = r.rows.as_ref().map(|set| RowParts {
+                set: Arc::clone(set),
+                method: Bytes::copy_from_slice(method.as_str().as_bytes()),
+                path: target.to_string(),
+                heads: spec
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let mut w = BytesMut::with_capacity(128);
+                        w.put_slice(b" HTTP/1.1\r\n");
+                        if !has_host {
+                            w.put_slice(b"host: ");
+                            w.put_slice(e.authority().as_bytes());
+                            w.put_slice(b"\r\n");
+                        }
+                        for (name, value) in &headers {
+                            w.put_slice(name.as_str().as_bytes());
+                            w.put_slice(b": ");
+                            w.put_slice(value.as_bytes());
+                            w.put_slice(b"\r\n");
+                        }
+                        w.freeze()
+                    })
+                    .collect(),
+                length_always,
+            });
+            let route = target.split('?').next().unwrap_or(target);
+            let usage = r.stream.is_some() || r.rows.is_some() || route.ends_with("completions");
             let h2 = (spec.transport.http == HttpVersion::Http2)
                 .then(|| {
                     let mut map = HeaderMap::new();
@@ -177,6 +222,8 @@ impl Plan {
                 expect_status: r.expect_status,
                 stream: r.stream,
                 h2,
+                rows,
+                usage,
             });
         }
         if total_weight == 0 {
@@ -204,11 +251,40 @@ impl Plan {
             .min(self.requests.len() - 1)
     }
 
-    /// Request `i` for endpoint `ep`, using body variant `seq`.
-    pub fn request(&self, i: usize, ep: usize, seq: usize) -> Outgoing<'_> {
+    /// Request `i` for endpoint `ep`, using body variant (or row) `seq`; a
+    /// request with rows is assembled in `scratch`.
+    pub fn request<'a>(
+        &'a self,
+        i: usize,
+        ep: usize,
+        seq: usize,
+        scratch: &'a mut Vec<u8>,
+    ) -> Outgoing<'a> {
         let p = &self.requests[i];
         let eps = self.addrs.len();
         let ep = if ep < eps { ep } else { ep % eps };
+        if let Some(rows) = &p.rows {
+            let body = rows.set.body_slice(seq);
+            let path = rows.set.path(seq).unwrap_or(&rows.path);
+            let head = &rows.heads[ep];
+            scratch.reserve(rows.method.len() + 1 + path.len() + head.len() + 32 + body.len());
+            scratch.extend_from_slice(&rows.method);
+            scratch.push(b' ');
+            scratch.extend_from_slice(path.as_bytes());
+            scratch.extend_from_slice(head);
+            if rows.length_always || !body.is_empty() {
+                let _ = write!(scratch, "content-length: {}\r\n", body.len());
+            }
+            scratch.extend_from_slice(b"\r\n");
+            scratch.extend_from_slice(body);
+            return Outgoing {
+                bytes: scratch,
+                head: p.head,
+                replayable: p.replayable,
+                close: p.close,
+                expect_status: p.expect_status,
+            };
+        }
         let body = if p.variants == 1 { 0 } else { seq % p.variants };
         let idx = ep * p.variants + body;
         Outgoing {
@@ -231,7 +307,19 @@ impl Plan {
         *request.uri_mut() = h2.uris.get(ep)?.clone();
         *request.version_mut() = Version::HTTP_2;
         *request.headers_mut() = h2.headers.clone();
-        let body = h2.bodies[seq % h2.bodies.len()].clone();
+        let body = match &p.rows {
+            Some(rows) => {
+                if let Some(path) = rows.set.path(seq) {
+                    let uri = request.uri();
+                    let scheme = uri.scheme_str().unwrap_or("http");
+                    let authority = uri.authority().map_or("", |a| a.as_str());
+                    *request.uri_mut() =
+                        Uri::try_from(format!("{scheme}://{authority}{path}")).ok()?;
+                }
+                rows.set.body(seq)
+            }
+            None => h2.bodies[seq % h2.bodies.len()].clone(),
+        };
         Some(H2Outgoing {
             request,
             body,
@@ -248,6 +336,24 @@ impl Plan {
     /// How request `i`'s response is timed event by event, if it is.
     pub fn stream(&self, i: usize) -> Option<StreamMode> {
         self.requests[i].stream
+    }
+
+    /// The row request `i` takes next, when it has rows.
+    pub fn next_row(&self, i: usize, rng: &mut SmallRng) -> Option<usize> {
+        Some(self.requests[i].rows.as_ref()?.set.next_row(rng))
+    }
+
+    /// The rows of a trace, when requests replay one.
+    pub fn trace(&self) -> Option<Arc<RowSet>> {
+        self.requests.iter().find_map(|r| {
+            let rows = r.rows.as_ref()?;
+            rows.set.is_trace().then(|| Arc::clone(&rows.set))
+        })
+    }
+
+    /// Request `i`'s response is read for token usage.
+    pub fn reads_usage(&self, i: usize) -> bool {
+        self.requests[i].usage
     }
 
     pub fn body_variants(&self, i: usize) -> usize {

@@ -213,6 +213,9 @@ pub struct RequestSpec {
     pub expect_status: Option<u16>,
     /// Time the response event by event.
     pub stream: Option<StreamMode>,
+    /// Rendered rows: each request takes the next row's body (and path,
+    /// when rows carry one) instead of `bodies` and `path`.
+    pub rows: Option<std::sync::Arc<super::data::RowSet>>,
 }
 
 impl RequestSpec {
@@ -227,6 +230,7 @@ impl RequestSpec {
             weight: 1,
             expect_status: None,
             stream: None,
+            rows: None,
         }
     }
 }

@@ -155,6 +155,9 @@ pub struct RequestStats {
     /// The source of `goodput`; none unless the SLO has per-request objectives.
     #[serde(skip)]
     pub good: Option<u64>,
+    /// Tokens of responses read for them (completions, streams, rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_io: Option<super::tokens::TokenCounts>,
 }
 
 /// Events of streamed responses, recorded as they arrive: every event of a
@@ -268,6 +271,7 @@ impl Default for RequestStats {
             goodput: None,
             events: None,
             good: None,
+            tokens_io: None,
         }
     }
 }
@@ -298,6 +302,9 @@ impl RequestStats {
         merge_events(&mut self.events, &other.events);
         if let Some(g) = other.good {
             *self.good.get_or_insert(0) += g;
+        }
+        if let Some(t) = &other.tokens_io {
+            self.tokens_io.get_or_insert_with(Default::default).merge(t);
         }
     }
 

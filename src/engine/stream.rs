@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::http1::BodySink;
 use super::spec::StreamMode;
+use super::usage::{Seek, Seen, UsageScan};
 
 const DATA: &[u8] = b"data:";
 const DONE: &[u8] = b"[DONE]";
@@ -38,6 +39,12 @@ pub(crate) struct Events<F: FnMut(Option<Instant>, Instant)> {
     pub first: Option<Instant>,
     pub last: Option<Instant>,
     pub tokens: u64,
+    /// The stream's `usage` report, when it makes one.
+    pub usage: UsageScan,
+    /// Finds `"choices":[]` on the current line: a usage-only chunk is no
+    /// token.
+    no_choices: Seek,
+    empty_line: bool,
     on_event: F,
 }
 
@@ -51,7 +58,18 @@ impl<F: FnMut(Option<Instant>, Instant)> Events<F> {
             first: None,
             last: None,
             tokens: 0,
+            usage: UsageScan::default(),
+            no_choices: Seek::new(b"\"choices\":[]"),
+            empty_line: false,
             on_event,
+        }
+    }
+
+    /// What the stream said of its tokens.
+    pub fn seen(&self) -> Seen {
+        Seen {
+            usage: self.usage.usage(),
+            events: self.tokens,
         }
     }
 
@@ -70,10 +88,12 @@ impl<F: FnMut(Option<Instant>, Instant)> Events<F> {
     fn end_line(&mut self, now: &mut Option<Instant>) {
         match self.line {
             Line::Value(n) if n == DONE.len() => self.done = true,
+            Line::Other if self.empty_line => {}
             Line::ValueStart | Line::Value(_) | Line::Other => self.event(now),
             Line::Prefix(_) | Line::Skip => {}
         }
         self.line = Line::Prefix(0);
+        self.empty_line = false;
     }
 
     fn sse(&mut self, bytes: &[u8]) {
@@ -89,6 +109,8 @@ impl<F: FnMut(Option<Instant>, Instant)> Events<F> {
                 self.end_line(&mut now);
                 continue;
             }
+            self.usage.feed(b);
+            self.empty_line |= self.no_choices.feed(b);
             self.line = match self.line {
                 Line::Prefix(n) if DATA[n] == b => {
                     if n + 1 == DATA.len() {
@@ -175,6 +197,26 @@ mod tests {
             count(StreamMode::Sse, &[b"database: x\n"], false),
             (0, false)
         );
+    }
+
+    #[test]
+    fn a_usage_only_chunk_is_no_token_but_its_usage_is_read() {
+        let body: &[u8] = b"data: {\"choices\":[{\"text\":\" a\"}]}\n\n\
+            data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 9, \"completion_tokens\": 1}}\n\n\
+            data: [DONE]\n\n";
+        for cut in 0..body.len() {
+            let mut e = Events::new(StreamMode::Sse, |_, _| {});
+            e.data(&body[..cut], true);
+            e.data(&body[cut..], true);
+            assert_eq!(
+                e.seen(),
+                Seen {
+                    usage: Some((9, 1)),
+                    events: 1
+                },
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]

@@ -85,6 +85,7 @@ fn completion(path: &str, tokens: u64, stream: StreamMode) -> RequestSpec {
         weight: 1,
         expect_status: Some(200),
         stream: Some(stream),
+        rows: None,
     }
 }
 

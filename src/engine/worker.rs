@@ -24,6 +24,7 @@ use super::http1::BodySink;
 use super::plan::Plan;
 use super::spec::{LoadSpec, Model, StreamSlo};
 use super::stream::Events;
+use super::usage::{Reader, Seen};
 use hdrhistogram::Histogram;
 
 use super::stats::{FailureKind, RequestStats, RowPart, latency_histogram, record_n};
@@ -176,6 +177,7 @@ struct Streamed {
     first: Option<Instant>,
     last: Option<Instant>,
     tokens: u64,
+    seen: Seen,
 }
 
 impl<F: FnMut(Option<Instant>, Instant)> From<&Events<F>> for Streamed {
@@ -184,6 +186,7 @@ impl<F: FnMut(Option<Instant>, Instant)> From<&Events<F>> for Streamed {
             first: e.first,
             last: e.last,
             tokens: e.tokens,
+            seen: e.seen(),
         }
     }
 }
@@ -406,6 +409,7 @@ impl Ctx {
         done: Instant,
         outcome: Outcome,
         streamed: Option<Streamed>,
+        seen: Option<Seen>,
     ) {
         let mut st = self.state.borrow_mut();
         st.completed += 1;
@@ -428,8 +432,19 @@ impl Ctx {
                 Ok(()) => s.record_success(latency_us),
                 Err(kind) => s.record_failure(kind),
             }
-            if self.slo.is_set() {
-                s.record_judged(meets(&self.slo, start, done, outcome, streamed));
+            let good = self
+                .slo
+                .is_set()
+                .then(|| meets(&self.slo, start, done, outcome, streamed));
+            if let Some(good) = good {
+                s.record_judged(good);
+            }
+            if let (Ok(()), Some(seen)) = (outcome, seen) {
+                s.tokens_io.get_or_insert_with(Default::default).record(
+                    seen.usage,
+                    seen.events,
+                    good,
+                );
             }
         }
         let idx =
@@ -499,6 +514,9 @@ impl Ctx {
     }
 
     fn next_body(&self, i: usize) -> usize {
+        if let Some(row) = self.plan.next_row(i, &mut self.rng.borrow_mut()) {
+            return row;
+        }
         match self.body_seq.get(i) {
             Some(c) if self.plan.body_variants(i) > 1 => {
                 let n = c.get();
@@ -532,12 +550,17 @@ impl Ctx {
         link: &mut Link,
         i: usize,
         ep: usize,
+        row: Option<usize>,
         sink: S,
     ) -> Outcome {
-        let seq = self.next_body(i);
+        let seq = row.unwrap_or_else(|| self.next_body(i));
         let target = &self.targets[ep];
+        let mut scratch = Vec::new();
         match link {
-            Link::H1(slot) => exchange(slot, target, self.plan.request(i, ep, seq), sink).await,
+            Link::H1(slot) => {
+                let request = self.plan.request(i, ep, seq, &mut scratch);
+                exchange(slot, target, request, sink).await
+            }
             Link::H2(slot) => {
                 exchange_h2(slot, target, || self.plan.h2_request(i, ep, seq), sink).await
             }
@@ -570,48 +593,13 @@ impl Ctx {
     }
 }
 
-/// Whether one finished request met every per-request objective.
-fn meets(
-    slo: &StreamSlo,
-    start: Instant,
-    done: Instant,
-    outcome: Outcome,
-    streamed: Option<Streamed>,
-) -> bool {
-    if outcome.is_err() {
-        return false;
-    }
-    if slo
-        .e2e
-        .is_some_and(|l| done.saturating_duration_since(start) > l)
-    {
-        return false;
-    }
-    let Some(s) = streamed else {
-        return true;
-    };
-    if let Some(limit) = slo.ttft {
-        match s.first {
-            Some(first) if first.saturating_duration_since(start) <= limit => {}
-            _ => return false,
-        }
-    }
-    if let (Some(limit), Some(first), Some(last)) = (slo.itl, s.first, s.last)
-        && s.tokens > 1
-    {
-        let gaps = u32::try_from(s.tokens - 1).unwrap_or(u32::MAX);
-        let mean = last.saturating_duration_since(first) / gaps;
-        if mean > limit {
-            return false;
-        }
-    }
-    true
-}
-
+mod judge;
 mod open;
 #[cfg(test)]
 mod tests;
+mod trace;
 
+use judge::meets;
 use open::run_open;
 
 async fn run_closed(ctx: Rc<Ctx>) {
@@ -685,11 +673,12 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         ctx.change_in_flight(true);
         let mut guard = InFlight::new(&ctx, i, start);
         let mut streamed = None;
+        let mut reader = Reader::new(ctx.plan.reads_usage(i));
         let finished = if let Some(mode) = ctx.plan.stream(i) {
             let mut events = Events::new(mode, |prev, at| ctx.on_event(i, start, prev, at));
             let finished = tokio::select! {
                 biased;
-                outcome = ctx.exchange(&mut conn, i, ep, &mut events) => Some(outcome),
+                outcome = ctx.exchange(&mut conn, i, ep, None, &mut events) => Some(outcome),
                 _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
             };
             streamed = Some(Streamed::from(&events));
@@ -697,7 +686,7 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         } else {
             tokio::select! {
                 biased;
-                outcome = ctx.exchange(&mut conn, i, ep, ()) => Some(outcome),
+                outcome = ctx.exchange(&mut conn, i, ep, None, &mut reader) => Some(outcome),
                 _ = wait_until(deadline.as_mut(), &mut armed, limit) => None,
             }
         };
@@ -708,7 +697,8 @@ async fn user_loop(ctx: Rc<Ctx>, user: u64) {
         });
         let done = Instant::now();
         ctx.change_in_flight(false);
-        ctx.record(i, start, done, outcome, streamed);
+        let seen = streamed.map(|s| s.seen).or_else(|| reader.seen());
+        ctx.record(i, start, done, outcome, streamed, seen);
         if matches!(outcome, Err(FailureKind::Connect | FailureKind::Tls)) {
             // A refused connect or handshake completes at once: without a pause each user
             // would hammer a dead endpoint as fast as the CPU allows.

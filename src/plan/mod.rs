@@ -1,6 +1,8 @@
 //! The plan language: raw serde model, parsing with every error collected,
 //! templating, matrix expansion, validation, the step graph and the schema.
 
+pub mod data;
+mod data_raw;
 pub(crate) mod expr;
 pub(crate) mod graph;
 pub mod matrix;

@@ -391,6 +391,8 @@ pub(crate) struct Load {
     pub(crate) http: super::spanned::HttpVersion,
     /// HTTP/2: connections all users' streams share; none: one per user.
     pub(crate) connections: Option<u64>,
+    /// Arrivals from a trace (open model); its span is the measured window.
+    pub(crate) trace: Option<crate::plan::data::Trace>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -429,6 +431,10 @@ pub(crate) struct Request {
     pub(crate) expect_status: Option<u16>,
     /// Time the response event by event (native engine).
     pub(crate) stream: Option<crate::engine::spec::StreamMode>,
+    /// Rows for `row.*` in the path and body.
+    pub(crate) data: Option<crate::plan::data::RequestData>,
+    /// The path template when it names `row` (`path` is its first row's).
+    pub(crate) row_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -261,6 +261,10 @@ pub(crate) struct LoadSection {
     pub(crate) http: Tmpl<HttpVersion>,
     /// native engine, HTTP/2: multiplex every user's streams over this many connections (default: one per user).
     pub(crate) connections: Option<Tmpl<Count>>,
+    /// Open model from a trace (JSON Lines, relative to the plan): one request per line at its `timestamp` (ms); the line's fields are `row.*`.
+    pub(crate) trace: Option<Text>,
+    /// Trace replay speed: timestamps are divided by it (default 1.0).
+    pub(crate) time_scale: Option<Tmpl<Number>>,
 }
 
 impl Default for LoadSection {
@@ -285,6 +289,8 @@ impl Default for LoadSection {
             master_bind: None,
             http: Tmpl::literal(Scalar::Str("1.1".into())),
             connections: None,
+            trace: None,
+            time_scale: None,
         }
     }
 }
@@ -319,6 +325,15 @@ pub(crate) struct RequestSection {
     /// "sse" or "chunks": time every event (or body chunk) of the response.
     #[serde(default)]
     pub(crate) stream: Option<Text>,
+    /// Rows for `row.*` in path and body: a JSON Lines or CSV file (with a header), relative to the plan.
+    #[serde(default)]
+    pub(crate) data: Option<Text>,
+    /// Generated rows instead of `data`: `row.prompt`, `row.prompt_tokens`, `row.max_tokens`.
+    #[serde(default)]
+    pub(crate) synthetic: Option<super::data_raw::SyntheticSection>,
+    /// Which row each request takes: "shuffle" (default), "sequential", "random".
+    #[serde(default)]
+    pub(crate) order: Option<Text>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

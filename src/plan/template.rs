@@ -92,6 +92,7 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("random", random_filter);
     env.add_function("random_int", random_int);
+    env.add_function("prompt", super::data::prompt_function);
     env
 }
 
@@ -106,6 +107,11 @@ impl Templates {
             documents,
             env_vars: Arc::new(env_vars),
         }
+    }
+
+    /// The environment plan values render in (bounded in work per render).
+    pub(crate) fn values(&self) -> &Environment<'static> {
+        &self.env
     }
 
     pub(crate) fn env_value(&self) -> Value {

@@ -122,6 +122,7 @@ pub(crate) fn metrics_of(
         metrics.insert("tx_mbps".into(), v);
     }
     stream_metrics(&s.total, &mut metrics);
+    token_metrics(&s.total, s.measured_secs, &mut metrics);
     if let Some(c) = &s.connections {
         metrics.insert("connections".into(), c.opened as f64);
         if let Some(v) = c.connect_p95_ms {
@@ -228,6 +229,26 @@ fn stream_metrics(t: &RequestStats, metrics: &mut IndexMap<String, f64>) {
     }
 }
 
+/// Input and output tokens, when responses were read for them.
+fn token_metrics(t: &RequestStats, measured_secs: f64, metrics: &mut IndexMap<String, f64>) {
+    if let Some(tokens) = &t.tokens_io {
+        for (k, v) in tokens.figures(measured_secs) {
+            metrics.insert(k.to_string(), v);
+        }
+    }
+}
+
+/// summary.csv's `tokens_source`: `usage` when the responses reported
+/// their tokens (then input tokens are known), `events` when output tokens
+/// were counted from streamed events.
+fn tokens_source(metrics: &IndexMap<String, f64>) -> &'static str {
+    match (metrics.get("output_tokens"), metrics.get("input_tokens")) {
+        (Some(_), Some(_)) => "usage",
+        (Some(_), None) => "events",
+        _ => "",
+    }
+}
+
 /// Per request name: its figures, when the cell sent more than one name.
 /// In the open model each name's completions in the window are its share
 /// of the cell's.
@@ -243,6 +264,7 @@ pub(crate) fn metrics_by_name(s: &CellStats) -> IndexMap<String, IndexMap<String
             let ok = (t.requests - t.failures) as f64 * scale;
             let mut m = request_metrics(t, s.measured_secs, ok);
             stream_metrics(t, &mut m);
+            token_metrics(t, s.measured_secs, &mut m);
             (name.clone(), m)
         })
         .collect()
@@ -350,6 +372,10 @@ pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> St
                 fields.push(r.bound.map(|b| b.as_str().to_string()).unwrap_or_default());
                 continue;
             }
+            if *m == "tokens_source" {
+                fields.push(tokens_source(&r.metrics).to_string());
+                continue;
+            }
             let latency = crate::metrics::kind(m) == Some(crate::metrics::MetricKind::Latency);
             fields.push(match r.metrics.get(*m) {
                 Some(_) if no_success && latency && *m != "baseline_ms" => String::new(),
@@ -387,6 +413,10 @@ pub fn summary_by_name_csv(axes: &[String], rows: &[SummaryRow]) -> String {
                 .collect();
             fields.push(csv_field(name));
             for m in &columns {
+                if *m == "tokens_source" {
+                    fields.push(tokens_source(metrics).to_string());
+                    continue;
+                }
                 fields.push(match metrics.get(*m) {
                     Some(v) if matches!(*m, "requests" | "failures") => format!("{v:.0}"),
                     Some(v) => format!("{v:.3}"),

@@ -686,7 +686,10 @@ fn stages(cell: &Cell) -> Vec<(Model, Duration)> {
                 rate: stages[0].rate,
                 max_in_flight: *max_in_flight,
             },
-            cell.timing.duration,
+            cell.load
+                .trace
+                .as_ref()
+                .map_or(cell.timing.duration, |t| t.window()),
         )],
         LoadModel::Open {
             stages,
@@ -711,7 +714,12 @@ fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, Step
     let mut out = Vec::new();
     for r in &cell.load.requests {
         let mut bodies: Vec<Bytes> = Vec::new();
-        if let Some(template) = &r.body {
+        let rows = r
+            .data
+            .as_ref()
+            .map(|d| super::rows::render_rows(&plan.templates, r, d, &ctx))
+            .transpose()?;
+        if let Some(template) = r.body.as_ref().filter(|_| rows.is_none()) {
             for _ in 0..BODY_VARIANTS {
                 let body = plan
                     .templates
@@ -741,6 +749,7 @@ fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, Step
             weight: u32::try_from(r.weight).unwrap_or(u32::MAX),
             expect_status: r.expect_status,
             stream: r.stream,
+            rows,
         });
     }
     Ok(out)

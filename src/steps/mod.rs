@@ -7,6 +7,7 @@ pub mod check;
 pub mod exec;
 pub mod gate;
 pub mod load;
+mod rows;
 pub mod scale;
 mod stall;
 

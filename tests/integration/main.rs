@@ -16,6 +16,7 @@ mod faults;
 mod fuzz_plans;
 mod gate;
 mod live;
+mod llm_data;
 mod load_edges;
 mod locust_driver;
 mod locust_faults;

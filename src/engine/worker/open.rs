@@ -9,6 +9,9 @@ pub(super) async fn run_open(ctx: Rc<Ctx>) {
     let Model::Open { rate, .. } = ctx.model else {
         return;
     };
+    if let Some(rows) = ctx.plan.trace() {
+        return super::trace::run_trace(ctx, rows).await;
+    }
     let t = ctx.timing;
     let w = ctx.index as f64;
     let ws = ctx.workers as f64;
@@ -70,7 +73,7 @@ pub(super) async fn run_open(ctx: Rc<Ctx>) {
             let ep = next_ep % ctx.plan.addrs.len();
             next_ep = next_ep.wrapping_add(1);
             ctx.change_in_flight(true);
-            spawn_local(arrival(ctx.clone(), intended, i, ep));
+            spawn_local(arrival(ctx.clone(), intended, i, ep, None));
             k += 1;
             spawned += 1;
             if spawned.is_multiple_of(256) {
@@ -78,6 +81,11 @@ pub(super) async fn run_open(ctx: Rc<Ctx>) {
             }
         }
     }
+    drained(&ctx).await;
+}
+
+/// Waits until no request of this worker is in flight.
+pub(super) async fn drained(ctx: &Ctx) {
     loop {
         if ctx.state.borrow().in_flight == 0 {
             break;
@@ -86,25 +94,36 @@ pub(super) async fn run_open(ctx: Rc<Ctx>) {
     }
 }
 
-async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
+/// One arrival, intended at `intended`, with row `row` when given.
+pub(super) async fn arrival(
+    ctx: Rc<Ctx>,
+    intended: Instant,
+    i: usize,
+    ep: usize,
+    row: Option<usize>,
+) {
     let mut conn = match ctx.next_h2(ep) {
         Some(slot) => Link::H2(slot),
         None => Link::H1(take_pooled(&ctx, ep)),
     };
     let mut guard = InFlight::new(&ctx, i, intended);
     let mut streamed = None;
+    let mut reader = Reader::new(ctx.plan.reads_usage(i));
     let finished = match ctx.plan.stream(i) {
         Some(mode) => {
             let mut events = Events::new(mode, |prev, at| ctx.on_event(i, intended, prev, at));
             let finished = timeout(
                 ctx.request_timeout,
-                ctx.exchange(&mut conn, i, ep, &mut events),
+                ctx.exchange(&mut conn, i, ep, row, &mut events),
             )
             .await;
             streamed = Some(Streamed::from(&events));
             finished
         }
-        None => timeout(ctx.request_timeout, ctx.exchange(&mut conn, i, ep, ())).await,
+        None => {
+            let exchange = ctx.exchange(&mut conn, i, ep, row, &mut reader);
+            timeout(ctx.request_timeout, exchange).await
+        }
     };
     let outcome = match finished {
         Ok(outcome) => outcome,
@@ -127,7 +146,8 @@ async fn arrival(ctx: Rc<Ctx>, intended: Instant, i: usize, ep: usize) {
         }
     }
     ctx.change_in_flight(false);
-    ctx.record(i, intended, done, outcome, streamed);
+    let seen = streamed.map(|s| s.seen).or_else(|| reader.seen());
+    ctx.record(i, intended, done, outcome, streamed, seen);
 }
 
 fn take_pooled(ctx: &Ctx, ep: usize) -> Option<Conn> {

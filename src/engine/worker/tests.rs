@@ -16,6 +16,7 @@ fn a_request_meets_the_objectives_that_apply_to_it() {
             first: Some(start + ms(first)),
             last: Some(start + ms(last)),
             tokens,
+            seen: Default::default(),
         })
     };
     let done = start + ms(400);
@@ -37,6 +38,7 @@ fn a_request_meets_the_objectives_that_apply_to_it() {
         first: None,
         last: None,
         tokens: 0,
+        seen: Default::default(),
     });
     assert!(!meets(&slo, start, done, Ok(()), nothing));
     // A request that is not streamed answers to e2e only.

@@ -132,7 +132,33 @@ pub(super) fn resolve(
         .map(|c| c.0)
     };
     let has_stages = !l.stages.is_empty();
+    let mut trace = super::data::trace(r, raw, ctx);
+    if let Some(Some(t)) = trace.as_mut()
+        && raw.cell.duration.is_written()
+    {
+        t.cut = r.positive_duration(&raw.cell.duration, "cell.duration", ctx);
+    }
     let model = match (&users, &rate, has_stages) {
+        _ if l.trace.is_some() => {
+            if let (Some(Engine::Locust), Some(t)) = (engine, &l.trace) {
+                r.error(
+                    t.span.clone(),
+                    "`load.trace` needs the native engine: Locust schedules its own users".into(),
+                    Some("set `engine = \"native\"` in [load], or remove `trace`".into()),
+                );
+            }
+            let rate = trace.as_ref().and_then(|t| t.as_ref()).map(|t| t.rate());
+            match (rate, max_in_flight(r)) {
+                (Some(rate), Some(max_in_flight)) => Some(LoadModel::Open {
+                    stages: vec![Stage {
+                        rate,
+                        duration: Duration::ZERO,
+                    }],
+                    max_in_flight,
+                }),
+                _ => None,
+            }
+        }
         (Some(users), None, false) => {
             let spawn_rate = match &l.spawn_rate {
                 Some(t) => r.typed(t, "load.spawn_rate", ctx).and_then(|v| {
@@ -208,7 +234,8 @@ pub(super) fn resolve(
         );
     }
 
-    let requests = requests(r, raw, ctx, engine);
+    let trace = trace?;
+    let requests = requests(r, raw, ctx, engine, trace.as_ref());
 
     let locust = match engine {
         Some(Engine::Locust) => locust(r, raw, ctx, users.is_some()),
@@ -266,6 +293,7 @@ pub(super) fn resolve(
         locust: locust?,
         http: http?,
         connections: connections?,
+        trace,
     })
 }
 
@@ -274,12 +302,18 @@ fn requests(
     raw: &RawPlan,
     ctx: &Value,
     engine: Option<Engine>,
+    trace: Option<&crate::plan::data::Trace>,
 ) -> Option<Vec<Request>> {
     let mut requests = Vec::with_capacity(raw.load.request.len());
     let mut ok = true;
     let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.load.request.len());
     for (i, q) in raw.load.request.iter().enumerate() {
         let what = format!("load.request[{i}]");
+        let Some(rows) = super::data::resolve(r, q, &what, ctx, trace) else {
+            ok = false;
+            continue;
+        };
+        let ctx = rows.ctx.as_ref().unwrap_or(ctx);
         let method = match &q.method {
             Some(m) => r.typed(m, &format!("{what}.method"), ctx),
             None => Some(HttpMethod::Get),
@@ -392,6 +426,8 @@ fn requests(
             body,
             expect_status,
             stream,
+            data: rows.data,
+            row_path: rows.row_path,
         });
     }
     ok.then_some(requests)

@@ -11,6 +11,7 @@
 
 mod analysis;
 mod checks;
+mod data;
 mod load;
 mod name;
 mod reports;
