@@ -182,7 +182,8 @@ fn tail_index(alpha: f64, b: usize) -> usize {
 }
 
 /// Bootstraps `new` against `base` for one stat; none when either side has
-/// no seconds or the base figure is 0 (no relative change).
+/// no seconds, or no more than one block of them (no spread to measure), or
+/// the base figure is 0 (no relative change).
 pub fn difference(
     base: &[Vec<Second>],
     new: &[Vec<Second>],
@@ -213,11 +214,27 @@ pub fn difference(
     if resampled.is_empty() {
         return None;
     }
+    let delta_pct = (n / b - 1.0) * 100.0;
+    // A bootstrap over k independent pieces underestimates the variance by
+    // (k - 1) / k, which matters for a few seconds of a short cell: the
+    // spread around the change is widened by the fewer side's factor (the
+    // t-interval's reason for being wider than the normal one).
+    let pieces = |reps: &[Vec<Second>], len: usize| {
+        reps.iter().map(Vec::len).sum::<usize>() as f64 / len as f64
+    };
+    let k = pieces(base, lb).min(pieces(new, ln));
+    if k <= 1.0 {
+        return None;
+    }
+    let widen = (k / (k - 1.0)).sqrt();
+    for d in &mut resampled {
+        *d = delta_pct + (*d - delta_pct) * widen;
+    }
     resampled.sort_by(f64::total_cmp);
     Some(Difference {
         base: b,
         new: n,
-        delta_pct: (n / b - 1.0) * 100.0,
+        delta_pct,
         resampled,
     })
 }

@@ -213,7 +213,8 @@ impl Delta {
             (true, _) => format!("**regressed**: {}", self.reasons.join("; ")),
             (false, _) if !self.reasons.is_empty() => self.reasons.join("; "),
             (false, Some(false)) => "within noise".to_string(),
-            (false, _) => "ok".to_string(),
+            (false, Some(true)) => "beyond noise, within the bound".to_string(),
+            (false, None) => "ok".to_string(),
         };
         if let Some(b) = self.bound_change() {
             let _ = write!(verdict, "; {b}");
