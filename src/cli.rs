@@ -58,6 +58,9 @@ pub enum Command {
         /// Compare runs of different plans, or with no cell in common, anyway.
         #[arg(long)]
         force: bool,
+        /// `md` (a table for people) or `json` (for machines).
+        #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
+        format: CompareFormat,
     },
     /// Print the JSON Schema of the plan format.
     Schema,
@@ -95,6 +98,12 @@ pub struct RunArgs {
     /// 127.0.0.1:8089; give another to listen elsewhere, e.g. 0.0.0.0:8089).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8089")]
     pub serve: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Md,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

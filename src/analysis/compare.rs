@@ -4,9 +4,12 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
+use super::compare_ci::Interval;
 use crate::results::SummaryRow;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delta {
     pub cell: String,
     /// Successful requests per second.
@@ -20,9 +23,17 @@ pub struct Delta {
     pub regressed: bool,
     /// Why it regressed (or what is notable), one phrase each.
     pub reasons: Vec<String>,
-    /// With repeats in both runs: whether the change is beyond the 95%
-    /// intervals (RPS or p95); none without repeats.
+    /// Whether the change is beyond the noise (RPS or p95): from the
+    /// per-second intervals below when both runs kept their seconds, else
+    /// from the repeat intervals; none without either.
     pub beyond_noise: Option<bool>,
+    /// The change of ok RPS and of p95 in percent, with 95% intervals from
+    /// both runs' per-second windows (Holm-corrected across the cells).
+    pub ok_rps_ci95: Option<Interval>,
+    pub p95_ci95: Option<Interval>,
+    /// What limited the cell in each run, when known.
+    pub base_bound: Option<String>,
+    pub new_bound: Option<String>,
 }
 
 /// What a regression is.
@@ -73,15 +84,21 @@ pub fn deltas(
     bounds: Bounds,
 ) -> (Vec<Delta>, Vec<String>) {
     let ran = |r: &SummaryRow| r.status.is_final() && !r.metrics.is_empty();
-    let mut out = Vec::new();
+    let mut pairs = Vec::new();
     let mut unmatched = Vec::new();
     for b in base.iter().filter(|r| ran(r)) {
         let Some(n) = new.iter().find(|n| n.cell == b.cell && ran(n)) else {
             unmatched.push(format!("{} (not measured in the new run)", b.cell));
             continue;
         };
-        out.push(delta(b, n, bounds));
+        pairs.push((b, n));
     }
+    let intervals = super::compare_ci::intervals(&pairs, super::bootstrap::RESAMPLES);
+    let out = pairs
+        .iter()
+        .zip(intervals)
+        .map(|((b, n), iv)| delta(b, n, bounds, iv))
+        .collect();
     for n in new.iter().filter(|r| ran(r)) {
         if !base.iter().any(|b| b.cell == n.cell && ran(b)) {
             unmatched.push(format!("{} (not measured in the base run)", n.cell));
@@ -90,7 +107,12 @@ pub fn deltas(
     (out, unmatched)
 }
 
-fn delta(b: &SummaryRow, n: &SummaryRow, bounds: Bounds) -> Delta {
+fn delta(
+    b: &SummaryRow,
+    n: &SummaryRow,
+    bounds: Bounds,
+    (rps_iv, p95_iv): (Option<Interval>, Option<Interval>),
+) -> Delta {
     let max = bounds.max_regression_pct;
     let (b_ok, n_ok) = (b.successes() > 0.0, n.successes() > 0.0);
     let (br, nr) = (ok_rps(b), ok_rps(n));
@@ -98,9 +120,15 @@ fn delta(b: &SummaryRow, n: &SummaryRow, bounds: Bounds) -> Delta {
     let (bp, np) = (p95(b, b_ok), p95(n, n_ok));
     let (bf, nf) = (fail_pct(b), fail_pct(n));
     let ci = |r: &SummaryRow, m: &str| r.metric(m).filter(|v| v.is_finite());
-    let rps_beyond = beyond(br, ci(b, "rps_ci95"), nr, ci(n, "rps_ci95"));
-    let p95_beyond = match (bp, np) {
-        (Some(bp), Some(np)) => beyond(bp, ci(b, "p95_ci95"), np, ci(n, "p95_ci95")),
+    // The per-second intervals when both runs kept their seconds; else the
+    // repeat intervals of each run.
+    let rps_beyond = match rps_iv {
+        Some(iv) => Some(iv.significant),
+        None => beyond(br, ci(b, "rps_ci95"), nr, ci(n, "rps_ci95")),
+    };
+    let p95_beyond = match (bp, np, p95_iv) {
+        (Some(_), Some(_), Some(iv)) => Some(iv.significant),
+        (Some(bp), Some(np), None) => beyond(bp, ci(b, "p95_ci95"), np, ci(n, "p95_ci95")),
         _ => None,
     };
     let mut reasons = Vec::new();
@@ -139,6 +167,10 @@ fn delta(b: &SummaryRow, n: &SummaryRow, bounds: Bounds) -> Delta {
         regressed,
         reasons,
         beyond_noise,
+        ok_rps_ci95: rps_iv,
+        p95_ci95: p95_iv.filter(|_| bp.is_some() && np.is_some()),
+        base_bound: b.bound.map(|x| x.as_str().to_string()),
+        new_bound: n.bound.map(|x| x.as_str().to_string()),
     }
 }
 
@@ -153,42 +185,81 @@ fn change(base: Option<f64>, new: Option<f64>) -> String {
     }
 }
 
+/// "+1.2%", and " (CI -0.8..+3.1)" when the change has a per-second interval.
+fn change_ci(base: Option<f64>, new: Option<f64>, iv: Option<Interval>) -> String {
+    let mut out = change(base, new);
+    if let (Some(iv), true) = (iv, base.is_some() && new.is_some()) {
+        let _ = write!(out, " (CI {:+.1}..{:+.1})", iv.low, iv.high);
+    }
+    out
+}
+
+impl Delta {
+    /// Every interval of the cell holds 0: the change is noise.
+    pub fn within_noise(&self) -> bool {
+        self.beyond_noise == Some(false)
+    }
+
+    /// "bound load → service" when what limited the cell changed.
+    pub fn bound_change(&self) -> Option<String> {
+        match (&self.base_bound, &self.new_bound) {
+            (Some(a), Some(b)) if a != b => Some(format!("bound {a} → {b}")),
+            _ => None,
+        }
+    }
+
+    pub fn verdict(&self) -> String {
+        let mut verdict = match (self.regressed, self.beyond_noise) {
+            (true, _) => format!("**regressed**: {}", self.reasons.join("; ")),
+            (false, _) if !self.reasons.is_empty() => self.reasons.join("; "),
+            (false, Some(false)) => "within noise".to_string(),
+            (false, Some(true)) => "beyond noise, within the bound".to_string(),
+            (false, None) => "ok".to_string(),
+        };
+        if let Some(b) = self.bound_change() {
+            let _ = write!(verdict, "; {b}");
+        }
+        verdict
+    }
+}
+
 pub fn markdown(deltas: &[Delta], unmatched: &[String], bounds: Bounds) -> String {
     let mut out = String::from(
         "| cell | ok RPS base | ok RPS new | Δ ok RPS | p95 base | p95 new | Δ p95 | fail % base | fail % new | verdict |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for d in deltas {
-        let verdict = match (d.regressed, d.beyond_noise) {
-            (true, _) => format!("**regressed**: {}", d.reasons.join("; ")),
-            (false, _) if !d.reasons.is_empty() => d.reasons.join("; "),
-            (false, Some(false)) => "within noise".to_string(),
-            (false, _) => "ok".to_string(),
-        };
         let _ = writeln!(
             out,
-            "| {} | {:.1} | {:.1} | {:+.1}% | {} | {} | {} | {:.1} | {:.1} | {verdict} |",
+            "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {:.1} | {:.1} | {} |",
             d.cell,
             d.base_ok_rps,
             d.new_ok_rps,
-            pct(d.base_ok_rps, d.new_ok_rps),
+            change_ci(Some(d.base_ok_rps), Some(d.new_ok_rps), d.ok_rps_ci95),
             ms(d.base_p95),
             ms(d.new_p95),
-            change(d.base_p95, d.new_p95),
+            change_ci(d.base_p95, d.new_p95, d.p95_ci95),
             d.base_fail_pct,
             d.new_fail_pct,
+            d.verdict(),
         );
     }
     for u in unmatched {
         let _ = writeln!(out, "\n- not compared: {u}");
     }
     let n = deltas.iter().filter(|d| d.regressed).count();
+    let noise = deltas.iter().filter(|d| d.within_noise()).count();
     let _ = writeln!(
         out,
-        "\n{n} of {} cells regressed by more than {}% (ok RPS down or p95 up), or by a fail rate beyond {}%.",
+        "\n{n} of {} cells regressed by more than {}% (ok RPS down or p95 up) beyond the noise, or by a fail rate beyond {}%; {noise} within noise.",
         deltas.len(),
         bounds.max_regression_pct,
         bounds.fail_limit_pct,
     );
+    if deltas.iter().any(|d| d.ok_rps_ci95.is_some()) {
+        out.push_str(
+            "\nIntervals: 95% for all cells together (block bootstrap over each run's per-second windows, Holm-corrected); a change whose interval holds 0 is within noise.\n",
+        );
+    }
     out
 }
 
@@ -301,5 +372,82 @@ mod tests {
             table.contains("| – | – |") && table.contains("no successful request in the new run"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn a_changed_bound_is_shown_beside_the_verdict() {
+        use crate::results::summary::Bound;
+        let (mut b, mut n) = (row(100.0, 20.0, None), row(100.0, 20.0, None));
+        b.bound = Some(Bound::Load);
+        n.bound = Some(Bound::Service);
+        let (d, _) = deltas(&[b], &[n], BOUNDS);
+        assert_eq!(d[0].bound_change().as_deref(), Some("bound load → service"));
+        let table = markdown(&d, &[], BOUNDS);
+        assert!(table.contains("| ok; bound load → service |"), "{table}");
+    }
+
+    /// Per-second windows: `ok` successful requests a second at p95 `p95`,
+    /// wobbling a little from second to second.
+    fn seconds(ok: f64, p95: f64) -> Vec<Vec<crate::results::seconds::Second>> {
+        let wobble = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.0];
+        vec![
+            wobble
+                .iter()
+                .map(|w| crate::results::seconds::Second {
+                    requests: (ok * w).round(),
+                    failures: 0.0,
+                    p50: p95 * 0.8 * w,
+                    p95: p95 * w,
+                    p99: p95 * 1.2 * w,
+                })
+                .collect(),
+        ]
+    }
+
+    #[test]
+    fn per_second_intervals_decide_without_repeats() {
+        let with = |ok: f64, p95: f64, s: (f64, f64)| {
+            let mut r = row(ok, p95, None);
+            r.seconds = seconds(s.0, s.1);
+            r
+        };
+        // The same seconds: the change holds 0, whatever the bound.
+        let tight = Bounds {
+            max_regression_pct: 0.5,
+            fail_limit_pct: 1.0,
+        };
+        let (d, _) = deltas(
+            &[with(100.0, 20.0, (100.0, 20.0))],
+            &[with(99.0, 20.2, (100.0, 20.0))],
+            tight,
+        );
+        assert!(!d[0].regressed, "{d:?}");
+        assert!(d[0].within_noise());
+        let iv = d[0].p95_ci95.unwrap();
+        assert!(iv.low <= 0.0 && 0.0 <= iv.high, "{iv:?}");
+        assert!(markdown(&d, &[], tight).contains("(CI "));
+        // 20% slower, beyond the noise and the bound.
+        let (d, _) = deltas(
+            &[with(100.0, 20.0, (100.0, 20.0))],
+            &[with(83.0, 24.0, (83.0, 24.0))],
+            BOUNDS,
+        );
+        assert!(d[0].regressed, "{d:?}");
+        let iv = d[0].p95_ci95.unwrap();
+        assert!(
+            iv.significant && iv.low <= 20.0 && 20.0 <= iv.high,
+            "{iv:?}"
+        );
+        // Beyond the noise but within a 30% bound: not a regression.
+        let loose = Bounds {
+            max_regression_pct: 30.0,
+            fail_limit_pct: 1.0,
+        };
+        let (d, _) = deltas(
+            &[with(100.0, 20.0, (100.0, 20.0))],
+            &[with(83.0, 24.0, (83.0, 24.0))],
+            loose,
+        );
+        assert!(!d[0].regressed && !d[0].within_noise(), "{d:?}");
     }
 }

@@ -143,6 +143,7 @@ impl Ctx<'_> {
             dimension: dimension.map(str::to_string),
             numbers,
             message,
+            detail: None,
         });
     }
 
@@ -343,6 +344,7 @@ fn rank(kind: FindingKind) -> u8 {
         FindingKind::FailureOnset => 10,
         FindingKind::SloExcluded => 11,
         FindingKind::ServerLatency => 12,
+        FindingKind::Ab => 13,
     }
 }
 

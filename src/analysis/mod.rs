@@ -4,7 +4,10 @@
 //! query over one DataFrame of the summary rows; this module turns the
 //! collected results into typed findings with one plain sentence each.
 
+pub mod ab;
+pub mod bootstrap;
 pub mod compare;
+pub mod compare_ci;
 mod findings;
 mod frame;
 pub mod knee;
@@ -75,6 +78,9 @@ pub struct Finding {
     pub numbers: IndexMap<String, f64>,
     /// One plain English sentence with the numbers.
     pub message: String,
+    /// Kind `ab`: the comparison's own fields, beside the common ones.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<ab::Detail>,
 }
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,6 +110,8 @@ pub enum FindingKind {
     /// The service's own latency (a `[[scrape]]` histogram quantile) beside
     /// the client's: the gap is the network and the load generator.
     ServerLatency,
+    /// `[analysis] ab`: a variant against the baseline, for one metric.
+    Ab,
 }
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -186,6 +194,9 @@ pub struct AnalysisResult {
     /// Capacity search: one row per outer cell (the frontier).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub capacity: Vec<search::CapacityRow>,
+    /// `[analysis] ab`: every variant against its baseline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ab: Vec<ab::Comparison>,
 }
 
 impl AnalysisResult {
@@ -203,7 +214,9 @@ impl AnalysisResult {
 /// outer cell (its capacity probe's figures), in the matrix order of the
 /// outer axes. The probes around it break the SLO by design and answer
 /// nothing on their own.
-pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
+pub fn analyze_run(plan: &Plan, mut rows: Vec<SummaryRow>) -> AnalysisResult {
+    let comparisons = ab::compare(plan, &rows);
+    ab::annotate(&mut rows, &comparisons);
     let (capacity, thresholds, mut analysis) = if plan.search.is_some() {
         let (capacity, threshold_rows): (Vec<_>, Vec<_>) =
             search::capacity(plan, &rows).into_iter().unzip();
@@ -233,11 +246,17 @@ pub fn analyze_run(plan: &Plan, rows: Vec<SummaryRow>) -> AnalysisResult {
         (Vec::new(), thresholds, analysis)
     };
     analysis.findings.extend(server_latency(plan, &rows));
+    if let Some(ab) = &plan.analysis.ab {
+        analysis
+            .findings
+            .extend(ab::findings(&ab.axis, &comparisons));
+    }
     AnalysisResult {
         rows,
         thresholds,
         analysis,
         capacity,
+        ab: comparisons,
     }
 }
 
@@ -280,6 +299,7 @@ fn server_latency(plan: &Plan, rows: &[SummaryRow]) -> Vec<Finding> {
                         series.column,
                         many.join(", ")
                     ),
+                    detail: None,
                 });
                 continue;
             }
@@ -335,6 +355,7 @@ fn server_latency(plan: &Plan, rows: &[SummaryRow]) -> Vec<Finding> {
             .into_iter()
             .collect(),
             message,
+            detail: None,
         });
     }
     out

@@ -119,6 +119,7 @@ pub fn evaluate(plan: &Plan, rows: &[SummaryRow]) -> Vec<ThresholdResult> {
         let selected: Vec<&SummaryRow> = rows
             .iter()
             .filter(|r| r.status != CellStatus::Pending && matches_filter(&t.filter, r))
+            .filter(|r| !super::ab::exempt(plan, &t.expr, r))
             .collect();
         let metrics: Vec<&str> = t
             .expr

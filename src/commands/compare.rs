@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::analysis::compare::{Bounds, deltas, markdown};
+use crate::cli::CompareFormat;
 use crate::error::RunError;
 use crate::results::{self, CellStatus, SummaryRow};
 
@@ -174,7 +175,13 @@ fn fail_limit(run: &Run) -> f64 {
         .unwrap_or(crate::analysis::DEFAULT_FAIL_PCT)
 }
 
-pub fn compare(base: &Path, new: &Path, max_regression: &str, force: bool) -> Result<(), RunError> {
+pub fn compare(
+    base: &Path,
+    new: &Path,
+    max_regression: &str,
+    force: bool,
+    format: CompareFormat,
+) -> Result<(), RunError> {
     let max_regression_pct = crate::plan::units::parse_percent(max_regression)
         .map_err(|e| RunError::Usage(format!("--max-regression: {e}")))?;
     let (b, n) = (read(base)?, read(new)?);
@@ -209,21 +216,50 @@ pub fn compare(base: &Path, new: &Path, max_regression: &str, force: bool) -> Re
             }
         )));
     }
-    for w in &warnings {
-        println!("> **Warning:** {w}.\n");
-    }
-    print!("{}", markdown(&d, &unmatched, bounds));
     let ran: Vec<&SummaryRow> = n
         .rows
         .iter()
         .filter(|r| r.status.is_final() && !r.metrics.is_empty())
         .collect();
-    if ran.iter().all(|r| r.successes() <= 0.0) {
+    let no_success = ran.iter().all(|r| r.successes() <= 0.0);
+    match format {
+        CompareFormat::Md => {
+            for w in &warnings {
+                println!("> **Warning:** {w}.\n");
+            }
+            print!("{}", markdown(&d, &unmatched, bounds));
+        }
+        CompareFormat::Json => {
+            let json = serde_json::json!({
+                "base": base.display().to_string(),
+                "new": new.display().to_string(),
+                "max_regression_pct": bounds.max_regression_pct,
+                "fail_limit_pct": bounds.fail_limit_pct,
+                "warnings": warnings,
+                "cells": d.iter().map(|d| {
+                    let mut v = serde_json::to_value(d).unwrap_or_default();
+                    v["verdict"] = d.verdict().replace("**", "").into();
+                    v["within_noise"] = d.within_noise().into();
+                    v
+                }).collect::<Vec<_>>(),
+                "not_compared": unmatched,
+                "regressed": d.iter().filter(|d| d.regressed).count(),
+                "passed": !no_success && !d.iter().any(|d| d.regressed),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+        }
+    }
+    if no_success {
         let msg = format!(
             "the new run has no successful request: every request of its {} measured cell(s) failed",
             ran.len()
         );
-        println!("\n**Gate failed:** {msg}.");
+        if format == CompareFormat::Md {
+            println!("\n**Gate failed:** {msg}.");
+        }
         eprintln!("error: {msg}");
         return Err(RunError::Thresholds(ran.len().max(1)));
     }

@@ -19,7 +19,8 @@ pub fn run(cli: Cli) -> u8 {
             new,
             max_regression,
             force,
-        } => compare::compare(&base, &new, &max_regression, force),
+            format,
+        } => compare::compare(&base, &new, &max_regression, force, format),
         Command::Validate { plans, set } => plan::validate(&plans, &set),
         Command::Plan {
             plan,

@@ -509,6 +509,15 @@ pub(crate) struct Analysis {
     pub(crate) cost: Option<Cost>,
     /// One user's unloaded measurement per system configuration; zero: none.
     pub(crate) baseline: Duration,
+    /// `ab`: the axis whose values are compared against its first.
+    pub(crate) ab: Option<AbAxis>,
+}
+
+/// `[analysis] ab`: the compared axis and its first value, the baseline.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AbAxis {
+    pub(crate) axis: String,
+    pub(crate) baseline: super::matrix::MatrixValue,
 }
 
 /// The per-request objectives (`ttft`, `itl`, `e2e`) of an SLO.

@@ -502,6 +502,10 @@ pub(crate) struct AnalysisSection {
     /// and before warm-up, to measure the unloaded latency of each distinct
     /// system configuration (default "3s"; "0s" turns it off).
     pub(crate) baseline: Option<Tmpl<Duration>>,
+    /// A matrix axis whose values are compared, within each combination of
+    /// the other axes, against its first value (the baseline): rps, p50,
+    /// p95 and the SLO's metrics, each with a 95% interval.
+    pub(crate) ab: Option<Sp<String>>,
 }
 
 /// `[search]`: for every matrix cell, the largest load that meets the SLO.

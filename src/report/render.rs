@@ -277,6 +277,12 @@ pub fn write_summary(
             summary::summary_by_name_csv(&axes, &result.rows).as_bytes(),
         )?;
     }
+    if let Some(ab) = &plan.analysis.ab {
+        dir.write(
+            "ab.csv",
+            crate::analysis::ab::csv(&axes, &ab.axis, &result.ab).as_bytes(),
+        )?;
+    }
     let mut columns: Vec<String> = crate::metrics::columns()
         .iter()
         .map(|c| c.to_string())

@@ -6,6 +6,7 @@ pub mod lock;
 pub mod manifest;
 pub mod read;
 pub mod record;
+pub mod seconds;
 pub mod summary;
 
 use std::fs::{self, File};

@@ -95,6 +95,13 @@ pub fn load_rows(dir: &Path, manifest: &Manifest) -> Vec<SummaryRow> {
             match read_stats(dir, &entry.id) {
                 Some(f) if status.is_final() => SummaryRow {
                     status,
+                    seconds: super::seconds::read_timeline(
+                        &cell_folder(dir, &entry.id).join("timeline.csv"),
+                        &f.repetitions
+                            .iter()
+                            .map(|r| r.measured_secs)
+                            .collect::<Vec<_>>(),
+                    ),
                     ..f.summary
                 },
                 _ => SummaryRow::unmeasured(&entry.id, &entry.matrix, status),

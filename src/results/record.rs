@@ -188,6 +188,11 @@ impl CellRecord {
             return row;
         };
         row.metrics = super::summary::metrics_of(&stats, &self.runs, &self.samples);
+        row.seconds = self
+            .runs
+            .iter()
+            .map(|r| super::seconds::of_timeline(&r.timeline, r.measured_secs))
+            .collect();
         if !stats.by_name.is_empty() {
             row.by_name = super::summary::metrics_by_name(&stats);
         }

@@ -57,6 +57,11 @@ pub struct SummaryRow {
     /// Per request name: its figures (the metric names of `metrics`).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub by_name: IndexMap<String, IndexMap<String, f64>>,
+    /// The measured window's whole seconds, per repetition (A/B
+    /// comparisons resample them); not written to stats.json, read back
+    /// from timeline.csv.
+    #[serde(skip)]
+    pub seconds: Vec<Vec<super::seconds::Second>>,
 }
 
 impl SummaryRow {
@@ -86,6 +91,7 @@ impl SummaryRow {
             warnings: Vec::new(),
             repeat_rps: Vec::new(),
             by_name: IndexMap::new(),
+            seconds: Vec::new(),
         }
     }
 

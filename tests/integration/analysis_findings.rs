@@ -43,6 +43,7 @@ fn row(axes: &[(&str, i64)], metrics: &[(&str, f64)]) -> SummaryRow {
         warnings: Vec::new(),
         repeat_rps: Vec::new(),
         by_name: Default::default(),
+        seconds: Vec::new(),
     }
 }
 
@@ -938,6 +939,7 @@ fn arbitrary_rows_never_panic() {
                 warnings: Vec::new(),
                 repeat_rps: Vec::new(),
                 by_name: Default::default(),
+                seconds: Vec::new(),
             });
         }
         let mut case = Case::new(&axes, rows);

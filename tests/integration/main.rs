@@ -6,6 +6,7 @@
 
 mod common;
 
+mod ab;
 mod analysis_findings;
 mod answers;
 mod cli;

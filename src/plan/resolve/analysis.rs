@@ -31,11 +31,24 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan, ctx: &Value) -> Analy
             .unwrap_or(DEFAULT_BASELINE),
         None => DEFAULT_BASELINE,
     };
+    let ab = super::ab::resolve(r, raw);
     Analysis {
         slo,
         cost,
         baseline,
+        ab,
     }
+}
+
+/// The threshold metrics `[analysis] ab` adds (percentages).
+pub(super) fn ab_columns(raw: &RawPlan) -> Vec<(String, MetricKind)> {
+    if raw.analysis.ab.is_none() {
+        return Vec::new();
+    }
+    crate::analysis::ab::threshold_metrics(raw.analysis.slo.keys().cloned())
+        .into_iter()
+        .map(|m| (m, MetricKind::Percent))
+        .collect()
 }
 
 /// SLO limits in each metric's unit, as `[analysis] slo` and `[search] slo` write them.

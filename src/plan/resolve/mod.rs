@@ -9,6 +9,7 @@
 //! its vars, timing, system, load and per-cell steps; then, once, the vars,
 //! checks, once-per-run steps, analysis, reports and description.
 
+mod ab;
 mod analysis;
 mod checks;
 mod data;
@@ -89,7 +90,8 @@ pub(crate) fn resolve(
 
     let cells_values = expand_matrix(&mut r, raw);
     let graph = step_graph(&mut r, raw);
-    let scrape_columns = scrape::columns(raw);
+    let mut scrape_columns = scrape::columns(raw);
+    scrape_columns.extend(analysis::ab_columns(raw));
     let thresholds = thresholds::resolve(&mut r, raw, &scrape_columns);
 
     let run_value =
