@@ -276,7 +276,9 @@ fn run_inner(args: WorkerArgs) -> Result<WorkerOutput, String> {
         async move {
             spawn_local(ticker(ctx.clone()));
             let work = async {
-                if open {
+                if let Some(rows) = ctx.plan.trace().filter(|_| open) {
+                    trace::run_trace(ctx.clone(), rows).await;
+                } else if open {
                     run_open(ctx.clone()).await;
                 } else {
                     run_closed(ctx.clone()).await;

@@ -394,15 +394,24 @@ fn console_on_a_terminal_shows_where_a_stopped_cell_stopped() {
         &format!("\"--service-time\", \"5ms\", \"--seed\", \"{seed}\"]"),
     );
     let (file, out) = write_plan("watch-tty-stop", &plan);
-    // Ctrl-C two seconds after the replica answers: into the measured window.
+    // Ctrl-C once the replica itself has served about two seconds of the
+    // measured window (one user, 5 ms each: some 200 requests a second).
     let target = file.display().to_string();
     let stopper = std::thread::spawn(move || {
-        let mut port = None;
-        wait_for("the replica", Duration::from_secs(60), || {
-            port = demo_pids(&seed).into_iter().find_map(demo_port);
-            port.is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())
+        wait_for("two seconds of load", Duration::from_secs(60), || {
+            let Some(port) = demo_pids(&seed).into_iter().find_map(demo_port) else {
+                return false;
+            };
+            let addr = format!("127.0.0.1:{port}");
+            if std::net::TcpStream::connect(&addr).is_err() {
+                return false;
+            }
+            get(&addr, "/metrics", Duration::from_secs(2))
+                .lines()
+                .find_map(|l| l.strip_prefix("demo_requests_total{status=\"200\"} "))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .is_some_and(|n| n >= 400.0)
         });
-        std::thread::sleep(Duration::from_secs(2));
         for pid in loadmatrix_pids(&target) {
             // SAFETY: signals the run this test started.
             unsafe { kill(pid as i32, 2) };

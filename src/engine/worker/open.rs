@@ -9,9 +9,6 @@ pub(super) async fn run_open(ctx: Rc<Ctx>) {
     let Model::Open { rate, .. } = ctx.model else {
         return;
     };
-    if let Some(rows) = ctx.plan.trace() {
-        return super::trace::run_trace(ctx, rows).await;
-    }
     let t = ctx.timing;
     let w = ctx.index as f64;
     let ws = ctx.workers as f64;
