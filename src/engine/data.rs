@@ -1,7 +1,8 @@
 //! Request rows rendered before the load starts and held once for every
-//! worker (as k6's SharedArray): each row's path (when it varies) and body,
-//! packed into large shared segments, so a row costs its bytes and 16 bytes
-//! of index, and a request takes its row without rendering or copying.
+//! worker (as k6's SharedArray): each row's path and header values (when
+//! they vary) and body, packed into large shared segments, so a row costs
+//! its bytes and 20 bytes of index, and a request takes its row without
+//! rendering or copying.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,7 +35,7 @@ impl RowOrder {
 
 /// Bytes per segment; a row larger than this gets a segment of its own.
 const SEGMENT: usize = 16 << 20;
-/// Most rendered bytes for one request's rows (paths and bodies).
+/// Most rendered bytes for one request's rows (paths, headers and bodies).
 pub const MAX_RENDERED_BYTES: u64 = 2 << 30;
 
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +43,9 @@ struct Entry {
     segment: u32,
     offset: u32,
     path_len: u32,
+    /// The row's header values, each ended by `\n` (values hold no line
+    /// breaks), in the order of [`RowSet::header_names`].
+    headers_len: u32,
     body_len: u32,
 }
 
@@ -52,6 +56,8 @@ pub struct RowSet {
     rows: Vec<Entry>,
     /// Rows carry their own path.
     paths: bool,
+    /// The headers every row gives its own value.
+    header_names: Vec<String>,
     order: RowOrder,
     seed: u64,
     /// Requests that took a row so far, over all workers.
@@ -67,6 +73,7 @@ pub struct RowSetBuilder {
     current: BytesMut,
     rows: Vec<Entry>,
     paths: bool,
+    header_names: Vec<String>,
     total: u64,
     times: Vec<u64>,
 }
@@ -81,21 +88,28 @@ pub struct TooLarge {
 }
 
 impl RowSetBuilder {
-    /// `paths`: every row brings its own path.
-    pub fn new(paths: bool) -> Self {
+    /// `paths`: every row brings its own path; `header_names`: the headers
+    /// every row brings its own value of.
+    pub fn new(paths: bool, header_names: Vec<String>) -> Self {
         RowSetBuilder {
             done: Vec::new(),
             current: BytesMut::new(),
             rows: Vec::new(),
             paths,
+            header_names,
             total: 0,
             times: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, path: &str, body: &[u8]) -> Result<(), TooLarge> {
+    /// A row: its path (kept when rows carry one), its values of the
+    /// builder's headers in their order (checked by the caller to hold no
+    /// line break), and its body.
+    pub fn push(&mut self, path: &str, headers: &[String], body: &[u8]) -> Result<(), TooLarge> {
         let path = if self.paths { path.as_bytes() } else { b"" };
-        let len = path.len() + body.len();
+        debug_assert_eq!(headers.len(), self.header_names.len());
+        let headers_len: usize = headers.iter().map(|v| v.len() + 1).sum();
+        let len = path.len() + headers_len + body.len();
         self.total += len as u64;
         if self.total > MAX_RENDERED_BYTES || len > u32::MAX as usize {
             return Err(TooLarge {
@@ -114,9 +128,14 @@ impl RowSetBuilder {
             segment: self.done.len() as u32,
             offset: self.current.len() as u32,
             path_len: path.len() as u32,
+            headers_len: headers_len as u32,
             body_len: body.len() as u32,
         };
         self.current.extend_from_slice(path);
+        for v in headers {
+            self.current.extend_from_slice(v.as_bytes());
+            self.current.extend_from_slice(b"\n");
+        }
         self.current.extend_from_slice(body);
         self.rows.push(entry);
         Ok(())
@@ -146,6 +165,7 @@ impl RowSetBuilder {
             segments: self.done,
             rows: self.rows,
             paths: self.paths,
+            header_names: self.header_names,
             order,
             seed,
             next: AtomicU64::new(0),
@@ -205,12 +225,51 @@ impl RowSet {
         std::str::from_utf8(&s[at..at + e.path_len as usize]).ok()
     }
 
+    /// The headers each row gives its own value.
+    pub fn header_names(&self) -> &[String] {
+        &self.header_names
+    }
+
+    /// Row `k`'s header values, in the order of [`RowSet::header_names`],
+    /// sharing the segment's memory.
+    pub fn header_values(&self, k: usize) -> impl Iterator<Item = Bytes> + '_ {
+        let all = self
+            .rows
+            .get(k)
+            .map(|e| {
+                let at = (e.offset + e.path_len) as usize;
+                self.segments[e.segment as usize].slice(at..at + e.headers_len as usize)
+            })
+            .unwrap_or_default();
+        let mut rest = all;
+        std::iter::from_fn(move || {
+            let end = rest.iter().position(|&b| b == b'\n')?;
+            let value = rest.slice(..end);
+            rest = rest.slice(end + 1..);
+            Some(value)
+        })
+    }
+
+    /// Row `k`'s header values as slices.
+    pub fn header_slices(&self, k: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut rest = self.rows.get(k).map_or(&[][..], |e| {
+            let at = (e.offset + e.path_len) as usize;
+            &self.segments[e.segment as usize][at..at + e.headers_len as usize]
+        });
+        std::iter::from_fn(move || {
+            let end = rest.iter().position(|&b| b == b'\n')?;
+            let value = &rest[..end];
+            rest = &rest[end + 1..];
+            Some(value)
+        })
+    }
+
     /// Row `k`'s body, sharing the segment's memory.
     pub fn body(&self, k: usize) -> Bytes {
         let Some(e) = self.rows.get(k) else {
             return Bytes::new();
         };
-        let at = (e.offset + e.path_len) as usize;
+        let at = (e.offset + e.path_len + e.headers_len) as usize;
         self.segments[e.segment as usize].slice(at..at + e.body_len as usize)
     }
 
@@ -219,7 +278,7 @@ impl RowSet {
         let Some(e) = self.rows.get(k) else {
             return &[];
         };
-        let at = (e.offset + e.path_len) as usize;
+        let at = (e.offset + e.path_len + e.headers_len) as usize;
         &self.segments[e.segment as usize][at..at + e.body_len as usize]
     }
 }
@@ -263,9 +322,10 @@ mod tests {
     use rand::SeedableRng;
 
     fn set(n: usize, order: RowOrder) -> RowSet {
-        let mut b = RowSetBuilder::new(true);
+        let mut b = RowSetBuilder::new(true, vec!["x-user".into(), "x-empty".into()]);
         for k in 0..n {
-            b.push(&format!("/r/{k}"), format!("body {k}").as_bytes())
+            let headers = [format!("u{k}"), String::new()];
+            b.push(&format!("/r/{k}"), &headers, format!("body {k}").as_bytes())
                 .unwrap();
         }
         b.finish(order, 1)
@@ -290,6 +350,11 @@ mod tests {
         assert_eq!(s.path(2), Some("/r/2"));
         assert_eq!(&s.body(1)[..], b"body 1");
         assert_eq!(s.body_slice(0), b"body 0");
+        assert_eq!(s.header_names(), ["x-user", "x-empty"]);
+        let values: Vec<Bytes> = s.header_values(2).collect();
+        assert_eq!(values, [Bytes::from_static(b"u2"), Bytes::new()]);
+        let slices: Vec<&[u8]> = s.header_slices(1).collect();
+        assert_eq!(slices, [&b"u1"[..], b""]);
         let mut rng = SmallRng::seed_from_u64(1);
         let taken: Vec<usize> = (0..7).map(|_| s.next_row(&mut rng)).collect();
         assert_eq!(taken, [0, 1, 2, 0, 1, 2, 0]);

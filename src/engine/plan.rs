@@ -48,12 +48,15 @@ pub(crate) struct PlannedRequest {
 }
 
 /// What a request with rows sends: `method SP path` then, per endpoint, the
-/// rest of the head up to the body's `content-length`.
+/// rest of the head up to the row's own headers and the body's
+/// `content-length`.
 struct RowParts {
     set: Arc<RowSet>,
     method: Bytes,
     path: String,
     heads: Vec<Bytes>,
+    /// The headers each row gives its own value, in the set's order.
+    header_names: Vec<HeaderName>,
     length_always: bool,
 }
 
@@ -145,6 +148,17 @@ impl Plan {
                     wire.push(w.freeze());
                 }
             }
+            let row_header_names = match &r.rows {
+                Some(set) => set
+                    .header_names()
+                    .iter()
+                    .map(|k| {
+                        HeaderName::from_bytes(k.trim().as_bytes())
+                            .map_err(|_| bad(format!("invalid header name {k:?}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => Vec::new(),
+            };
             let rows = r.rows.as_ref().map(|set| RowParts {
                 set: Arc::clone(set),
                 method: Bytes::copy_from_slice(method.as_str().as_bytes()),
@@ -169,6 +183,7 @@ impl Plan {
                         w.freeze()
                     })
                     .collect(),
+                header_names: row_header_names,
                 length_always,
             });
             let route = target.split('?').next().unwrap_or(target);
@@ -272,6 +287,12 @@ impl Plan {
             scratch.push(b' ');
             scratch.extend_from_slice(path.as_bytes());
             scratch.extend_from_slice(head);
+            for (name, value) in rows.header_names.iter().zip(rows.set.header_slices(seq)) {
+                scratch.extend_from_slice(name.as_str().as_bytes());
+                scratch.extend_from_slice(b": ");
+                scratch.extend_from_slice(value);
+                scratch.extend_from_slice(b"\r\n");
+            }
             if rows.length_always || !body.is_empty() {
                 let _ = write!(scratch, "content-length: {}\r\n", body.len());
             }
@@ -316,6 +337,11 @@ impl Plan {
                     *request.uri_mut() =
                         Uri::try_from(format!("{scheme}://{authority}{path}")).ok()?;
                 }
+                let headers = request.headers_mut();
+                for (name, value) in rows.header_names.iter().zip(rows.set.header_values(seq)) {
+                    // Checked when the rows were rendered.
+                    headers.append(name.clone(), HeaderValue::from_maybe_shared(value).ok()?);
+                }
                 rows.set.body(seq)
             }
             None => h2.bodies[seq % h2.bodies.len()].clone(),
@@ -358,5 +384,66 @@ impl Plan {
 
     pub fn body_variants(&self, i: usize) -> usize {
         self.requests[i].variants
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::data::{RowOrder, RowSetBuilder};
+    use crate::engine::spec::{Endpoint, Model, RequestSpec, StreamSlo, Transport};
+    use std::time::Duration;
+
+    fn spec(http: HttpVersion) -> LoadSpec {
+        let mut rows = RowSetBuilder::new(true, vec!["X-User".into()]);
+        for (k, user) in ["ada", "grace"].iter().enumerate() {
+            rows.push(&format!("/r/{k}"), &[user.to_string()], b"{}")
+                .unwrap();
+        }
+        let mut request = RequestSpec::get("rows", "/r/0");
+        request.method = "POST".into();
+        request.headers = vec![("X-Fixed".into(), "same".into())];
+        request.rows = Some(Arc::new(rows.finish(RowOrder::Sequential, 1)));
+        LoadSpec {
+            endpoints: vec![Endpoint::parse("http://127.0.0.1:9").unwrap()],
+            requests: vec![request],
+            model: Model::Closed {
+                users: 1,
+                spawn_rate: 0.0,
+                think_min: Duration::ZERO,
+                think_max: Duration::ZERO,
+            },
+            workers: 1,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            slo: StreamSlo::default(),
+            transport: Transport {
+                http,
+                ..Transport::default()
+            },
+        }
+    }
+
+    #[test]
+    fn each_row_sends_its_own_header_value() {
+        let addrs = ["127.0.0.1:9".parse().unwrap()];
+        let plan = Plan::build(&spec(HttpVersion::Http1), &addrs).unwrap();
+        let mut scratch = Vec::new();
+        let wire = plan.request(0, 0, 1, &mut scratch).bytes.to_vec();
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "POST /r/1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\nx-fixed: same\r\nx-user: grace\r\ncontent-length: 2\r\n\r\n{}"
+        );
+
+        let plan = Plan::build(&spec(HttpVersion::Http2), &addrs).unwrap();
+        for (k, user) in ["ada", "grace"].iter().enumerate() {
+            let out = plan.h2_request(0, 0, k).unwrap();
+            let h = out.request.headers();
+            assert_eq!(h.get("x-user").unwrap(), user);
+            assert_eq!(h.get("x-fixed").unwrap(), "same");
+            assert_eq!(out.request.uri().path(), format!("/r/{k}"));
+            assert_eq!(&out.body[..], b"{}");
+        }
     }
 }
