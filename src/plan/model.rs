@@ -431,10 +431,14 @@ pub(crate) struct Request {
     pub(crate) expect_status: Option<u16>,
     /// Time the response event by event (native engine).
     pub(crate) stream: Option<crate::engine::spec::StreamMode>,
-    /// Rows for `row.*` in the path and body.
+    /// Rows for `row.*` in the path, headers and body.
     pub(crate) data: Option<crate::plan::data::RequestData>,
     /// The path template when it names `row` (`path` is its first row's).
     pub(crate) row_path: Option<String>,
+    /// Name and template of each header that names `row`, rendered per row
+    /// (its entry in `headers` is its first row's).
+    #[serde(skip)]
+    pub(crate) row_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]

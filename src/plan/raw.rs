@@ -315,7 +315,7 @@ pub(crate) struct RequestSection {
     /// Relative frequency in the mix (default 1).
     #[serde(default)]
     pub(crate) weight: Option<Tmpl<Count>>,
-    /// Values from `env` are secrets: never written to outputs.
+    /// Values from `env` are secrets: never written to outputs. A value that uses `row` is rendered per row.
     #[serde(default)]
     pub(crate) headers: IndexMap<String, Text>,
     #[serde(default)]
@@ -325,7 +325,7 @@ pub(crate) struct RequestSection {
     /// "sse" or "chunks": time every event (or body chunk) of the response.
     #[serde(default)]
     pub(crate) stream: Option<Text>,
-    /// Rows for `row.*` in path and body: a JSON Lines or CSV file (with a header), relative to the plan.
+    /// Rows for `row.*` in path, headers and body: a JSON Lines or CSV file (with a header), relative to the plan.
     #[serde(default)]
     pub(crate) data: Option<Text>,
     /// Generated rows instead of `data`: `row.prompt`, `row.prompt_tokens`, `row.max_tokens`.

@@ -732,9 +732,16 @@ fn request_specs(plan: &Arc<Plan>, cell: &Cell) -> Result<Vec<RequestSpec>, Step
                 bodies.push(body);
             }
         }
-        let mut headers = r.headers.clone();
+        let per_row = |k: &str| r.row_headers.iter().any(|(h, _)| h == k);
+        let mut headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !per_row(k))
+            .cloned()
+            .collect();
         if r.body.is_some()
-            && !headers
+            && !r
+                .headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         {

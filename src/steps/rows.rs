@@ -1,6 +1,6 @@
 //! Renders a request's rows before its cell's load starts: each row's body
-//! (and path, when the path names `row`) through the plan's templates, into
-//! one [`RowSet`] every worker shares.
+//! (and path and headers, those that name `row`) through the plan's
+//! templates, into one [`RowSet`] every worker shares.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use minijinja::Value;
 
 use crate::engine::data::{RowSet, RowSetBuilder};
 use crate::limits::TEMPLATE_OUTPUT;
-use crate::plan::data::{DataError, RequestData, for_each_row};
+use crate::plan::data::{DataError, DataSource, RequestData, for_each_row};
 use crate::plan::model::Request;
 use crate::plan::template::Templates;
 
@@ -53,11 +53,22 @@ pub(super) fn render_rows(
         .as_deref()
         .map(|b| compile(env, "body", name, b))
         .transpose()?;
-    let mut rows = RowSetBuilder::new(per_row_path);
+    let headers = request
+        .row_headers
+        .iter()
+        .map(|(h, t)| compile(env, &format!("header `{h}`"), name, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let header_names = request.row_headers.iter().map(|(h, _)| h.clone()).collect();
+    let file = match &data.source {
+        DataSource::File(p) => p.display().to_string(),
+        DataSource::Synthetic(_) => "the synthetic rows".into(),
+    };
+    let mut values = Vec::with_capacity(headers.len());
+    let mut rows = RowSetBuilder::new(per_row_path, header_names);
     let result = for_each_row::<Failed>(&data.source, |line, row| {
         let ctx = minijinja::context! { row => Value::from(minijinja::value::Serde(&row)), ..ctx.clone() };
         let bad = |what: &str, e: String| {
-            Failed::Row(format!("{what} of `{name}`, row at line {line}: {e}"))
+            Failed::Row(format!("{what} of `{name}`, line {line} of {file}: {e}"))
         };
         let path = match &path {
             Some(t) => {
@@ -82,7 +93,17 @@ pub(super) fn render_rows(
                 format!("{} bytes, beyond {TEMPLATE_OUTPUT}", body.len()),
             ));
         }
-        rows.push(&path, body.as_bytes())
+        values.clear();
+        for ((h, _), t) in request.row_headers.iter().zip(&headers) {
+            let what = format!("header `{h}`");
+            let v = t.render(&ctx).map_err(|e| bad(&what, e.to_string()))?;
+            // The value is not shown: it may hold a secret.
+            if let Some(problem) = header_value_problem(&v) {
+                return Err(bad(&what, problem.into()));
+            }
+            values.push(v.trim().to_owned());
+        }
+        rows.push(&path, &values, body.as_bytes())
             .map_err(|e| Failed::Row(e.to_string()))?;
         if let Some(clock) = &data.trace {
             let t = crate::plan::data::timestamp(&row).unwrap_or(clock.first_ms);
@@ -94,5 +115,42 @@ pub(super) fn render_rows(
         Ok(_) => Ok(Arc::new(rows.finish(data.order, data.seed))),
         Err(Failed::Data(e)) => Err(StepError::failed(format!("{e} ({})", e.hint()))),
         Err(Failed::Row(m)) => Err(StepError::failed(m)),
+    }
+}
+
+/// Why a rendered value cannot be sent as a header value, if it cannot.
+fn header_value_problem(v: &str) -> Option<&'static str> {
+    if v.contains(['\r', '\n']) {
+        return Some(
+            "the value holds a line break (CR or LF), which would end the header early; \
+             strip it in the template (e.g. `{{ row.x | replace(\"\\n\", \" \") }}`) or fix the row",
+        );
+    }
+    if hyper::header::HeaderValue::from_str(v.trim()).is_err() {
+        return Some(
+            "the value holds a control character, which a header value cannot carry; fix the row",
+        );
+    }
+    if v.len() > TEMPLATE_OUTPUT {
+        return Some("the value is longer than a rendered template may be");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_value_problem;
+
+    #[test]
+    fn header_values_that_would_break_the_head_are_refused() {
+        assert!(header_value_problem("Bearer abc").is_none());
+        assert!(header_value_problem("caf\u{e9}").is_none());
+        assert!(
+            header_value_problem("a\r\nx-injected: 1")
+                .unwrap()
+                .contains("CR or LF")
+        );
+        assert!(header_value_problem("a\nb").unwrap().contains("CR or LF"));
+        assert!(header_value_problem("a\u{0}b").unwrap().contains("control"));
     }
 }

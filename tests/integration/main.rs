@@ -18,6 +18,7 @@ mod fuzz_plans;
 mod gate;
 mod live;
 mod llm_data;
+mod llm_rows;
 mod load_edges;
 mod locust_driver;
 mod locust_faults;

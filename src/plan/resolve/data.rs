@@ -23,6 +23,8 @@ pub(super) struct Resolved {
     pub(super) ctx: Option<Value>,
     /// The path template, when it names `row`: rendered per row.
     pub(super) row_path: Option<String>,
+    /// Name and template of each header that names `row`: rendered per row.
+    pub(super) row_headers: Vec<(String, String)>,
 }
 
 fn lengths(r: &mut Resolver<'_>, l: &LengthsSection, what: &str, ctx: &Value) -> Option<Lengths> {
@@ -153,6 +155,7 @@ pub(super) fn resolve(
                 data: None,
                 ctx: None,
                 row_path: None,
+                row_headers: Vec::new(),
             });
         }
         (Some(d), Some(_)) => {
@@ -211,21 +214,38 @@ pub(super) fn resolve(
             order
         }
     };
+    let mut row_headers = Vec::new();
+    let mut refused = false;
     for (name, t) in &q.headers {
-        if !row_fields(r.templates.environment(), template_of(t)).is_empty() {
+        if row_fields(r.templates.environment(), template_of(t)).is_empty() {
+            continue;
+        }
+        if let Some((message, hint)) = refuse_row_header(name) {
             r.error(
                 t.span.clone(),
-                format!(
-                    "`{what}.headers.{name}` uses `row`: headers are the same for every request"
-                ),
-                Some("put per-row values in the path or the body".into()),
+                format!("`{what}.headers.{name}` uses `row`, but {message}"),
+                Some(hint),
             );
-            return None;
+            refused = true;
+            continue;
         }
+        row_headers.push((name.clone(), template_of(t).to_owned()));
+    }
+    if refused {
+        return None;
     }
     // Every `row.x` each template names, with where it is named.
     let mut named: Vec<(String, String, Range<usize>, String)> = Vec::new();
-    let templates = [("path", Some(&q.path)), ("body", q.body.as_ref())];
+    let headers = q
+        .headers
+        .iter()
+        .map(|(name, t)| (format!("headers.{name}"), Some(t)));
+    let templates = [
+        ("path".to_owned(), Some(&q.path)),
+        ("body".to_owned(), q.body.as_ref()),
+    ]
+    .into_iter()
+    .chain(headers);
     for (field, t) in templates {
         let Some(t) = t else { continue };
         let text = template_of(t).to_owned();
@@ -290,8 +310,44 @@ pub(super) fn resolve(
         ctx: Some(merged),
         row_path: named
             .iter()
-            .any(|(_, field, ..)| field.ends_with(".path"))
+            .any(|(_, field, ..)| *field == format!("{what}.path"))
             .then(|| template_of(&q.path).to_owned()),
+        row_headers,
+    })
+}
+
+/// Why a header may not vary per row, and the fix; `None` when it may.
+/// These headers frame the request or the connection (its target, length,
+/// lifetime or protocol), which every request must agree on.
+fn refuse_row_header(name: &str) -> Option<(String, String)> {
+    let lower = name.trim().to_ascii_lowercase();
+    if lower.starts_with(':') {
+        return Some((
+            format!("`{name}` is an HTTP/2 pseudo-header, which the engine sets from the method, `base_url` and `path`"),
+            "put per-row values in `path` (e.g. path = \"/v1/{{ row.route }}\"), the body or an ordinary header".into(),
+        ));
+    }
+    if hyper::header::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+        return Some((
+            format!("`{name}` is not a valid header name"),
+            "a header name is letters, digits and !#$%&'*+-.^_`|~ (no spaces or colons)".into(),
+        ));
+    }
+    const FRAMING: [&str; 8] = [
+        "host",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "upgrade",
+        "keep-alive",
+        "te",
+        "proxy-connection",
+    ];
+    FRAMING.contains(&lower.as_str()).then(|| {
+        (
+            format!("`{name}` frames the request or the connection, so it must be the same for every request"),
+            format!("give `{name}` a value without `row`, or send the row's value in another header, the path or the body"),
+        )
     })
 }
 

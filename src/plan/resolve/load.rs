@@ -428,6 +428,7 @@ fn requests(
             stream,
             data: rows.data,
             row_path: rows.row_path,
+            row_headers: rows.row_headers,
         });
     }
     ok.then_some(requests)
