@@ -355,6 +355,18 @@ fn validate_refuses_framing_headers_that_vary_and_fields_rows_lack() {
     // Per-row headers are fine when every row has the field.
     let (code, err) = validate(&dir, &header_plan(r#"X-Host = "{{ row.host }}""#));
     assert_eq!(code, Some(0), "{err}");
+
+    // Locust sends its locustfile's requests, so rows would never be sent.
+    std::fs::write(dir.join("locustfile.py"), "").unwrap();
+    let locust = header_plan(r#"X-Host = "{{ row.host }}""#).replace(
+        "users = 1\n",
+        "users = 1\nengine = \"locust\"\nlocustfile = \"locustfile.py\"\n",
+    );
+    let (code, err) = validate(&dir, &locust);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("plan.toml:10:8"), "{err}");
+    assert!(err.contains("need the native engine"), "{err}");
+    assert!(err.contains("set `engine = \"native\"`"), "{err}");
 }
 
 #[test]

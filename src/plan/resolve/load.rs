@@ -309,6 +309,20 @@ fn requests(
     let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.load.request.len());
     for (i, q) in raw.load.request.iter().enumerate() {
         let what = format!("load.request[{i}]");
+        let rows_of_its_own = q
+            .data
+            .as_ref()
+            .map(|d| d.span.clone())
+            .or_else(|| q.synthetic.as_ref().map(|s| s.rows.span.clone()));
+        if let (Some(Engine::Locust), Some(span)) = (engine, rows_of_its_own) {
+            r.error(
+                span,
+                format!("`{what}` has rows (`data` or `synthetic`), which need the native engine: Locust sends the requests its locustfile makes"),
+                Some("set `engine = \"native\"` in [load], or read the rows in your locustfile".into()),
+            );
+            ok = false;
+            continue;
+        }
         let Some(rows) = super::data::resolve(r, q, &what, ctx, trace) else {
             ok = false;
             continue;
