@@ -16,7 +16,7 @@ mod tests;
 
 use serde::Serialize;
 
-use crate::analysis::{Analysis, Role, ScalingSeries};
+use crate::analysis::{Analysis, Role, Roles, ScalingSeries};
 pub use axis::LOG_SPAN;
 use axis::wants_log;
 pub use mermaid::mermaid_xy;
@@ -42,17 +42,16 @@ pub struct Chart {
     pub log: bool,
 }
 
-/// The report's charts: RPS vs replicas (a line per users level and other
-/// fixed values) and p95 vs users (a line per replicas level and other
-/// fixed values) when those axes exist; otherwise RPS vs the first numeric
-/// axis that has a scaling series.
-pub fn charts(analysis: &Analysis, axes: &[String]) -> Vec<Chart> {
+/// The report's charts: RPS vs the replicas axis (a line per users level and
+/// other fixed values) and p95 vs the users axis (a line per replicas level
+/// and other fixed values) when those axes exist, by their `roles`;
+/// otherwise RPS vs the first numeric axis that has a scaling series.
+pub fn charts(analysis: &Analysis, axes: &[String], roles: &Roles) -> Vec<Chart> {
     let mut out = Vec::new();
-    let of_role = |role| axes.iter().find(|a| Role::of(a) == role);
-    if let Some(r) = of_role(Role::Replicas) {
+    if let Some(r) = roles.find(axes, Role::Replicas) {
         out.extend(chart(analysis, r, Y::Rps));
     }
-    if let Some(u) = of_role(Role::Users) {
+    if let Some(u) = roles.find(axes, Role::Users) {
         out.extend(chart(analysis, u, Y::P95));
     }
     if out.is_empty()

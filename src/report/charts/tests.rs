@@ -212,6 +212,12 @@ fn axes() -> Vec<String> {
     vec!["replicas".into(), "users".into()]
 }
 
+fn roles() -> Roles {
+    Roles::default()
+        .with("replicas", Role::Replicas)
+        .with("users", Role::Users)
+}
+
 #[test]
 fn whole_number_axes_get_whole_unique_tick_labels() {
     let cases: Vec<Vec<f64>> = vec![
@@ -492,7 +498,7 @@ fn the_legend_sits_right_of_the_plot() {
 
 #[test]
 fn latency_spanning_more_than_twenty_times_gets_a_log_axis() {
-    let cs = charts(&analysis(), &axes());
+    let cs = charts(&analysis(), &axes(), &roles());
     let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["rps-vs-replicas", "p95-vs-users"]);
     let (rps, p95) = (&cs[0], &cs[1]);
@@ -518,7 +524,7 @@ fn latency_spanning_more_than_twenty_times_gets_a_log_axis() {
             p.2 = 10.0 + p.2.min(180.0);
         }
     }
-    let p95 = &charts(&a, &axes())[1];
+    let p95 = &charts(&a, &axes(), &roles())[1];
     assert!(!p95.log);
     assert!(p95.svg.contains(">p95 (ms)</text>"));
     let (_, y) = ticks(&p95.svg);
@@ -552,7 +558,7 @@ fn log_axes_leave_out_values_at_or_below_zero() {
 
 #[test]
 fn svg_is_well_formed_standalone_and_escaped() {
-    let mut svgs: Vec<String> = charts(&analysis(), &axes())
+    let mut svgs: Vec<String> = charts(&analysis(), &axes(), &roles())
         .into_iter()
         .map(|c| c.svg)
         .collect();
@@ -604,7 +610,7 @@ fn svg_is_well_formed_standalone_and_escaped() {
 
 #[test]
 fn mermaid_lists_predictions_last() {
-    let cs = charts(&analysis(), &axes());
+    let cs = charts(&analysis(), &axes(), &roles());
     let rps = &cs[0];
     assert_eq!(
         rps.legend,
@@ -650,7 +656,7 @@ fn svg_converts_to_png_with_imagemagick() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut svgs: Vec<(String, String)> = charts(&analysis(), &axes())
+    let mut svgs: Vec<(String, String)> = charts(&analysis(), &axes(), &roles())
         .into_iter()
         .map(|c| (c.id, c.svg))
         .collect();
