@@ -114,7 +114,7 @@ impl Table {
             cols.push(Column::new(format!("n{i}").into(), nums));
             axes.push(Axis {
                 name: name.clone(),
-                role: Role::of(name),
+                role: input.roles.of(name),
                 numeric,
             });
         }

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::plan::model::Cost;
+pub use crate::plan::{Role, Roles};
 use crate::results::SummaryRow;
 pub use thresholds::ThresholdResult;
 
@@ -40,6 +41,8 @@ pub const UNSTABLE_CV: f64 = 0.10;
 
 pub struct AnalysisInput<'a> {
     pub axes: &'a [String],
+    /// What each axis sets (load, replicas, workers), from the plan.
+    pub roles: &'a Roles,
     pub rows: &'a [SummaryRow],
     /// Metric -> limit: ms for latencies, percent for fail_rate, a floor for rps.
     pub slo: &'a IndexMap<String, f64>,
@@ -139,33 +142,6 @@ impl ScalingSeries {
     /// "users=400, workers=4", or "all" without other axes.
     pub fn label(&self) -> String {
         text::fixed_label(&self.fixed).unwrap_or_else(|| "all".into())
-    }
-}
-
-/// What an axis means, by its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Replicas,
-    Workers,
-    Users,
-    Rate,
-    Other,
-}
-
-impl Role {
-    pub fn of(axis: &str) -> Role {
-        match axis.to_ascii_lowercase().as_str() {
-            "replicas" | "replica" => Role::Replicas,
-            "workers" | "worker" => Role::Workers,
-            "users" | "user" | "vus" | "concurrency" => Role::Users,
-            "rate" | "arrival_rate" => Role::Rate,
-            _ => Role::Other,
-        }
-    }
-
-    /// Axes that set the offered load rather than the resources serving it.
-    pub fn is_load(self) -> bool {
-        matches!(self, Role::Users | Role::Rate)
     }
 }
 
@@ -370,6 +346,7 @@ fn findings_of(plan: &Plan, rows: &[SummaryRow], axes: &[String]) -> Analysis {
     };
     let input = AnalysisInput {
         axes,
+        roles: plan.roles(),
         rows,
         slo,
         cost: plan.analysis.cost.as_ref(),

@@ -79,9 +79,11 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
     out.push('\n');
     let mut header: Vec<String> = vec!["#".into(), "cell".into()];
     header.extend(plan.axes.iter().cloned());
-    // Replicas and workers are shown once, under the axis name when they vary.
-    let show_replicas = !plan.axes.iter().any(|a| a == "replicas");
-    let show_workers = !plan.axes.iter().any(|a| a == "workers");
+    // Replicas and workers are shown once, under the axis that sets them
+    // when one does.
+    let set_by_axis = |role| plan.roles().find(&plan.axes, role).is_some();
+    let show_replicas = !set_by_axis(crate::plan::Role::Replicas);
+    let show_workers = !set_by_axis(crate::plan::Role::Workers);
     header.push("backend".into());
     if show_replicas {
         header.push("replicas".into());

@@ -11,6 +11,7 @@ pub(crate) mod parse;
 pub(crate) mod random;
 pub(crate) mod raw;
 pub(crate) mod resolve;
+pub mod roles;
 pub(crate) mod spanned;
 pub(crate) mod suggest;
 pub mod template;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 pub use model::*;
 pub use parse::Override;
 pub use resolve::RunInfo;
+pub use roles::{Role, Roles};
 
 use crate::diagnostic::Diagnostic;
 use template::{EnvVars, Templates};

@@ -45,9 +45,17 @@ pub struct Plan {
     pub(crate) run_value: minijinja::Value,
     /// Each cell's rendered `vars`, for templates rendered while running.
     pub(crate) cell_vars: Vec<minijinja::Value>,
+    /// What each axis sets, from the fields that read it.
+    pub(crate) roles: super::Roles,
 }
 
 impl Plan {
+    /// What each axis sets: load, replicas or workers, as the plan's fields
+    /// read it (never from its name).
+    pub fn roles(&self) -> &super::Roles {
+        &self.roles
+    }
+
     /// Values read from `env` by any template: never written to outputs.
     pub(crate) fn secrets(&self) -> Vec<String> {
         self.templates.env_vars.secrets()

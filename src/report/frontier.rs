@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::analysis::search::CapacityRow;
-use crate::analysis::{Role, usl};
+use crate::analysis::{Role, Roles, usl};
 use crate::plan::matrix::MatrixValue;
 
 /// The chart's file stem.
@@ -46,11 +46,10 @@ fn number(v: &MatrixValue) -> Option<f64> {
 }
 
 /// The frontier over the capacity rows; none without a search.
-pub fn frontier(rows: &[CapacityRow], axes: &[String]) -> Option<Frontier> {
+pub fn frontier(rows: &[CapacityRow], axes: &[String], roles: &Roles) -> Option<Frontier> {
     let first = rows.first()?;
-    let axis = axes
-        .iter()
-        .find(|a| Role::of(a) == Role::Replicas)
+    let axis = roles
+        .find(axes, Role::Replicas)
         .or_else(|| {
             axes.iter()
                 .find(|a| first.matrix.get(*a).and_then(number).is_some())
@@ -162,7 +161,8 @@ mod tests {
             row(4, Some(43), 276.0),
             row(8, None, 0.0),
         ];
-        let f = frontier(&rows, &axes).unwrap();
+        let roles = Roles::default().with("replicas", Role::Replicas);
+        let f = frontier(&rows, &axes, &roles).unwrap();
         assert_eq!(f.axis.as_deref(), Some("replicas"));
         assert_eq!(f.points.len(), 3, "a search below range has no point");
         let usl = f.usl.expect("a fit over three points");
@@ -172,7 +172,7 @@ mod tests {
         let svg = f.svg.unwrap();
         assert!(svg.contains("capacity (users)") && svg.contains("RPS at capacity"));
 
-        let two = frontier(&rows[..2], &axes).unwrap();
+        let two = frontier(&rows[..2], &axes, &roles).unwrap();
         assert!(two.usl.is_none() && two.usl_refused.is_none());
     }
 }

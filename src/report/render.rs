@@ -60,8 +60,8 @@ pub fn render_reports(
 ) -> Result<(), ReportError> {
     let status = manifest.status.as_str();
     let axes = plan.row_axes();
-    let charts = super::charts::charts(&analysis.analysis, &axes);
-    let frontier = super::frontier::frontier(&analysis.capacity, &plan.axes);
+    let charts = super::charts::charts(&analysis.analysis, &axes, plan.roles());
+    let frontier = super::frontier::frontier(&analysis.capacity, &plan.axes, plan.roles());
     let search = plan.search.as_ref().map(|s| {
         minijinja::context! {
             over => s.over.as_str(),
@@ -265,7 +265,7 @@ pub fn write_summary(
     result: &AnalysisResult,
 ) -> Result<(), ReportError> {
     let axes = plan.row_axes();
-    let charts: Vec<Chart> = super::charts::charts(&result.analysis, &axes);
+    let charts: Vec<Chart> = super::charts::charts(&result.analysis, &axes, plan.roles());
     let extra: Vec<String> = plan.scrape_columns().into_iter().map(|(c, _)| c).collect();
     dir.write(
         "summary.csv",
@@ -293,8 +293,8 @@ pub fn write_summary(
             "capacity.csv",
             crate::analysis::search::capacity_csv(&plan.axes, &result.capacity).as_bytes(),
         )?;
-        if let Some(svg) =
-            super::frontier::frontier(&result.capacity, &plan.axes).and_then(|f| f.svg)
+        if let Some(svg) = super::frontier::frontier(&result.capacity, &plan.axes, plan.roles())
+            .and_then(|f| f.svg)
         {
             dir.write(&format!("{}.svg", super::frontier::CHART), svg.as_bytes())?;
         }

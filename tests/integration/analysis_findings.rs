@@ -3,7 +3,7 @@
 //! measures it: throughput verdicts come from `service`-bound cells only.
 
 use indexmap::IndexMap;
-use loadmatrix::analysis::{Analysis, AnalysisInput, FindingKind, Severity, analyze};
+use loadmatrix::analysis::{Analysis, AnalysisInput, FindingKind, Role, Roles, Severity, analyze};
 use loadmatrix::plan::Cost;
 use loadmatrix::plan::matrix::{CellValues, MatrixValue, cell_id};
 use loadmatrix::report::charts::{charts, mermaid_xy, svg_line_chart};
@@ -45,6 +45,21 @@ fn row(axes: &[(&str, i64)], metrics: &[(&str, f64)]) -> SummaryRow {
         by_name: Default::default(),
         seconds: Vec::new(),
     }
+}
+
+/// The roles a plan would give these axes, were each read by the field of
+/// its name (`replicas = "{{ matrix.replicas }}"` and so on).
+fn roles(axes: &[String]) -> Roles {
+    axes.iter().fold(Roles::default(), |roles, a| {
+        let role = match a.as_str() {
+            "replicas" => Role::Replicas,
+            "workers" => Role::Workers,
+            "users" => Role::Users,
+            "rate" => Role::Rate,
+            _ => return roles,
+        };
+        roles.with(a.as_str(), role)
+    })
 }
 
 fn bound(mut r: SummaryRow, b: Bound) -> SummaryRow {
@@ -102,6 +117,7 @@ impl Case {
         });
         analyze(&AnalysisInput {
             axes: &self.axes,
+            roles: &roles(&self.axes),
             rows: &self.rows,
             slo: &self.slo,
             cost: self.cost.as_ref(),
@@ -611,7 +627,8 @@ fn empty_input_has_no_findings() {
         .run();
     assert!(a.findings.is_empty(), "{:#?}", a.findings);
     assert!(a.scaling.is_empty());
-    assert!(charts(&a, &["replicas".into(), "users".into()]).is_empty());
+    let axes = ["replicas".to_string(), "users".to_string()];
+    assert!(charts(&a, &axes, &roles(&axes)).is_empty());
     let a = Case::new(&[], Vec::new()).run();
     assert!(a.findings.is_empty());
 }
@@ -624,7 +641,7 @@ fn single_cell_gives_optimal_and_capacity() {
     assert_eq!(k, [FindingKind::Optimal, FindingKind::Capacity]);
     assert_eq!(a.findings[1].cells, ["default"]);
     assert!(a.scaling.is_empty());
-    assert!(charts(&a, &[]).is_empty());
+    assert!(charts(&a, &[], &Roles::default()).is_empty());
 }
 
 #[test]
@@ -686,7 +703,7 @@ fn failed_cells_nan_and_missing_metrics_do_not_panic() {
     let json = serde_json::to_string(&a).unwrap();
     assert!(!json.contains("NaN"));
     let axes = vec!["replicas".to_string(), "users".to_string()];
-    for c in charts(&a, &axes) {
+    for c in charts(&a, &axes, &roles(&axes)) {
         assert_balanced_svg(&c.svg);
     }
 }
@@ -704,7 +721,7 @@ fn charts_for_replicas_and_users() {
     }
     let axes = vec!["replicas".to_string(), "users".to_string()];
     let a = Case::new(&["replicas", "users"], rows).run();
-    let cs = charts(&a, &axes);
+    let cs = charts(&a, &axes, &roles(&axes));
     let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["rps-vs-replicas", "p95-vs-users"]);
     assert_eq!(line_count(&cs[0].mermaid), 2);
@@ -726,7 +743,7 @@ fn charts_for_replicas_and_users() {
         row(&[("batch", 8)], &[("rps", 40.0)]),
     ];
     let a = Case::new(&["batch"], rows).run();
-    let cs = charts(&a, &["batch".into()]);
+    let cs = charts(&a, &["batch".into()], &Roles::default());
     assert_eq!(cs.len(), 1);
     assert_eq!(cs[0].id, "rps-vs-batch");
 }
@@ -871,7 +888,7 @@ fn bench_24_cells() {
         println!("-> {r}");
     }
     let t = std::time::Instant::now();
-    let cs = charts(&a, &case.axes);
+    let cs = charts(&a, &case.axes, &roles(&case.axes));
     if let Ok(dir) = std::env::var("LOADMATRIX_BENCH_CHARTS") {
         for c in &cs {
             let _ = std::fs::write(format!("{dir}/{}.svg", c.id), &c.svg);
@@ -963,7 +980,7 @@ fn arbitrary_rows_never_panic() {
         );
         let a = case.run();
         serde_json::to_string(&a).unwrap();
-        for c in charts(&a, &case.axes) {
+        for c in charts(&a, &case.axes, &roles(&case.axes)) {
             assert_balanced_svg(&c.svg);
         }
     }

@@ -313,3 +313,121 @@ fn the_full_plan_shortened_recommends_replicas_not_users() {
         assert!(!line.contains("workers="), "{line}");
     }
 }
+
+/// A 2 x 2 plan whose replicas and users come from axes named `resource`
+/// and `load`: 1 or 16 users with no think time (20 or 320 RPS offered)
+/// against 1 or 2 replicas of a 2-slot x 50 ms target (40 RPS each). p95
+/// grows about 8 and 4 times with the load, far from any threshold.
+fn named_axes_plan(name: &str, resource: &str, load: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+[matrix]
+{resource} = [1, 2]
+{load} = [1, 16]
+[cell]
+duration = "2s"
+warmup = "1s"
+[system]
+backend = "local"
+replicas = "{{{{ matrix.{resource} }}}}"
+command = ["loadmatrix", "demo-target", "--port", "{{{{ port }}}}", "--slots", "2", "--service-time", "50ms", "--jitter", "fixed"]
+ready = {{ path = "/health", timeout = "10s" }}
+[load]
+users = "{{{{ matrix.{load} }}}}"
+[[load.request]]
+method = "POST"
+path = "/predict"
+body = "{{}}"
+[analysis]
+baseline = "1s"
+slo = {{ p95 = "1s" }}
+"#
+    )
+}
+
+/// Each finding as kind, severity, axis, cells and message, with the axis
+/// names put back to `replicas` and `users` and the measured numbers
+/// masked (they differ between two runs).
+fn findings_shape(s: &serde_json::Value, resource: &str, load: &str) -> Vec<String> {
+    let renamed = |t: &str| t.replace(resource, "replicas").replace(load, "users");
+    let masked = |t: &str| {
+        let mut out = String::new();
+        let mut in_number = false;
+        for c in t.chars() {
+            let digit = c.is_ascii_digit() || (in_number && c == '.');
+            if digit && !in_number {
+                out.push('#');
+            } else if !digit {
+                out.push(c);
+            }
+            in_number = digit;
+        }
+        out
+    };
+    s["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            renamed(&format!(
+                "{} {} {} {} {}",
+                f["kind"],
+                f["severity"],
+                f["dimension"],
+                f["cells"],
+                masked(f["message"].as_str().unwrap())
+            ))
+        })
+        .collect()
+}
+
+/// What an axis means comes from the field that reads it, not its name:
+/// `pods` and `clients` feeding `system.replicas` and `load.users` get the
+/// bounds, findings and charts of `replicas` and `users`, in the run and in
+/// a report rebuilt from its folder.
+#[test]
+fn axis_roles_come_from_the_fields_they_feed() {
+    // Two runs at once: each cell is a few seconds.
+    let (named, other) = std::thread::scope(|scope| {
+        let named = scope.spawn(|| {
+            let plan = named_axes_plan("roles-named", "replicas", "users");
+            run_plan("answers-roles-named", &plan, &[])
+        });
+        let plan = named_axes_plan("roles-other", "pods", "clients");
+        let other = run_plan("answers-roles-other", &plan, &[]);
+        (named.join().unwrap(), other)
+    });
+    for r in [&named, &other] {
+        assert_eq!(r.output.status.code(), Some(0), "{}", stderr(&r.output));
+    }
+
+    let bounds =
+        |dir: &Path| -> Vec<String> { summary(dir).iter().map(|r| r["bound"].clone()).collect() };
+    assert_eq!(bounds(&named.dir), ["load", "service", "load", "service"]);
+    assert_eq!(bounds(&other.dir), bounds(&named.dir));
+
+    let expected = findings_shape(&summary_json(&named.dir), "replicas", "users");
+    let s = summary_json(&other.dir);
+    // The load axis gets the latency findings, the replicas axis the scaling ones.
+    let dimension = |kind: &str| -> Vec<&str> {
+        findings(&s, kind)
+            .iter()
+            .filter_map(|f| f["dimension"].as_str())
+            .collect()
+    };
+    assert!(dimension("latency").contains(&"clients"), "{s:#}");
+    assert!(dimension("scaling").iter().all(|d| *d == "pods"), "{s:#}");
+    assert!(!dimension("scaling").is_empty(), "{s:#}");
+    assert_eq!(findings_shape(&s, "pods", "clients"), expected);
+    for chart in ["rps-vs-pods.svg", "p95-vs-clients.svg"] {
+        assert!(other.dir.join(chart).is_file(), "{chart}");
+    }
+
+    // The report command reads the roles from the plan copy in the folder.
+    std::fs::remove_file(other.dir.join("summary.json")).unwrap();
+    let o = loadmatrix().arg("report").arg(&other.dir).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rebuilt = summary_json(&other.dir);
+    assert_eq!(findings_shape(&rebuilt, "pods", "clients"), expected);
+}

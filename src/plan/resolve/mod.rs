@@ -145,6 +145,7 @@ pub(crate) fn resolve(
         .flatten()
         .unwrap_or_default();
 
+    let roles = super::Roles::resolve(raw, templates.values());
     if !r.errors.is_empty() {
         return Err(into_diagnostics(r.errors, file, source, count));
     }
@@ -171,6 +172,7 @@ pub(crate) fn resolve(
         templates,
         run_value,
         cell_vars,
+        roles,
     })
 }
 
