@@ -3,9 +3,10 @@
 //! its cell configures it, and a resume goes on in the same order.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
-use crate::common::{csv_rows, loadmatrix, manifest, num, only_run, stderr, temp_dir};
+use crate::common::{csv_rows, loadmatrix, manifest, num, only_run, stderr, temp_dir, wait_for};
 
 /// Closed model, 2 users on 4 slots: nothing queues, so each cell's p50 is
 /// its service time, which tells which variant served a visit.
@@ -160,6 +161,75 @@ fn a_resumed_interleaved_run_keeps_the_order_and_skips_measured_cells() {
     let mut expected: Vec<String> = first.iter().map(|s| s.to_string()).collect();
     expected.extend(first.iter().map(|s| s.replace("pool1", "pool2")));
     assert_eq!(visits(&run_dir), expected);
+}
+
+#[test]
+fn a_run_killed_between_visits_resumes_measuring_the_unfinished_cells_in_turn_again() {
+    let dir = temp_dir("ab-order-kill");
+    let file = write(&dir, &plan("ab-order-kill", SERVICE, "interleave", true));
+    let out = dir.join("results");
+    let mut child = loadmatrix()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let finished_visits = || {
+        std::fs::read_dir(out.join("ab-order-kill"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("run.json")).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|m| {
+                let visits = m["visits"].as_array()?;
+                Some(visits.iter().filter(|v| v["finished"].is_string()).count())
+            })
+            .unwrap_or(0)
+    };
+    wait_for("two finished visits", Duration::from_secs(40), || {
+        finished_visits() >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run_dir = only_run(&out, "ab-order-kill");
+    // Each cell has one of its two repeats: neither is written.
+    for cell in ["service20ms", "service40ms"] {
+        assert!(!run_dir.join("cells").join(cell).exists(), "{cell} written");
+    }
+    let o = loadmatrix()
+        .arg("run")
+        .arg(&file)
+        .arg("--resume")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("0 of 2 cells already measured"),
+        "{}",
+        stderr(&o)
+    );
+    // The visits of the killed run are replaced by the new ones, in the same turns.
+    assert_eq!(
+        visits(&run_dir),
+        [
+            "service20ms#1",
+            "service40ms#1",
+            "service40ms#2",
+            "service20ms#2"
+        ]
+    );
+    for cell in ["service20ms", "service40ms"] {
+        let rows = csv_rows(&run_dir.join("cells").join(cell).join("timeline.csv"));
+        for repeat in ["1", "2"] {
+            assert!(
+                rows.iter().any(|r| r["repeat"] == repeat),
+                "{cell} lacks repeat {repeat}: {rows:?}"
+            );
+        }
+    }
 }
 
 #[test]
