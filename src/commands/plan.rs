@@ -156,9 +156,15 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
         rows.push(row);
     }
     out.push_str(&table(&rows));
+    let interleaved = order_text(plan, selected);
     let _ = writeln!(
         out,
-        "\nsteps (in dependency order; per-cell steps run for each cell, one cell at a time):"
+        "{interleaved}\nsteps (in dependency order; {}):",
+        if interleaved.is_empty() {
+            "per-cell steps run for each cell, one cell at a time"
+        } else {
+            "per-cell steps run at each visit of a cell, one visit at a time"
+        }
     );
     out.push_str(&plan.graph.to_text());
     for s in &plan.scrapes {
@@ -197,6 +203,48 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
         format_duration_rounded(total),
         if n == 1 { "" } else { "s" }
     );
+    out
+}
+
+/// With `order = "interleave"`: every visit, one line per combination of
+/// the other axes, in the order they run; empty otherwise.
+fn order_text(plan: &Plan, selected: Option<&[bool]>) -> String {
+    let (plan::CellOrder::Interleave, Some(ab)) = (plan.order, &plan.analysis.ab) else {
+        return String::new();
+    };
+    let visits = plan.visits(selected);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\norder: interleave: the `{}` cells take turns, one repeat per visit, forward then backward ({} visit{}):",
+        ab.axis,
+        visits.len(),
+        if visits.len() == 1 { "" } else { "s" }
+    );
+    let mut line: Option<(String, Vec<String>)> = None;
+    let flush = |out: &mut String, line: Option<(String, Vec<String>)>| {
+        if let Some((key, names)) = line {
+            let label = if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}: ")
+            };
+            let _ = writeln!(out, "  {label}{}", names.join(", "));
+        }
+    };
+    for v in &visits {
+        let cell = &plan.cells[v.cell];
+        let key = plan::order::combination(cell, &ab.axis);
+        let name = format!("{} #{}", cell.id, v.repetition.unwrap_or(0) + 1);
+        match &mut line {
+            Some((k, names)) if *k == key => names.push(name),
+            _ => {
+                flush(&mut out, line.take());
+                line = Some((key, vec![name]));
+            }
+        }
+    }
+    flush(&mut out, line);
     out
 }
 

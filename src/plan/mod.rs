@@ -7,6 +7,7 @@ pub(crate) mod expr;
 pub(crate) mod graph;
 pub mod matrix;
 pub(crate) mod model;
+pub(crate) mod order;
 pub(crate) mod parse;
 pub(crate) mod random;
 pub(crate) mod raw;
@@ -21,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use model::*;
+pub use order::Visit;
 pub use parse::Override;
+pub(crate) use raw::CellOrder;
 pub use resolve::RunInfo;
 pub use roles::{Role, Roles};
 

@@ -36,6 +36,8 @@ pub struct Plan {
     pub(crate) analysis: Analysis,
     /// `[search]`: the cells are the outer loop of a capacity search.
     pub(crate) search: Option<Search>,
+    /// `[cell] order`: see [`Plan::visits`].
+    pub(crate) order: super::raw::CellOrder,
     pub(crate) reports: Vec<ReportSpec>,
     pub(crate) scrapes: Vec<Scrape>,
     /// `[tls]`, for every https:// URL.

@@ -115,6 +115,24 @@ pub(crate) struct CellSection {
     pub(crate) cooldown: Tmpl<Duration>,
     /// Repeated measurements of each cell (default 1).
     pub(crate) repeat: Tmpl<Count>,
+    /// When the cells and their repeats run: "sequential" (default: each
+    /// cell's repeats back to back, cells in matrix order) or "interleave"
+    /// (with `[analysis] ab`: within each combination of the other axes, the
+    /// ab axis' cells one repeat at a time, A B B A ..., so drift hits all
+    /// variants alike).
+    pub(crate) order: Option<Sp<CellOrder>>,
+}
+
+/// `[cell] order`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellOrder {
+    /// Each cell's repeats back to back, cells in matrix order.
+    #[default]
+    Sequential,
+    /// The `[analysis] ab` axis' cells alternate, one repeat per visit, in
+    /// rounds that go forward then backward (A B B A ...).
+    Interleave,
 }
 
 impl Default for CellSection {
@@ -124,6 +142,7 @@ impl Default for CellSection {
             warmup: Tmpl::literal(Scalar::Str("0s".into())),
             cooldown: Tmpl::literal(Scalar::Str("0s".into())),
             repeat: Tmpl::literal(Scalar::Int(1)),
+            order: None,
         }
     }
 }

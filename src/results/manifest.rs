@@ -106,6 +106,21 @@ pub struct Manifest {
     #[serde(default)]
     pub only: Option<String>,
     pub cells: Vec<CellEntry>,
+    /// With `[cell] order = "interleave"`: each visit of a cell (one of its
+    /// repeats), in the order they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visits: Vec<VisitEntry>,
+}
+
+/// One visit of an interleaved run: a cell measuring one repeat.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VisitEntry {
+    pub cell: String,
+    /// 1-based, as the `repeat` column of timeline.csv.
+    pub repeat: u64,
+    pub started: String,
+    #[serde(default)]
+    pub finished: Option<String>,
 }
 
 impl RunStatus {

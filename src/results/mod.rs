@@ -18,7 +18,7 @@ use crate::redact::Redactor;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use lock::RunLock;
-pub use manifest::{CellEntry, CellStatus, Manifest, RunStatus};
+pub use manifest::{CellEntry, CellStatus, Manifest, RunStatus, VisitEntry};
 pub use read::{load_rows, read_manifest};
 pub use record::{CellRecord, StatsFile};
 pub use summary::SummaryRow;

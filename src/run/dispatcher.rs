@@ -4,6 +4,11 @@
 //! per-cell steps at a time, in matrix order, whatever subset was selected.
 //! It writes each cell's folder and the manifest as cells finish.
 //!
+//! With `[cell] order = "interleave"` a cell is visited once per repeat, its
+//! per-cell steps run again each time, and the cells of the `ab` axis take
+//! turns (see [`Plan::visits`]); the cell's folder is written after its last
+//! visit.
+//!
 //! With `[search]` the plan's cells are the outer loop: for each, the
 //! dispatcher decides the next probe from the verdicts of the probes before
 //! it, and runs every probe as a cell of its own.
@@ -22,9 +27,11 @@ use crate::analysis::search::{self, Probing};
 use crate::engine::CancelToken;
 use crate::plan::graph::{self, Node};
 use crate::plan::raw::{OnFailure, StepKind};
-use crate::plan::{Cell, LoadModel, Plan};
+use crate::plan::{Cell, LoadModel, Plan, Visit};
 use crate::results::record::{Baseline, LoadShape};
-use crate::results::{self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow};
+use crate::results::{
+    self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow, VisitEntry,
+};
 use crate::steps::{
     Analyzed, Executor, LoadProgress, StepError, StepInput, StepOutput, StepReport,
 };
@@ -106,10 +113,13 @@ pub struct Dispatcher<'a, E: Executor> {
     states: Vec<NodeState>,
     data: RunData,
     stop: Option<Outcome>,
-    /// Cells to measure, in matrix order (the plan's cells: with `[search]`
-    /// the outer cells); `current` is the unit running.
-    queue: VecDeque<usize>,
+    /// Visits of the cells to measure, in the order they run (the plan's
+    /// cells: with `[search]` the outer cells); `current` is the unit
+    /// running and `repetition` the one repeat its visit measures (`None`:
+    /// all of them).
+    queue: VecDeque<Visit>,
     current: Option<usize>,
+    repetition: Option<u64>,
     /// Where the run's status is published; the load step's ticks come in
     /// on `progress`.
     watch: Option<Watch>,
@@ -151,8 +161,9 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             states,
             data,
             stop: None,
-            queue: (0..plan.cells.len()).filter(|c| selected[*c]).collect(),
+            queue: plan.visits(Some(selected)).into(),
             current: None,
+            repetition: None,
             watch: None,
             progress: None,
             searching: None,
@@ -207,8 +218,9 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
         }
         // Stopped while a cell ran: it ends here, as what it got to.
         if let Some(c) = self.current.take() {
-            self.finish_cell(c);
+            self.end_visit(c);
         }
+        self.abandon_unfinished();
         (self.stop.unwrap_or(Outcome::Completed), self.data)
     }
 
@@ -229,12 +241,13 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                     .all(|n| self.states[n.index()].finished())
             {
                 self.current = None;
-                self.finish_cell(c);
+                self.end_visit(c);
                 changed = true;
             }
             if self.current.is_none() && self.stop.is_none() {
                 if let Some(c) = self.next_unit() {
                     self.current = Some(c);
+                    self.begin_visit(c);
                     changed = true;
                 } else if self.data.manifest.status == RunStatus::Running && self.cells_done() {
                     // Every cell is done: plan-level steps from here on see the final status.
@@ -258,7 +271,9 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     fn next_unit(&mut self) -> Option<usize> {
         let plan = self.plan;
         let Some(search) = &plan.search else {
-            return self.queue.pop_front();
+            let visit = self.queue.pop_front()?;
+            self.repetition = visit.repetition;
+            return Some(visit.cell);
         };
         loop {
             if let Some((outer, probing)) = &self.searching {
@@ -277,7 +292,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                 }
                 return Some(self.add_unit(probe));
             }
-            let outer = self.queue.pop_front()?;
+            let outer = self.queue.pop_front()?.cell;
             let probing = Probing::new(search);
             self.searching = Some((outer, probing));
             self.say_search(outer, "");
@@ -414,7 +429,17 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
             {
                 continue;
             }
-            let preds: Vec<NodeIndex> = self.g.neighbors_directed(n, Direction::Incoming).collect();
+            // The edge from another cell's last steps orders cells; the
+            // queue orders them here (interleaved, a cell's steps wait
+            // pending for its next visit while another cell runs).
+            let preds: Vec<NodeIndex> = self
+                .g
+                .neighbors_directed(n, Direction::Incoming)
+                .filter(|p| {
+                    let pc = self.g[*p].cell;
+                    node.cell.is_none() || pc.is_none() || pc == node.cell
+                })
+                .collect();
             if !preds.iter().all(|p| self.states[p.index()].finished()) {
                 continue;
             }
@@ -471,6 +496,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
                         .get(&self.data.units[c].system_key())
                         .cloned()
                 }),
+                repetition: self.repetition,
             },
             StepKind::Analyze => StepInput::Rows(self.data.rows()),
             StepKind::Report => StepInput::Report {
@@ -642,6 +668,103 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
         self.write_manifest();
         if let Some(w) = &self.watch {
             w.cell_started(c);
+        }
+    }
+
+    /// A visit that measures one repeat begins: recorded in the manifest, and
+    /// for a cell visited before, shown running again.
+    fn begin_visit(&mut self, c: usize) {
+        let Some(r) = self.repetition else {
+            return;
+        };
+        let now = results::timestamp(SystemTime::now());
+        let cell = &self.data.units[c];
+        let line = format!("visit: repeat {} of {}", r + 1, cell.timing.repeat);
+        self.data.manifest.visits.push(VisitEntry {
+            cell: cell.id.clone(),
+            repeat: r + 1,
+            started: now,
+            finished: None,
+        });
+        let rec = &mut self.data.cells[c];
+        rec.events.push(stamp(&line));
+        if rec.started.is_some() {
+            self.write_manifest();
+            if let Some(w) = &self.watch {
+                w.cell_started(c);
+            }
+        }
+    }
+
+    /// The current visit's steps have all finished (or the run stopped): the
+    /// cell ends after its last visit, or at its first failure; otherwise
+    /// its steps wait, pending again, for its next visit.
+    fn end_visit(&mut self, c: usize) {
+        if self.repetition.take().is_none() {
+            self.finish_cell(c);
+            return;
+        }
+        let now = results::timestamp(SystemTime::now());
+        if let Some(v) = self.data.manifest.visits.last_mut() {
+            v.finished = Some(now);
+        }
+        let nodes: Vec<NodeIndex> = self.cell_nodes(c).collect();
+        let all_done = nodes
+            .iter()
+            .all(|n| self.states[n.index()] == NodeState::Done);
+        let more = self.queue.iter().any(|v| v.cell == c);
+        if !all_done || !more {
+            self.queue.retain(|v| v.cell != c);
+            self.finish_cell(c);
+            return;
+        }
+        // Stopped between visits: the run's end marks the cell interrupted.
+        if self.stop.is_none() {
+            for n in nodes {
+                self.states[n.index()] = NodeState::Pending;
+            }
+        }
+        self.write_manifest();
+    }
+
+    /// Cells the run stopped between two of their visits: interrupted, their
+    /// repeats so far not written (a resume measures them again).
+    fn abandon_unfinished(&mut self) {
+        let mut changed = false;
+        for c in 0..self.data.cells.len() {
+            if self.data.cells[c].status != CellStatus::Running {
+                continue;
+            }
+            changed = true;
+            let rec = &mut self.data.cells[c];
+            let done = rec.runs.len();
+            rec.status = CellStatus::Interrupted;
+            rec.finished = Some(results::timestamp(SystemTime::now()));
+            let cell = &self.data.units[c];
+            let message = format!("stopped after {done} of its {} repeats", cell.timing.repeat);
+            if let Some(e) = self
+                .data
+                .manifest
+                .cells
+                .iter_mut()
+                .find(|e| e.id == cell.id)
+            {
+                e.status = CellStatus::Interrupted;
+                e.finished = rec.finished.clone();
+                e.message = Some(message.clone());
+            }
+            if let Some(w) = &self.watch {
+                w.cell_finished(
+                    c,
+                    CellStatus::Interrupted,
+                    None,
+                    indexmap::IndexMap::new(),
+                    Some(message),
+                );
+            }
+        }
+        if changed {
+            self.write_manifest();
         }
     }
 

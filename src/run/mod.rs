@@ -148,6 +148,7 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
                 overrides: Vec::new(),
                 only: None,
                 cells: Vec::new(),
+                visits: Vec::new(),
             };
             // With `[search]` the probes are added as the search decides them.
             let units = if plan.search.is_some() {
@@ -593,6 +594,19 @@ fn resume_manifest(
         }
     }
     results::clean_stale_temp(dir);
+    // Visits of cells measured again are replaced by their new ones.
+    let kept_ids: Vec<&str> = cells
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| r.prior.is_some())
+        .map(|(e, _)| e.id.as_str())
+        .collect();
+    let visits = old
+        .visits
+        .iter()
+        .filter(|v| kept_ids.contains(&v.cell.as_str()))
+        .cloned()
+        .collect();
     let kept = records.iter().filter(|r| r.prior.is_some()).count();
     eprintln!(
         "resuming {}: {kept} of {} cells already measured",
@@ -605,6 +619,7 @@ fn resume_manifest(
             finished: None,
             plan_hash: plan.hash.clone(),
             cells,
+            visits,
             ..old
         },
         records,

@@ -28,6 +28,7 @@ pub async fn load(
     ctx: &StepContext,
     cell: &Cell,
     known: Option<Baseline>,
+    only: Option<u64>,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
     let plan = ctx.plan.clone();
@@ -47,7 +48,7 @@ pub async fn load(
         ));
     }
     if cell.load.engine == EngineKind::Locust {
-        return locust(ctx, cell, &endpoints, known, events).await;
+        return locust(ctx, cell, &endpoints, known, only, events).await;
     }
     let endpoints = endpoints
         .iter()
@@ -70,7 +71,7 @@ pub async fn load(
     let stages = stages(cell);
     let jobs = scrape_jobs(ctx, &plan).await;
     let mut measured = Vec::new();
-    for repetition in 0..cell.timing.repeat {
+    for repetition in repetitions(cell, only) {
         let mut parts = Vec::new();
         let mut samples = Vec::new();
         let mut scraped = scraper::Scraped::default();
@@ -123,6 +124,14 @@ pub async fn load(
         reps: measured,
         baseline,
     })
+}
+
+/// The repetitions a load step measures: the one asked for, or all.
+fn repetitions(cell: &Cell, only: Option<u64>) -> std::ops::Range<u64> {
+    match only {
+        Some(r) => r..r + 1,
+        None => 0..cell.timing.repeat,
+    }
 }
 
 /// One measured stretch of the cell's load: its model, warm-up and length.
@@ -380,6 +389,7 @@ async fn locust(
     cell: &Cell,
     endpoints: &[String],
     known: Option<Baseline>,
+    only: Option<u64>,
     events: &mut Events,
 ) -> Result<StepOutput, StepError> {
     let Some(cfg) = &cell.load.locust else {
@@ -425,7 +435,7 @@ async fn locust(
     };
     let jobs = scrape_jobs(ctx, &ctx.plan).await;
     let mut measured = Vec::new();
-    for repetition in 0..cell.timing.repeat {
+    for repetition in repetitions(cell, only) {
         let folder = if cell.timing.repeat > 1 {
             format!("{}-r{}", cell.id, repetition + 1)
         } else {

@@ -78,8 +78,12 @@ pub enum StepInput {
     /// analyze: one row per cell of the plan, pending ones included.
     Rows(Vec<SummaryRow>),
     /// load: the baseline already measured for the cell's system
-    /// configuration, if any.
-    Load { baseline: Option<Baseline> },
+    /// configuration, if any, and the one repetition to measure (`None`:
+    /// all of the cell's, back to back).
+    Load {
+        baseline: Option<Baseline>,
+        repetition: Option<u64>,
+    },
     /// report: the manifest as it stands, and the analysis (or, when no
     /// analyze step ran before it, the rows to analyze).
     Report {
@@ -127,7 +131,8 @@ pub struct Measurement {
 #[derive(Debug)]
 pub enum StepOutput {
     Done,
-    /// load: every repetition of the cell, and the baseline it was judged by.
+    /// load: every repetition of the cell measured (or the one asked for),
+    /// and the baseline it was judged by.
     Measured {
         reps: Vec<Measurement>,
         baseline: Option<Baseline>,
@@ -278,11 +283,14 @@ async fn execute(
         (StepKind::Scale, Some(c)) => scale::scale(ctx, c, events).await,
         (StepKind::Ready, Some(c)) => scale::ready(ctx, c, events).await,
         (StepKind::Load, Some(c)) => {
-            let known = match input {
-                StepInput::Load { baseline } => baseline,
-                _ => None,
+            let (known, repetition) = match input {
+                StepInput::Load {
+                    baseline,
+                    repetition,
+                } => (baseline, repetition),
+                _ => (None, None),
             };
-            load::load(ctx, c, known, events).await
+            load::load(ctx, c, known, repetition, events).await
         }
         (StepKind::Sleep, _) => {
             let duration = match (declared(), cell) {

@@ -7,6 +7,7 @@
 mod common;
 
 mod ab;
+mod ab_order;
 mod analysis_findings;
 mod answers;
 mod cli;

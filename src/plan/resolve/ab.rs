@@ -4,7 +4,7 @@
 use super::resolver::{Resolver, list_or_none};
 use crate::plan::matrix::MatrixValue;
 use crate::plan::model::AbAxis;
-use crate::plan::raw::RawPlan;
+use crate::plan::raw::{CellOrder, RawPlan};
 use crate::plan::suggest::{Closeness, did_you_mean};
 
 pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan) -> Option<AbAxis> {
@@ -52,4 +52,28 @@ pub(super) fn resolve(r: &mut Resolver<'_>, raw: &RawPlan) -> Option<AbAxis> {
         axis: name.to_string(),
         baseline,
     })
+}
+
+/// `[cell] order`: interleaving alternates the `ab` axis' values, so it
+/// needs one.
+pub(super) fn order(r: &mut Resolver<'_>, raw: &RawPlan) -> CellOrder {
+    let Some(order) = &raw.cell.order else {
+        return CellOrder::Sequential;
+    };
+    if order.value == CellOrder::Interleave && raw.analysis.ab.is_none() {
+        let hint = match r.axes.first() {
+            Some(first) => format!(
+                "add `[analysis] ab = \"{first}\"` naming the axis whose values alternate (the plan has: {}), or remove `order`",
+                r.axes.join(", ")
+            ),
+            None => "give `[matrix]` an axis of the variants, e.g. `version = [\"v1\", \"v2\"]`, and `[analysis] ab = \"version\"`, or remove `order`".to_string(),
+        };
+        r.error(
+            order.span.clone(),
+            "`cell.order = \"interleave\"` alternates the values of the `[analysis] ab` axis, and the plan has no `ab`".to_string(),
+            Some(hint),
+        );
+        return CellOrder::Sequential;
+    }
+    order.value
 }

@@ -129,6 +129,7 @@ pub(crate) fn resolve(
     };
     let analysis = analysis::resolve(&mut r, raw, &plan_ctx);
     let search = search::resolve(&mut r, raw, &plan_ctx, &analysis);
+    let order = ab::order(&mut r, raw);
     let reports = reports::resolve(&mut r, raw, &plan_ctx);
     let scrapes = scrape::resolve(&mut r, raw, &plan_ctx);
     let tls = tls::resolve(&mut r, raw, &plan_ctx);
@@ -166,6 +167,7 @@ pub(crate) fn resolve(
         steps,
         analysis,
         search,
+        order,
         reports,
         scrapes,
         tls,

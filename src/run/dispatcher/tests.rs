@@ -68,6 +68,7 @@ fn data_for(plan: &Plan) -> RunData {
             overrides: Vec::new(),
             only: None,
             cells: plan.cells.iter().map(crate::run::new_entry).collect(),
+            visits: Vec::new(),
         },
         units: plan.cells.clone(),
         cells: vec![CellRecord::default(); plan.cells.len()],
@@ -142,38 +143,7 @@ impl Executor for Queueing {
                 };
                 let users = c.probe.unwrap_or(1);
                 let latency_us = 50_000 * users.div_ceil(4 * replicas);
-                let mut total = crate::engine::RequestStats::new();
-                for _ in 0..100 {
-                    total.record_success(latency_us);
-                }
-                total.finalize(1.0);
-                let stats = crate::engine::CellStats {
-                    total,
-                    by_name: Default::default(),
-                    timeline: Vec::new(),
-                    measured_secs: 1.0,
-                    dropped: 0,
-                    client_cpu_pct: 0.0,
-                    client_bound: false,
-                    schedule_lag_p99_ms: 0.0,
-                    cancelled: false,
-                    warnings: Vec::new(),
-                    degraded: None,
-                    rx_bytes: None,
-                    tx_bytes: None,
-                    completed_ok: None,
-                    connections: None,
-                };
-                Ok(StepOutput::Measured {
-                    reps: vec![crate::steps::Measurement {
-                        stats,
-                        samples: Vec::new(),
-                        degraded: None,
-                        scraped: Vec::new(),
-                        server: Default::default(),
-                    }],
-                    baseline: None,
-                })
+                Ok(measured(latency_us))
             }
             _ => Ok(StepOutput::Done),
         };
@@ -184,6 +154,42 @@ impl Executor for Queueing {
                 events: Vec::new(),
             }
         })
+    }
+}
+
+/// One repetition of 100 requests of `latency_us` each.
+fn measured(latency_us: u64) -> StepOutput {
+    let mut total = crate::engine::RequestStats::new();
+    for _ in 0..100 {
+        total.record_success(latency_us);
+    }
+    total.finalize(1.0);
+    let stats = crate::engine::CellStats {
+        total,
+        by_name: Default::default(),
+        timeline: Vec::new(),
+        measured_secs: 1.0,
+        dropped: 0,
+        client_cpu_pct: 0.0,
+        client_bound: false,
+        schedule_lag_p99_ms: 0.0,
+        cancelled: false,
+        warnings: Vec::new(),
+        degraded: None,
+        rx_bytes: None,
+        tx_bytes: None,
+        completed_ok: None,
+        connections: None,
+    };
+    StepOutput::Measured {
+        reps: vec![crate::steps::Measurement {
+            stats,
+            samples: Vec::new(),
+            degraded: None,
+            scraped: Vec::new(),
+            server: Default::default(),
+        }],
+        baseline: None,
     }
 }
 
@@ -414,5 +420,165 @@ fn probes_past_the_plans_cells_reach_the_watch_under_their_own_index() {
     assert_eq!(started, (0..14).collect::<Vec<_>>());
     // Per outer cell: the start, each probe's verdict, the capacity.
     assert_eq!(lines, 2 + 14 + 2);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Records each load step as `cell-id#repeat` (the repetition asked for, 1-based)
+/// and stops the run after `stop_after` of them.
+struct Turns {
+    ran: Rc<RefCell<Vec<String>>>,
+    stop_after: Option<(usize, CancelToken)>,
+}
+
+impl Executor for Turns {
+    fn execute(
+        &self,
+        step: &Step,
+        cell: Option<&Cell>,
+        input: StepInput,
+    ) -> futures_util::future::LocalBoxFuture<'static, StepReport> {
+        let result = match (step.kind, cell, input) {
+            (StepKind::Load, Some(c), StepInput::Load { repetition, .. }) => {
+                let mut ran = self.ran.borrow_mut();
+                ran.push(match repetition {
+                    Some(r) => format!("{}#{}", c.id, r + 1),
+                    None => c.id.clone(),
+                });
+                if let Some((n, cancel)) = &self.stop_after
+                    && ran.len() == *n
+                {
+                    cancel.cancel();
+                }
+                measured(1000)
+            }
+            _ => StepOutput::Done,
+        };
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            StepReport {
+                result: Ok(result),
+                events: Vec::new(),
+            }
+        })
+    }
+}
+
+fn ab_plan(order: &str) -> Plan {
+    let text = format!(
+        "name = \"p\"\n[matrix]\nreplicas = [1, 2]\nversion = [\"a\", \"b\"]\n[cell]\nrepeat = 2\norder = \"{order}\"\n[load]\nbase_url = \"http://127.0.0.1:9\"\nusers = 1\n[[load.request]]\npath = \"/\"\n[analysis]\nab = \"version\"\n"
+    );
+    crate::plan::load_str(std::path::Path::new("p.toml"), &text, Default::default()).unwrap()
+}
+
+fn turns(
+    plan: &Plan,
+    dir: &RunDir,
+    selected: &[bool],
+    stop_after: Option<usize>,
+) -> (Outcome, RunData, Vec<String>) {
+    let ran = Rc::new(RefCell::new(Vec::new()));
+    let cancel = CancelToken::new();
+    let executor = Rc::new(Turns {
+        ran: ran.clone(),
+        stop_after: stop_after.map(|n| (n, cancel.clone())),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let (outcome, data) =
+        runtime.block_on(local.run_until(
+            Dispatcher::new(plan, dir, data_for(plan), selected, executor, cancel).run(),
+        ));
+    let ran = ran.borrow().clone();
+    (outcome, data, ran)
+}
+
+#[test]
+fn interleaved_cells_take_turns_one_repeat_per_visit_and_keep_every_repeat() {
+    let tmp = std::env::temp_dir().join(format!("lm-dispatch-turns-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dir = RunDir::open(&tmp);
+
+    // Sequential: each cell once, its repeats inside one load step.
+    let plan = ab_plan("sequential");
+    let (outcome, data, ran) = turns(&plan, &dir, &[true; 4], None);
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(
+        ran,
+        [
+            "replicas1_versiona",
+            "replicas1_versionb",
+            "replicas2_versiona",
+            "replicas2_versionb"
+        ]
+    );
+    assert!(data.manifest.visits.is_empty());
+
+    let plan = ab_plan("interleave");
+    let (outcome, data, ran) = turns(&plan, &dir, &[true; 4], None);
+    assert_eq!(outcome, Outcome::Completed);
+    let expected = [
+        "replicas1_versiona#1",
+        "replicas1_versionb#1",
+        "replicas1_versionb#2",
+        "replicas1_versiona#2",
+        "replicas2_versiona#1",
+        "replicas2_versionb#1",
+        "replicas2_versionb#2",
+        "replicas2_versiona#2",
+    ];
+    assert_eq!(ran, expected);
+    for (c, rec) in data.cells.iter().enumerate() {
+        assert_eq!(rec.status, CellStatus::Complete, "cell {c}");
+        assert_eq!(rec.runs.len(), 2, "cell {c}: both repeats kept");
+    }
+    let visits: Vec<String> = data
+        .manifest
+        .visits
+        .iter()
+        .map(|v| format!("{}#{}", v.cell, v.repeat))
+        .collect();
+    assert_eq!(visits, expected);
+    assert!(data.manifest.visits.iter().all(|v| v.finished.is_some()));
+    assert!(
+        data.manifest
+            .visits
+            .windows(2)
+            .all(|w| w[0].started <= w[1].started)
+    );
+    let written: Manifest =
+        serde_json::from_slice(&std::fs::read(tmp.join("run.json")).unwrap()).unwrap();
+    assert_eq!(written.visits, data.manifest.visits);
+
+    // A resume that kept the first combination measures the second, in the same turns.
+    let (_, _, ran) = turns(&plan, &dir, &[false, false, true, true], None);
+    assert_eq!(ran, expected[4..]);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_run_stopped_between_visits_keeps_no_cell_with_half_its_repeats() {
+    let tmp = std::env::temp_dir().join(format!("lm-dispatch-turns-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dir = RunDir::open(&tmp);
+    let plan = ab_plan("interleave");
+    // Stopped as the second visit (B, repeat 1) measures: A and B have one
+    // repeat of two each.
+    let (outcome, data, ran) = turns(&plan, &dir, &[true; 4], Some(2));
+    assert_eq!(outcome, Outcome::Interrupted);
+    assert_eq!(ran, ["replicas1_versiona#1", "replicas1_versionb#1"]);
+    let statuses: Vec<CellStatus> = data.manifest.cells.iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            CellStatus::Interrupted,
+            CellStatus::Interrupted,
+            CellStatus::Pending,
+            CellStatus::Pending
+        ]
+    );
+    assert!(!data.cells.iter().any(|r| r.status == CellStatus::Complete));
     let _ = std::fs::remove_dir_all(&tmp);
 }
