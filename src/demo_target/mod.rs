@@ -42,8 +42,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::plan::random::SplitMix64;
-use crate::plan::units;
+use crate::base::random::SplitMix64;
+use crate::base::units;
 
 use listen::{announce, shutdown_signal};
 pub use listen::{bind_listener, server_tls};

@@ -228,7 +228,7 @@ impl FieldKind for Count {
 
 impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::limits::thousands(u128::from(self.0)))
+        f.write_str(&crate::base::limits::thousands(u128::from(self.0)))
     }
 }
 
@@ -260,7 +260,7 @@ impl FieldKind for Number {
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.fract() == 0.0 && self.0 < 1e15 {
-            f.write_str(&crate::limits::thousands(self.0 as u128))
+            f.write_str(&crate::base::limits::thousands(self.0 as u128))
         } else {
             write!(f, "{}", self.0)
         }
@@ -279,7 +279,7 @@ fn string_only(value: &Scalar, what: &str, example: &str) -> Result<String, Stri
 
 impl FieldKind for std::time::Duration {
     fn parse(value: &Scalar) -> Result<Self, String> {
-        super::units::parse_duration(&string_only(value, "a duration", "2m")?)
+        crate::base::units::parse_duration(&string_only(value, "a duration", "2m")?)
     }
     fn literal_schema() -> Schema {
         json_schema!({ "type": "string", "pattern": DURATION_PATTERN, "examples": ["2m", "1.5s", "250ms"] })
@@ -296,7 +296,9 @@ impl FieldKind for Size {
     fn parse(value: &Scalar) -> Result<Self, String> {
         match value {
             Scalar::Int(i) if *i >= 0 => Ok(Size(*i as u64)),
-            other => super::units::parse_size(&string_only(other, "a size", "1GiB")?).map(Size),
+            other => {
+                crate::base::units::parse_size(&string_only(other, "a size", "1GiB")?).map(Size)
+            }
         }
     }
     fn literal_schema() -> Schema {
@@ -307,9 +309,9 @@ impl FieldKind for Size {
     }
 }
 
-impl FieldKind for super::units::ThinkTime {
+impl FieldKind for crate::base::units::ThinkTime {
     fn parse(value: &Scalar) -> Result<Self, String> {
-        super::units::parse_think_time(&string_only(value, "a think time", "0.5s..1s")?)
+        crate::base::units::parse_think_time(&string_only(value, "a think time", "0.5s..1s")?)
     }
     fn literal_schema() -> Schema {
         json_schema!({ "type": "string", "examples": ["0s", "1s", "0.5s..1s"] })

@@ -1,7 +1,7 @@
 //! Tokens, with numbers and their units (`500ms`, `1m30s`, `1%`) read whole.
 
 use super::{CmpOp, ParseError, Span, UnitKind};
-use crate::plan::units;
+use crate::base::units;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {

@@ -178,10 +178,10 @@ fn duration_inner(t: &str) -> Result<Duration, String> {
         total = total.checked_add(part).ok_or("too large")?;
         rest = after_unit;
     }
-    if total > crate::limits::MAX_DURATION.as_nanos() {
+    if total > crate::base::limits::MAX_DURATION.as_nanos() {
         return Err(format!(
             "too large: the limit is {} (30 days)",
-            format_duration(crate::limits::MAX_DURATION)
+            format_duration(crate::base::limits::MAX_DURATION)
         ));
     }
     let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| "too large")?;
@@ -504,7 +504,7 @@ mod tests {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
         let samples = [
-            crate::limits::MAX_DURATION,
+            crate::base::limits::MAX_DURATION,
             Duration::from_nanos(123_456_789_012),
             Duration::new(86_399, 999_999_999),
             Duration::from_nanos(999),
