@@ -209,7 +209,7 @@ fn duration_arg(flag: &'static str, value: &str) -> Result<Duration, DemoTargetE
     units::parse_duration_reason(value).map_err(|reason| DemoTargetError::InvalidDuration {
         flag,
         value: value.to_owned(),
-        reason,
+        reason: reason.to_string(),
     })
 }
 

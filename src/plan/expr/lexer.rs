@@ -223,7 +223,7 @@ fn lex_number(src: &str, start: usize) -> Result<Token, ParseError> {
     }
     let text = src.get(start..suffix_end).unwrap_or("");
     let duration = units::parse_duration(text)
-        .map_err(|e| ParseError::new(start..suffix_end, e).with_hint(UNIT_HINT))?;
+        .map_err(|e| ParseError::new(start..suffix_end, e.to_string()).with_hint(UNIT_HINT))?;
     Ok(Token {
         tok: Tok::Num {
             value: duration.as_nanos() as f64 / 1e6,

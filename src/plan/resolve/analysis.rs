@@ -66,11 +66,13 @@ pub(super) fn slo(
         };
         let per_request = crate::metrics::is_per_request(metric);
         let parsed = match expr::metric_kind(metric) {
-            _ if per_request => units::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0),
-            Some(MetricKind::Latency) => {
-                units::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0)
-            }
-            Some(MetricKind::Percent) => units::parse_percent(&text),
+            _ if per_request => units::parse_duration(&text)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .map_err(|e| e.to_string()),
+            Some(MetricKind::Latency) => units::parse_duration(&text)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .map_err(|e| e.to_string()),
+            Some(MetricKind::Percent) => units::parse_percent(&text).map_err(|e| e.to_string()),
             Some(_) => text
                 .trim()
                 .parse::<f64>()
