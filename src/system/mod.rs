@@ -48,7 +48,7 @@ pub enum BackendError {
     #[error("the {backend} backend is not available in this version: {why}")]
     Unsupported { backend: &'static str, why: String },
     #[error("{0}")]
-    Ready(String),
+    Ready(ready::ReadyError),
     /// The Docker engine cannot be reached; the text says why and what to do.
     #[error("{0}")]
     Engine(String),
