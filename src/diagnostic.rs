@@ -43,7 +43,7 @@ impl Diagnostic {
     }
 
     /// The same problem with every secret masked in what it says.
-    pub fn redacted(mut self, redactor: &crate::redact::Redactor) -> Self {
+    pub fn redacted(mut self, redactor: &crate::base::redact::Redactor) -> Self {
         self.message = redactor.redact(&self.message);
         self.hint = self.hint.map(|h| redactor.redact(&h));
         for n in &mut self.notes {

@@ -1,6 +1,7 @@
 //! loadmatrix: matrices of load tests from one declarative TOML plan.
 
 pub mod analysis;
+pub mod base;
 pub mod cancel;
 pub mod cli;
 pub mod commands;
@@ -9,10 +10,8 @@ pub mod diagnostic;
 pub mod engine;
 pub mod error;
 pub mod exit_code;
-pub mod limits;
 pub mod metrics;
 pub mod plan;
-pub mod redact;
 pub mod report;
 pub mod results;
 pub mod run;

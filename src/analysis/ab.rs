@@ -21,9 +21,6 @@ use crate::results::SummaryRow;
 /// The family-wise error rate: a 95% confidence for the whole family.
 pub const ALPHA: f64 = 0.05;
 
-/// Metrics every comparison covers, before the SLO's.
-const ALWAYS: [&str; 3] = ["rps", "p50", "p95"];
-
 /// One variant against its baseline, for one metric.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
@@ -59,31 +56,6 @@ pub struct Detail {
     pub delta_pct: f64,
     pub ci95: [f64; 2],
     pub significant: bool,
-}
-
-/// The metrics compared: rps, p50, p95, then the SLO's that a second records.
-pub fn metrics(slo: &IndexMap<String, f64>) -> Vec<String> {
-    let mut out: Vec<String> = ALWAYS.iter().map(|m| m.to_string()).collect();
-    for m in slo.keys() {
-        let taken = out
-            .iter()
-            .any(|o| crate::metrics::canonical(o) == crate::metrics::canonical(m));
-        if Stat::of(m).is_some() && !taken {
-            out.push(m.clone());
-        }
-    }
-    out
-}
-
-/// Threshold metrics `[analysis] ab` adds, all in percent:
-/// `ab_<metric>_pct` (the change) and `ab_<metric>_hi` (its interval's
-/// upper end).
-pub fn threshold_metrics(slo_keys: impl Iterator<Item = String>) -> Vec<String> {
-    let slo: IndexMap<String, f64> = slo_keys.map(|k| (k, 0.0)).collect();
-    metrics(&slo)
-        .iter()
-        .flat_map(|m| [format!("ab_{m}_pct"), format!("ab_{m}_hi")])
-        .collect()
 }
 
 pub(crate) fn seed(parts: &[&str]) -> u64 {
@@ -123,7 +95,7 @@ pub fn compare_rows(
     let Some(baseline) = baseline.or_else(|| rows.iter().find_map(|r| r.matrix.get(axis))) else {
         return Vec::new();
     };
-    let metrics = metrics(slo);
+    let metrics = crate::plan::ab::metrics(slo.keys().map(String::as_str));
     let others = |r: &SummaryRow| -> IndexMap<String, String> {
         r.matrix
             .iter()

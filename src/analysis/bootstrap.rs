@@ -9,7 +9,7 @@
 //! repetitions in random proportions and the spread between repetitions
 //! widens the interval as it should.
 
-use crate::plan::random::SplitMix64;
+use crate::base::random::SplitMix64;
 use crate::results::seconds::Second;
 
 /// Resamples per comparison: enough that the tails Holm's correction reads
@@ -291,6 +291,14 @@ pub fn holm(p: &[f64], alpha: f64) -> Vec<Holm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plan_compares_exactly_the_metrics_a_second_records() {
+        for name in crate::metrics::names() {
+            let per_second = crate::plan::ab::PER_SECOND.contains(&crate::metrics::canonical(name));
+            assert_eq!(Stat::of(name).is_some(), per_second, "{name}");
+        }
+    }
 
     #[test]
     fn holm_matches_a_hand_computation() {

@@ -166,7 +166,7 @@ fn fail_limit(run: &Run) -> f64 {
                 .cloned()
         })
         .and_then(|v| match v {
-            toml::Value::String(s) => crate::plan::units::parse_percent(&s).ok(),
+            toml::Value::String(s) => crate::base::units::parse_percent(&s).ok(),
             toml::Value::Integer(i) => Some(i as f64),
             toml::Value::Float(f) => Some(f),
             _ => None,
@@ -182,7 +182,7 @@ pub fn compare(
     force: bool,
     format: CompareFormat,
 ) -> Result<(), RunError> {
-    let max_regression_pct = crate::plan::units::parse_percent(max_regression)
+    let max_regression_pct = crate::base::units::parse_percent(max_regression)
         .map_err(|e| RunError::Usage(format!("--max-regression: {e}")))?;
     let (b, n) = (read(base)?, read(new)?);
     if !force && let Some(why) = unrelated(&b, &n) {

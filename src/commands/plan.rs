@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::base::units::format_duration;
 use crate::cli::PlanFormat;
 use crate::error::RunError;
-use crate::plan::units::format_duration;
 use crate::plan::{self, LoadModel, LoadOptions, Plan};
 use crate::report::table;
 
@@ -56,7 +56,7 @@ pub fn show(
         PlanFormat::Dot => plan.graph.to_dot(plan.cells.len()),
         PlanFormat::Text => plan_text(&plan, selected.as_deref()),
     };
-    let text = crate::redact::Redactor::new(&plan.secrets()).redact(&text);
+    let text = crate::base::redact::Redactor::new(&plan.secrets()).redact(&text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     Ok(())

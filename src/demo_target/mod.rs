@@ -42,8 +42,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::plan::random::SplitMix64;
-use crate::plan::units;
+use crate::base::random::SplitMix64;
+use crate::base::units;
 
 use listen::{announce, shutdown_signal};
 pub use listen::{bind_listener, server_tls};
@@ -209,7 +209,7 @@ fn duration_arg(flag: &'static str, value: &str) -> Result<Duration, DemoTargetE
     units::parse_duration_reason(value).map_err(|reason| DemoTargetError::InvalidDuration {
         flag,
         value: value.to_owned(),
-        reason,
+        reason: reason.to_string(),
     })
 }
 

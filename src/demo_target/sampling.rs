@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::plan::random::SplitMix64;
+use crate::base::random::SplitMix64;
 
 /// Service-time distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -9,29 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use rand::RngExt;
 use rand::rngs::SmallRng;
-use serde::Serialize;
 
-/// The order requests take rows in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RowOrder {
-    /// A seeded permutation per pass over the rows.
-    Shuffle,
-    Sequential,
-    /// Each request an independent uniform pick.
-    Random,
-}
-
-impl RowOrder {
-    pub fn parse(s: &str) -> Option<RowOrder> {
-        match s {
-            "shuffle" => Some(RowOrder::Shuffle),
-            "sequential" => Some(RowOrder::Sequential),
-            "random" => Some(RowOrder::Random),
-            _ => None,
-        }
-    }
-}
+use crate::base::request::RowOrder;
 
 /// Bytes per segment; a row larger than this gets a segment of its own.
 const SEGMENT: usize = 16 << 20;

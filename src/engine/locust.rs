@@ -125,7 +125,7 @@ pub struct LocustSpec {
     /// this process's `PATH`.
     pub path: Option<OsString>,
     /// Masks secrets in the processes' output before it reaches their logs.
-    pub redactor: std::sync::Arc<crate::redact::Redactor>,
+    pub redactor: std::sync::Arc<crate::base::redact::Redactor>,
 }
 
 impl LocustSpec {
@@ -251,8 +251,8 @@ const FINISH_GRACE: Duration = Duration::from_secs(30);
 const CANCEL_TERM_ALL: Duration = Duration::from_secs(1);
 const CANCEL_KILL: Duration = Duration::from_secs(2);
 const TAIL_LINES: usize = 25;
-const MAX_USERS: u64 = crate::limits::MAX_LOCUST_USERS;
-const MAX_WORKERS: usize = crate::limits::MAX_LOCUST_WORKERS;
+const MAX_USERS: u64 = crate::base::limits::MAX_LOCUST_USERS;
+const MAX_WORKERS: usize = crate::base::limits::MAX_LOCUST_WORKERS;
 
 fn invalid(msg: impl Into<String>) -> LocustError {
     LocustError::InvalidSpec(msg.into())
@@ -388,7 +388,7 @@ impl ProgressReader {
 }
 
 fn tail(path: &Path) -> String {
-    crate::system::local::tail(path, TAIL_LINES)
+    crate::base::child::tail(path, TAIL_LINES)
 }
 
 fn status_text(s: Option<ExitStatus>) -> String {

@@ -6,6 +6,7 @@
 mod conn;
 mod cpu;
 pub mod data;
+mod figures;
 mod h2conn;
 mod http1;
 pub mod locust;
@@ -27,11 +28,12 @@ mod stream_tests;
 #[cfg(test)]
 mod tests;
 
+pub use figures::{NameLatency, RowStream, SecondFigures, WindowSoFar};
 pub use native::{
-    CancelToken, Endpoint, EngineError, HttpVersion, LoadSpec, Model, NameLatency, Phase,
-    ProgressTick, RequestSpec, SecondFigures, Transport, WindowSoFar, run_load,
+    CancelToken, Endpoint, EngineError, HttpVersion, LoadSpec, Model, Phase, ProgressTick,
+    RequestSpec, Transport, run_load,
 };
 pub use stats::{
     CLIENT_BOUND_CPU_PCT, CellStats, ConnStats, FailureCounts, FailureKind, RequestStats,
-    RowStream, TimelineRow,
+    TimelineRow,
 };

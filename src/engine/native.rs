@@ -7,9 +7,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::figures::{NameLatency, WindowSoFar};
 pub use super::spec::{
-    Endpoint, EngineError, HttpVersion, LoadSpec, Model, NameLatency, Phase, ProgressTick,
-    RequestSpec, SecondFigures, Transport, WindowSoFar,
+    Endpoint, EngineError, HttpVersion, LoadSpec, Model, Phase, ProgressTick, RequestSpec,
+    Transport,
 };
 pub use crate::cancel::CancelToken;
 
@@ -29,8 +30,8 @@ use super::worker::{self, Live, Msg, Timing, WorkerArgs, WorkerOutput};
 const MAX_DRAIN: Duration = Duration::from_secs(5);
 /// Lets every worker build its runtime before the first scheduled request.
 const START_DELAY: Duration = Duration::from_millis(20);
-const MAX_WORKERS: usize = crate::limits::MAX_NATIVE_WORKERS;
-const MAX_USERS: u64 = crate::limits::MAX_NATIVE_USERS;
+const MAX_WORKERS: usize = crate::base::limits::MAX_NATIVE_WORKERS;
+const MAX_USERS: u64 = crate::base::limits::MAX_NATIVE_USERS;
 /// Upper bound for the coordinator's sleep, so cancellation is noticed quickly.
 const POLL: Duration = Duration::from_millis(100);
 

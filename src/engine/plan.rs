@@ -17,7 +17,8 @@ use rand::rngs::SmallRng;
 use super::conn::Outgoing;
 use super::data::RowSet;
 use super::h2conn::H2Outgoing;
-use super::spec::{EngineError, HttpVersion, LoadSpec, StreamMode};
+use super::spec::{EngineError, HttpVersion, LoadSpec};
+use crate::base::request::StreamMode;
 
 /// A request's parts as HTTP/2 sends them (built only for `http = "2"`).
 struct H2Parts {

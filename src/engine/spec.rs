@@ -8,6 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::figures::WindowSoFar;
+use crate::base::request::{StreamMode, StreamSlo};
+
 /// What to run: endpoints, request mix, load model and timing.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -48,44 +51,6 @@ pub enum HttpVersion {
     Http1,
     /// ALPN h2 over TLS, prior-knowledge h2c over plain TCP.
     Http2,
-}
-
-/// Per-request objectives behind goodput. A request meets them when it
-/// succeeded, its latency is within `e2e`, and, if streamed, its first event
-/// came within `ttft` and its mean gap between events (what vLLM calls
-/// TPOT) is within `itl`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamSlo {
-    pub ttft: Option<Duration>,
-    pub itl: Option<Duration>,
-    pub e2e: Option<Duration>,
-}
-
-impl StreamSlo {
-    pub fn is_set(&self) -> bool {
-        self.ttft.is_some() || self.itl.is_some() || self.e2e.is_some()
-    }
-}
-
-/// How a streamed response is cut into events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StreamMode {
-    /// Server-Sent Events: every `data:` line is an event; `data: [DONE]`
-    /// ends the stream and is not one.
-    Sse,
-    /// Every chunk of a chunked body (every read of body bytes otherwise).
-    Chunks,
-}
-
-impl StreamMode {
-    pub fn parse(s: &str) -> Option<StreamMode> {
-        match s {
-            "sse" => Some(StreamMode::Sse),
-            "chunks" => Some(StreamMode::Chunks),
-            _ => None,
-        }
-    }
 }
 
 impl LoadSpec {
@@ -291,48 +256,6 @@ pub struct ProgressTick {
     /// The measured window so far, counted over whole seconds every worker
     /// has closed: the same requests the cell's statistics will count.
     pub window: WindowSoFar,
-}
-
-/// The measured window so far, as the cell's statistics will count it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct WindowSoFar {
-    /// Whole seconds of the window closed by every worker.
-    pub secs: u64,
-    pub requests: u64,
-    pub failures: u64,
-    /// The last closed second.
-    pub last: Option<SecondFigures>,
-    /// Successful requests' percentiles per request name, when the mix has
-    /// more than one request.
-    pub by_name: Vec<NameLatency>,
-}
-
-/// One closed second of the measured window.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct SecondFigures {
-    /// Seconds since the start of the measured window.
-    pub t: u64,
-    pub requests: u64,
-    pub failures: u64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    /// Streamed responses' figures of that second, when the mix streams.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<super::stats::RowStream>,
-}
-
-impl WindowSoFar {
-    /// Requests per second over the closed seconds of the window.
-    pub fn rps(&self) -> Option<f64> {
-        (self.secs > 0).then(|| self.requests as f64 / self.secs as f64)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NameLatency {
-    pub name: String,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,8 @@ use hdrhistogram::Histogram;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::figures::{RowStream, SecondFigures, WindowSoFar};
+
 /// Generator CPU (percent of its workers' cores) at and above which a cell's
 /// figures may describe the load generator rather than the system under test.
 pub const CLIENT_BOUND_CPU_PCT: f64 = 90.0;
@@ -390,13 +392,6 @@ pub struct TimelineRow {
     pub stream: Option<RowStream>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RowStream {
-    pub ttft_p95_ms: f64,
-    pub itl_p95_ms: f64,
-    pub tokens_per_s: f64,
-}
-
 /// Result of one load run (one cell of the matrix).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellStats {
@@ -661,14 +656,14 @@ impl TimelineBuilder {
     }
 
     /// The leading rows every worker has closed: the measured window so far.
-    pub fn closed_so_far(&self) -> super::spec::WindowSoFar {
-        let mut w = super::spec::WindowSoFar::default();
+    pub fn closed_so_far(&self) -> WindowSoFar {
+        let mut w = WindowSoFar::default();
         for (t, row) in self.rows.iter().enumerate() {
             let Some(q) = row.done else { break };
             w.secs += 1;
             w.requests += row.requests;
             w.failures += row.failures;
-            w.last = Some(super::spec::SecondFigures {
+            w.last = Some(SecondFigures {
                 t: t as u64,
                 requests: row.requests,
                 failures: row.failures,

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use super::http1::BodySink;
-use super::spec::StreamMode;
 use super::usage::{Seek, Seen, UsageScan};
+use crate::base::request::StreamMode;
 
 const DATA: &[u8] = b"data:";
 const DONE: &[u8] = b"[DONE]";

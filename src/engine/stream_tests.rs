@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::spec::{StreamMode, StreamSlo};
 use super::*;
+use crate::base::request::{StreamMode, StreamSlo};
 use crate::demo_target::{DemoConfig, bind_listener, serve};
 
 /// A demo target on its own thread and runtime, stopped on drop.

@@ -22,9 +22,10 @@ use super::cpu;
 use super::h2conn::{H2Slot, Link, exchange_h2};
 use super::http1::BodySink;
 use super::plan::Plan;
-use super::spec::{LoadSpec, Model, StreamSlo};
+use super::spec::{LoadSpec, Model};
 use super::stream::Events;
 use super::usage::{Reader, Seen};
+use crate::base::request::StreamSlo;
 use hdrhistogram::Histogram;
 
 use super::stats::{FailureKind, RequestStats, RowPart, latency_histogram, record_n};

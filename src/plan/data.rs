@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::random::SplitMix64;
+use crate::base::random::SplitMix64;
+use crate::base::request::RowOrder;
 
 /// Largest data file accepted (1 GiB): its rendered requests are held in
 /// memory for the whole cell.
@@ -21,8 +22,6 @@ pub const MAX_SYNTHETIC_ROWS: u64 = 1_000_000;
 pub const BLOCK_WORDS: usize = 512;
 /// Most words `prompt(n, ...)` makes.
 pub const MAX_PROMPT_WORDS: u64 = 1_000_000;
-
-pub use crate::engine::data::RowOrder;
 
 /// A normal distribution of token counts, clipped to `[min, max]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::raw::RawMatrix;
 use super::spanned::Sp;
 use super::suggest::{Closeness, did_you_mean};
-use crate::limits::{MAX_CELLS, thousands};
+use crate::base::limits::{MAX_CELLS, thousands};
 
 /// One value of a matrix axis.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]

@@ -1,6 +1,7 @@
 //! The plan language: raw serde model, parsing with every error collected,
 //! templating, matrix expansion, validation, the step graph and the schema.
 
+pub(crate) mod ab;
 pub mod data;
 mod data_raw;
 pub(crate) mod expr;
@@ -9,14 +10,12 @@ pub mod matrix;
 pub(crate) mod model;
 pub(crate) mod order;
 pub(crate) mod parse;
-pub(crate) mod random;
 pub(crate) mod raw;
 pub(crate) mod resolve;
 pub mod roles;
 pub(crate) mod spanned;
 pub(crate) mod suggest;
 pub mod template;
-pub(crate) mod units;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +27,7 @@ pub(crate) use raw::CellOrder;
 pub use resolve::RunInfo;
 pub use roles::{Role, Roles};
 
+use crate::base::units;
 use crate::diagnostic::Diagnostic;
 use template::{EnvVars, Templates};
 
@@ -70,11 +70,11 @@ pub(crate) fn load(path: &Path, options: LoadOptions) -> Result<Plan, PlanError>
     load_bytes(path, bytes, options)
 }
 
-/// The plan's bytes, refusing more than [`crate::limits::MAX_PLAN_BYTES`]
+/// The plan's bytes, refusing more than [`crate::base::limits::MAX_PLAN_BYTES`]
 /// (a device or a wrong file would otherwise be read until memory runs out).
 fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let cap = crate::limits::MAX_PLAN_BYTES;
+    let cap = crate::base::limits::MAX_PLAN_BYTES;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(cap + 1)
@@ -132,7 +132,7 @@ pub fn load_str(path: &Path, text: &str, options: LoadOptions) -> Result<Plan, P
     // Messages may quote rendered values, and so the secrets read.
     let overrides = &options.overrides;
     let masked = |diags: Vec<crate::diagnostic::Diagnostic>| {
-        let redactor = crate::redact::Redactor::new(&env_vars.secrets());
+        let redactor = crate::base::redact::Redactor::new(&env_vars.secrets());
         let diags = place_overrides(diags, source.len(), overrides);
         PlanError::Invalid(diags.into_iter().map(|d| d.redacted(&redactor)).collect())
     };

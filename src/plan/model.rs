@@ -14,7 +14,7 @@ use super::matrix::CellValues;
 use super::raw::{Scope, StepKind};
 use super::spanned::{Backend, Engine, HttpMethod, WorkersAt};
 use super::template::Templates;
-use super::units::ThinkTime;
+use crate::base::units::ThinkTime;
 
 #[derive(Clone)]
 pub struct Plan {
@@ -77,20 +77,6 @@ impl Plan {
         match replica {
             Some((r, port)) => minijinja::context! { replica => r, port => port, ..base },
             None => base,
-        }
-    }
-
-    /// How a cell's native-engine requests travel: HTTP version,
-    /// connections and the plan's `[tls]`.
-    pub(crate) fn transport(&self, cell: &Cell) -> crate::engine::Transport {
-        use super::spanned::HttpVersion;
-        crate::engine::Transport {
-            http: match cell.load.http {
-                HttpVersion::Http1 => crate::engine::HttpVersion::Http1,
-                HttpVersion::Http2 => crate::engine::HttpVersion::Http2,
-            },
-            connections: cell.load.connections,
-            tls: self.tls.clone(),
         }
     }
 
@@ -440,7 +426,7 @@ pub(crate) struct Request {
     pub(crate) body: Option<String>,
     pub(crate) expect_status: Option<u16>,
     /// Time the response event by event (native engine).
-    pub(crate) stream: Option<crate::engine::spec::StreamMode>,
+    pub(crate) stream: Option<crate::base::request::StreamMode>,
     /// Rows for `row.*` in the path, headers and body.
     pub(crate) data: Option<crate::plan::data::RequestData>,
     /// The path template when it names `row` (`path` is its first row's).
@@ -535,13 +521,13 @@ pub(crate) struct AbAxis {
 }
 
 /// The per-request objectives (`ttft`, `itl`, `e2e`) of an SLO.
-pub(crate) fn stream_slo_of(slo: &IndexMap<String, f64>) -> crate::engine::spec::StreamSlo {
+pub(crate) fn stream_slo_of(slo: &IndexMap<String, f64>) -> crate::base::request::StreamSlo {
     let limit = |k: &str| {
         slo.get(k)
             .filter(|v| v.is_finite() && **v >= 0.0)
             .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
     };
-    crate::engine::spec::StreamSlo {
+    crate::base::request::StreamSlo {
         ttft: limit("ttft"),
         itl: limit("itl"),
         e2e: limit("e2e"),
@@ -551,7 +537,7 @@ pub(crate) fn stream_slo_of(slo: &IndexMap<String, f64>) -> crate::engine::spec:
 impl Plan {
     /// What the engine judges every request by: the search's SLO with
     /// `[search]`, else `[analysis] slo`.
-    pub(crate) fn engine_slo(&self) -> crate::engine::spec::StreamSlo {
+    pub(crate) fn engine_slo(&self) -> crate::base::request::StreamSlo {
         match &self.search {
             Some(s) => stream_slo_of(&s.slo),
             None => self.analysis.stream_slo(),
@@ -565,7 +551,7 @@ pub(crate) const DEFAULT_FAIL_LIMIT_PCT: f64 = 1.0;
 
 impl Analysis {
     /// The per-request objectives of the SLO, for the engine to judge.
-    pub(crate) fn stream_slo(&self) -> crate::engine::spec::StreamSlo {
+    pub(crate) fn stream_slo(&self) -> crate::base::request::StreamSlo {
         stream_slo_of(&self.slo)
     }
 

@@ -40,18 +40,40 @@ pub struct Override {
     pub(crate) value: String,
 }
 
+/// Why a `--set` cannot be read or applied; its text is what the user reads.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum OverrideError {
+    #[error(
+        "`--set {0}` has no `=`; write it as KEY=VALUE, e.g. --set vars.lb=http://127.0.0.1:8080"
+    )]
+    NoEquals(String),
+    #[error(
+        "`--set {text}`: the key `{key}` has an empty part; write a dotted path like cell.duration"
+    )]
+    EmptyPart { text: String, key: String },
+    #[error("`--set` needs a key")]
+    NoKey,
+    #[error("`--set {key}=...`: the plan has no matrix axis `{axis}`; {hint}")]
+    NoAxis {
+        key: String,
+        axis: String,
+        hint: String,
+    },
+    #[error("`--set {key}=...`: `{part}` is not a table in this plan")]
+    NotTable { key: String, part: String },
+}
+
 impl Override {
-    pub(crate) fn parse(text: &str) -> Result<Override, String> {
+    pub(crate) fn parse(text: &str) -> Result<Override, OverrideError> {
         let Some((key, value)) = text.split_once('=') else {
-            return Err(format!(
-                "`--set {text}` has no `=`; write it as KEY=VALUE, e.g. --set vars.lb=http://127.0.0.1:8080"
-            ));
+            return Err(OverrideError::NoEquals(text.to_string()));
         };
         let path: Vec<String> = key.trim().split('.').map(|s| s.trim().to_owned()).collect();
         if path.iter().any(|p| p.is_empty()) {
-            return Err(format!(
-                "`--set {text}`: the key `{key}` has an empty part; write a dotted path like cell.duration"
-            ));
+            return Err(OverrideError::EmptyPart {
+                text: text.to_string(),
+                key: key.to_string(),
+            });
         }
         Ok(Override {
             path,
@@ -246,7 +268,7 @@ pub(crate) fn parse_raw(
     {
         if let Err(message) = apply_override(&mut root, o, base) {
             c.fatal = true;
-            c.push(None, message, None);
+            c.push(None, message.to_string(), None);
         }
     }
 
@@ -340,7 +362,11 @@ pub(crate) fn override_bases(source_len: usize, overrides: &[Override]) -> Vec<u
         .collect()
 }
 
-fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override, base: usize) -> Result<(), String> {
+fn apply_override<'i>(
+    root: &mut DeTable<'i>,
+    o: &'i Override,
+    base: usize,
+) -> Result<(), OverrideError> {
     let shown = o.path.join(".");
     let key_span = base..base + shown.len();
     let value_span = key_span.end + 1..key_span.end + 1 + o.value.len();
@@ -353,7 +379,7 @@ fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override, base: usize) -> R
         Err(_) => DeValue::String(Cow::Owned(o.value.clone())),
     };
     let Some((last, parents)) = o.path.split_last() else {
-        return Err("`--set` needs a key".into());
+        return Err(OverrideError::NoKey);
     };
     // `matrix.X` replaces the values of an axis the plan declares; an axis
     // of its own would only repeat every cell (no template reads it).
@@ -373,9 +399,11 @@ fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override, base: usize) -> R
                         format!("its axes are: {}", axes.join(", "))
                     }
                 });
-            return Err(format!(
-                "`--set {shown}=...`: the plan has no matrix axis `{axis}`; {hint}"
-            ));
+            return Err(OverrideError::NoAxis {
+                key: shown,
+                axis: axis.clone(),
+                hint,
+            });
         }
     }
     let mut table = root;
@@ -387,9 +415,10 @@ fn apply_override<'i>(root: &mut DeTable<'i>, o: &'i Override, base: usize) -> R
         match entry.get_mut() {
             DeValue::Table(t) => table = t,
             _ => {
-                return Err(format!(
-                    "`--set {shown}=...`: `{part}` is not a table in this plan"
-                ));
+                return Err(OverrideError::NotTable {
+                    key: shown,
+                    part: part.clone(),
+                });
             }
         }
     }

@@ -11,7 +11,7 @@ use super::spanned::{
     Backend, Count, Engine, HttpMethod, HttpVersion, Number, Scalar, Size, Sp, Text, Tmpl,
     WorkersAt,
 };
-use super::units::ThinkTime;
+use crate::base::units::ThinkTime;
 
 /// A loadmatrix plan: a matrix of load tests, how to scale the system under
 /// test, what load to send, what to check first and what must hold.

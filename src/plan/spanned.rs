@@ -112,10 +112,43 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// Why a (rendered) scalar is not the typed value its field wants. Its text
+/// is what the user reads after the field's name.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum FieldError {
+    #[error("expected true or false, found {0}")]
+    NotBool(Scalar),
+    #[error("expected a whole number, found {0}")]
+    NotWhole(Scalar),
+    #[error("expected a whole number >= 0, found {0}")]
+    NegativeWhole(i64),
+    #[error("expected a number, found {0}")]
+    NotNumber(Scalar),
+    #[error("expected a number >= 0, found {0}")]
+    NotNonNegative(f64),
+    /// A number where a unit value must be written as a string.
+    #[error("expected {what} as a string like \"{example}\", found {found}")]
+    NotString {
+        what: &'static str,
+        example: &'static str,
+        found: Scalar,
+    },
+    #[error(transparent)]
+    Unit(#[from] crate::base::units::UnitError),
+    /// Not one of a keyword field's words; `found` as written (a string in
+    /// quotes), `hint` the nearest word.
+    #[error("expected one of {}, found {found}{}", quote_list(.expected), .hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    NotKeyword {
+        expected: &'static [&'static str],
+        found: String,
+        hint: Option<String>,
+    },
+}
+
 /// A kind of typed plan value: how to read it from a (rendered) scalar and how
 /// its literal form looks in the JSON Schema.
 pub(crate) trait FieldKind: Sized {
-    fn parse(value: &Scalar) -> Result<Self, String>;
+    fn parse(value: &Scalar) -> Result<Self, FieldError>;
     fn literal_schema() -> Schema;
 }
 
@@ -177,7 +210,7 @@ pub(crate) const TEMPLATE_PATTERN: &str = r"\{[{%]";
 pub(crate) type Text = Tmpl<String>;
 
 impl FieldKind for String {
-    fn parse(value: &Scalar) -> Result<Self, String> {
+    fn parse(value: &Scalar) -> Result<Self, FieldError> {
         match value {
             Scalar::Str(s) => Ok(s.clone()),
             Scalar::Int(_) | Scalar::Float(_) | Scalar::Bool(_) => Ok(value.to_string()),
@@ -189,12 +222,12 @@ impl FieldKind for String {
 }
 
 impl FieldKind for bool {
-    fn parse(value: &Scalar) -> Result<Self, String> {
+    fn parse(value: &Scalar) -> Result<Self, FieldError> {
         match value {
             Scalar::Bool(b) => Ok(*b),
             Scalar::Str(s) if s.trim() == "true" => Ok(true),
             Scalar::Str(s) if s.trim() == "false" => Ok(false),
-            other => Err(format!("expected true or false, found {other}")),
+            other => Err(FieldError::NotBool(other.clone())),
         }
     }
     fn literal_schema() -> Schema {
@@ -207,19 +240,19 @@ impl FieldKind for bool {
 pub(crate) struct Count(pub u64);
 
 impl FieldKind for Count {
-    fn parse(value: &Scalar) -> Result<Self, String> {
+    fn parse(value: &Scalar) -> Result<Self, FieldError> {
         let n = match value {
             Scalar::Int(i) => *i,
             Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => *f as i64,
             Scalar::Str(s) => match s.trim().parse::<i64>() {
                 Ok(n) => n,
-                Err(_) => return Err(format!("expected a whole number, found {value}")),
+                Err(_) => return Err(FieldError::NotWhole(value.clone())),
             },
-            other => return Err(format!("expected a whole number, found {other}")),
+            other => return Err(FieldError::NotWhole(other.clone())),
         };
         u64::try_from(n)
             .map(Count)
-            .map_err(|_| format!("expected a whole number >= 0, found {n}"))
+            .map_err(|_| FieldError::NegativeWhole(n))
     }
     fn literal_schema() -> Schema {
         json_schema!({ "type": "integer", "minimum": 0 })
@@ -228,7 +261,7 @@ impl FieldKind for Count {
 
 impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::limits::thousands(u128::from(self.0)))
+        f.write_str(&crate::base::limits::thousands(u128::from(self.0)))
     }
 }
 
@@ -237,18 +270,18 @@ impl fmt::Display for Count {
 pub(crate) struct Number(pub f64);
 
 impl FieldKind for Number {
-    fn parse(value: &Scalar) -> Result<Self, String> {
+    fn parse(value: &Scalar) -> Result<Self, FieldError> {
         let x = match value {
             Scalar::Int(i) => *i as f64,
             Scalar::Float(f) => *f,
             Scalar::Str(s) => s
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| format!("expected a number, found {value}"))?,
-            Scalar::Bool(_) => return Err(format!("expected a number, found {value}")),
+                .map_err(|_| FieldError::NotNumber(value.clone()))?,
+            Scalar::Bool(_) => return Err(FieldError::NotNumber(value.clone())),
         };
         if !x.is_finite() || x < 0.0 {
-            return Err(format!("expected a number >= 0, found {x}"));
+            return Err(FieldError::NotNonNegative(x));
         }
         Ok(Number(x))
     }
@@ -260,26 +293,33 @@ impl FieldKind for Number {
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.fract() == 0.0 && self.0 < 1e15 {
-            f.write_str(&crate::limits::thousands(self.0 as u128))
+            f.write_str(&crate::base::limits::thousands(self.0 as u128))
         } else {
             write!(f, "{}", self.0)
         }
     }
 }
 
-fn string_only(value: &Scalar, what: &str, example: &str) -> Result<String, String> {
+fn string_only(
+    value: &Scalar,
+    what: &'static str,
+    example: &'static str,
+) -> Result<String, FieldError> {
     match value {
         Scalar::Str(s) => Ok(s.clone()),
         Scalar::Int(0) => Ok("0".into()),
-        other => Err(format!(
-            "expected {what} as a string like \"{example}\", found {other}"
-        )),
+        other => Err(FieldError::NotString {
+            what,
+            example,
+            found: other.clone(),
+        }),
     }
 }
 
 impl FieldKind for std::time::Duration {
-    fn parse(value: &Scalar) -> Result<Self, String> {
-        super::units::parse_duration(&string_only(value, "a duration", "2m")?)
+    fn parse(value: &Scalar) -> Result<Self, FieldError> {
+        let text = string_only(value, "a duration", "2m")?;
+        Ok(crate::base::units::parse_duration(&text)?)
     }
     fn literal_schema() -> Schema {
         json_schema!({ "type": "string", "pattern": DURATION_PATTERN, "examples": ["2m", "1.5s", "250ms"] })
@@ -293,10 +333,13 @@ pub(crate) const DURATION_PATTERN: &str = r"^\s*(0|([0-9]+(\.[0-9]+)?(us|µs|ms|
 pub(crate) struct Size(pub u64);
 
 impl FieldKind for Size {
-    fn parse(value: &Scalar) -> Result<Self, String> {
+    fn parse(value: &Scalar) -> Result<Self, FieldError> {
         match value {
             Scalar::Int(i) if *i >= 0 => Ok(Size(*i as u64)),
-            other => super::units::parse_size(&string_only(other, "a size", "1GiB")?).map(Size),
+            other => {
+                let text = string_only(other, "a size", "1GiB")?;
+                Ok(Size(crate::base::units::parse_size(&text)?))
+            }
         }
     }
     fn literal_schema() -> Schema {
@@ -307,9 +350,10 @@ impl FieldKind for Size {
     }
 }
 
-impl FieldKind for super::units::ThinkTime {
-    fn parse(value: &Scalar) -> Result<Self, String> {
-        super::units::parse_think_time(&string_only(value, "a think time", "0.5s..1s")?)
+impl FieldKind for crate::base::units::ThinkTime {
+    fn parse(value: &Scalar) -> Result<Self, FieldError> {
+        let text = string_only(value, "a think time", "0.5s..1s")?;
+        Ok(crate::base::units::parse_think_time(&text)?)
     }
     fn literal_schema() -> Schema {
         json_schema!({ "type": "string", "examples": ["0s", "1s", "0.5s..1s"] })
@@ -333,21 +377,18 @@ macro_rules! keyword_kind {
         }
 
         impl FieldKind for $ty {
-            fn parse(value: &Scalar) -> Result<Self, String> {
+            fn parse(value: &Scalar) -> Result<Self, FieldError> {
                 let text = match value {
                     Scalar::Str(s) => s.trim(),
-                    other => return Err(format!("expected one of {}, found {other}", quote_list(Self::ALL))),
+                    other => return Err(FieldError::NotKeyword { expected: Self::ALL, found: other.to_string(), hint: None }),
                 };
                 match text {
                     $($text => Ok($ty::$variant),)+
-                    other => {
-                        let mut msg = format!("expected one of {}, found \"{other}\"", quote_list(Self::ALL));
-                        if let Some(h) = super::suggest::did_you_mean(other, Self::ALL.iter().copied(), super::suggest::Closeness::Similar) {
-                            msg.push_str("; ");
-                            msg.push_str(&h);
-                        }
-                        Err(msg)
-                    }
+                    other => Err(FieldError::NotKeyword {
+                        expected: Self::ALL,
+                        found: format!("\"{other}\""),
+                        hint: super::suggest::did_you_mean(other, Self::ALL.iter().copied(), super::suggest::Closeness::Similar),
+                    }),
                 }
             }
             fn literal_schema() -> Schema {

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Environment, UndefinedBehavior};
 
-use super::random::SharedSplitMix64;
-use crate::limits::{REPORT_FUEL, REPORT_OUTPUT, TEMPLATE_FUEL, TEMPLATE_OUTPUT};
+use crate::base::limits::{REPORT_FUEL, REPORT_OUTPUT, TEMPLATE_FUEL, TEMPLATE_OUTPUT};
+use crate::base::random::SharedSplitMix64;
 
 /// The process environment as seen by templates.
 #[derive(Debug, Default)]
@@ -180,7 +180,7 @@ fn render_bounded(
 fn limit_message(limit: usize, per: &str) -> String {
     format!(
         "renders more than {} (the limit {per})",
-        crate::plan::units::format_size(limit as u64)
+        crate::base::units::format_size(limit as u64)
     )
 }
 
@@ -243,7 +243,7 @@ fn random_int(low: i64, high: i64) -> Result<i64, minijinja::Error> {
     Ok(low + (RANDOM.next_u64() % span.max(1)) as i64)
 }
 
-pub use crate::redact::MASK;
+pub use crate::base::redact::MASK;
 
 #[cfg(test)]
 mod tests {
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(out, "Bearer s3cr3t-value");
         assert_eq!(t.env_vars.secrets(), vec!["s3cr3t-value".to_string()]);
         assert_eq!(
-            crate::redact::Redactor::new(&t.env_vars.secrets()).redact(&out),
+            crate::base::redact::Redactor::new(&t.env_vars.secrets()).redact(&out),
             "Bearer ***"
         );
     }

@@ -343,7 +343,7 @@ fn template_error(name: &str, source: &str, e: &minijinja::Error) -> String {
     match (e.kind(), snippet) {
         (minijinja::ErrorKind::OutOfFuel, _) => format!(
             "report template {name}{line}: does more work than a report may ({} units of fuel): a loop that never ends, or one over far more items than the run has?",
-            crate::limits::thousands(u128::from(crate::limits::REPORT_FUEL))
+            crate::base::limits::thousands(u128::from(crate::base::limits::REPORT_FUEL))
         ),
         (minijinja::ErrorKind::UndefinedError, Some(expr)) => format!(
             "report template {name}{line}: `{expr}` is undefined (the context is documented in docs/templates.md)"

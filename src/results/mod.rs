@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::redact::Redactor;
+use crate::base::redact::Redactor;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use lock::RunLock;

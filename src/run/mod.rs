@@ -27,7 +27,7 @@ use watch::Watch;
 /// Parses `--set KEY=VALUE` arguments.
 pub fn parse_overrides(set: &[String]) -> Result<Vec<Override>, RunError> {
     set.iter()
-        .map(|s| Override::parse(s).map_err(RunError::Usage))
+        .map(|s| Override::parse(s).map_err(|e| RunError::Usage(e.to_string())))
         .collect()
 }
 
@@ -57,7 +57,7 @@ fn open_resume(dir: &Path) -> Result<Resume, RunError> {
 fn merge_overrides(recorded: &[String], given: Vec<Override>) -> Result<Vec<Override>, RunError> {
     let mut out = Vec::new();
     for text in recorded {
-        let o = Override::parse(text).map_err(RunError::Usage)?;
+        let o = Override::parse(text).map_err(|e| RunError::Usage(e.to_string()))?;
         if given.iter().any(|g| g.path == o.path) {
             continue;
         }

@@ -51,8 +51,23 @@ pub fn authority(url: &str) -> String {
         .to_string()
 }
 
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, String> {
-    let mut resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+/// Why a scrape read nothing; its text goes into the run's problems.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("HTTP {status}: redirected to {to}, which is not followed (scrape the final URL)")]
+    Redirected { status: u16, to: String },
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("body larger than {} MiB", MAX_BODY >> 20)]
+    TooLarge,
+    #[error("body is not UTF-8 text")]
+    NotText,
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, FetchError> {
+    let mut resp = client.get(url).send().await?;
     if resp.status().is_redirection() {
         // Not followed: a target must not send the scraper to another host.
         let to = resp
@@ -60,22 +75,22 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, String> {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("nowhere");
-        return Err(format!(
-            "HTTP {}: redirected to {to}, which is not followed (scrape the final URL)",
-            resp.status().as_u16()
-        ));
+        return Err(FetchError::Redirected {
+            status: resp.status().as_u16(),
+            to: to.to_string(),
+        });
     }
     if !resp.status().is_success() {
-        return Err(format!("HTTP {}", resp.status().as_u16()));
+        return Err(FetchError::Status(resp.status().as_u16()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("body larger than {} MiB", MAX_BODY >> 20));
+            return Err(FetchError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_string())
+    String::from_utf8(body).map_err(|_| FetchError::NotText)
 }
 
 /// Scrapes every job's targets from the beginning of the measured window
@@ -172,7 +187,7 @@ pub async fn scrape(
                     }
                     Err(e) => {
                         f.1 += 1;
-                        f.2.get_or_insert(e);
+                        f.2.get_or_insert(e.to_string());
                     }
                 }
             }

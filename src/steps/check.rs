@@ -179,7 +179,7 @@ async fn check_kind(
         CheckKind::Disk { path, min_free } => {
             let free =
                 free_bytes(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
-            let shown = crate::plan::units::format_size;
+            let shown = crate::base::units::format_size;
             if free >= *min_free {
                 Ok(format!("{} free at {}", shown(free), path.display()))
             } else {

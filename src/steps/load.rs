@@ -10,7 +10,7 @@ use crate::engine::{
     self, CancelToken, CellStats, Endpoint, LoadSpec, Model, ProgressTick, RequestSpec,
 };
 use crate::plan::model::ScrapeTarget;
-use crate::plan::spanned::Engine as EngineKind;
+use crate::plan::spanned::{Engine as EngineKind, HttpVersion};
 use crate::plan::{Cell, LoadModel, Plan};
 use crate::scrape::aggregate::aggregate;
 use crate::scrape::scraper;
@@ -152,7 +152,20 @@ fn load_spec(
         duration,
         request_timeout: cell.load.timeout,
         slo: ctx.plan.engine_slo(),
-        transport: ctx.plan.transport(cell),
+        transport: transport(&ctx.plan, cell),
+    }
+}
+
+/// How a cell's native-engine requests travel: HTTP version,
+/// connections and the plan's `[tls]`.
+fn transport(plan: &Plan, cell: &Cell) -> engine::Transport {
+    engine::Transport {
+        http: match cell.load.http {
+            HttpVersion::Http1 => engine::HttpVersion::Http1,
+            HttpVersion::Http2 => engine::HttpVersion::Http2,
+        },
+        connections: cell.load.connections,
+        tls: plan.tls.clone(),
     }
 }
 
@@ -286,7 +299,7 @@ async fn measure_baseline(
         duration,
         request_timeout: cell.load.timeout,
         slo: Default::default(),
-        transport: ctx.plan.transport(cell),
+        transport: transport(&ctx.plan, cell),
     };
     let cancel = ctx.cancel.clone();
     let stats = tokio::task::spawn_blocking(move || engine::run_load(&spec, cancel, &|_| {}))

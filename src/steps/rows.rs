@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use minijinja::Value;
 
+use crate::base::limits::TEMPLATE_OUTPUT;
 use crate::engine::data::{RowSet, RowSetBuilder};
-use crate::limits::TEMPLATE_OUTPUT;
 use crate::plan::data::{DataError, DataSource, RequestData, for_each_row};
 use crate::plan::model::Request;
 use crate::plan::template::Templates;

@@ -18,6 +18,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
+use super::ready::ReadyError;
 use super::{BackendError, SystemSample};
 use crate::plan::{Ready, ReadyTarget};
 
@@ -376,7 +377,7 @@ impl Fleet {
 
     /// Health status from Docker when the containers have a healthcheck,
     /// else the plan's readiness probe; a replica dying ends the wait.
-    pub async fn wait_ready(&self, ready: &Ready) -> Result<Duration, String> {
+    pub async fn wait_ready(&self, ready: &Ready) -> Result<Duration, ReadyError> {
         let start = Instant::now();
         if self.has_healthcheck().await {
             return self.wait_healthy(ready, start).await;
@@ -385,12 +386,10 @@ impl Fleet {
         if matches!(ready.target, ReadyTarget::Path(_) | ReadyTarget::Tcp)
             && endpoints.len() < self.replicas.len()
         {
-            return Err(format!(
-                "{} of {} replicas publish no port on 127.0.0.1, so readiness cannot be probed \
-                 (set the container port in the plan)",
-                self.replicas.len() - endpoints.len(),
-                self.replicas.len()
-            ));
+            return Err(ReadyError::NoPort {
+                unprobed: self.replicas.len() - endpoints.len(),
+                replicas: self.replicas.len(),
+            });
         }
         let watch = async {
             loop {
@@ -408,7 +407,7 @@ impl Fleet {
         let mut never_failed = || None;
         tokio::select! {
             r = super::ready::wait_ready(ready, &endpoints, &mut never_failed) => r,
-            why = watch => Err(why),
+            why = watch => Err(ReadyError::Failed(why)),
         }
     }
 
@@ -423,7 +422,7 @@ impl Fleet {
         false
     }
 
-    async fn wait_healthy(&self, ready: &Ready, start: Instant) -> Result<Duration, String> {
+    async fn wait_healthy(&self, ready: &Ready, start: Instant) -> Result<Duration, ReadyError> {
         loop {
             let mut pending = Vec::new();
             for r in &self.replicas {
@@ -435,7 +434,9 @@ impl Fleet {
                     }
                 };
                 if !is_running(&c) {
-                    return Err(describe_death(&self.docker, r, &c).await);
+                    return Err(ReadyError::Failed(
+                        describe_death(&self.docker, r, &c).await,
+                    ));
                 }
                 let health = c
                     .state
@@ -451,11 +452,10 @@ impl Fleet {
                 return Ok(start.elapsed());
             }
             if start.elapsed() >= ready.timeout {
-                return Err(format!(
-                    "not healthy after {:?}: {}",
-                    ready.timeout,
-                    pending.join(", ")
-                ));
+                return Err(ReadyError::Unhealthy {
+                    timeout: ready.timeout,
+                    pending,
+                });
             }
             tokio::time::sleep(ready.interval).await;
         }

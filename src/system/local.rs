@@ -7,8 +7,7 @@
 //! SIGKILL. The parent-death signal follows the spawning *thread*: spawn only
 //! from the thread that lives for the whole run (the dispatcher's).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 use indexmap::IndexMap;
 
 use super::BackendError;
-use super::process::describe_exit;
+use crate::base::child::{describe_exit, die_with_parent, tail};
 
 #[derive(Debug)]
 struct Replica {
@@ -234,7 +233,7 @@ fn spawn(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
-    super::die_with_parent(&mut cmd);
+    die_with_parent(&mut cmd);
     let mut child = cmd.spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
         use std::io::Write;
@@ -272,19 +271,4 @@ fn stop(child: &mut Child) -> String {
         "killed after {}s",
         super::supervise::STOP_GRACE.as_secs() + 1
     )
-}
-
-/// The last `lines` lines of a log file.
-pub fn tail(path: &Path, lines: usize) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(16 * 1024);
-    let _ = f.seek(SeekFrom::Start(start));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

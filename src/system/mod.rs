@@ -15,27 +15,6 @@ pub mod swarm;
 
 pub use backend::{Backend, ScaleRequest};
 
-/// Makes a child die with this process: SIGKILL on the parent's death
-/// (PR_SET_PDEATHSIG). The signal follows the *thread* that spawns, so spawn
-/// from a thread that lives as long as the child should.
-pub fn die_with_parent(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-}
-
 /// One sample of one replica, a row of `system.csv`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SystemSample {
@@ -69,7 +48,7 @@ pub enum BackendError {
     #[error("the {backend} backend is not available in this version: {why}")]
     Unsupported { backend: &'static str, why: String },
     #[error("{0}")]
-    Ready(String),
+    Ready(ready::ReadyError),
     /// The Docker engine cannot be reached; the text says why and what to do.
     #[error("{0}")]
     Engine(String),

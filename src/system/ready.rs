@@ -5,13 +5,43 @@ use std::time::{Duration, Instant};
 
 use crate::plan::{Ready, ReadyTarget};
 
+/// Why the system did not become ready; its text is what the user reads.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadyError {
+    #[error("cannot build an HTTP client: {0}")]
+    Client(String),
+    /// The system failed while it was awaited (a replica exited or died).
+    #[error("{0}")]
+    Failed(String),
+    /// A certificate the probe does not trust: waiting will not change it.
+    #[error("tls: {url}: {reason}")]
+    Certificate { url: String, reason: String },
+    #[error("not ready after {timeout:?}: {pending} of the endpoints still failing (last: {last})")]
+    TimedOut {
+        timeout: Duration,
+        pending: usize,
+        last: String,
+    },
+    /// Docker healthchecks that did not report healthy in time.
+    #[error("not healthy after {timeout:?}: {}", .pending.join(", "))]
+    Unhealthy {
+        timeout: Duration,
+        pending: Vec<String>,
+    },
+    #[error(
+        "{unprobed} of {replicas} replicas publish no port on 127.0.0.1, so readiness cannot be probed \
+         (set the container port in the plan)"
+    )]
+    NoPort { unprobed: usize, replicas: usize },
+}
+
 /// Waits until `ready` holds for `endpoints`. `failed` is asked between polls
 /// whether the system already failed (a replica exited), to stop early.
 pub async fn wait_ready(
     ready: &Ready,
     endpoints: &[String],
     failed: &mut dyn FnMut() -> Option<String>,
-) -> Result<Duration, String> {
+) -> Result<Duration, ReadyError> {
     let start = Instant::now();
     let client = crate::tls::TlsSettings::http_client(ready.tls.as_ref())
         .timeout(
@@ -22,7 +52,7 @@ pub async fn wait_ready(
         )
         .no_proxy()
         .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        .map_err(|e| ReadyError::Client(e.to_string()))?;
     let targets: Vec<String> = match &ready.target {
         ReadyTarget::Nothing => return Ok(Duration::ZERO),
         ReadyTarget::Url(u) => vec![u.clone()],
@@ -33,18 +63,20 @@ pub async fn wait_ready(
     let mut last_error = String::new();
     loop {
         if let Some(reason) = failed() {
-            return Err(reason);
+            return Err(ReadyError::Failed(reason));
         }
         let mut still = Vec::new();
         for t in pending {
             let result = match ready.target {
-                ReadyTarget::Tcp => tcp_ready(&t).await.map_err(Failure::Other),
+                ReadyTarget::Tcp => tcp_ready(&t).await,
                 _ => http_ready(&client, &t).await,
             };
             match result {
                 // A certificate that is not trusted now will not be on the
                 // next poll: no point waiting out the timeout.
-                Err(Failure::Tls(e)) => return Err(e),
+                Err(Failure::Tls { url, reason }) => {
+                    return Err(ReadyError::Certificate { url, reason });
+                }
                 Err(Failure::Other(e)) => {
                     last_error = e;
                     still.push(t);
@@ -57,11 +89,11 @@ pub async fn wait_ready(
             return Ok(start.elapsed());
         }
         if start.elapsed() >= ready.timeout {
-            return Err(format!(
-                "not ready after {:?}: {} of the endpoints still failing (last: {last_error})",
-                ready.timeout,
-                pending.len()
-            ));
+            return Err(ReadyError::TimedOut {
+                timeout: ready.timeout,
+                pending: pending.len(),
+                last: last_error,
+            });
         }
         tokio::time::sleep(ready.interval).await;
     }
@@ -69,7 +101,10 @@ pub async fn wait_ready(
 
 enum Failure {
     /// The TLS handshake failed on a certificate: a configuration problem.
-    Tls(String),
+    Tls {
+        url: String,
+        reason: String,
+    },
     Other(String),
 }
 
@@ -86,9 +121,10 @@ async fn http_ready(client: &reqwest::Client, url: &str) -> Result<(), Failure> 
                 cur = inner.source();
             }
             match crate::tls::chain_reason(&e).or_else(|| crate::tls::text_reason(&text)) {
-                Some(reason) if is_certificate_problem(&reason) => {
-                    Err(Failure::Tls(format!("tls: {url}: {reason}")))
-                }
+                Some(reason) if is_certificate_problem(&reason) => Err(Failure::Tls {
+                    url: url.to_string(),
+                    reason,
+                }),
                 Some(reason) => Err(Failure::Other(format!("{url}: tls: {reason}"))),
                 None => Err(Failure::Other(format!("{url}: {text}"))),
             }
@@ -100,7 +136,7 @@ fn is_certificate_problem(reason: &str) -> bool {
     reason.contains("certificate") || reason.starts_with("name mismatch")
 }
 
-async fn tcp_ready(base: &str) -> Result<(), String> {
+async fn tcp_ready(base: &str) -> Result<(), Failure> {
     let hostport = base
         .trim_start_matches("http://")
         .split('/')
@@ -110,5 +146,5 @@ async fn tcp_ready(base: &str) -> Result<(), String> {
     tokio::net::TcpStream::connect(&hostport)
         .await
         .map(|_| ())
-        .map_err(|e| format!("{hostport}: {e}"))
+        .map_err(|e| Failure::Other(format!("{hostport}: {e}")))
 }

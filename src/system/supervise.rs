@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::redact::Redactor;
+use crate::base::redact::Redactor;
 
 /// How long a replica's group gets to exit after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -124,7 +124,7 @@ pub fn supervise(args: SuperviseArgs) -> Result<i32, String> {
         let log = log.clone();
         let redactor = redactor.clone();
         pumps.push(std::thread::spawn(move || {
-            crate::redact::pump(stream, &*log, &redactor)
+            crate::base::redact::pump(stream, &*log, &redactor)
         }));
     }
     let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));

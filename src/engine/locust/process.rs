@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::redact::Redactor;
+use crate::base::redact::Redactor;
 
 /// How long the master may live on after writing its result.
 const EXIT_AFTER_RESULT: Duration = Duration::from_secs(5);
@@ -113,7 +113,7 @@ impl Procs {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        crate::system::die_with_parent(&mut cmd);
+        crate::base::child::die_with_parent(&mut cmd);
         let mut child = cmd.spawn()?;
         let streams: [Option<Box<dyn Read + Send>>; 2] = [
             child.stdout.take().map(|s| Box::new(s) as _),
@@ -124,7 +124,7 @@ impl Procs {
             .flatten()
             .map(|stream| {
                 let (out, redactor) = (out.clone(), self.redactor.clone());
-                thread::spawn(move || crate::redact::pump(stream, &*out, &redactor))
+                thread::spawn(move || crate::base::redact::pump(stream, &*out, &redactor))
             })
             .collect();
         self.list.push(Proc {
@@ -162,7 +162,7 @@ impl Procs {
                 out.push(format!(
                     "Locust {} exited mid-window ({}, {:.1} s in)",
                     w.name,
-                    crate::system::process::describe_exit(status),
+                    crate::base::child::describe_exit(status),
                     ran.as_secs_f64()
                 ));
             }

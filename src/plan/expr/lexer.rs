@@ -1,7 +1,7 @@
 //! Tokens, with numbers and their units (`500ms`, `1m30s`, `1%`) read whole.
 
 use super::{CmpOp, ParseError, Span, UnitKind};
-use crate::plan::units;
+use crate::base::units;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {
@@ -223,7 +223,7 @@ fn lex_number(src: &str, start: usize) -> Result<Token, ParseError> {
     }
     let text = src.get(start..suffix_end).unwrap_or("");
     let duration = units::parse_duration(text)
-        .map_err(|e| ParseError::new(start..suffix_end, e).with_hint(UNIT_HINT))?;
+        .map_err(|e| ParseError::new(start..suffix_end, e.to_string()).with_hint(UNIT_HINT))?;
     Ok(Token {
         tok: Tok::Num {
             value: duration.as_nanos() as f64 / 1e6,

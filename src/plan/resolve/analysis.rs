@@ -4,11 +4,11 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use super::resolver::Resolver;
+use crate::base::units;
 use crate::plan::expr::{self, MetricKind};
 use crate::plan::model::*;
 use crate::plan::raw::RawPlan;
 use crate::plan::suggest::{Closeness, did_you_mean};
-use crate::plan::units;
 
 /// One user's unloaded measurement, when the plan does not say.
 const DEFAULT_BASELINE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -45,7 +45,7 @@ pub(super) fn ab_columns(raw: &RawPlan) -> Vec<(String, MetricKind)> {
     if raw.analysis.ab.is_none() {
         return Vec::new();
     }
-    crate::analysis::ab::threshold_metrics(raw.analysis.slo.keys().cloned())
+    crate::plan::ab::threshold_metrics(raw.analysis.slo.keys().map(String::as_str))
         .into_iter()
         .map(|m| (m, MetricKind::Percent))
         .collect()
@@ -66,11 +66,13 @@ pub(super) fn slo(
         };
         let per_request = crate::metrics::is_per_request(metric);
         let parsed = match expr::metric_kind(metric) {
-            _ if per_request => units::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0),
-            Some(MetricKind::Latency) => {
-                units::parse_duration(&text).map(|d| d.as_secs_f64() * 1000.0)
-            }
-            Some(MetricKind::Percent) => units::parse_percent(&text),
+            _ if per_request => units::parse_duration(&text)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .map_err(|e| e.to_string()),
+            Some(MetricKind::Latency) => units::parse_duration(&text)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .map_err(|e| e.to_string()),
+            Some(MetricKind::Percent) => units::parse_percent(&text).map_err(|e| e.to_string()),
             Some(_) => text
                 .trim()
                 .parse::<f64>()

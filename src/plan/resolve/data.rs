@@ -7,9 +7,10 @@ use std::ops::Range;
 use minijinja::Value;
 
 use super::resolver::Resolver;
+use crate::base::request::RowOrder;
 use crate::plan::data::{
-    DataError, DataSource, Lengths, MAX_SYNTHETIC_ROWS, RequestData, RowOrder, Synthetic, Trace,
-    TraceClock, for_each_row, row_fields, scan_trace,
+    DataError, DataSource, Lengths, MAX_SYNTHETIC_ROWS, RequestData, Synthetic, Trace, TraceClock,
+    for_each_row, row_fields, scan_trace,
 };
 use crate::plan::data_raw::LengthsSection;
 use crate::plan::raw::RawPlan;

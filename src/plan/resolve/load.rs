@@ -7,10 +7,10 @@ use std::time::Duration;
 use minijinja::Value;
 
 use super::resolver::{Resolver, check_url, status_code};
-use crate::engine::spec::StreamMode;
-use crate::limits::{
+use crate::base::limits::{
     MAX_LOCUST_USERS, MAX_LOCUST_WORKERS, MAX_NATIVE_USERS, MAX_NATIVE_WORKERS, MAX_RATE,
 };
+use crate::base::request::StreamMode;
 use crate::plan::model::*;
 use crate::plan::raw::{RawPlan, SearchOver};
 use crate::plan::spanned::{Backend, Count, Engine, HttpMethod, HttpVersion, Number, Scalar};

@@ -139,7 +139,7 @@ impl Resolver<'_> {
                 None,
                 format!(
                     "`{what}` does too much work: rendering it ran out of its budget of {} steps",
-                    crate::limits::thousands(u128::from(crate::limits::TEMPLATE_FUEL))
+                    crate::base::limits::thousands(u128::from(crate::base::limits::TEMPLATE_FUEL))
                 ),
                 Some(
                     "templates compute plan values; move large loops and data out of the plan"

@@ -3,15 +3,15 @@
 use minijinja::Value;
 
 use super::resolver::Resolver;
+use crate::base::units;
 use crate::plan::model::{Analysis, Search};
 use crate::plan::raw::{RawPlan, SearchOver};
 use crate::plan::spanned::{Count, Scalar};
-use crate::plan::units;
 
 /// The most the engine takes of the searched knob: a probe beyond it would
 /// fail at run time.
 fn engine_limit(raw: &RawPlan, over: SearchOver) -> Count {
-    use crate::limits::{MAX_LOCUST_USERS, MAX_NATIVE_USERS, MAX_RATE};
+    use crate::base::limits::{MAX_LOCUST_USERS, MAX_NATIVE_USERS, MAX_RATE};
     let locust = match &raw.load.engine.raw {
         Scalar::Str(s) if crate::plan::spanned::is_template(s) => true,
         Scalar::Str(s) => s == "locust",

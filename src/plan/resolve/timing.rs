@@ -3,7 +3,7 @@
 use minijinja::Value;
 
 use super::resolver::Resolver;
-use crate::limits::MAX_REPEAT;
+use crate::base::limits::MAX_REPEAT;
 use crate::plan::model::*;
 use crate::plan::raw::RawPlan;
 use crate::plan::spanned::Count;

@@ -21,6 +21,123 @@ const DURATION_UNITS: &[(&str, u128, u8)] = &[
     ("μs", 1_000, 0), // U+03BC GREEK SMALL LETTER MU
 ];
 
+/// A value that is not the duration, size, percentage or think time it
+/// should be. Its text is what the user reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UnitError {
+    #[error("invalid duration `{text}`: {why}")]
+    Duration { text: String, why: DurationError },
+    #[error("invalid size `{text}`: {why}")]
+    Size { text: String, why: SizeError },
+    #[error("invalid percentage `{text}`: {why}")]
+    Percent { text: String, why: PercentError },
+    #[error("invalid think time `{text}`: {why} {THINK_TIME_EXAMPLES}")]
+    ThinkTime { text: String, why: DurationError },
+    /// One end of a `min..max` think time.
+    #[error("invalid think time `{text}`: {end} `{written}`: {why} {THINK_TIME_EXAMPLES}")]
+    ThinkTimeEnd {
+        text: String,
+        end: &'static str,
+        written: String,
+        why: DurationError,
+    },
+    #[error(
+        "invalid think time `{text}`: minimum {} is greater than maximum {}",
+        format_duration(*.min),
+        format_duration(*.max)
+    )]
+    ThinkTimeOrder {
+        text: String,
+        min: Duration,
+        max: Duration,
+    },
+}
+
+const THINK_TIME_EXAMPLES: &str = r#"(expected e.g. "1s" or "0.5s..1s")"#;
+
+/// Why a text is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DurationError {
+    #[error("empty; expected a duration {DURATION_EXAMPLES}")]
+    Empty,
+    #[error("durations cannot be negative")]
+    Negative,
+    #[error("expected a number at `{0}`; write a duration {DURATION_EXAMPLES}")]
+    ExpectedNumber(String),
+    #[error("unexpected `{0}`; write a duration {DURATION_EXAMPLES}")]
+    Unexpected(String),
+    #[error("missing unit after `{number}`; write e.g. \"{written}s\" (units: us, ms, s, m, h)")]
+    MissingUnit { number: String, written: String },
+    #[error("unknown unit `{0}`; use us, ms, s, m or h {DURATION_EXAMPLES}")]
+    UnknownUnit(String),
+    #[error("no space allowed between number and unit; write \"{0}\"")]
+    Spaced(String),
+    #[error("units must go from largest to smallest, each at most once (e.g. \"1h30m\")")]
+    UnitOrder,
+    #[error("too large")]
+    TooLarge,
+    #[error(
+        "too large: the limit is {} (30 days)",
+        format_duration(crate::base::limits::MAX_DURATION)
+    )]
+    OverLimit,
+    #[error("finer than a nanosecond")]
+    FinerThanNanosecond,
+}
+
+/// Why a text is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SizeError {
+    #[error("empty; expected a size {SIZE_EXAMPLES}")]
+    Empty,
+    #[error("sizes cannot be negative")]
+    Negative,
+    #[error("expected a number; write a size {SIZE_EXAMPLES}")]
+    ExpectedNumber,
+    #[error("unexpected `{0}`; write a size {SIZE_EXAMPLES}")]
+    Unexpected(String),
+    #[error("no space allowed between number and unit; write \"{0}\"")]
+    Spaced(String),
+    /// `1G`: a power of 1024 or of 1000?
+    #[error(
+        "ambiguous unit `{unit}`; write \"{number}{binary}iB\" (powers of 1024) or \"{number}{decimal}B\" (powers of 1000)"
+    )]
+    Ambiguous {
+        unit: String,
+        number: String,
+        binary: String,
+        decimal: String,
+    },
+    /// A known unit in the wrong case.
+    #[error("unknown unit `{unit}`; did you mean \"{meant}\"?")]
+    Miscased { unit: String, meant: String },
+    #[error("unknown unit `{0}`; use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB {SIZE_EXAMPLES}")]
+    UnknownUnit(String),
+    #[error("too large")]
+    TooLarge,
+    #[error("not a whole number of bytes")]
+    Fractional,
+}
+
+/// Why a text is not a percentage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PercentError {
+    #[error("empty; write it as \"1%\"")]
+    Empty,
+    #[error("percentages cannot be negative")]
+    Negative,
+    #[error("expected a number; write it as \"1%\"")]
+    ExpectedNumber,
+    #[error("missing `%`; write it as \"{0}%\"")]
+    MissingSign(String),
+    #[error("no space allowed before `%`; write it as \"{0}%\"")]
+    Spaced(String),
+    #[error("unexpected `{unit}`; write it as \"{number}%\"")]
+    Unexpected { unit: String, number: String },
+    #[error("too large")]
+    TooLarge,
+}
+
 /// A decimal number as written, split into its digit strings.
 struct Number<'a> {
     int: &'a str,
@@ -101,40 +218,40 @@ fn without_whitespace(s: &str) -> String {
     s.split_whitespace().collect()
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let t = s.trim();
-    duration_inner(t).map_err(|reason| format!("invalid duration `{t}`: {reason}"))
+    duration_inner(t).map_err(|why| UnitError::Duration {
+        text: t.to_string(),
+        why,
+    })
 }
 
 /// [`parse_duration`] for callers that name the value themselves (the demo
 /// target's `invalid --service-time value "20": ...`): the error is the
 /// reason alone.
-pub(crate) fn parse_duration_reason(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration_reason(s: &str) -> Result<Duration, DurationError> {
     duration_inner(s.trim())
 }
 
 /// Parses a trimmed duration; the error is the reason only, so callers can
 /// say which value was wrong.
-fn duration_inner(t: &str) -> Result<Duration, String> {
+fn duration_inner(t: &str) -> Result<Duration, DurationError> {
     if t.is_empty() {
-        return Err(format!("empty; expected a duration {DURATION_EXAMPLES}"));
+        return Err(DurationError::Empty);
     }
     if t.starts_with('-') {
-        return Err("durations cannot be negative".to_string());
+        return Err(DurationError::Negative);
     }
     let mut rest = t;
     let mut total: u128 = 0;
     let mut last_rank: Option<u8> = None;
     while !rest.is_empty() {
         let Some((number, after)) = scan_number(rest) else {
-            let what = if last_rank.is_some() {
-                "unexpected"
+            return Err(if last_rank.is_some() {
+                DurationError::Unexpected(rest.to_string())
             } else {
-                "expected a number at"
-            };
-            return Err(format!(
-                "{what} `{rest}`; write a duration {DURATION_EXAMPLES}"
-            ));
+                DurationError::ExpectedNumber(rest.to_string())
+            });
         };
         let unit_start = after.trim_start();
         let spaced = unit_start.len() != after.len();
@@ -144,47 +261,34 @@ fn duration_inner(t: &str) -> Result<Duration, String> {
                 return Ok(Duration::ZERO);
             }
             if unit_start.is_empty() {
-                return Err(format!(
-                    "missing unit after `{}`; write e.g. \"{t}s\" (units: us, ms, s, m, h)",
-                    number.text()
-                ));
+                return Err(DurationError::MissingUnit {
+                    number: number.text(),
+                    written: t.to_string(),
+                });
             }
-            return Err(format!(
-                "unexpected `{unit_start}`; write a duration {DURATION_EXAMPLES}"
-            ));
+            return Err(DurationError::Unexpected(unit_start.to_string()));
         }
         let Some(&(_, mult, rank)) = DURATION_UNITS.iter().find(|(name, ..)| *name == unit) else {
-            return Err(format!(
-                "unknown unit `{unit}`; use us, ms, s, m or h {DURATION_EXAMPLES}"
-            ));
+            return Err(DurationError::UnknownUnit(unit.to_string()));
         };
         if spaced {
-            return Err(format!(
-                "no space allowed between number and unit; write \"{}\"",
-                without_whitespace(t)
-            ));
+            return Err(DurationError::Spaced(without_whitespace(t)));
         }
         if last_rank.is_some_and(|last| rank >= last) {
-            return Err(
-                "units must go from largest to smallest, each at most once (e.g. \"1h30m\")"
-                    .to_string(),
-            );
+            return Err(DurationError::UnitOrder);
         }
         last_rank = Some(rank);
         let part = number.scale(mult).map_err(|e| match e {
-            Scale::Overflow => "too large".to_string(),
-            Scale::Inexact => "finer than a nanosecond".to_string(),
+            Scale::Overflow => DurationError::TooLarge,
+            Scale::Inexact => DurationError::FinerThanNanosecond,
         })?;
-        total = total.checked_add(part).ok_or("too large")?;
+        total = total.checked_add(part).ok_or(DurationError::TooLarge)?;
         rest = after_unit;
     }
-    if total > crate::limits::MAX_DURATION.as_nanos() {
-        return Err(format!(
-            "too large: the limit is {} (30 days)",
-            format_duration(crate::limits::MAX_DURATION)
-        ));
+    if total > crate::base::limits::MAX_DURATION.as_nanos() {
+        return Err(DurationError::OverLimit);
     }
-    let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| "too large")?;
+    let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| DurationError::TooLarge)?;
     // The remainder is below 10^9, so it always fits.
     let nanos = (total % NANOS_PER_SEC) as u32;
     Ok(Duration::new(secs, nanos))
@@ -249,70 +353,77 @@ const SIZE_UNITS: &[(&str, u64)] = &[
     ("EB", 1_000_000_000_000_000_000),
 ];
 
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, UnitError> {
     let t = s.trim();
-    size_inner(t).map_err(|reason| format!("invalid size `{t}`: {reason}"))
+    size_inner(t).map_err(|why| UnitError::Size {
+        text: t.to_string(),
+        why,
+    })
 }
 
-fn size_inner(t: &str) -> Result<u64, String> {
+fn size_inner(t: &str) -> Result<u64, SizeError> {
     if t.is_empty() {
-        return Err(format!("empty; expected a size {SIZE_EXAMPLES}"));
+        return Err(SizeError::Empty);
     }
     if t.starts_with('-') {
-        return Err("sizes cannot be negative".to_string());
+        return Err(SizeError::Negative);
     }
     let Some((number, after)) = scan_number(t) else {
-        return Err(format!("expected a number; write a size {SIZE_EXAMPLES}"));
+        return Err(SizeError::ExpectedNumber);
     };
     let unit_start = after.trim_start();
     let spaced = unit_start.len() != after.len();
     let (unit, trailing) = scan_unit(unit_start);
     if !trailing.is_empty() {
-        return Err(format!(
-            "unexpected `{}`; write a size {SIZE_EXAMPLES}",
-            trailing.trim()
-        ));
+        return Err(SizeError::Unexpected(trailing.trim().to_string()));
     }
     let mult = if unit.is_empty() {
         1
     } else if let Some(&(_, mult)) = SIZE_UNITS.iter().find(|(name, _)| *name == unit) {
         if spaced {
-            return Err(format!(
-                "no space allowed between number and unit; write \"{}\"",
-                without_whitespace(t)
-            ));
+            return Err(SizeError::Spaced(without_whitespace(t)));
         }
         mult
     } else {
         return Err(unknown_size_unit(&number.text(), unit));
     };
     let bytes = number.scale(u128::from(mult)).map_err(|e| match e {
-        Scale::Overflow => "too large".to_string(),
-        Scale::Inexact => "not a whole number of bytes".to_string(),
+        Scale::Overflow => SizeError::TooLarge,
+        Scale::Inexact => SizeError::Fractional,
     })?;
-    u64::try_from(bytes).map_err(|_| "too large".to_string())
+    u64::try_from(bytes).map_err(|_| SizeError::TooLarge)
 }
 
-fn unknown_size_unit(number: &str, unit: &str) -> String {
+fn unknown_size_unit(number: &str, unit: &str) -> SizeError {
     let prefix = unit.strip_suffix(['b', 'B']).unwrap_or(unit);
     if matches!(
         prefix,
         "k" | "K" | "m" | "M" | "g" | "G" | "t" | "T" | "p" | "P" | "e" | "E"
     ) && !unit.ends_with('B')
     {
-        let p = prefix.to_ascii_uppercase();
-        let dec = if p == "K" { "k".to_string() } else { p.clone() };
-        return format!(
-            "ambiguous unit `{unit}`; write \"{number}{p}iB\" (powers of 1024) or \"{number}{dec}B\" (powers of 1000)"
-        );
+        let binary = prefix.to_ascii_uppercase();
+        let decimal = if binary == "K" {
+            "k".to_string()
+        } else {
+            binary.clone()
+        };
+        return SizeError::Ambiguous {
+            unit: unit.to_string(),
+            number: number.to_string(),
+            binary,
+            decimal,
+        };
     }
     if let Some((name, _)) = SIZE_UNITS
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(unit))
     {
-        return format!("unknown unit `{unit}`; did you mean \"{number}{name}\"?");
+        return SizeError::Miscased {
+            unit: unit.to_string(),
+            meant: format!("{number}{name}"),
+        };
     }
-    format!("unknown unit `{unit}`; use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB {SIZE_EXAMPLES}")
+    SizeError::UnknownUnit(unit.to_string())
 }
 
 pub(crate) fn format_size(bytes: u64) -> String {
@@ -338,34 +449,38 @@ pub(crate) fn format_size(bytes: u64) -> String {
     best.unwrap_or_else(|| "0B".to_string())
 }
 
-pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(s: &str) -> Result<f64, UnitError> {
     let t = s.trim();
-    percent_inner(t).map_err(|reason| format!("invalid percentage `{t}`: {reason}"))
+    percent_inner(t).map_err(|why| UnitError::Percent {
+        text: t.to_string(),
+        why,
+    })
 }
 
-fn percent_inner(t: &str) -> Result<f64, String> {
+fn percent_inner(t: &str) -> Result<f64, PercentError> {
     if t.is_empty() {
-        return Err("empty; write it as \"1%\"".to_string());
+        return Err(PercentError::Empty);
     }
     if t.starts_with('-') {
-        return Err("percentages cannot be negative".to_string());
+        return Err(PercentError::Negative);
     }
     let Some((number, after)) = scan_number(t) else {
-        return Err("expected a number; write it as \"1%\"".to_string());
+        return Err(PercentError::ExpectedNumber);
     };
     let text = number.text();
     let unit = after.trim_start();
     match unit {
-        "" => Err(format!("missing `%`; write it as \"{text}%\"")),
-        "%" if unit.len() != after.len() => Err(format!(
-            "no space allowed before `%`; write it as \"{text}%\""
-        )),
+        "" => Err(PercentError::MissingSign(text)),
+        "%" if unit.len() != after.len() => Err(PercentError::Spaced(text)),
         "%" => text
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| "too large".to_string()),
-        _ => Err(format!("unexpected `{unit}`; write it as \"{text}%\"")),
+            .ok_or(PercentError::TooLarge),
+        _ => Err(PercentError::Unexpected {
+            unit: unit.to_string(),
+            number: text,
+        }),
     }
 }
 
@@ -376,24 +491,31 @@ pub(crate) struct ThinkTime {
     pub(crate) max: Duration,
 }
 
-pub(crate) fn parse_think_time(s: &str) -> Result<ThinkTime, String> {
+pub(crate) fn parse_think_time(s: &str) -> Result<ThinkTime, UnitError> {
     let t = s.trim();
-    let fail = |reason: String| {
-        format!("invalid think time `{t}`: {reason} (expected e.g. \"1s\" or \"0.5s..1s\")")
-    };
     let Some((lo, hi)) = t.split_once("..") else {
-        let d = duration_inner(t).map_err(fail)?;
+        let d = duration_inner(t).map_err(|why| UnitError::ThinkTime {
+            text: t.to_string(),
+            why,
+        })?;
         return Ok(ThinkTime { min: d, max: d });
     };
-    let (lo, hi) = (lo.trim(), hi.trim());
-    let min = duration_inner(lo).map_err(|r| fail(format!("minimum `{lo}`: {r}")))?;
-    let max = duration_inner(hi).map_err(|r| fail(format!("maximum `{hi}`: {r}")))?;
+    let end = |end: &'static str, written: &str| {
+        duration_inner(written).map_err(|why| UnitError::ThinkTimeEnd {
+            text: t.to_string(),
+            end,
+            written: written.to_string(),
+            why,
+        })
+    };
+    let min = end("minimum", lo.trim())?;
+    let max = end("maximum", hi.trim())?;
     if min > max {
-        return Err(format!(
-            "invalid think time `{t}`: minimum {} is greater than maximum {}",
-            format_duration(min),
-            format_duration(max)
-        ));
+        return Err(UnitError::ThinkTimeOrder {
+            text: t.to_string(),
+            min,
+            max,
+        });
     }
     Ok(ThinkTime { min, max })
 }
@@ -431,7 +553,7 @@ mod tests {
     }
 
     fn duration_err(input: &str) -> String {
-        parse_duration(input).expect_err(input)
+        parse_duration(input).expect_err(input).to_string()
     }
 
     #[test]
@@ -504,7 +626,7 @@ mod tests {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
         let samples = [
-            crate::limits::MAX_DURATION,
+            crate::base::limits::MAX_DURATION,
             Duration::from_nanos(123_456_789_012),
             Duration::new(86_399, 999_999_999),
             Duration::from_nanos(999),
@@ -550,7 +672,7 @@ mod tests {
 
     #[test]
     fn size_errors_explain() {
-        let err = |s: &str| parse_size(s).expect_err(s);
+        let err = |s: &str| parse_size(s).expect_err(s).to_string();
         let e = err("1GiBs");
         assert!(
             e.contains("`1GiBs`") && e.contains("unknown unit `GiBs`"),
@@ -603,7 +725,7 @@ mod tests {
         assert_eq!(parse_percent("0.5%"), Ok(0.5));
         assert_eq!(parse_percent("100%"), Ok(100.0));
         assert_eq!(parse_percent(" 250% "), Ok(250.0));
-        let err = |s: &str| parse_percent(s).expect_err(s);
+        let err = |s: &str| parse_percent(s).expect_err(s).to_string();
         let e = err("1");
         assert!(e.contains("`1`") && e.contains("write it as \"1%\""), "{e}");
         assert!(err("0.01").contains("write it as \"0.01%\""));
@@ -645,7 +767,7 @@ mod tests {
                 max: Duration::ZERO
             })
         );
-        let err = |s: &str| parse_think_time(s).expect_err(s);
+        let err = |s: &str| parse_think_time(s).expect_err(s).to_string();
         let e = err("2s..1s");
         assert!(e.contains("minimum 2s") && e.contains("maximum 1s"), "{e}");
         let e = err("0.5..1s");

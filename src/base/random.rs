@@ -1,6 +1,6 @@
-//! SplitMix64, the one small RNG of the plan layer and the demo target:
-//! the template `random` filters draw from a process-wide stream, the demo
-//! target from seeded per-request streams. Tiny, fast, seedable and with no
+//! SplitMix64, the one small RNG outside the engine: the template `random`
+//! filters draw from a process-wide stream; the demo target, synthetic data
+//! and the bootstrap from seeded streams. Tiny, fast, seedable and with no
 //! RNG crate; good enough for request bodies and simulated latencies.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,8 @@
+//! The ground floor: imports nothing of ours, and every other layer may import it.
+
+pub mod child;
+pub mod limits;
+pub(crate) mod random;
+pub mod redact;
+pub mod request;
+pub(crate) mod units;
