@@ -391,8 +391,9 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::data::{RowOrder, RowSetBuilder};
-    use crate::engine::spec::{Endpoint, Model, RequestSpec, StreamSlo, Transport};
+    use crate::base::request::{RowOrder, StreamSlo};
+    use crate::engine::data::RowSetBuilder;
+    use crate::engine::spec::{Endpoint, Model, RequestSpec, Transport};
     use std::time::Duration;
 
     fn spec(http: HttpVersion) -> LoadSpec {
