@@ -191,7 +191,9 @@ fn queued_streams_wait_whole_stream_durations() {
     let s = run(&spec);
     let f = s.total.stream.as_ref().unwrap();
     assert_within("ttft p50", f.ttft_p50_ms, 710.0, 0.10);
-    assert_within("ttft p95", f.ttft_p95_ms, 710.0, 0.10);
+    // p95 of a dozen streams is their slowest: one scheduling hiccup of a
+    // busy machine moves it, so it gets the wider bound.
+    assert_within("ttft p95", f.ttft_p95_ms, 710.0, 0.20);
     assert_within("itl p50", f.itl_p50_ms, 10.0, 0.20);
     // Two slots: 2 / 0.51 s streams per second, 32 tokens each.
     assert_within("tokens/s", f.tokens_per_s, 2.0 * 32.0 / 0.51, 0.20);
@@ -336,10 +338,7 @@ fn a_stream_cut_short_is_an_io_failure_with_its_tokens_counted() {
         StreamMode::Chunks,
     );
     assert_eq!(s.total.failures_by_kind.io, s.total.requests);
-    assert_eq!(
-        s.total.stream.as_ref().unwrap().tokens,
-        2 * s.total.requests
-    );
+    reads_are_events(&s, 2);
     let s = against(
         vec![
             b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
@@ -350,9 +349,22 @@ fn a_stream_cut_short_is_an_io_failure_with_its_tokens_counted() {
         StreamMode::Chunks,
     );
     assert_eq!(s.total.failures, 0);
-    assert_eq!(
-        s.total.stream.as_ref().unwrap().tokens,
-        3 * s.total.requests
+    reads_are_events(&s, 3);
+}
+
+/// Without framing, the pieces the server wrote apart are one event each
+/// when they arrive apart; a reader that falls behind (a busy machine) gets
+/// two in one read, one event. So every request counts between one event and
+/// `pieces`, and nearly all of them count `pieces`.
+fn reads_are_events(s: &CellStats, pieces: u64) {
+    let (requests, tokens) = (s.total.requests, s.total.stream.as_ref().unwrap().tokens);
+    assert!(
+        tokens <= pieces * requests,
+        "{tokens} events from {requests} requests"
+    );
+    assert!(
+        tokens * 10 >= pieces * requests * 9,
+        "{tokens} events from {requests} requests of {pieces} pieces"
     );
 }
 
