@@ -34,7 +34,7 @@ static STOP_SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts SIGINT and SIGTERM from now on, beside any other handler of them
 /// (the run's own watcher keeps working). Idempotent.
-pub fn count_stop_signals() {
+pub(crate) fn count_stop_signals() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         for sig in [libc::SIGINT, libc::SIGTERM] {
@@ -51,6 +51,6 @@ pub fn count_stop_signals() {
 
 /// How many stop signals arrived: a caller notes it before a long piece of
 /// work and gives up when it changes.
-pub fn stop_signals() -> usize {
+pub(crate) fn stop_signals() -> usize {
     STOP_SIGNALS.load(Ordering::SeqCst)
 }

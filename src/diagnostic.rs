@@ -43,7 +43,7 @@ impl Diagnostic {
     }
 
     /// The same problem with every secret masked in what it says.
-    pub fn redacted(mut self, redactor: &crate::base::redact::Redactor) -> Self {
+    pub(crate) fn redacted(mut self, redactor: &crate::base::redact::Redactor) -> Self {
         self.message = redactor.redact(&self.message);
         self.hint = self.hint.map(|h| redactor.redact(&h));
         for n in &mut self.notes {
@@ -52,7 +52,7 @@ impl Diagnostic {
         self
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }

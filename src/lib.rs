@@ -16,6 +16,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scrape;
+pub mod search;
 pub mod steps;
 pub mod system;
 pub mod tls;

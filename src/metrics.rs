@@ -14,7 +14,7 @@ pub enum MetricKind {
 }
 
 #[derive(Debug)]
-pub struct Metric {
+pub(crate) struct Metric {
     pub name: &'static str,
     pub kind: MetricKind,
     /// Another name for `same_as`'s figure.
@@ -59,7 +59,7 @@ const fn label(name: &'static str, column: usize) -> Metric {
 use MetricKind::{Count, Latency, Percent, Plain, Rate};
 
 /// In the order thresholds list them.
-pub const METRICS: &[Metric] = &[
+pub(crate) const METRICS: &[Metric] = &[
     m("mean", Latency, Some(7)),
     m("min", Latency, None),
     m("max", Latency, Some(12)),
@@ -129,24 +129,24 @@ pub const METRICS: &[Metric] = &[
 ];
 
 /// Metrics only capacity rows (`[search]`) have.
-pub const SEARCH_ONLY: &[&str] = &["capacity", "probes"];
+pub(crate) const SEARCH_ONLY: &[&str] = &["capacity", "probes"];
 
 /// `[analysis] slo` objectives judged on every request as it completes
 /// (behind `goodput_pct`), not on a cell's figures: time to first token,
 /// mean inter-token gap, end-to-end latency.
-pub const PER_REQUEST_OBJECTIVES: [&str; 3] = ["ttft", "itl", "e2e"];
+pub(crate) const PER_REQUEST_OBJECTIVES: [&str; 3] = ["ttft", "itl", "e2e"];
 
-pub fn is_per_request(name: &str) -> bool {
+pub(crate) fn is_per_request(name: &str) -> bool {
     PER_REQUEST_OBJECTIVES.contains(&name)
 }
 
 /// A higher value is better (a floor in an SLO), though not a rate.
-pub fn higher_is_better(name: &str) -> bool {
+pub(crate) fn higher_is_better(name: &str) -> bool {
     matches!(canonical(name), "goodput_pct") || kind(name) == Some(Rate)
 }
 
 /// The metric `name` names (itself or an alias).
-pub fn lookup(name: &str) -> Option<&'static Metric> {
+pub(crate) fn lookup(name: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.name == name)
 }
 

@@ -50,7 +50,7 @@ pub enum TlsSetupError {
 
 /// ALPN for HTTP/1.1 only, or for HTTP/2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alpn {
+pub(crate) enum Alpn {
     Http1,
     H2,
 }
@@ -111,7 +111,7 @@ impl TlsSettings {
     }
 
     /// The name to send as SNI and verify, when it is not the URL's host.
-    pub fn name_override(&self) -> Result<Option<ServerName<'static>>, TlsSetupError> {
+    pub(crate) fn name_override(&self) -> Result<Option<ServerName<'static>>, TlsSetupError> {
         self.server_name
             .as_ref()
             .map(|n| {
@@ -122,7 +122,7 @@ impl TlsSettings {
 
     /// A client configuration offering `alpn`; its session cache is shared
     /// by every connection made with it.
-    pub fn client_config(&self, alpn: Alpn) -> Result<ClientConfig, TlsSetupError> {
+    pub(crate) fn client_config(&self, alpn: Alpn) -> Result<ClientConfig, TlsSetupError> {
         let provider = provider();
         let rustls_err = |e: Error| TlsSetupError::Rustls(e.to_string());
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -218,14 +218,14 @@ pub fn reason(err: &Error) -> String {
 }
 
 /// The TLS reason inside an I/O error from a TLS stream, if it is one.
-pub fn io_reason(err: &io::Error) -> Option<String> {
+pub(crate) fn io_reason(err: &io::Error) -> Option<String> {
     let inner = err.get_ref()?;
     inner.downcast_ref::<Error>().map(reason)
 }
 
 /// The reason of a TLS failure somewhere in an error's chain (reqwest's
 /// errors wrap the I/O error that wraps rustls's).
-pub fn chain_reason(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn chain_reason(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur = Some(err);
     while let Some(e) = cur {
         if let Some(t) = e.downcast_ref::<Error>() {
@@ -246,7 +246,7 @@ pub fn chain_reason(err: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 /// The reason in a rustls error's text ("invalid peer certificate: ...").
-pub fn text_reason(text: &str) -> Option<String> {
+pub(crate) fn text_reason(text: &str) -> Option<String> {
     let (_, what) = text.split_once("invalid peer certificate: ")?;
     let known = [
         ("UnknownIssuer", CertificateError::UnknownIssuer),

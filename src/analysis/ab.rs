@@ -19,7 +19,7 @@ use crate::plan::matrix::MatrixValue;
 use crate::results::SummaryRow;
 
 /// The family-wise error rate: a 95% confidence for the whole family.
-pub const ALPHA: f64 = 0.05;
+pub(crate) const ALPHA: f64 = 0.05;
 
 /// One variant against its baseline, for one metric.
 #[derive(Debug, Clone, Serialize)]
@@ -85,7 +85,7 @@ pub fn compare(plan: &Plan, rows: &[SummaryRow]) -> Vec<Comparison> {
 
 /// The comparisons over rows that carry their seconds; without a baseline
 /// given, the axis value of the first row (rows come in matrix order).
-pub fn compare_rows(
+pub(crate) fn compare_rows(
     axis: &str,
     baseline: Option<&MatrixValue>,
     slo: &IndexMap<String, f64>,
@@ -229,7 +229,7 @@ pub fn findings(axis: &str, comparisons: &[Comparison]) -> Vec<Finding> {
 
 /// `ab_<metric>_pct` and `ab_<metric>_hi` on each variant's row, for
 /// thresholds.
-pub fn annotate(rows: &mut [SummaryRow], comparisons: &[Comparison]) {
+pub(crate) fn annotate(rows: &mut [SummaryRow], comparisons: &[Comparison]) {
     for c in comparisons {
         if let Some(r) = rows.iter_mut().find(|r| r.cell == c.variant_cell) {
             r.metrics
@@ -241,7 +241,7 @@ pub fn annotate(rows: &mut [SummaryRow], comparisons: &[Comparison]) {
 
 /// A baseline cell has no `ab_*` figures: thresholds reading them judge
 /// the variants only.
-pub fn exempt(plan: &Plan, expr: &crate::plan::expr::Expr, row: &SummaryRow) -> bool {
+pub(crate) fn exempt(plan: &Plan, expr: &crate::plan::expr::Expr, row: &SummaryRow) -> bool {
     let Some(ab) = &plan.analysis.ab else {
         return false;
     };

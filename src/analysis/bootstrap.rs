@@ -14,7 +14,7 @@ use crate::results::seconds::Second;
 
 /// Resamples per comparison: enough that the tails Holm's correction reads
 /// (a few per mille with tens of comparisons) hold several resamples.
-pub const RESAMPLES: usize = 10_000;
+pub(crate) const RESAMPLES: usize = 10_000;
 
 /// A figure computed from a set of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl Sums {
 }
 
 /// The stat over every second of every repetition.
-pub fn stat(reps: &[Vec<Second>], stat: Stat) -> Option<f64> {
+pub(crate) fn stat(reps: &[Vec<Second>], stat: Stat) -> Option<f64> {
     let mut sums = Sums::default();
     for s in reps.iter().flatten() {
         sums.add(s, stat);
@@ -100,7 +100,7 @@ pub fn stat(reps: &[Vec<Second>], stat: Stat) -> Option<f64> {
 /// Block length for `n` seconds: about n^(1/3), the usual rate for a block
 /// bootstrap of a mean, at least 1 and no longer than the shortest
 /// repetition.
-pub fn block_len(reps: &[Vec<Second>]) -> usize {
+pub(crate) fn block_len(reps: &[Vec<Second>]) -> usize {
     let n: usize = reps.iter().map(Vec::len).sum();
     let shortest = reps
         .iter()
@@ -163,7 +163,7 @@ impl Difference {
     }
 
     /// Twice the smaller share of resampled deltas on either side of 0.
-    pub fn p_value(&self) -> f64 {
+    pub(crate) fn p_value(&self) -> f64 {
         let b = self.resampled.len() as f64;
         (2.0 * self.tail() as f64 / b).min(1.0)
     }
@@ -253,7 +253,7 @@ pub struct Holm {
 }
 
 /// Holm's step-down procedure at family-wise level `alpha`.
-pub fn holm(p: &[f64], alpha: f64) -> Vec<Holm> {
+pub(crate) fn holm(p: &[f64], alpha: f64) -> Vec<Holm> {
     let m = p.len();
     let mut order: Vec<usize> = (0..m).collect();
     order.sort_by(|a, b| p[*a].total_cmp(&p[*b]));

@@ -10,7 +10,7 @@ use super::compare_ci::Interval;
 use crate::results::SummaryRow;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Delta {
+pub(crate) struct Delta {
     pub cell: String,
     /// Successful requests per second.
     pub base_ok_rps: f64,
@@ -38,7 +38,7 @@ pub struct Delta {
 
 /// What a regression is.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     /// Largest tolerated drop of `ok_rps` or rise of p95, in percent.
     pub max_regression_pct: f64,
     /// Fail rate (percent) beyond which a cell fails: the SLO's, 1% without one.
@@ -78,7 +78,7 @@ fn fail_pct(r: &SummaryRow) -> f64 {
 /// repeats in both runs, by more than the repeat intervals: a change within
 /// them is noise); a fail rate that crossed the limit or rose by more than
 /// it; no successful request in the new run where the base had some.
-pub fn deltas(
+pub(crate) fn deltas(
     base: &[SummaryRow],
     new: &[SummaryRow],
     bounds: Bounds,
@@ -196,12 +196,12 @@ fn change_ci(base: Option<f64>, new: Option<f64>, iv: Option<Interval>) -> Strin
 
 impl Delta {
     /// Every interval of the cell holds 0: the change is noise.
-    pub fn within_noise(&self) -> bool {
+    pub(crate) fn within_noise(&self) -> bool {
         self.beyond_noise == Some(false)
     }
 
     /// "bound load → service" when what limited the cell changed.
-    pub fn bound_change(&self) -> Option<String> {
+    pub(crate) fn bound_change(&self) -> Option<String> {
         match (&self.base_bound, &self.new_bound) {
             (Some(a), Some(b)) if a != b => Some(format!("bound {a} → {b}")),
             _ => None,
@@ -223,7 +223,7 @@ impl Delta {
     }
 }
 
-pub fn markdown(deltas: &[Delta], unmatched: &[String], bounds: Bounds) -> String {
+pub(crate) fn markdown(deltas: &[Delta], unmatched: &[String], bounds: Bounds) -> String {
     let mut out = String::from(
         "| cell | ok RPS base | ok RPS new | Δ ok RPS | p95 base | p95 new | Δ p95 | fail % base | fail % new | verdict |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );

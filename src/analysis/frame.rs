@@ -15,14 +15,14 @@ use super::{AnalysisInput, Role};
 
 const METRICS: &[&str] = &["rps", "ok_rps", "p95", "fail_pct", "client_cpu_pct"];
 
-pub struct Axis {
+pub(crate) struct Axis {
     pub name: String,
     pub role: Role,
     /// Every cell that has a value for it has a finite number.
     pub numeric: bool,
 }
 
-pub struct SloLimit {
+pub(crate) struct SloLimit {
     pub metric: String,
     pub limit: f64,
     /// A minimum (rps), not a maximum.
@@ -31,7 +31,7 @@ pub struct SloLimit {
 
 /// One point of a series along an axis, with the window values polars computed.
 #[derive(Clone, Debug)]
-pub struct Point {
+pub(crate) struct Point {
     pub row: usize,
     pub x: f64,
     pub rps: f64,
@@ -40,7 +40,7 @@ pub struct Point {
 }
 
 /// RPS across the repetitions of one cell.
-pub struct RepeatStats {
+pub(crate) struct RepeatStats {
     pub row: usize,
     pub mean: f64,
     pub std: f64,
@@ -58,7 +58,7 @@ pub struct Table {
 }
 
 /// The SLO's fail rate in percent, or 1%.
-pub fn fail_limit(slo: &indexmap::IndexMap<String, f64>) -> f64 {
+pub(crate) fn fail_limit(slo: &indexmap::IndexMap<String, f64>) -> f64 {
     ["fail_rate", "fail_pct"]
         .iter()
         .find_map(|k| slo.get(*k).copied())
@@ -200,7 +200,7 @@ impl Table {
     }
 
     /// Rows of measured cells that have an RPS.
-    pub fn measured_rows(&self) -> PolarsResult<Vec<usize>> {
+    pub(crate) fn measured_rows(&self) -> PolarsResult<Vec<usize>> {
         let df = self.lazy().filter(Self::measured()).collect()?;
         rows(&df)
     }
@@ -298,7 +298,7 @@ impl Table {
 
     /// Mean, standard deviation, count and coefficient of variation of the
     /// RPS of each measured row's repetitions (rows with two or more).
-    pub fn repeat_stats(&self, repeats: &[Vec<f64>]) -> PolarsResult<Vec<RepeatStats>> {
+    pub(crate) fn repeat_stats(&self, repeats: &[Vec<f64>]) -> PolarsResult<Vec<RepeatStats>> {
         let measured = self.measured_rows()?;
         let mut row = Vec::new();
         let mut rps = Vec::new();

@@ -52,7 +52,7 @@ fn line_sse(points: &[(f64, f64)]) -> f64 {
 
 /// The knee of latency `y` against load `x`; none with fewer than four load
 /// levels, or when the curve does not bend upwards clearly.
-pub fn knee(points: &[(f64, f64)]) -> Option<Knee> {
+pub(crate) fn knee(points: &[(f64, f64)]) -> Option<Knee> {
     let mut pts: Vec<(f64, f64)> = points
         .iter()
         .copied()

@@ -2,7 +2,7 @@
 
 /// Solves the augmented system `[A | b]` (k rows of k + 1 values) by
 /// Gauss-Jordan elimination with partial pivoting; none when singular.
-pub fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
+pub(crate) fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
     let k = a.len();
     for c in 0..k {
         let pivot = (c..k).max_by(|&r, &s| a[r][c].abs().total_cmp(&a[s][c].abs()))?;
@@ -26,7 +26,7 @@ pub fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
 
 /// Least squares of `y` on the regressor columns (no implicit intercept),
 /// through the normal equations; none when they are singular.
-pub fn least_squares(cols: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
+pub(crate) fn least_squares(cols: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
     let a = cols
         .iter()
         .map(|ci| {

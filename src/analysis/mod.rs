@@ -12,7 +12,6 @@ mod findings;
 mod frame;
 pub mod knee;
 mod linalg;
-pub mod search;
 mod text;
 pub mod thresholds;
 pub mod usl;
@@ -24,20 +23,21 @@ use crate::plan::Plan;
 use crate::plan::model::Cost;
 pub use crate::plan::{Role, Roles};
 use crate::results::SummaryRow;
+use crate::search;
 pub use thresholds::ThresholdResult;
 
 use frame::Table;
 
 /// RPS gains below this fraction over the previous step are a plateau.
-pub const PLATEAU_GAIN: f64 = 0.05;
+pub(crate) const PLATEAU_GAIN: f64 = 0.05;
 /// Client CPU at or above this percent marks the load generator as the bottleneck.
 pub use crate::engine::stats::CLIENT_BOUND_CPU_PCT as CLIENT_CPU_BOUND_PCT;
 /// More workers giving more than this fraction of extra RPS marks a cell client-bound.
-pub const MORE_WORKERS_GAIN: f64 = 0.10;
+pub(crate) const MORE_WORKERS_GAIN: f64 = 0.10;
 /// Failure percentage that starts "failure onset" when the SLO has no fail_rate.
-pub const DEFAULT_FAIL_PCT: f64 = 1.0;
+pub(crate) const DEFAULT_FAIL_PCT: f64 = 1.0;
 /// Coefficient of variation of RPS across repeats above which a cell is unstable.
-pub const UNSTABLE_CV: f64 = 0.10;
+pub(crate) const UNSTABLE_CV: f64 = 0.10;
 
 pub struct AnalysisInput<'a> {
     pub axes: &'a [String],
@@ -176,7 +176,7 @@ pub struct AnalysisResult {
 }
 
 impl AnalysisResult {
-    pub fn failed_thresholds(&self) -> usize {
+    pub(crate) fn failed_thresholds(&self) -> usize {
         self.thresholds.iter().filter(|t| !t.passed).count()
     }
 }
@@ -190,7 +190,7 @@ impl AnalysisResult {
 /// outer cell (its capacity probe's figures), in the matrix order of the
 /// outer axes. The probes around it break the SLO by design and answer
 /// nothing on their own.
-pub fn analyze_run(plan: &Plan, mut rows: Vec<SummaryRow>) -> AnalysisResult {
+pub(crate) fn analyze_run(plan: &Plan, mut rows: Vec<SummaryRow>) -> AnalysisResult {
     let comparisons = ab::compare(plan, &rows);
     ab::annotate(&mut rows, &comparisons);
     let (capacity, thresholds, mut analysis) = if plan.search.is_some() {

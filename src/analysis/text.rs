@@ -24,7 +24,7 @@ pub fn ms(x: f64) -> String {
     format!("{x:.1} ms")
 }
 
-pub fn pct(x: f64) -> String {
+pub(crate) fn pct(x: f64) -> String {
     format!("{x:.2}%")
 }
 
@@ -44,7 +44,7 @@ pub fn limit(name: &str, limit: f64, floor: bool) -> String {
     format!("{name} {op} {}", metric(name, limit))
 }
 
-pub fn fixed_label(fixed: &IndexMap<String, String>) -> Option<String> {
+pub(crate) fn fixed_label(fixed: &IndexMap<String, String>) -> Option<String> {
     let parts: Vec<String> = fixed
         .iter()
         .filter(|(_, v)| !v.is_empty())

@@ -21,7 +21,7 @@ pub struct ThresholdResult {
     pub detail: String,
 }
 
-pub fn matrix_value(v: &MatrixValue) -> Value {
+pub(crate) fn matrix_value(v: &MatrixValue) -> Value {
     match v {
         MatrixValue::Bool(b) => Value::Bool(*b),
         MatrixValue::Int(i) => Value::Num(*i as f64),
@@ -113,7 +113,7 @@ fn describe(
 /// every threshold that selects it ("no successful requests"), whatever it
 /// measures: `rps > 10` must not pass on failures alone. Aggregates over
 /// cells leave such cells out of latencies and throughputs.
-pub fn evaluate(plan: &Plan, rows: &[SummaryRow]) -> Vec<ThresholdResult> {
+pub(crate) fn evaluate(plan: &Plan, rows: &[SummaryRow]) -> Vec<ThresholdResult> {
     let mut out = Vec::new();
     for t in &plan.thresholds {
         let selected: Vec<&SummaryRow> = rows

@@ -9,7 +9,7 @@
 
 /// Below this R² the data do not follow the law's shape well enough to
 /// predict from it.
-pub const MIN_R2: f64 = 0.9;
+pub(crate) const MIN_R2: f64 = 0.9;
 
 /// Per-replica throughput this much higher at the largest count than at the
 /// smallest is superlinear: no contention model describes it.
@@ -144,7 +144,7 @@ pub fn fit(points: &[(f64, f64)]) -> Result<UslFit, Refusal> {
 
 /// Replica counts to predict for: powers of two up to twice the largest
 /// tested (and the peak, rounded), the tested ones left out.
-pub fn prediction_points(tested: &[f64], fit: &UslFit) -> Vec<f64> {
+pub(crate) fn prediction_points(tested: &[f64], fit: &UslFit) -> Vec<f64> {
     let max = tested.iter().copied().fold(1.0, f64::max);
     let mut out: Vec<f64> = (0..)
         .map(|k| 2f64.powi(k))

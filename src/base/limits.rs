@@ -5,42 +5,42 @@
 use std::time::Duration;
 
 /// Bytes of a plan file.
-pub const MAX_PLAN_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const MAX_PLAN_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Cells in one plan, counted before the matrix is expanded.
-pub const MAX_CELLS: u128 = 10_000;
+pub(crate) const MAX_CELLS: u128 = 10_000;
 
 /// Load-generator threads of the native engine.
-pub const MAX_NATIVE_WORKERS: usize = 1024;
+pub(crate) const MAX_NATIVE_WORKERS: usize = 1024;
 /// Concurrent users of the native engine.
-pub const MAX_NATIVE_USERS: u64 = 1_000_000;
+pub(crate) const MAX_NATIVE_USERS: u64 = 1_000_000;
 /// Locust worker processes.
-pub const MAX_LOCUST_WORKERS: usize = 1024;
+pub(crate) const MAX_LOCUST_WORKERS: usize = 1024;
 /// Concurrent Locust users.
-pub const MAX_LOCUST_USERS: u64 = 10_000_000;
+pub(crate) const MAX_LOCUST_USERS: u64 = 10_000_000;
 /// Open-model arrivals per second.
-pub const MAX_RATE: f64 = 1_000_000.0;
+pub(crate) const MAX_RATE: f64 = 1_000_000.0;
 
 /// The longest duration a plan may write (warm-up, cell, timeout, ...).
-pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Measurements of one cell.
-pub const MAX_REPEAT: u64 = 1000;
+pub(crate) const MAX_REPEAT: u64 = 1000;
 
 /// Work one rendered template value may do (minijinja fuel: about one unit
 /// per instruction and per 64 bytes of data).
-pub const TEMPLATE_FUEL: u64 = 1_000_000;
+pub(crate) const TEMPLATE_FUEL: u64 = 1_000_000;
 /// Bytes one rendered template value may produce.
-pub const TEMPLATE_OUTPUT: usize = 1024 * 1024;
+pub(crate) const TEMPLATE_OUTPUT: usize = 1024 * 1024;
 
 /// Work one report document may do: far beyond what the embedded templates
 /// need for the largest matrix, and a few seconds of rendering at most, so a
 /// template that loops for ever fails instead of hanging the run.
-pub const REPORT_FUEL: u64 = 500_000_000;
+pub(crate) const REPORT_FUEL: u64 = 500_000_000;
 /// Bytes one report document may produce.
-pub const REPORT_OUTPUT: usize = 256 * 1024 * 1024;
+pub(crate) const REPORT_OUTPUT: usize = 256 * 1024 * 1024;
 
 /// `n` with thousands separators: 2560000 -> "2,560,000".
-pub fn thousands(n: u128) -> String {
+pub(crate) fn thousands(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

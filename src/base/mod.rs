@@ -1,7 +1,7 @@
 //! The ground floor: imports nothing of ours, and every other layer may import it.
 
-pub mod child;
 pub mod limits;
+pub mod process;
 pub(crate) mod random;
 pub mod redact;
 pub mod request;

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 pub const MASK: &str = "***";
 
 /// Shorter values would mangle ordinary numbers and words in outputs.
-pub const MIN_SECRET_LEN: usize = 3;
+pub(crate) const MIN_SECRET_LEN: usize = 3;
 
 /// The secrets of a run and every form of them that is masked.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +70,7 @@ impl Redactor {
         self.patterns.is_empty()
     }
 
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         if self.is_empty() {
             return text.to_owned();
         }
@@ -80,7 +80,7 @@ impl Redactor {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
-    pub fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+    pub(crate) fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(bytes.len());
         let done = self.scan(bytes, &mut out, true);
         debug_assert_eq!(done, bytes.len());
@@ -142,7 +142,7 @@ impl StreamRedactor<'_> {
     }
 
     /// What is left at the end of the stream (it cannot become a secret now).
-    pub fn finish(&mut self) -> Vec<u8> {
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
         let rest = std::mem::take(&mut self.carry);
         self.redactor.redact_bytes(&rest)
     }
@@ -276,7 +276,7 @@ fn base64(bytes: &[u8], alphabet: &[u8; 64]) -> String {
 /// read is written at once, except a tail that could be the start of a
 /// secret, which waits for the next read. So a writer never holds a secret,
 /// even if this process is killed at any moment.
-pub fn pump<W: Write>(mut stream: impl Read, out: &Mutex<W>, redactor: &Redactor) {
+pub(crate) fn pump<W: Write>(mut stream: impl Read, out: &Mutex<W>, redactor: &Redactor) {
     let mut masker = redactor.stream();
     let mut buf = vec![0u8; 16 * 1024];
     loop {

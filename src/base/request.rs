@@ -18,7 +18,7 @@ pub struct StreamSlo {
 }
 
 impl StreamSlo {
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.ttft.is_some() || self.itl.is_some() || self.e2e.is_some()
     }
 }
@@ -47,7 +47,7 @@ impl StreamMode {
 /// The order requests take rows in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RowOrder {
+pub(crate) enum RowOrder {
     /// A seeded permutation per pass over the rows.
     Shuffle,
     Sequential,

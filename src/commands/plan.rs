@@ -80,10 +80,14 @@ pub fn plan_text(plan: &Plan, selected: Option<&[bool]>) -> String {
     let mut header: Vec<String> = vec!["#".into(), "cell".into()];
     header.extend(plan.axes.iter().cloned());
     // Replicas and workers are shown once, under the axis that sets them
-    // when one does.
-    let set_by_axis = |role| plan.roles().find(&plan.axes, role).is_some();
-    let show_replicas = !set_by_axis(crate::plan::Role::Replicas);
-    let show_workers = !set_by_axis(crate::plan::Role::Workers);
+    // when one does. An axis that only bears the name (replicas a plan's own
+    // step manages, without a backend) keeps its column alone: the backend's
+    // count beside it would be a second `replicas` saying something else.
+    let set_by_axis = |role, name: &str| {
+        plan.roles().find(&plan.axes, role).is_some() || plan.axes.iter().any(|a| a == name)
+    };
+    let show_replicas = !set_by_axis(crate::plan::Role::Replicas, "replicas");
+    let show_workers = !set_by_axis(crate::plan::Role::Workers, "workers");
     header.push("backend".into());
     if show_replicas {
         header.push("replicas".into());
@@ -270,8 +274,7 @@ fn search_estimate(plan: &Plan, s: &plan::Search, selected: Option<&[bool]>) -> 
     for c in &chosen {
         let t = &c.timing;
         // An unstable probe is measured up to three times its duration.
-        let one =
-            t.warmup + c.measured_duration() * crate::analysis::search::MAX_EXTENSION + t.cooldown;
+        let one = t.warmup + c.measured_duration() * crate::search::MAX_EXTENSION + t.cooldown;
         worst += one * u32::try_from(t.repeat * probes).unwrap_or(u32::MAX);
         if systems.insert(c.system_key()) {
             worst += plan.analysis.baseline;
@@ -301,7 +304,7 @@ fn search_estimate(plan: &Plan, s: &plan::Search, selected: Option<&[bool]>) -> 
         "worst-case wall time: {} ({} probes, each measured up to {}x its duration while unstable, times repeat, and one baseline per system configuration; scaling and readiness come on top)",
         format_duration_rounded(worst),
         probes * chosen.len() as u64,
-        crate::analysis::search::MAX_EXTENSION
+        crate::search::MAX_EXTENSION
     );
     out
 }

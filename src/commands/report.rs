@@ -12,7 +12,7 @@ use crate::results::{self, Manifest, RunDir};
 /// recorded overrides, resolved against the original plan's folder. Every
 /// `env` variable renders as `***`: the run recorded no secret, and
 /// re-rendering needs none.
-pub fn load_run_plan(dir: &Path, manifest: &Manifest) -> Result<Plan, RunError> {
+pub(crate) fn load_run_plan(dir: &Path, manifest: &Manifest) -> Result<Plan, RunError> {
     let copy = std::fs::read_to_string(dir.join("plan.toml"))
         .map_err(|e| RunError::Usage(format!("cannot read {}/plan.toml: {e}", dir.display())))?;
     let original = PathBuf::from(&manifest.plan_file);

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use super::{DEFAULT_MAX_TOKENS, DemoBody, MAX_BODY_BYTES, MAX_TOKENS, Server, TOKEN};
 
 /// Words per prefix-cache block.
-pub const BLOCK_WORDS: usize = 512;
+pub(crate) const BLOCK_WORDS: usize = 512;
 
 /// Which API a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,7 +53,7 @@ pub use sampling::{Jitter, ServiceTime};
 /// Largest accepted `/predict` body; the simulated model ignores its input.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// A completion's tokens when the request names no `max_tokens`.
-pub const DEFAULT_MAX_TOKENS: u64 = 16;
+pub(crate) const DEFAULT_MAX_TOKENS: u64 = 16;
 const MAX_TOKENS: u64 = 1_000_000;
 /// The text of every generated token.
 const TOKEN: &str = " token";
@@ -342,7 +342,7 @@ pub async fn serve(listener: TcpListener, config: DemoConfig, shutdown: impl Fut
 }
 
 /// [`serve`], over TLS when `tls` is given.
-pub async fn serve_with(
+pub(crate) async fn serve_with(
     listener: TcpListener,
     config: DemoConfig,
     tls: Option<Arc<rustls::ServerConfig>>,

@@ -64,7 +64,7 @@ pub(crate) enum Stream {
 
 impl Stream {
     /// The protocol the server chose by ALPN.
-    pub fn alpn(&self) -> Option<&[u8]> {
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
         match self {
             Stream::Plain(_) => None,
             Stream::Tls(s) => s.get_ref().1.alpn_protocol(),
@@ -268,7 +268,7 @@ impl Conn {
     /// The server closed (or wrote to) this idle connection. Costs no system
     /// call unless the socket was reported readable: an idle keep-alive
     /// connection has nothing to read, so any byte or EOF means it is unusable.
-    pub fn is_closed(&mut self) -> bool {
+    pub(crate) fn is_closed(&mut self) -> bool {
         let mut probe = [0u8; 1];
         match &mut self.stream {
             Stream::Plain(s) => match s.try_read(&mut probe) {

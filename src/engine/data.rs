@@ -15,7 +15,7 @@ use crate::base::request::RowOrder;
 /// Bytes per segment; a row larger than this gets a segment of its own.
 const SEGMENT: usize = 16 << 20;
 /// Most rendered bytes for one request's rows (paths, headers and bodies).
-pub const MAX_RENDERED_BYTES: u64 = 2 << 30;
+pub(crate) const MAX_RENDERED_BYTES: u64 = 2 << 30;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -47,7 +47,7 @@ pub struct RowSet {
 
 /// Collects rendered rows into a [`RowSet`].
 #[derive(Debug)]
-pub struct RowSetBuilder {
+pub(crate) struct RowSetBuilder {
     done: Vec<Bytes>,
     current: BytesMut,
     rows: Vec<Entry>,
@@ -61,7 +61,7 @@ pub struct RowSetBuilder {
 #[error(
     "the rendered requests exceed {limit} bytes (2 GiB) at row {row}: use fewer or shorter rows"
 )]
-pub struct TooLarge {
+pub(crate) struct TooLarge {
     pub row: usize,
     pub limit: u64,
 }
@@ -121,21 +121,13 @@ impl RowSetBuilder {
     }
 
     /// Row `k` (the last pushed) is a trace line due `at` after the origin.
-    pub fn due(&mut self, at: std::time::Duration) {
+    pub(crate) fn due(&mut self, at: std::time::Duration) {
         let us = u64::try_from(at.as_micros()).unwrap_or(u64::MAX);
         self.times.resize(self.rows.len() - 1, 0);
         self.times.push(us);
     }
 
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    pub fn finish(mut self, order: RowOrder, seed: u64) -> RowSet {
+    pub(crate) fn finish(mut self, order: RowOrder, seed: u64) -> RowSet {
         if !self.current.is_empty() {
             self.done.push(self.current.freeze());
         }
@@ -165,7 +157,7 @@ impl RowSet {
     /// The row the next request takes: one shared sequence over all
     /// workers for `sequential` and `shuffle`, a worker's own pick for
     /// `random`.
-    pub fn next_row(&self, rng: &mut SmallRng) -> usize {
+    pub(crate) fn next_row(&self, rng: &mut SmallRng) -> usize {
         let len = self.rows.len() as u64;
         if len <= 1 {
             return 0;
@@ -182,14 +174,14 @@ impl RowSet {
     }
 
     /// A trace's rows: when row `k` is due after the schedule's origin.
-    pub fn due(&self, k: usize) -> Option<std::time::Duration> {
+    pub(crate) fn due(&self, k: usize) -> Option<std::time::Duration> {
         self.times
             .get(k)
             .map(|&us| std::time::Duration::from_micros(us))
     }
 
     /// The rows are a trace's lines, each due at its time.
-    pub fn is_trace(&self) -> bool {
+    pub(crate) fn is_trace(&self) -> bool {
         !self.times.is_empty()
     }
 
@@ -205,13 +197,13 @@ impl RowSet {
     }
 
     /// The headers each row gives its own value.
-    pub fn header_names(&self) -> &[String] {
+    pub(crate) fn header_names(&self) -> &[String] {
         &self.header_names
     }
 
     /// Row `k`'s header values, in the order of [`RowSet::header_names`],
     /// sharing the segment's memory.
-    pub fn header_values(&self, k: usize) -> impl Iterator<Item = Bytes> + '_ {
+    pub(crate) fn header_values(&self, k: usize) -> impl Iterator<Item = Bytes> + '_ {
         let all = self
             .rows
             .get(k)
@@ -230,7 +222,7 @@ impl RowSet {
     }
 
     /// Row `k`'s header values as slices.
-    pub fn header_slices(&self, k: usize) -> impl Iterator<Item = &[u8]> + '_ {
+    pub(crate) fn header_slices(&self, k: usize) -> impl Iterator<Item = &[u8]> + '_ {
         let mut rest = self.rows.get(k).map_or(&[][..], |e| {
             let at = (e.offset + e.path_len) as usize;
             &self.segments[e.segment as usize][at..at + e.headers_len as usize]
@@ -253,7 +245,7 @@ impl RowSet {
     }
 
     /// Row `k`'s body as a slice.
-    pub fn body_slice(&self, k: usize) -> &[u8] {
+    pub(crate) fn body_slice(&self, k: usize) -> &[u8] {
         let Some(e) = self.rows.get(k) else {
             return &[];
         };
@@ -265,7 +257,7 @@ impl RowSet {
 /// Position `j` of pass `pass` over `len` rows: a bijection of `0..len` for
 /// each (seed, pass), by a Feistel network with cycle walking, so a shuffle
 /// needs no memory per row.
-pub fn shuffled(j: u64, len: u64, seed: u64, pass: u64) -> u64 {
+pub(crate) fn shuffled(j: u64, len: u64, seed: u64, pass: u64) -> u64 {
     if len <= 1 {
         return 0;
     }

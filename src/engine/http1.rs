@@ -124,13 +124,13 @@ impl ResponseParser {
     /// needed; then every byte that can be consumed has been, and what is left
     /// (`buf[n..]`) is shorter than the parser's limits.
     #[cfg(test)]
-    pub fn feed(&mut self, buf: &[u8]) -> Result<(usize, Option<Response>), ParseError> {
+    pub(crate) fn feed(&mut self, buf: &[u8]) -> Result<(usize, Option<Response>), ParseError> {
         self.feed_to(buf, &mut ())
     }
 
     /// [`ResponseParser::feed`], showing the body's bytes to `sink`.
     #[inline]
-    pub fn feed_to<S: BodySink>(
+    pub(crate) fn feed_to<S: BodySink>(
         &mut self,
         buf: &[u8],
         sink: &mut S,
@@ -228,7 +228,7 @@ impl ResponseParser {
 
     /// The connection reached end of file. A close-delimited body ends here;
     /// any other response is cut short.
-    pub fn eof(&mut self) -> Result<Response, ParseError> {
+    pub(crate) fn eof(&mut self) -> Result<Response, ParseError> {
         match self.state {
             State::UntilClose => {
                 self.keep_alive = false;

@@ -129,7 +129,7 @@ pub struct LocustSpec {
 }
 
 impl LocustSpec {
-    pub const DEFAULT_EXPECT_WORKERS_TIMEOUT: Duration = Duration::from_secs(30);
+    pub(crate) const DEFAULT_EXPECT_WORKERS_TIMEOUT: Duration = Duration::from_secs(30);
 
     /// One worker, one user, all defaults; set the rest field by field.
     pub fn new(locustfile: impl Into<PathBuf>, host: &str, work_dir: impl Into<PathBuf>) -> Self {
@@ -388,7 +388,7 @@ impl ProgressReader {
 }
 
 fn tail(path: &Path) -> String {
-    crate::base::child::tail(path, TAIL_LINES)
+    crate::base::process::tail(path, TAIL_LINES)
 }
 
 fn status_text(s: Option<ExitStatus>) -> String {

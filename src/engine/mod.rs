@@ -20,7 +20,7 @@ mod usage;
 mod worker;
 
 /// Said on the console and in the report whenever `[tls] insecure` is on.
-pub const INSECURE_TLS: &str = "TLS certificates were NOT verified ([tls] insecure = true): \
+pub(crate) const INSECURE_TLS: &str = "TLS certificates were NOT verified ([tls] insecure = true): \
      the figures may come from any server";
 
 #[cfg(test)]

@@ -257,7 +257,7 @@ impl Plan {
     }
 
     /// Weighted random pick of a request index.
-    pub fn pick(&self, rng: &mut SmallRng) -> usize {
+    pub(crate) fn pick(&self, rng: &mut SmallRng) -> usize {
         if self.requests.len() == 1 {
             return 0;
         }
@@ -320,7 +320,7 @@ impl Plan {
 
     /// Request `i` for endpoint `ep` as HTTP/2 sends it; none unless the
     /// plan was built for HTTP/2.
-    pub fn h2_request(&self, i: usize, ep: usize, seq: usize) -> Option<H2Outgoing> {
+    pub(crate) fn h2_request(&self, i: usize, ep: usize, seq: usize) -> Option<H2Outgoing> {
         let p = &self.requests[i];
         let h2 = p.h2.as_ref()?;
         let ep = ep % h2.uris.len().max(1);
@@ -356,7 +356,7 @@ impl Plan {
     }
 
     /// Requests go out over HTTP/2.
-    pub fn is_h2(&self) -> bool {
+    pub(crate) fn is_h2(&self) -> bool {
         self.requests.first().is_some_and(|r| r.h2.is_some())
     }
 
@@ -366,7 +366,7 @@ impl Plan {
     }
 
     /// The row request `i` takes next, when it has rows.
-    pub fn next_row(&self, i: usize, rng: &mut SmallRng) -> Option<usize> {
+    pub(crate) fn next_row(&self, i: usize, rng: &mut SmallRng) -> Option<usize> {
         Some(self.requests[i].rows.as_ref()?.set.next_row(rng))
     }
 
@@ -379,11 +379,11 @@ impl Plan {
     }
 
     /// Request `i`'s response is read for token usage.
-    pub fn reads_usage(&self, i: usize) -> bool {
+    pub(crate) fn reads_usage(&self, i: usize) -> bool {
         self.requests[i].usage
     }
 
-    pub fn body_variants(&self, i: usize) -> usize {
+    pub(crate) fn body_variants(&self, i: usize) -> usize {
         self.requests[i].variants
     }
 }

@@ -17,20 +17,20 @@ pub const CLIENT_BOUND_CPU_PCT: f64 = 90.0;
 
 /// Open model: arrivals sent later than this behind schedule at p99 mean the
 /// load generator could not keep the schedule.
-pub const SCHEDULE_LAG_BOUND_MS: f64 = 10.0;
+pub(crate) const SCHEDULE_LAG_BOUND_MS: f64 = 10.0;
 
 /// Significant decimal digits of every latency histogram.
-pub const LATENCY_SIGFIG: u8 = 3;
+pub(crate) const LATENCY_SIGFIG: u8 = 3;
 
 /// An empty latency histogram: values in microseconds, 3 significant digits,
 /// auto-resizing (no upper bound to configure or overflow).
-pub fn latency_histogram() -> Histogram<u64> {
+pub(crate) fn latency_histogram() -> Histogram<u64> {
     // `Histogram::new` fails only for more than 5 significant digits.
     Histogram::new(LATENCY_SIGFIG).expect("3 significant digits is a valid HDR configuration")
 }
 
 /// Adds `src` into `dst` exactly.
-pub fn add_histogram(dst: &mut Histogram<u64>, src: &Histogram<u64>) {
+pub(crate) fn add_histogram(dst: &mut Histogram<u64>, src: &Histogram<u64>) {
     if dst.add(src).is_err() {
         // Only reachable if `dst` was built without auto-resize; re-recording
         // every bucket keeps the merge exact anyway.
@@ -98,7 +98,7 @@ impl FailureCounts {
         *slot += 1;
     }
 
-    pub fn merge(&mut self, other: &FailureCounts) {
+    pub(crate) fn merge(&mut self, other: &FailureCounts) {
         self.status += other.status;
         self.timeout += other.timeout;
         self.connect += other.connect;
@@ -190,7 +190,7 @@ impl EventStats {
         record_n(h, gap_us, 1);
     }
 
-    pub fn merge(&mut self, other: &EventStats) {
+    pub(crate) fn merge(&mut self, other: &EventStats) {
         add_histogram(&mut self.ttft, &other.ttft);
         add_histogram(&mut self.itl, &other.itl);
         self.tokens += other.tokens;
@@ -283,12 +283,12 @@ impl RequestStats {
         Self::default()
     }
 
-    pub fn record_success(&mut self, latency_us: u64) {
+    pub(crate) fn record_success(&mut self, latency_us: u64) {
         self.requests += 1;
         record_n(&mut self.hist, latency_us, 1);
     }
 
-    pub fn record_failure(&mut self, kind: FailureKind) {
+    pub(crate) fn record_failure(&mut self, kind: FailureKind) {
         self.requests += 1;
         self.failures += 1;
         self.failures_by_kind.add(kind);
@@ -296,7 +296,7 @@ impl RequestStats {
 
     /// Exact merge of counts and histogram; call [`RequestStats::finalize`]
     /// afterwards to refresh the derived fields.
-    pub fn merge(&mut self, other: &RequestStats) {
+    pub(crate) fn merge(&mut self, other: &RequestStats) {
         self.requests += other.requests;
         self.failures += other.failures;
         self.failures_by_kind.merge(&other.failures_by_kind);
@@ -311,12 +311,12 @@ impl RequestStats {
     }
 
     /// One finished request judged against the per-request objectives.
-    pub fn record_judged(&mut self, good: bool) {
+    pub(crate) fn record_judged(&mut self, good: bool) {
         *self.good.get_or_insert(0) += u64::from(good);
     }
 
     /// Recomputes `rps` and the latency fields from the counts and histogram.
-    pub fn finalize(&mut self, measured_secs: f64) {
+    pub(crate) fn finalize(&mut self, measured_secs: f64) {
         self.rps = per_sec(self.requests, measured_secs);
         if let Some(e) = &self.events {
             self.stream = Some(StreamFigures::of(e, measured_secs));
@@ -475,7 +475,7 @@ impl ConnStats {
         self.tls_p95_ms = p95(&self.tls);
     }
 
-    pub fn merge(&mut self, other: &ConnStats) {
+    pub(crate) fn merge(&mut self, other: &ConnStats) {
         self.opened += other.opened;
         add_histogram(&mut self.connect, &other.connect);
         add_histogram(&mut self.tls, &other.tls);
@@ -486,7 +486,7 @@ impl ConnStats {
 impl CellStats {
     /// Parts measured back to back (stages, repetitions) as one measured
     /// window: counts and histograms merged exactly, timelines laid end to end.
-    pub fn combine_sequential(mut parts: Vec<CellStats>) -> Option<CellStats> {
+    pub(crate) fn combine_sequential(mut parts: Vec<CellStats>) -> Option<CellStats> {
         if parts.len() <= 1 {
             return parts.pop();
         }
@@ -649,14 +649,14 @@ impl TimelineBuilder {
     }
 
     /// `n` requests sent in second `idx` that failed without completing.
-    pub fn add_failures(&mut self, idx: usize, n: u64) {
+    pub(crate) fn add_failures(&mut self, idx: usize, n: u64) {
         let row = self.row(idx);
         row.requests += n;
         row.failures += n;
     }
 
     /// The leading rows every worker has closed: the measured window so far.
-    pub fn closed_so_far(&self) -> WindowSoFar {
+    pub(crate) fn closed_so_far(&self) -> WindowSoFar {
         let mut w = WindowSoFar::default();
         for (t, row) in self.rows.iter().enumerate() {
             let Some(q) = row.done else { break };
@@ -677,7 +677,7 @@ impl TimelineBuilder {
 
     /// Rows `0..ceil(measured_secs)`; rows missing a worker's part (cancelled
     /// runs) are merged from the parts that arrived.
-    pub fn finish(mut self, measured_secs: f64) -> Vec<TimelineRow> {
+    pub(crate) fn finish(mut self, measured_secs: f64) -> Vec<TimelineRow> {
         let n = if measured_secs > 0.0 {
             (measured_secs - 1e-9).ceil().max(1.0) as usize
         } else {

@@ -29,7 +29,7 @@ enum Line {
 /// Counts and times the events of one streamed response. `on_event` is
 /// called with the previous event's time (none for the first) and this
 /// event's time.
-pub(crate) struct Events<F: FnMut(Option<Instant>, Instant)> {
+pub struct Events<F: FnMut(Option<Instant>, Instant)> {
     mode: StreamMode,
     line: Line,
     /// The last byte was a CR: a LF right after it ends no second line.

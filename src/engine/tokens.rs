@@ -38,7 +38,7 @@ impl TokenCounts {
         }
     }
 
-    pub fn merge(&mut self, other: &TokenCounts) {
+    pub(crate) fn merge(&mut self, other: &TokenCounts) {
         self.from_usage += other.from_usage;
         self.from_events += other.from_events;
         self.input += other.input;
@@ -49,7 +49,7 @@ impl TokenCounts {
     }
 
     /// `usage` when every counted response reported it, else `events`.
-    pub fn source(&self) -> &'static str {
+    pub(crate) fn source(&self) -> &'static str {
         if self.from_usage > 0 && self.from_events == 0 {
             "usage"
         } else {

@@ -18,7 +18,7 @@ impl Seek {
     }
 
     /// Feeds one byte; true when it completes the string.
-    pub fn feed(&mut self, b: u8) -> bool {
+    pub(crate) fn feed(&mut self, b: u8) -> bool {
         if b.is_ascii_whitespace() {
             return false;
         }
@@ -99,7 +99,7 @@ impl Default for UsageScan {
 }
 
 impl UsageScan {
-    pub fn feed(&mut self, b: u8) {
+    pub(crate) fn feed(&mut self, b: u8) {
         self.prompt.feed(b);
         self.completion.feed(b);
     }

@@ -15,17 +15,17 @@ use crate::base::request::RowOrder;
 
 /// Largest data file accepted (1 GiB): its rendered requests are held in
 /// memory for the whole cell.
-pub const MAX_DATA_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_DATA_BYTES: u64 = 1 << 30;
 /// Most synthetic rows.
-pub const MAX_SYNTHETIC_ROWS: u64 = 1_000_000;
+pub(crate) const MAX_SYNTHETIC_ROWS: u64 = 1_000_000;
 /// Words per `prompt` block: equal hash ids give equal blocks.
-pub const BLOCK_WORDS: usize = 512;
+pub(crate) const BLOCK_WORDS: usize = 512;
 /// Most words `prompt(n, ...)` makes.
-pub const MAX_PROMPT_WORDS: u64 = 1_000_000;
+pub(crate) const MAX_PROMPT_WORDS: u64 = 1_000_000;
 
 /// A normal distribution of token counts, clipped to `[min, max]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Lengths {
+pub(crate) struct Lengths {
     pub mean: f64,
     pub stddev: f64,
     pub min: u64,
@@ -40,7 +40,7 @@ impl Lengths {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Synthetic {
+pub(crate) struct Synthetic {
     pub rows: u64,
     pub prompt_tokens: Lengths,
     pub output_tokens: Lengths,
@@ -48,14 +48,14 @@ pub struct Synthetic {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum DataSource {
+pub(crate) enum DataSource {
     File(PathBuf),
     Synthetic(Synthetic),
 }
 
 /// A request's rows and the order it takes them in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RequestData {
+pub(crate) struct RequestData {
     pub source: DataSource,
     pub order: RowOrder,
     /// Seeds the shuffle.
@@ -66,7 +66,7 @@ pub struct RequestData {
 
 /// How a trace's `timestamp` (ms) becomes a send time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct TraceClock {
+pub(crate) struct TraceClock {
     /// The first line's timestamp: the trace's start.
     pub first_ms: f64,
     pub time_scale: f64,
@@ -74,7 +74,7 @@ pub struct TraceClock {
 
 impl TraceClock {
     /// When a line with `timestamp` is due, after the schedule's origin.
-    pub fn offset(&self, timestamp_ms: f64) -> std::time::Duration {
+    pub(crate) fn offset(&self, timestamp_ms: f64) -> std::time::Duration {
         let secs = ((timestamp_ms - self.first_ms) / 1000.0 / self.time_scale).max(0.0);
         std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::MAX)
     }
@@ -82,7 +82,7 @@ impl TraceClock {
 
 /// `[load] trace`: one request per line at its timestamp.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Trace {
+pub(crate) struct Trace {
     pub path: PathBuf,
     pub clock: TraceClock,
     pub lines: u64,
@@ -114,7 +114,7 @@ pub fn timestamp(row: &Map<String, Value>) -> Option<f64> {
 
 /// Reads a trace: every line needs a `timestamp` at or after the one
 /// before. Returns (lines, first timestamp, span in ms).
-pub fn scan_trace(path: &Path) -> Result<(u64, f64, f64), DataError> {
+pub(crate) fn scan_trace(path: &Path) -> Result<(u64, f64, f64), DataError> {
     let mut first = None;
     let mut last = f64::NEG_INFINITY;
     let shown = path.display().to_string();
@@ -143,7 +143,7 @@ pub fn scan_trace(path: &Path) -> Result<(u64, f64, f64), DataError> {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum DataError {
+pub(crate) enum DataError {
     #[error("cannot read data file {path}: {reason}")]
     Read { path: String, reason: String },
     #[error("data file {path} is {bytes} bytes, beyond the limit of {limit} bytes (1 GiB)")]
@@ -191,7 +191,7 @@ enum Format {
 
 /// Calls `f(line, row)` for every row, in file order (1-based line numbers);
 /// stops at the first error `f` or the file gives. Returns the row count.
-pub fn for_each_row<E: From<DataError>>(
+pub(crate) fn for_each_row<E: From<DataError>>(
     source: &DataSource,
     mut f: impl FnMut(usize, Map<String, Value>) -> Result<(), E>,
 ) -> Result<usize, E> {
@@ -388,7 +388,7 @@ pub(crate) fn prompt_function(
 }
 
 /// `row.x` fields a template names.
-pub fn row_fields(env: &minijinja::Environment<'_>, template: &str) -> Vec<String> {
+pub(crate) fn row_fields(env: &minijinja::Environment<'_>, template: &str) -> Vec<String> {
     let Ok(t) = env.template_from_str(template) else {
         return Vec::new();
     };

@@ -14,7 +14,7 @@ use super::suggest::{Closeness, did_you_mean};
 
 /// One step of the pipeline, before expansion per cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     pub(crate) id: String,
     pub(crate) kind: StepKind,
     pub(crate) per_cell: bool,

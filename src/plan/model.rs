@@ -65,7 +65,11 @@ impl Plan {
 
     /// The template context of a cell of this plan (or a search probe of
     /// one); `replica` adds `replica` and `port`.
-    pub fn cell_context(&self, cell: &Cell, replica: Option<(usize, u16)>) -> minijinja::Value {
+    pub(crate) fn cell_context(
+        &self,
+        cell: &Cell,
+        replica: Option<(usize, u16)>,
+    ) -> minijinja::Value {
         let c = cell.index;
         let base = minijinja::context! {
             matrix => minijinja::Value::from(minijinja::value::Serde(&cell.matrix)),
@@ -101,29 +105,6 @@ impl Plan {
 }
 
 impl Plan {
-    /// The probe of outer cell `c` at `value` of the searched knob: the cell
-    /// with its users (or rate) set, named `<cell-id>_users<N>`.
-    pub(crate) fn probe(&self, c: usize, value: u64) -> Option<Cell> {
-        let search = self.search.as_ref()?;
-        let mut cell = self.cells.get(c)?.clone();
-        let over = search.over.as_str();
-        cell.id = format!("{}_{over}{value}", cell.id);
-        cell.matrix.insert(
-            over.to_string(),
-            super::matrix::MatrixValue::Int(i64::try_from(value).unwrap_or(i64::MAX)),
-        );
-        match &mut cell.load.model {
-            LoadModel::Closed { users, .. } => *users = value,
-            LoadModel::Open { stages, .. } => {
-                for s in stages {
-                    s.rate = value as f64;
-                }
-            }
-        }
-        cell.probe = Some(value);
-        Some(cell)
-    }
-
     /// The cell a summary row belongs to: a cell of the plan, or the outer
     /// cell of a search probe.
     pub(crate) fn cell_of_row(&self, id: &str) -> Option<&Cell> {
@@ -135,7 +116,7 @@ impl Plan {
     }
 
     /// The axes of summary rows: the matrix axes, then the searched knob.
-    pub fn row_axes(&self) -> Vec<String> {
+    pub(crate) fn row_axes(&self) -> Vec<String> {
         let mut axes = self.axes.clone();
         if let Some(s) = &self.search {
             axes.push(s.over.as_str().to_string());
@@ -154,40 +135,6 @@ pub struct Search {
     pub(crate) tolerance: f64,
     /// Metric -> limit in the metric's unit, like `[analysis] slo`.
     pub(crate) slo: IndexMap<String, f64>,
-}
-
-impl Search {
-    /// The most probes an outer cell can take: doubling until the probe at
-    /// step k fails, then bisecting between steps k-1 and k; the worst k.
-    pub(crate) fn max_probes(&self) -> u64 {
-        let mut worst = 1;
-        let mut lo = self.from;
-        let mut k = 1;
-        while lo < self.to {
-            let hi = lo.saturating_mul(2).min(self.to);
-            k += 1;
-            worst = worst.max(k + bisection_steps(lo, hi, self.tolerance));
-            lo = hi;
-        }
-        worst
-    }
-}
-
-/// Probes bisection takes, at worst, to close `lo..hi` (lo passing, hi failing).
-pub(crate) fn bisection_steps(lo: u64, hi: u64, tolerance: f64) -> u64 {
-    fn go(lo: u64, hi: u64, tolerance: f64) -> u64 {
-        if bracket_closed(lo, hi, tolerance) {
-            return 0;
-        }
-        let mid = lo + (hi - lo) / 2;
-        1 + go(lo, mid, tolerance).max(go(mid, hi, tolerance))
-    }
-    go(lo, hi, tolerance)
-}
-
-/// The search between a passing `lo` and a failing `hi` is done.
-pub(crate) fn bracket_closed(lo: u64, hi: u64, tolerance: f64) -> bool {
-    hi <= lo + 1 || hi as f64 <= lo as f64 * (1.0 + tolerance)
 }
 
 impl std::fmt::Debug for Plan {
@@ -448,7 +395,7 @@ pub(crate) struct Locust {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     pub(crate) name: String,
     pub(crate) kind: CheckKind,
     pub(crate) timeout: Duration,
@@ -597,7 +544,7 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> String {
 
 /// A `[[scrape]]` section, rendered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scrape {
+pub(crate) struct Scrape {
     pub name: String,
     pub target: ScrapeTarget,
     pub interval: Duration,
@@ -605,7 +552,7 @@ pub struct Scrape {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum ScrapeTarget {
+pub(crate) enum ScrapeTarget {
     /// Appended to every replica endpoint.
     Path(String),
     /// One fixed URL.
@@ -614,7 +561,7 @@ pub enum ScrapeTarget {
 
 /// One summary column computed from scraped samples.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Series {
+pub(crate) struct Series {
     pub metric: String,
     pub agg: Agg,
     pub column: String,
@@ -623,7 +570,7 @@ pub struct Series {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Agg {
+pub(crate) enum Agg {
     /// Counter increase per second, summed over replicas.
     Rate,
     Mean,
@@ -634,7 +581,7 @@ pub enum Agg {
 }
 
 impl Agg {
-    pub const NAMES: &'static [&'static str] =
+    pub(crate) const NAMES: &'static [&'static str] =
         &["rate", "mean", "max", "min", "p50", "p90", "p95", "p99"];
 
     pub fn parse(s: &str) -> Option<Agg> {
@@ -655,7 +602,7 @@ impl Agg {
 impl Series {
     /// Quantiles of a histogram in seconds are reported in milliseconds, so
     /// they compare with the client's latency.
-    pub fn in_seconds(&self) -> bool {
+    pub(crate) fn in_seconds(&self) -> bool {
         matches!(self.agg, Agg::Quantile(_)) && self.metric.ends_with("_seconds")
     }
 
@@ -677,7 +624,7 @@ impl Series {
 
 impl Plan {
     /// The summary columns `[[scrape]]` adds, in plan order.
-    pub fn scrape_columns(&self) -> Vec<(String, crate::metrics::MetricKind)> {
+    pub(crate) fn scrape_columns(&self) -> Vec<(String, crate::metrics::MetricKind)> {
         self.scrapes
             .iter()
             .flat_map(|s| s.series.iter().map(|x| (x.column.clone(), x.kind())))

@@ -126,7 +126,7 @@ pub(crate) struct CellSection {
 /// `[cell] order`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CellOrder {
+pub(crate) enum CellOrder {
     /// Each cell's repeats back to back, cells in matrix order.
     #[default]
     Sequential,
@@ -551,7 +551,7 @@ fn default_tolerance() -> Text {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SearchOver {
+pub(crate) enum SearchOver {
     /// Concurrent virtual users (closed model).
     Users,
     /// Arrivals per second (open model).

@@ -22,7 +22,7 @@ pub enum Role {
 
 impl Role {
     /// Axes that set the offered load rather than the resources serving it.
-    pub fn is_load(self) -> bool {
+    pub(crate) fn is_load(self) -> bool {
         matches!(self, Role::Users | Role::Rate)
     }
 }

@@ -7,15 +7,15 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use crate::results::Manifest;
+use crate::results::files::{SystemRow, read_system};
 use crate::results::read::{read_events_tail, read_stats};
 
 /// One context object per cell of the manifest, in matrix order.
-pub fn cell_contexts(dir: &Path, manifest: &Manifest) -> Vec<Value> {
+pub(crate) fn cell_contexts(dir: &Path, manifest: &Manifest) -> Vec<Value> {
     manifest
         .cells
         .iter()
         .map(|entry| {
-            let folder = dir.join("cells").join(&entry.id);
             let stats = read_stats(dir, &entry.id);
             let events = read_events_tail(dir, &entry.id, 30);
             let measured = entry.status.is_measured() && stats.is_some();
@@ -43,7 +43,7 @@ pub fn cell_contexts(dir: &Path, manifest: &Manifest) -> Vec<Value> {
                 "stats": cell_stats,
                 "repetitions": repetitions,
                 "warnings": warnings,
-                "system": system_summary(&folder.join("system.csv")),
+                "system": system_summary(&read_system(dir, &entry.id)),
                 "events": events,
                 "page": format!("cells/{}/cell.md", entry.id),
                 "scrape_charts": [],
@@ -54,33 +54,14 @@ pub fn cell_contexts(dir: &Path, manifest: &Manifest) -> Vec<Value> {
 
 /// Per replica: sample count, mean and max CPU %, max memory (MiB) in the
 /// measured window.
-fn system_summary(path: &Path) -> Vec<Value> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let mut by_replica: IndexMap<String, (u64, f64, f64, f64)> = IndexMap::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(t), Some(replica), Some(cpu), Some(mem)) =
-            (f.first(), f.get(1), f.get(2), f.get(3))
-        else {
-            continue;
-        };
-        let (Ok(t), Ok(cpu), Ok(mem)) = (t.parse::<f64>(), cpu.parse::<f64>(), mem.parse::<f64>())
-        else {
-            continue;
-        };
-        // A damaged or hand-edited file may hold NaN or inf: no figure.
-        if t < 0.0 || !(t.is_finite() && cpu.is_finite() && mem.is_finite()) {
-            continue;
-        }
-        let e = by_replica
-            .entry(replica.to_string())
-            .or_insert((0, 0.0, 0.0, 0.0));
+fn system_summary(rows: &[SystemRow]) -> Vec<Value> {
+    let mut by_replica: IndexMap<&str, (u64, f64, f64, f64)> = IndexMap::new();
+    for r in rows {
+        let e = by_replica.entry(&r.replica).or_insert((0, 0.0, 0.0, 0.0));
         e.0 += 1;
-        e.1 += cpu;
-        e.2 = e.2.max(cpu);
-        e.3 = e.3.max(mem / (1024.0 * 1024.0));
+        e.1 += r.cpu_pct;
+        e.2 = e.2.max(r.cpu_pct);
+        e.3 = e.3.max(r.mem_bytes / (1024.0 * 1024.0));
     }
     by_replica
         .into_iter()

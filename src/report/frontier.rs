@@ -4,12 +4,12 @@
 
 use serde::Serialize;
 
-use crate::analysis::search::CapacityRow;
 use crate::analysis::{Role, Roles, usl};
 use crate::plan::matrix::MatrixValue;
+use crate::search::CapacityRow;
 
 /// The chart's file stem.
-pub const CHART: &str = "capacity-frontier";
+pub(crate) const CHART: &str = "capacity-frontier";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Frontier {

@@ -7,7 +7,7 @@ use crate::analysis::ThresholdResult;
 
 use super::xml::escape;
 
-pub fn junit_xml(plan: &str, results: &[ThresholdResult]) -> String {
+pub(crate) fn junit_xml(plan: &str, results: &[ThresholdResult]) -> String {
     let failures = results.iter().filter(|r| !r.passed).count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(

@@ -237,12 +237,8 @@ fn add_scrape_charts(
         let Some(id) = cell.get("id").and_then(|v| v.as_str()).map(str::to_string) else {
             continue;
         };
-        let path = dir.root.join("cells").join(&id).join("metrics.csv");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
         // With repeats, the last repetition is drawn.
-        let Some(samples) = crate::scrape::parse_metrics_csv(&text).pop() else {
+        let Some(samples) = crate::results::files::read_metrics(&dir.root, &id).pop() else {
             continue;
         };
         let mut listed = Vec::new();
@@ -291,7 +287,7 @@ pub fn write_summary(
     if plan.search.is_some() {
         dir.write(
             "capacity.csv",
-            crate::analysis::search::capacity_csv(&plan.axes, &result.capacity).as_bytes(),
+            crate::search::capacity_csv(&plan.axes, &result.capacity).as_bytes(),
         )?;
         if let Some(svg) = super::frontier::frontier(&result.capacity, &plan.axes, plan.roles())
             .and_then(|f| f.svg)

@@ -9,7 +9,10 @@ use crate::scrape::aggregate::aggregate;
 
 /// Per replica, the series' value over time: gauges at every scrape;
 /// rates and quantiles over each interval between two scrapes.
-pub fn per_replica(series: &Series, samples: &[ScrapeSample]) -> Vec<(String, Vec<(f64, f64)>)> {
+pub(crate) fn per_replica(
+    series: &Series,
+    samples: &[ScrapeSample],
+) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut by_replica: BTreeMap<&str, BTreeMap<u64, Vec<&ScrapeSample>>> = BTreeMap::new();
     for s in samples {
         by_replica
@@ -46,7 +49,7 @@ pub fn per_replica(series: &Series, samples: &[ScrapeSample]) -> Vec<(String, Ve
 }
 
 /// One SVG per series of the plan: (column, svg).
-pub fn cell_charts(series: &[Series], samples: &[ScrapeSample]) -> Vec<(String, String)> {
+pub(crate) fn cell_charts(series: &[Series], samples: &[ScrapeSample]) -> Vec<(String, String)> {
     series
         .iter()
         .filter_map(|x| {

@@ -6,9 +6,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::results::Manifest;
+use crate::results::files::{TimelinePoint, read_timeline};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RunTimeline {
+pub(crate) struct RunTimeline {
     /// Inline SVG documents.
     pub rps_svg: String,
     pub p95_svg: String,
@@ -17,7 +18,7 @@ pub struct RunTimeline {
 }
 
 /// None when no cell has a per-second timeline.
-pub fn run_timeline(dir: &Path, manifest: &Manifest) -> Option<RunTimeline> {
+pub(crate) fn run_timeline(dir: &Path, manifest: &Manifest) -> Option<RunTimeline> {
     let mut rps = Vec::new();
     let mut p95 = Vec::new();
     let mut starts = Vec::new();
@@ -26,24 +27,17 @@ pub fn run_timeline(dir: &Path, manifest: &Manifest) -> Option<RunTimeline> {
         if !entry.status.is_measured() {
             continue;
         }
-        let path = dir.join("cells").join(&entry.id).join("timeline.csv");
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-        let col = |name: &str| header.iter().position(|h| *h == name);
-        let (Some(t), Some(r), Some(p)) = (col("t"), col("rps"), col("p95")) else {
+        let Some(points) = read_timeline(dir, &entry.id) else {
             continue;
         };
         let mut last = 0.0f64;
         let start = offset;
-        for line in lines {
-            let f: Vec<&str> = line.split(',').collect();
-            let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-            let (Some(tv), Some(rv), Some(pv)) = (num(t), num(r), num(p)) else {
-                continue;
-            };
+        for TimelinePoint {
+            t: tv,
+            rps: rv,
+            p95: pv,
+        } in points
+        {
             let x = start + tv;
             last = last.max(tv + 1.0);
             rps.push((x, rv));

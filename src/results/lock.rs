@@ -16,7 +16,7 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    pub fn acquire(dir: &Path) -> Result<RunLock, ResultsError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<RunLock, ResultsError> {
         let path = dir.join(".lock");
         let io = |error| ResultsError::Io {
             path: path.clone(),

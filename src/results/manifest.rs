@@ -39,12 +39,12 @@ pub enum CellStatus {
 
 impl CellStatus {
     /// Its figures are in the cell folder.
-    pub fn is_measured(self) -> bool {
+    pub(crate) fn is_measured(self) -> bool {
         matches!(self, CellStatus::Complete | CellStatus::Degraded)
     }
 
     /// A resume keeps it as it is.
-    pub fn is_final(self) -> bool {
+    pub(crate) fn is_final(self) -> bool {
         matches!(
             self,
             CellStatus::Complete | CellStatus::Degraded | CellStatus::Failed

@@ -2,6 +2,7 @@
 //! records and their files, the lock; every file written atomically and
 //! through the redactor, so none can be written with a secret in it.
 
+pub mod files;
 pub mod lock;
 pub mod manifest;
 pub mod read;
@@ -37,7 +38,7 @@ pub enum ResultsError {
 
 /// Writes `bytes` to `path` so that readers see the old file or the whole new
 /// one, never a part: temp file in the same folder, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -63,7 +64,7 @@ fn sync_dir(dir: &Path) {
 
 /// Removes half-written files a killed run left behind (hidden temp files
 /// and cell folders that were never renamed into place).
-pub fn clean_stale_temp(root: &Path) {
+pub(crate) fn clean_stale_temp(root: &Path) {
     for dir in [root.to_path_buf(), root.join("cells")] {
         let Ok(entries) = fs::read_dir(&dir) else {
             continue;
@@ -83,7 +84,7 @@ pub fn clean_stale_temp(root: &Path) {
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC.
-pub fn run_id(now: SystemTime) -> String {
+pub(crate) fn run_id(now: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil(now);
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
@@ -161,12 +162,12 @@ impl RunDir {
     }
 
     /// The same folder, redacting these secrets from everything written.
-    pub fn with_secrets(mut self, secrets: Vec<String>) -> RunDir {
+    pub(crate) fn with_secrets(mut self, secrets: Vec<String>) -> RunDir {
         self.redactor = Arc::new(Redactor::new(&secrets));
         self
     }
 
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)
     }
 
@@ -191,13 +192,13 @@ impl RunDir {
             .unwrap_or_default()
     }
 
-    pub fn cell_dir(&self, cell_id: &str) -> PathBuf {
+    pub(crate) fn cell_dir(&self, cell_id: &str) -> PathBuf {
         self.root.join("cells").join(cell_id)
     }
 
     /// Where a file named `name` (a template may have built the name from
     /// `env`) goes: `root/name`, with every secret in the name masked.
-    pub fn path_of(&self, name: &str) -> PathBuf {
+    pub(crate) fn path_of(&self, name: &str) -> PathBuf {
         self.root.join(self.redactor.redact(name))
     }
 
@@ -213,7 +214,7 @@ impl RunDir {
     }
 
     /// A file inside a cell folder that already exists (its report page).
-    pub fn write_in_cell(
+    pub(crate) fn write_in_cell(
         &self,
         cell_id: &str,
         name: &str,
@@ -225,7 +226,7 @@ impl RunDir {
 
     /// Writes a cell's files into a hidden folder, then renames it into place:
     /// a cell folder exists only when all its files do.
-    pub fn write_cell(
+    pub(crate) fn write_cell(
         &self,
         cell_id: &str,
         files: &[(String, Vec<u8>)],

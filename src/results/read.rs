@@ -1,7 +1,7 @@
 //! Reading a run folder back: the manifest, each cell's stats.json and
 //! events, the summary rows of a partial or finished run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::ResultsError;
 use super::manifest::{CellStatus, Manifest};
@@ -20,19 +20,17 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, ResultsError> {
     })
 }
 
-pub fn cell_folder(dir: &Path, id: &str) -> PathBuf {
-    dir.join("cells").join(id)
-}
+pub(crate) use super::files::cell_folder;
 
 /// A cell's stats.json, when the cell folder holds a readable one.
-pub fn read_stats(dir: &Path, id: &str) -> Option<StatsFile> {
+pub(crate) fn read_stats(dir: &Path, id: &str) -> Option<StatsFile> {
     let text = std::fs::read_to_string(cell_folder(dir, id).join("stats.json")).ok()?;
     serde_json::from_str(&text).ok()
 }
 
 /// A cell's stats.json read for a verdict: a missing, unreadable or
 /// nonsensical file is an error that names it, never a row of zeros.
-pub fn read_stats_checked(dir: &Path, id: &str) -> Result<StatsFile, ResultsError> {
+pub(crate) fn read_stats_checked(dir: &Path, id: &str) -> Result<StatsFile, ResultsError> {
     let path = cell_folder(dir, id).join("stats.json");
     let damaged = |message: String| ResultsError::Damaged {
         path: path.clone(),
@@ -62,13 +60,13 @@ pub fn read_stats_checked(dir: &Path, id: &str) -> Result<StatsFile, ResultsErro
 }
 
 /// A cell's baseline.json, when it has one.
-pub fn read_baseline(dir: &Path, id: &str) -> Option<super::record::Baseline> {
+pub(crate) fn read_baseline(dir: &Path, id: &str) -> Option<super::record::Baseline> {
     let text = std::fs::read_to_string(cell_folder(dir, id).join("baseline.json")).ok()?;
     serde_json::from_str(&text).ok()
 }
 
 /// The last `n` lines of a cell's events.log.
-pub fn read_events_tail(dir: &Path, id: &str, n: usize) -> Vec<String> {
+pub(crate) fn read_events_tail(dir: &Path, id: &str, n: usize) -> Vec<String> {
     std::fs::read_to_string(cell_folder(dir, id).join("events.log"))
         .map(|t| {
             let lines: Vec<&str> = t.lines().collect();
@@ -96,7 +94,7 @@ pub fn load_rows(dir: &Path, manifest: &Manifest) -> Vec<SummaryRow> {
                 Some(f) if status.is_final() => SummaryRow {
                     status,
                     seconds: super::seconds::read_timeline(
-                        &cell_folder(dir, &entry.id).join("timeline.csv"),
+                        &cell_folder(dir, &entry.id).join(super::files::TIMELINE),
                         &f.repetitions
                             .iter()
                             .map(|r| r.measured_secs)

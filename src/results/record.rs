@@ -73,8 +73,8 @@ pub use super::summary::Bound;
 
 /// Share of the offered load a closed-model cell must serve to count as
 /// load-bound (open model: of the arrival rate).
-pub const LOAD_BOUND_SHARE: f64 = 0.9;
-pub const OPEN_LOAD_BOUND_SHARE: f64 = 0.95;
+pub(crate) const LOAD_BOUND_SHARE: f64 = 0.9;
+pub(crate) const OPEN_LOAD_BOUND_SHARE: f64 = 0.95;
 
 /// What the cell's load could offer, to classify what bounded it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,11 +140,11 @@ impl Default for CellRecord {
 }
 
 /// Why a cell with figures is nonetheless `failed`.
-pub const NO_SUCCESSFUL_REQUESTS: &str = "no successful requests";
+pub(crate) const NO_SUCCESSFUL_REQUESTS: &str = "no successful requests";
 
 impl CellRecord {
     /// The merged statistics of the repetitions (exact histogram merges).
-    pub fn merged(&self) -> Option<CellStats> {
+    pub(crate) fn merged(&self) -> Option<CellStats> {
         CellStats::combine_sequential(self.runs.clone())
     }
 
@@ -155,7 +155,7 @@ impl CellRecord {
 
     /// The status once every step of the cell has finished; `interrupted`
     /// when the run was stopped while the cell had not measured all it should.
-    pub fn final_status(&self, interrupted: bool) -> CellStatus {
+    pub(crate) fn final_status(&self, interrupted: bool) -> CellStatus {
         if interrupted {
             return CellStatus::Interrupted;
         }
@@ -179,7 +179,7 @@ impl CellRecord {
 
     /// The cell's row: merged repetitions (exact histogram merges) and the
     /// system samples of the measured window.
-    pub fn summary_row(&self, id: &str, matrix: &CellValues) -> SummaryRow {
+    pub(crate) fn summary_row(&self, id: &str, matrix: &CellValues) -> SummaryRow {
         if let Some(prior) = &self.prior {
             return prior.clone();
         }
@@ -262,7 +262,7 @@ impl CellRecord {
 }
 
 /// What bounded a measured cell; none without an offered load (no baseline).
-pub fn bound_of(row: &SummaryRow, stats: &CellStats, shape: &LoadShape) -> Option<Bound> {
+pub(crate) fn bound_of(row: &SummaryRow, stats: &CellStats, shape: &LoadShape) -> Option<Bound> {
     let offered = shape.offered_rps?;
     let client = stats.client_cpu_pct >= crate::engine::CLIENT_BOUND_CPU_PCT
         || stats.schedule_lag_p99_ms > crate::engine::stats::SCHEDULE_LAG_BOUND_MS;
@@ -288,7 +288,7 @@ pub fn bound_of(row: &SummaryRow, stats: &CellStats, shape: &LoadShape) -> Optio
 /// start, grew through the measured window (last third against first
 /// third of its whole seconds): the service fell behind its arrivals even
 /// when the window's completions still look close to the rate.
-pub fn queue_grew(stats: &CellStats, offered_rps: f64) -> bool {
+pub(crate) fn queue_grew(stats: &CellStats, offered_rps: f64) -> bool {
     // The last row also holds the responses drained after the window.
     let full = (stats.measured_secs + 1e-6).floor() as usize;
     let rows = &stats.timeline[..stats.timeline.len().min(full).saturating_sub(1)];
@@ -319,7 +319,7 @@ const QUEUE_GROWTH: f64 = 1.5;
 /// Mean think time of a closed-model user, in seconds, from what was
 /// measured (Little's law: users = throughput x (latency + think)); none
 /// without users or throughput. A locustfile's `wait_time` needs no parsing.
-pub fn measured_think_s(users: Option<u64>, stats: &CellStats) -> Option<f64> {
+pub(crate) fn measured_think_s(users: Option<u64>, stats: &CellStats) -> Option<f64> {
     let users = users.filter(|u| *u > 0)? as f64;
     let throughput = stats.total.rps;
     (throughput > 0.0).then(|| (users / throughput - stats.total.mean_ms / 1000.0).max(0.0))
@@ -353,10 +353,10 @@ pub struct StatsFile {
     pub repetitions: Vec<Repetition>,
 }
 
-pub const HISTOGRAM_NOTE: &str = "HDR, microsecond resolution, 3 significant digits; per-worker histograms merged exactly; failures carry no latency";
+pub(crate) const HISTOGRAM_NOTE: &str = "HDR, microsecond resolution, 3 significant digits; per-worker histograms merged exactly; failures carry no latency";
 
 /// The files of a finished cell's folder.
-pub fn cell_files(
+pub(crate) fn cell_files(
     id: &str,
     matrix: &CellValues,
     engine: &str,
@@ -391,19 +391,19 @@ pub fn cell_files(
     let mut files = vec![
         ("stats.json".to_string(), json),
         (
-            "timeline.csv".to_string(),
-            timeline_csv(&rec.runs).into_bytes(),
+            super::files::TIMELINE.to_string(),
+            super::files::timeline_csv(&rec.runs).into_bytes(),
         ),
         (
-            "system.csv".to_string(),
-            system_csv(&rec.samples).into_bytes(),
+            super::files::SYSTEM.to_string(),
+            super::files::system_csv(&rec.samples).into_bytes(),
         ),
         ("events.log".to_string(), lines(&rec.events).into_bytes()),
     ];
     if rec.scraped.iter().any(|r| !r.is_empty()) {
         files.push((
-            "metrics.csv".to_string(),
-            crate::scrape::metrics_csv(&rec.scraped).into_bytes(),
+            super::files::METRICS.to_string(),
+            super::files::metrics_csv(&rec.scraped).into_bytes(),
         ));
     }
     if !stats.summary.by_name.is_empty() {
@@ -424,81 +424,6 @@ pub fn lines(events: &[String]) -> String {
     let mut out = String::new();
     for e in events {
         let _ = writeln!(out, "{e}");
-    }
-    out
-}
-
-fn timeline_csv(runs: &[CellStats]) -> String {
-    let mut out = String::new();
-    let repeated = runs.len() > 1;
-    // Streamed responses add their columns; other cells keep the plain layout.
-    let streamed = runs
-        .iter()
-        .any(|r| r.timeline.iter().any(|row| row.stream.is_some()));
-    if repeated {
-        out.push_str("repeat,");
-    }
-    out.push_str("t,users,rps,requests,failures,p50,p95,p99");
-    out.push_str(if streamed {
-        ",ttft_p95,itl_p95,tokens_per_s\n"
-    } else {
-        "\n"
-    });
-    for (i, r) in runs.iter().enumerate() {
-        for row in &r.timeline {
-            if repeated {
-                let _ = write!(out, "{},", i + 1);
-            }
-            let _ = write!(
-                out,
-                "{},{},{:.3},{},{},{:.3},{:.3},{:.3}",
-                row.t,
-                row.users,
-                row.rps,
-                row.requests,
-                row.failures,
-                row.p50_ms,
-                row.p95_ms,
-                row.p99_ms
-            );
-            if streamed {
-                match &row.stream {
-                    Some(s) => {
-                        let _ = write!(
-                            out,
-                            ",{:.3},{:.3},{:.3}",
-                            s.ttft_p95_ms, s.itl_p95_ms, s.tokens_per_s
-                        );
-                    }
-                    None => out.push_str(",,,0.000"),
-                }
-            }
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn system_csv(samples: &[SystemSample]) -> String {
-    let net = samples.iter().any(|s| s.net_bytes.is_some());
-    let mut out = String::from(if net {
-        "t,replica,cpu_pct,mem_bytes,rx_bytes,tx_bytes\n"
-    } else {
-        "t,replica,cpu_pct,mem_bytes\n"
-    });
-    for s in samples {
-        let _ = write!(
-            out,
-            "{:.3},{},{:.2},{}",
-            s.t, s.replica, s.cpu_pct, s.mem_bytes
-        );
-        match s.net_bytes {
-            Some((rx, tx)) => {
-                let _ = writeln!(out, ",{rx},{tx}");
-            }
-            None if net => out.push_str(",,\n"),
-            None => out.push('\n'),
-        }
     }
     out
 }

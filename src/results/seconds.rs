@@ -20,7 +20,7 @@ pub struct Second {
 /// The whole seconds of one repetition's measured window. The last row of a
 /// timeline also holds the responses drained after the window: it is left
 /// out, like a row beyond the window's whole seconds.
-pub fn of_timeline(rows: &[TimelineRow], measured_secs: f64) -> Vec<Second> {
+pub(crate) fn of_timeline(rows: &[TimelineRow], measured_secs: f64) -> Vec<Second> {
     let whole = (measured_secs + 1e-6).floor() as usize;
     let keep = rows.len().min(whole).min(rows.len().saturating_sub(1));
     rows[..keep]
@@ -39,7 +39,7 @@ pub fn of_timeline(rows: &[TimelineRow], measured_secs: f64) -> Vec<Second> {
 /// repetition (the `repeat` column, when there is one), cut like
 /// [`of_timeline`] with each repetition's measured seconds when known.
 /// Empty when the file is missing or not a timeline.
-pub fn read_timeline(path: &Path, measured_secs: &[f64]) -> Vec<Vec<Second>> {
+pub(crate) fn read_timeline(path: &Path, measured_secs: &[f64]) -> Vec<Vec<Second>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
@@ -50,7 +50,7 @@ pub fn read_timeline(path: &Path, measured_secs: &[f64]) -> Vec<Vec<Second>> {
     reps
 }
 
-pub fn parse_timeline(text: &str) -> Vec<Vec<Second>> {
+pub(crate) fn parse_timeline(text: &str) -> Vec<Vec<Second>> {
     let mut lines = text.lines();
     let Some(header) = lines.next() else {
         return Vec::new();

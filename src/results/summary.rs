@@ -284,7 +284,7 @@ const T975: [f64; 30] = [
 ];
 
 /// The t quantile for a 95% interval with `df` degrees of freedom.
-pub fn t975(df: usize) -> f64 {
+pub(crate) fn t975(df: usize) -> f64 {
     match df {
         0 => f64::NAN,
         1..=30 => T975[df - 1],
@@ -354,7 +354,7 @@ fn sut_network(samples: &[SystemSample]) -> Option<(f64, f64)> {
 /// summary.csv: the matrix keys, the metric columns, the plan's own
 /// columns (`[[scrape]]`), the status. A cell without a successful request
 /// has no latency: its latency columns are empty, not 0.
-pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> String {
+pub(crate) fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> String {
     let mut out = String::new();
     let mut columns = crate::metrics::columns();
     columns.extend(extra.iter().map(String::as_str));
@@ -399,7 +399,7 @@ pub fn summary_csv(axes: &[String], extra: &[String], rows: &[SummaryRow]) -> St
 /// summary_by_name.csv: one line per cell and request name: the matrix
 /// keys, `name`, then summary.csv's metric columns (those a request name
 /// has; the cell's own, such as `bound`, stay empty).
-pub fn summary_by_name_csv(axes: &[String], rows: &[SummaryRow]) -> String {
+pub(crate) fn summary_by_name_csv(axes: &[String], rows: &[SummaryRow]) -> String {
     let mut out = String::new();
     let columns = crate::metrics::columns();
     let mut header: Vec<&str> = axes.iter().map(String::as_str).collect();
@@ -435,7 +435,7 @@ pub fn summary_by_name_csv(axes: &[String], rows: &[SummaryRow]) -> String {
     out
 }
 
-pub fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

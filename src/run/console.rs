@@ -182,7 +182,7 @@ fn label(cell: &CellView) -> String {
 }
 
 /// The measured window so far: nothing of the warm-up is counted.
-pub fn live_line(l: &Live) -> String {
+pub(crate) fn live_line(l: &Live) -> String {
     let measure = (l.total_secs - l.warmup_secs).max(0.0);
     let repeat = if l.repetition > 0 {
         format!(" (repeat {})", l.repetition + 1)
@@ -275,7 +275,7 @@ fn status_text(cell: &CellView) -> String {
 }
 
 /// After a cell, on a terminal.
-pub fn result_block(s: &WatchState, cell: &CellView) -> String {
+pub(crate) fn result_block(s: &WatchState, cell: &CellView) -> String {
     let took = cell
         .wall_secs
         .map(|w| format!(" in {}", duration(w)))
@@ -305,7 +305,7 @@ pub fn result_block(s: &WatchState, cell: &CellView) -> String {
 }
 
 /// After a cell, without a terminal: one line.
-pub fn result_line(cell: &CellView) -> String {
+pub(crate) fn result_line(cell: &CellView) -> String {
     let pos = cell.position.map_or_else(String::new, |p| format!("{p} "));
     let mut out = format!(
         "cell {pos}{}{} {}",

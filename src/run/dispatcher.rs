@@ -23,7 +23,6 @@ use tokio::task::JoinSet;
 
 use super::watch::Watch;
 use crate::analysis::AnalysisResult;
-use crate::analysis::search::{self, Probing};
 use crate::engine::CancelToken;
 use crate::plan::graph::{self, Node};
 use crate::plan::raw::{OnFailure, StepKind};
@@ -32,6 +31,7 @@ use crate::results::record::{Baseline, LoadShape};
 use crate::results::{
     self, CellRecord, CellStatus, Manifest, RunDir, RunStatus, SummaryRow, VisitEntry,
 };
+use crate::search::{self, Probing};
 use crate::steps::{
     Analyzed, Executor, LoadProgress, StepError, StepInput, StepOutput, StepReport,
 };
@@ -57,7 +57,7 @@ impl NodeState {
 
 /// How the graph ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Completed,
     PreflightFailed(String),
     /// A step failed whose `on_failure` is abort, or the results folder
@@ -70,7 +70,7 @@ pub enum Outcome {
 
 /// Everything a run has produced: owned by the dispatcher, written by it.
 #[derive(Debug)]
-pub struct RunData {
+pub(crate) struct RunData {
     pub manifest: Manifest,
     /// The cells run (or to run): the plan's cells, or with `[search]` the
     /// probes decided so far. `cells[i]` is what `units[i]` produced.
@@ -104,7 +104,7 @@ fn stamp(line: &str) -> String {
     format!("{} {line}", results::timestamp(SystemTime::now()))
 }
 
-pub struct Dispatcher<'a, E: Executor> {
+pub(crate) struct Dispatcher<'a, E: Executor> {
     plan: &'a Plan,
     dir: &'a RunDir,
     cancel: CancelToken,
@@ -174,7 +174,7 @@ impl<'a, E: Executor + 'static> Dispatcher<'a, E> {
     /// Publishes every status change, tick and finding to `watch` (built
     /// over this run's units), the ticks the load step sends on `progress`
     /// included.
-    pub fn with_watch(
+    pub(crate) fn with_watch(
         mut self,
         watch: Watch,
         progress: tokio::sync::mpsc::UnboundedReceiver<LoadProgress>,
@@ -644,7 +644,7 @@ fn outer_label(cell: &Cell) -> String {
         .join(" ")
 }
 
-pub fn write_manifest(dir: &RunDir, manifest: &Manifest) {
+pub(crate) fn write_manifest(dir: &RunDir, manifest: &Manifest) {
     let mut text = serde_json::to_vec_pretty(manifest).unwrap_or_default();
     text.push(b'\n');
     if let Err(e) = dir.write("run.json", &text) {

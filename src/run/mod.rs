@@ -25,7 +25,7 @@ use dispatcher::{Dispatcher, Outcome, RunData};
 use watch::Watch;
 
 /// Parses `--set KEY=VALUE` arguments.
-pub fn parse_overrides(set: &[String]) -> Result<Vec<Override>, RunError> {
+pub(crate) fn parse_overrides(set: &[String]) -> Result<Vec<Override>, RunError> {
     set.iter()
         .map(|s| Override::parse(s).map_err(|e| RunError::Usage(e.to_string())))
         .collect()
@@ -391,9 +391,8 @@ fn verdict(outcome: &Outcome, data: &RunData) -> Result<(), RunError> {
     }
 }
 
-/// The manifest of a capacity search being resumed: every probe measured
-/// before is kept (re-read, never measured again) when its configuration is
-/// unchanged; the search replays their verdicts and goes on from there.
+/// A capacity search being resumed: the plan-wide checks here, the probes'
+/// replay in the search.
 fn resume_search(
     plan: &Plan,
     dir: &Path,
@@ -408,79 +407,16 @@ fn resume_search(
             plan.name
         )));
     }
-    let over = plan
-        .search
-        .as_ref()
-        .map(|s| s.over.as_str())
-        .unwrap_or("users");
     let changed_overrides =
         old.overrides != overrides.iter().map(override_text).collect::<Vec<_>>();
-    let rows = results::load_rows(dir, &old);
-    let mut units = Vec::new();
-    let mut records = Vec::new();
-    let mut cells = Vec::new();
-    for (entry, row) in old.cells.iter().zip(&rows) {
-        let probe = plan.cell_of_row(&entry.id).and_then(|outer| {
-            let value = match entry.matrix.get(over)? {
-                plan::matrix::MatrixValue::Int(i) => u64::try_from(*i).ok()?,
-                _ => return None,
-            };
-            plan.probe(outer.index, value)
-        });
-        let Some(probe) = probe.filter(|p| p.id == entry.id) else {
-            if entry.status.is_measured() {
-                return Err(RunError::Usage(format!(
-                    "--resume: probe {} was measured, but the plan no longer searches it; start a new run (or restore the plan)",
-                    entry.id
-                )));
-            }
-            continue;
-        };
-        if !entry.status.is_measured() || row.metrics.is_empty() {
-            // Not measured (or its folder is gone): the search measures it again if it needs it.
-            let mut e = entry.clone();
-            if e.status == CellStatus::Running {
-                e.status = CellStatus::Interrupted;
-            }
-            cells.push(e);
-            continue;
-        }
-        if entry.hash.as_deref() != Some(probe.hash().as_str()) {
-            let why = if changed_overrides {
-                "resume it with the same --set overrides"
-            } else {
-                "start a new run (or restore the plan)"
-            };
-            return Err(RunError::Usage(format!(
-                "--resume: probe {} was measured with a different configuration than the plan now gives it; {why}",
-                entry.id
-            )));
-        }
-        cells.push(entry.clone());
-        units.push(probe);
-        records.push(CellRecord {
-            status: entry.status,
-            prior: Some(row.clone()),
-            ..Default::default()
-        });
-    }
-    results::clean_stale_temp(dir);
+    let replay = crate::search::resume::replay(plan, dir, old, changed_overrides)
+        .map_err(|e| RunError::Usage(e.to_string()))?;
     eprintln!(
         "resuming {}: {} probes already measured",
         dir.display(),
-        units.len()
+        replay.probes.len()
     );
-    Ok((
-        Manifest {
-            status: RunStatus::Running,
-            finished: None,
-            plan_hash: plan.hash.clone(),
-            cells,
-            ..old
-        },
-        units,
-        records,
-    ))
+    Ok((replay.manifest, replay.probes, replay.records))
 }
 
 fn new_entry(c: &plan::Cell) -> CellEntry {

@@ -41,15 +41,15 @@ const PAGE: &str = include_str!("dashboard.html");
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The default address: this machine only.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8089";
+pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:8089";
 
 /// Connections served at once; more are closed as soon as they are accepted.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// A connection that sends no (next) request within this is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client whose socket took no byte for this long, while bytes waited for
 /// it, is dropped.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes hyper buffers per connection before it stops taking frames.
 const WRITE_BUFFER: usize = 16 * 1024;
 /// Frames kept for clients that are behind; one further behind is dropped.
@@ -87,7 +87,7 @@ pub fn bind(addr: &str) -> Result<std::net::TcpListener, RunError> {
 /// The dashboard of one run: what it shows, the run folder whose secrets it
 /// masks like every file and log line, and the frames every client shares.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     inner: Rc<Inner>,
 }
 

@@ -248,7 +248,7 @@ impl Watch {
         w
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
         self.tx.subscribe()
     }
 
@@ -288,7 +288,7 @@ impl Watch {
     }
 
     /// The search decided a new probe: unit `u`.
-    pub fn unit_added(&self, u: usize, cell: &Cell) {
+    pub(crate) fn unit_added(&self, u: usize, cell: &Cell) {
         let mut added = false;
         self.update(|s| {
             if u == s.cells.len() {
@@ -302,7 +302,7 @@ impl Watch {
         }
     }
 
-    pub fn cell_started(&self, c: usize) {
+    pub(crate) fn cell_started(&self, c: usize) {
         let mut known = false;
         self.update(|s| {
             let Some(v) = s.cells.get_mut(c) else { return };
@@ -320,7 +320,7 @@ impl Watch {
     }
 
     /// A unit ended: its status and, when it measured, its summary row.
-    pub fn cell_finished(
+    pub(crate) fn cell_finished(
         &self,
         c: usize,
         status: CellStatus,
@@ -361,7 +361,7 @@ impl Watch {
     }
 
     /// A unit measured by the run being resumed.
-    pub fn cell_known(&self, c: usize, row: &SummaryRow) {
+    pub(crate) fn cell_known(&self, c: usize, row: &SummaryRow) {
         self.update(|s| {
             if let Some(v) = s.cells.get_mut(c) {
                 v.status = row.status;

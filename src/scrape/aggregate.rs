@@ -24,7 +24,7 @@ fn groups<'a>(samples: &'a [ScrapeSample], metric: &str) -> Groups<'a> {
 
 /// How much a counter grew over its points; a drop is a restart, after
 /// which the counter counts from zero.
-pub fn increase(points: &[(f64, f64)]) -> f64 {
+pub(crate) fn increase(points: &[(f64, f64)]) -> f64 {
     points
         .windows(2)
         .map(|w| {
@@ -36,7 +36,7 @@ pub fn increase(points: &[(f64, f64)]) -> f64 {
 
 /// The column a series becomes; none when the samples cannot give it (too
 /// few scrapes, or nothing observed).
-pub fn aggregate(series: &Series, samples: &[ScrapeSample]) -> Option<f64> {
+pub(crate) fn aggregate(series: &Series, samples: &[ScrapeSample]) -> Option<f64> {
     let value = match series.agg {
         Agg::Rate => rate(samples, &series.metric)
             .or_else(|| rate(samples, &format!("{}_count", series.metric))),

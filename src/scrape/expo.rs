@@ -8,7 +8,7 @@ pub type Line = (String, Vec<(String, String)>, f64);
 
 /// The name a line belongs to when `family` is what a plan asked for: the
 /// family itself, or its histogram/summary parts.
-pub fn in_family(name: &str, family: &str) -> bool {
+pub(crate) fn in_family(name: &str, family: &str) -> bool {
     name == family
         || name
             .strip_prefix(family)

@@ -10,11 +10,11 @@ use super::expo::{Line, in_family};
 
 /// Label sets kept per metric family and target; the rest are summed into
 /// one series labelled [`OVERFLOW_LABEL`].
-pub const MAX_LABEL_SETS: usize = 1000;
+pub(crate) const MAX_LABEL_SETS: usize = 1000;
 /// Samples kept per measured window, over every `[[scrape]]` and target.
-pub const MAX_SAMPLES: usize = 250_000;
+pub(crate) const MAX_SAMPLES: usize = 250_000;
 /// Marks the series that sums a family's label sets beyond [`MAX_LABEL_SETS`].
-pub const OVERFLOW_LABEL: &str = "loadmatrix_overflow";
+pub(crate) const OVERFLOW_LABEL: &str = "loadmatrix_overflow";
 
 /// Labels that split one series into its histogram buckets or summary
 /// quantiles: kept on the overflow series so it stays a histogram.
@@ -29,7 +29,7 @@ type LabelSet = Vec<(String, String)>;
 
 /// The label sets seen so far per (job, target, family).
 #[derive(Debug, Default)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     kept: HashMap<FamilyKey, HashSet<LabelSet>>,
     /// (job, target, family) whose excess was reported.
     told: HashSet<FamilyKey>,
@@ -85,7 +85,7 @@ impl Limiter {
 /// Samples of a window within [`MAX_SAMPLES`]: every scrape until the budget
 /// is spent, then only the latest one (replaced by each newer scrape).
 #[derive(Debug, Default)]
-pub struct Budget {
+pub(crate) struct Budget {
     kept: Vec<ScrapeSample>,
     /// The latest scrape once the budget is spent.
     latest: Vec<ScrapeSample>,
@@ -109,7 +109,7 @@ impl Budget {
     }
 
     /// The samples kept, and a note when the budget ran out.
-    pub fn finish(self) -> (Vec<ScrapeSample>, Option<String>) {
+    pub(crate) fn finish(self) -> (Vec<ScrapeSample>, Option<String>) {
         let mut kept = self.kept;
         kept.extend(self.latest);
         let note = self.spent_at.map(|t| {

@@ -6,7 +6,7 @@ use super::limit::{Budget, Limiter};
 use super::{ScrapeSample, expo};
 
 /// Bodies larger than this are cut off: a scrape must not exhaust memory.
-pub const MAX_BODY: usize = 16 << 20;
+pub(crate) const MAX_BODY: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -43,7 +43,7 @@ impl Scraped {
 }
 
 /// The host:port of a URL, to name a replica.
-pub fn authority(url: &str) -> String {
+pub(crate) fn authority(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split(['/', '?', '#'])
         .next()

@@ -16,7 +16,7 @@ pub fn analyze(ctx: &StepContext, input: StepInput) -> Result<StepOutput, StepEr
 
 /// The (template, output) pairs a report step renders: its own when declared
 /// with `template`, else the plan's `[[report]]` list.
-pub fn report_specs(
+pub(crate) fn report_specs(
     ctx: &StepContext,
     declared: Option<&StepConfig>,
 ) -> Vec<(ReportTemplate, String)> {

@@ -9,7 +9,7 @@ use crate::plan::{Check, CheckKind};
 use super::{Events, StepContext, StepError, StepOutput};
 
 #[derive(Debug, Clone)]
-pub struct CheckResult {
+pub(crate) struct CheckResult {
     pub name: String,
     pub ok: bool,
     pub detail: String,
@@ -116,7 +116,7 @@ async fn backend_checks(plan: &crate::plan::Plan) -> Vec<CheckResult> {
 }
 
 /// Runs every check concurrently; results in declaration order.
-pub async fn run_all(checks: &[Check], cancel: &CancelToken) -> Vec<CheckResult> {
+pub(crate) async fn run_all(checks: &[Check], cancel: &CancelToken) -> Vec<CheckResult> {
     let mut set = tokio::task::JoinSet::new();
     for (i, c) in checks.iter().cloned().enumerate() {
         let cancel = cancel.clone();
@@ -131,7 +131,7 @@ pub async fn run_all(checks: &[Check], cancel: &CancelToken) -> Vec<CheckResult>
     out.into_iter().flatten().collect()
 }
 
-pub async fn run_check(check: &Check, cancel: &CancelToken) -> CheckResult {
+pub(crate) async fn run_check(check: &Check, cancel: &CancelToken) -> CheckResult {
     let start = Instant::now();
     // A command ends its own process group at the timeout; the outer bound
     // (a little later) is for the other kinds.

@@ -225,35 +225,23 @@ async fn steady(
     (samples, scraped): (&mut Vec<SystemSample>, &mut scraper::Scraped),
     events: &mut Events,
 ) -> Result<(), StepError> {
-    use crate::analysis::search::{
-        MAX_EXTENSION, STABLE_SPREAD, STABLE_WINDOWS, probe_instability, unstable_warning,
-    };
+    use crate::search::stability::{Steadiness, judge};
     let Some((model, duration)) = stages.last().cloned() else {
         return Ok(());
     };
     let mut measured = 1;
     loop {
-        let segments: Vec<&[crate::engine::TimelineRow]> =
-            parts.iter().map(|p| p.timeline.as_slice()).collect();
-        let Some(spread) = probe_instability(&segments) else {
-            return Ok(());
-        };
-        if measured >= MAX_EXTENSION {
-            let secs: f64 = parts.iter().map(|p| p.measured_secs).sum();
-            let w = unstable_warning(spread, secs);
-            if let Some(last) = parts.last_mut() {
-                last.warnings.push(w);
+        match judge(&cell.id, parts, measured, duration) {
+            Steadiness::Steady => return Ok(()),
+            Steadiness::Unstable(warning) => {
+                if let Some(last) = parts.last_mut() {
+                    last.warnings.push(warning);
+                }
+                return Ok(());
             }
-            return Ok(());
+            Steadiness::MeasureMore(event) => events.push(event),
         }
         measured += 1;
-        events.push(format!(
-            "probe {}: RPS of the last {STABLE_WINDOWS} full seconds spread {:.0}% (limit {:.0}%); measuring {:.0} s more",
-            cell.id,
-            spread * 100.0,
-            STABLE_SPREAD * 100.0,
-            duration.as_secs_f64()
-        ));
         let spec = load_spec(
             ctx,
             cell,

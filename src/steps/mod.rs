@@ -178,7 +178,7 @@ impl StepError {
         StepError::Failed(message.into())
     }
 
-    pub fn is_interrupt(&self) -> bool {
+    pub(crate) fn is_interrupt(&self) -> bool {
         matches!(
             self,
             StepError::Interrupted
@@ -197,7 +197,7 @@ impl StepError {
     }
 
     /// The results folder can no longer be written: nothing more can be kept.
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         matches!(self, StepError::Results(_))
     }
 }
@@ -219,14 +219,14 @@ impl Events {
 
 /// A step's result and the events it logged on the way.
 #[derive(Debug)]
-pub struct StepReport {
+pub(crate) struct StepReport {
     pub result: Result<StepOutput, StepError>,
     pub events: Vec<String>,
 }
 
 /// Runs one node of the step graph. The dispatcher depends on this trait, so
 /// it can be driven by a stand-in in tests.
-pub trait Executor {
+pub(crate) trait Executor {
     /// `cell`: the cell a per-cell node belongs to (a cell of the plan, or a
     /// search probe of one).
     fn execute(
@@ -238,7 +238,7 @@ pub trait Executor {
 }
 
 /// The executor of a real run.
-pub struct RunExecutor {
+pub(crate) struct RunExecutor {
     pub ctx: Rc<StepContext>,
 }
 
@@ -333,7 +333,7 @@ pub async fn sleep(ctx: &StepContext, duration: Duration) -> Result<(), StepErro
 }
 
 /// Runs `fut` until it finishes or the run is interrupted (checked every 50 ms).
-pub async fn until_cancelled<T>(
+pub(crate) async fn until_cancelled<T>(
     ctx: &StepContext,
     fut: impl std::future::Future<Output = T>,
 ) -> Result<T, StepError> {

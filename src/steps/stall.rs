@@ -11,7 +11,7 @@ use crate::engine::CellStats;
 /// would drag a median down with it): a second that lost half its work, or
 /// two adjacent seconds that lost most of one second's work between them (a
 /// stall straddling a second boundary), is a stall.
-pub fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
+pub(crate) fn closed_model_stall_warning(stats: &CellStats) -> Option<String> {
     let rows = &stats.timeline;
     let full = rows.iter().map(|r| r.users).max().filter(|u| *u > 0)?;
     // The window's edges hold only requests that straddle them: the first

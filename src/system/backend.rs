@@ -16,7 +16,7 @@ use crate::plan::spanned::Backend as BackendKind;
 use crate::plan::{Ready, System};
 
 /// Renders a local replica's command for (replica index, port).
-pub type ArgvFor<'a> = &'a dyn Fn(usize, u16) -> Result<Vec<String>, String>;
+pub(crate) type ArgvFor<'a> = &'a dyn Fn(usize, u16) -> Result<Vec<String>, String>;
 
 /// What one cell asks of the system under test.
 pub struct ScaleRequest<'a> {
@@ -112,7 +112,7 @@ fn missing(backend: &'static str, section: &str) -> BackendError {
 }
 
 /// `backend = "none"`: nothing to scale; readiness probes the plan's URL.
-pub struct NoBackend;
+pub(crate) struct NoBackend;
 
 impl Backend for NoBackend {
     fn kind(&self) -> &'static str {

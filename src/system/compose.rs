@@ -17,7 +17,7 @@ const SERVICE_LABEL: &str = "com.docker.compose.service";
 const NUMBER_LABEL: &str = "com.docker.compose.container-number";
 /// Containers of the project with this label get the signal it names (e.g.
 /// `HUP`) after every scale: a load balancer re-reads its upstreams.
-pub const RELOAD_LABEL: &str = "loadmatrix.reload";
+pub(crate) const RELOAD_LABEL: &str = "loadmatrix.reload";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]

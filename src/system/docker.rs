@@ -313,7 +313,10 @@ pub async fn count_running(service: &str) -> Result<u64, BackendError> {
     count_running_with(&docker, service).await
 }
 
-pub async fn count_running_with(docker: &Docker, service: &str) -> Result<u64, BackendError> {
+pub(crate) async fn count_running_with(
+    docker: &Docker,
+    service: &str,
+) -> Result<u64, BackendError> {
     let mut ids = HashSet::new();
     for key in [SERVICE_LABEL, COMPOSE_SERVICE_LABEL, SWARM_SERVICE_LABEL] {
         let list = containers_with(docker, &[format!("{key}={service}")], false).await?;

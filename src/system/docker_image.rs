@@ -13,13 +13,13 @@ use super::BackendError;
 use super::engine::{connect_engine, message};
 
 /// The tag `loadmatrix demo-image` builds by default.
-pub const DEMO_IMAGE: &str = "loadmatrix-demo:latest";
+pub(crate) const DEMO_IMAGE: &str = "loadmatrix-demo:latest";
 /// The port the demo image's default command listens on.
-pub const DEMO_PORT: u16 = 8080;
+pub(crate) const DEMO_PORT: u16 = 8080;
 /// The tag of the load balancer image `loadmatrix demo-image` builds beside it.
-pub const LB_IMAGE: &str = "loadmatrix-lb:latest";
+pub(crate) const LB_IMAGE: &str = "loadmatrix-lb:latest";
 /// Where the load balancer listens (the compose example publishes it).
-pub const LB_PORT: u16 = 8023;
+pub(crate) const LB_PORT: u16 = 8023;
 /// The load balancer's configuration: every replica of the compose
 /// example's `inference` service, re-resolved when nginx is signalled.
 const LB_CONF: &str = include_str!("../../examples/compose/nginx.conf");
@@ -59,7 +59,11 @@ pub async fn build_binary_image(
 
 /// The distro's nginx `FROM scratch` with the libraries it links, a user to
 /// run its workers as, and the compose example's configuration.
-pub async fn build_lb_image(docker: &Docker, nginx: &Path, tag: &str) -> Result<(), BackendError> {
+pub(crate) async fn build_lb_image(
+    docker: &Docker,
+    nginx: &Path,
+    tag: &str,
+) -> Result<(), BackendError> {
     let fail = |message: String| BackendError::Build {
         tag: tag.to_string(),
         message,
@@ -152,7 +156,7 @@ fn find_nginx() -> Option<PathBuf> {
 
 /// What `loadmatrix demo-image` runs: the demo image from this very binary,
 /// and the load balancer image from the distro's nginx.
-pub fn demo_image_command(tag: &str, lb_tag: &str) -> Result<(), BackendError> {
+pub(crate) fn demo_image_command(tag: &str, lb_tag: &str) -> Result<(), BackendError> {
     let fail = |message: String| BackendError::Build {
         tag: tag.to_string(),
         message,

@@ -22,7 +22,7 @@ use super::ready::ReadyError;
 use super::{BackendError, SystemSample};
 use crate::plan::{Ready, ReadyTarget};
 
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub(crate) const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-request timeout of the client, in seconds (image builds included).
 const REQUEST_TIMEOUT: u64 = 300;
@@ -38,7 +38,7 @@ pub async fn connect_engine() -> Result<Docker, BackendError> {
 }
 
 /// Connects to the engine at a unix socket (`unix:///path` or `/path`).
-pub async fn connect_engine_at(host: &str) -> Result<Docker, BackendError> {
+pub(crate) async fn connect_engine_at(host: &str) -> Result<Docker, BackendError> {
     if host.contains("://") && !host.starts_with("unix://") {
         return Err(BackendError::Engine(format!(
             "DOCKER_HOST={host}: only unix sockets are supported (e.g. {DEFAULT_HOST})"
@@ -184,7 +184,7 @@ pub(crate) async fn force_remove(docker: &Docker, id: &str) -> Result<(), Backen
 }
 
 /// The last `lines` lines a container wrote to stdout and stderr.
-pub async fn logs_tail(docker: &Docker, id: &str, lines: usize) -> String {
+pub(crate) async fn logs_tail(docker: &Docker, id: &str, lines: usize) -> String {
     let options = LogsOptionsBuilder::new()
         .stdout(true)
         .stderr(true)
@@ -214,7 +214,7 @@ pub async fn logs_tail(docker: &Docker, id: &str, lines: usize) -> String {
 }
 
 /// CPU percent by the Engine API's documented formula; 100 is one full core.
-pub fn cpu_percent(prev: (u64, u64), cur: (u64, u64), online_cpus: f64) -> f64 {
+pub(crate) fn cpu_percent(prev: (u64, u64), cur: (u64, u64), online_cpus: f64) -> f64 {
     let cpu_delta = cur.0.saturating_sub(prev.0) as f64;
     let system_delta = cur.1.saturating_sub(prev.1) as f64;
     if system_delta <= 0.0 {
@@ -242,7 +242,7 @@ fn online_cpus(s: &ContainerCpuStats) -> f64 {
 
 /// Memory in use without the page cache, as `docker stats` reports it:
 /// `cache` on cgroup v1, `inactive_file` on cgroup v2.
-pub fn memory_used(m: &ContainerMemoryStats) -> Option<u64> {
+pub(crate) fn memory_used(m: &ContainerMemoryStats) -> Option<u64> {
     let usage = m.usage?;
     let stats = m.stats.as_ref();
     let cache = stats

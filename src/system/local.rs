@@ -8,16 +8,15 @@
 //! from the thread that lives for the whole run (the dispatcher's).
 
 use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 
 use super::BackendError;
-use crate::base::child::{describe_exit, die_with_parent, tail};
+use crate::base::process::{self, Stopped, Term, describe_exit, die_with_parent, tail};
 
 #[derive(Debug)]
 struct Replica {
@@ -31,7 +30,7 @@ struct Replica {
 }
 
 #[derive(Debug)]
-pub struct LocalBackend {
+pub(crate) struct LocalBackend {
     replicas: Vec<Replica>,
     log_dir: PathBuf,
     /// Masked in replica output before it is written.
@@ -53,19 +52,15 @@ impl LocalBackend {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.replicas.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.replicas.is_empty()
     }
 
     /// Starts or stops replicas so exactly `n` run: only the difference,
     /// surplus stopped highest index first. Returns one event line per change.
     /// Forgets replicas that have exited, returning one event each, so the
     /// next scale starts replacements.
-    pub fn reap(&mut self) -> Vec<String> {
+    pub(crate) fn reap(&mut self) -> Vec<String> {
         let mut events = Vec::new();
         self.replicas.retain_mut(|r| match r.child.try_wait() {
             Ok(Some(status)) => {
@@ -231,8 +226,8 @@ fn spawn(
         .envs(env)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
+        .stderr(Stdio::null());
+    process::own_group(&mut cmd);
     die_with_parent(&mut cmd);
     let mut child = cmd.spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -247,28 +242,10 @@ fn spawn(
 /// SIGTERM to the supervisor, which stops the replica's group within its
 /// grace period; SIGKILL to the whole group if it is still there after that.
 fn stop(child: &mut Child) -> String {
-    if let Ok(Some(status)) = child.try_wait() {
-        return format!("had already exited ({})", describe_exit(status));
+    let grace = super::supervise::STOP_GRACE + Duration::from_secs(1);
+    match process::stop(child, Term::Leader, grace) {
+        Stopped::Already(status) => format!("had already exited ({})", describe_exit(status)),
+        Stopped::Exited(status) => format!("exited ({})", describe_exit(status)),
+        Stopped::Killed => format!("killed after {}s", grace.as_secs()),
     }
-    let pgid = child.id() as i32;
-    // SAFETY: plain kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(pgid, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + super::supervise::STOP_GRACE + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return format!("exited ({})", describe_exit(status));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) on the process group our child leads.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
-    let _ = child.wait();
-    format!(
-        "killed after {}s",
-        super::supervise::STOP_GRACE.as_secs() + 1
-    )
 }

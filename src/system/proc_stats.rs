@@ -34,7 +34,7 @@ pub fn read(pid: u32) -> Option<(u64, u64)> {
 }
 
 /// Live (not zombie) processes of process group `pgid`.
-pub fn group_pids(pgid: u32) -> Vec<u32> {
+pub(crate) fn group_pids(pgid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -51,7 +51,7 @@ pub fn group_pids(pgid: u32) -> Vec<u32> {
 }
 
 /// CPU ticks and RSS summed over a process group; None once it is empty.
-pub fn read_group(pgid: u32) -> Option<(u64, u64)> {
+pub(crate) fn read_group(pgid: u32) -> Option<(u64, u64)> {
     let mut total: Option<(u64, u64)> = None;
     for pid in group_pids(pgid) {
         if let Some((ticks, rss)) = read(pid) {
@@ -66,14 +66,16 @@ pub fn read_group(pgid: u32) -> Option<(u64, u64)> {
 /// CPU % of one process, or of a whole process group, between successive
 /// calls (100% = one core).
 #[derive(Debug)]
-pub struct CpuMeter {
+pub(crate) struct CpuMeter {
     pid: u32,
     group: bool,
     last: Option<(Instant, u64)>,
 }
 
 impl CpuMeter {
-    pub fn new(pid: u32) -> Self {
+    /// A meter over one process.
+    #[cfg(test)]
+    pub(crate) fn new(pid: u32) -> Self {
         let last = read(pid).map(|(ticks, _)| (Instant::now(), ticks));
         CpuMeter {
             pid,

@@ -2,7 +2,6 @@
 //! group: a timeout or a stop request ends the whole group at once, so a
 //! wrapped command (`sh -c ...`) leaves nothing behind.
 
-use std::os::unix::process::CommandExt as _;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -47,15 +46,15 @@ pub async fn run(
 ) -> Result<Output, CommandError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    crate::base::process::own_group(&mut cmd);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     let child = cmd.spawn().map_err(|error| CommandError::Spawn {
         command: shown.to_string(),
         error,
     })?;
-    let pgid = child.id().map(|p| p as i32);
+    let leader = child.id();
     let stopped = async {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -77,9 +76,8 @@ pub async fn run(
             error,
         }),
         why = stopped => {
-            if let Some(pgid) = pgid {
-                // SAFETY: kill(2) on the process group our child leads.
-                unsafe { libc::kill(-pgid, libc::SIGKILL); }
+            if let Some(leader) = leader {
+                crate::base::process::signal_group(leader, libc::SIGKILL);
             }
             Err(why)
         }

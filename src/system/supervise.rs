@@ -17,10 +17,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::base::process;
 use crate::base::redact::Redactor;
 
 /// How long a replica's group gets to exit after SIGTERM before SIGKILL.
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
 pub struct SuperviseArgs {
@@ -45,11 +46,9 @@ fn block_stop_signals() -> libc::sigset_t {
     }
 }
 
+/// Signals the group this supervisor leads.
 fn signal_group(sig: libc::c_int) {
-    // SAFETY: kill(2) on our own process group (we lead it).
-    unsafe {
-        libc::kill(-libc::getpgrp(), sig);
-    }
+    process::signal_group(std::process::id(), sig);
 }
 
 /// Runs the supervisor; returns the replica's exit code.
@@ -143,17 +142,7 @@ pub fn supervise(args: SuperviseArgs) -> Result<i32, String> {
             break status;
         }
         if stop_requested.load(std::sync::atomic::Ordering::SeqCst) {
-            let deadline = Instant::now() + STOP_GRACE;
-            let status = loop {
-                if let Ok(Some(s)) = child.try_wait() {
-                    break Some(s);
-                }
-                if Instant::now() >= deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
-            match status {
+            match process::wait_until(&mut child, Instant::now() + STOP_GRACE) {
                 Some(s) => break s,
                 None => {
                     let _ = child.kill();

@@ -4,13 +4,13 @@
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{self, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::base::process;
 use crate::base::redact::Redactor;
 
 /// How long the master may live on after writing its result.
@@ -35,7 +35,7 @@ pub(super) struct Proc {
 
 impl Proc {
     /// Exit status once exited (reaps the child).
-    pub fn poll(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn poll(&mut self) -> Option<ExitStatus> {
         if self.status.is_none()
             && let Ok(Some(s)) = self.child.try_wait()
         {
@@ -64,10 +64,7 @@ impl Proc {
     /// (its pid, and so its group id, could then belong to someone else).
     pub fn signal(&mut self, sig: libc::c_int) {
         if self.poll().is_none() {
-            // SAFETY: kill(2) on the group of our own unreaped child.
-            unsafe {
-                libc::kill(-(self.child.id() as libc::pid_t), sig);
-            }
+            process::signal_group(self.child.id(), sig);
         }
     }
 }
@@ -107,13 +104,13 @@ impl Procs {
             .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so a cancel reaches anything the locustfile started.
-            .process_group(0);
+            .stderr(Stdio::piped());
+        // Its own group, so a cancel reaches anything the locustfile started.
+        process::own_group(&mut cmd);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        crate::base::child::die_with_parent(&mut cmd);
+        process::die_with_parent(&mut cmd);
         let mut child = cmd.spawn()?;
         let streams: [Option<Box<dyn Read + Send>>; 2] = [
             child.stdout.take().map(|s| Box::new(s) as _),
@@ -148,7 +145,7 @@ impl Procs {
     /// exited mid-window (killed by signal 9 (SIGKILL), 3.1 s in)"), each
     /// named once. An exit in the last second may be Locust's own shutdown
     /// and is not counted.
-    pub fn lost_workers(&mut self, ran: Duration, run_secs: u64) -> Vec<String> {
+    pub(crate) fn lost_workers(&mut self, ran: Duration, run_secs: u64) -> Vec<String> {
         if ran + Duration::from_secs(1) >= Duration::from_secs(run_secs) {
             return Vec::new();
         }
@@ -162,7 +159,7 @@ impl Procs {
                 out.push(format!(
                     "Locust {} exited mid-window ({}, {:.1} s in)",
                     w.name,
-                    crate::base::child::describe_exit(status),
+                    process::describe_exit(status),
                     ran.as_secs_f64()
                 ));
             }
@@ -174,7 +171,11 @@ impl Procs {
     /// writing its result (`out`): something the locustfile started (a
     /// thread that is not a daemon) keeps it alive. Its processes are then
     /// stopped; the result is written, so the cell keeps it.
-    pub fn outlived_result(&mut self, out: &Path, seen: &mut Option<Instant>) -> Option<String> {
+    pub(crate) fn outlived_result(
+        &mut self,
+        out: &Path,
+        seen: &mut Option<Instant>,
+    ) -> Option<String> {
         if !out.exists() {
             return None;
         }
@@ -190,7 +191,7 @@ impl Procs {
         ))
     }
 
-    pub fn all_exited(&mut self) -> bool {
+    pub(crate) fn all_exited(&mut self) -> bool {
         self.list.iter_mut().all(|p| p.poll().is_some())
     }
 
@@ -260,20 +261,7 @@ pub(super) fn find_launcher(path: &OsString) -> Option<Launcher> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let t0 = Instant::now();
-    let ok = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s.success(),
-            Ok(None) if t0.elapsed() < Duration::from_secs(30) => {
-                thread::sleep(Duration::from_millis(50))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break false;
-            }
-        }
-    };
+    let ok = process::bounded(&mut child, Duration::from_secs(30)).is_some_and(|s| s.success());
     ok.then(|| Launcher {
         argv: vec![python.into_os_string(), "-m".into(), "locust".into()],
     })

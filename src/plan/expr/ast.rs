@@ -142,14 +142,14 @@ pub struct Comparison {
 
 /// `operand in [item, ...]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Membership {
+pub(crate) struct Membership {
     pub(crate) operand: Operand,
     pub(crate) items: Vec<Literal>,
     pub(crate) span: Span,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub(crate) enum Expr {
     /// Two or more terms; flat so long chains do not deepen recursion.
     Or {
         terms: Vec<Expr>,
