@@ -67,15 +67,6 @@ pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitSta
     }
 }
 
-/// Who a stop's SIGTERM goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Term {
-    /// The child alone: it stops its own group (a supervisor).
-    Leader,
-    /// The child's whole group.
-    Group,
-}
-
 /// How a stopped child ended.
 #[derive(Debug)]
 pub enum Stopped {
@@ -87,23 +78,19 @@ pub enum Stopped {
     Killed,
 }
 
-/// Stops `child`: SIGTERM (to it or its group), up to `grace` to exit, then
-/// SIGKILL to its whole group. Always reaps it.
-pub fn stop(child: &mut Child, term: Term, grace: Duration) -> Stopped {
+/// Stops `child`, the leader of a group that stops itself on SIGTERM (a
+/// supervisor): SIGTERM to it, up to `grace` to exit, then SIGKILL to its
+/// whole group. Always reaps it.
+pub fn stop(child: &mut Child, grace: Duration) -> Stopped {
     if let Ok(Some(status)) = child.try_wait() {
         return Stopped::Already(status);
     }
     let pid = child.id();
-    match term {
-        Term::Leader => {
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill(2) on our own unreaped child.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
+    if let Ok(leader) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe {
+            libc::kill(leader, libc::SIGTERM);
         }
-        Term::Group => signal_group(pid, libc::SIGTERM),
     }
     if let Some(status) = wait_until(child, Instant::now() + grace) {
         return Stopped::Exited(status);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::BackendError;
-use crate::base::process::{self, Stopped, Term, describe_exit, die_with_parent, tail};
+use crate::base::process::{self, Stopped, describe_exit, die_with_parent, tail};
 
 #[derive(Debug)]
 struct Replica {
@@ -243,7 +243,7 @@ fn spawn(
 /// grace period; SIGKILL to the whole group if it is still there after that.
 fn stop(child: &mut Child) -> String {
     let grace = super::supervise::STOP_GRACE + Duration::from_secs(1);
-    match process::stop(child, Term::Leader, grace) {
+    match process::stop(child, grace) {
         Stopped::Already(status) => format!("had already exited ({})", describe_exit(status)),
         Stopped::Exited(status) => format!("exited ({})", describe_exit(status)),
         Stopped::Killed => format!("killed after {}s", grace.as_secs()),
