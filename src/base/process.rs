@@ -100,12 +100,11 @@ pub fn stop(child: &mut Child, grace: Duration) -> Stopped {
     Stopped::Killed
 }
 
-/// Runs `child` to its end for at most `limit`; killed (with its group)
-/// and reaped past it, when the answer is None.
+/// Runs `child` to its end for at most `limit`; killed and reaped past
+/// it, when the answer is None.
 pub fn bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let status = wait_until(child, Instant::now() + limit);
     if status.is_none() {
-        signal_group(child.id(), libc::SIGKILL);
         let _ = child.kill();
         let _ = child.wait();
     }

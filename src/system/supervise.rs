@@ -48,7 +48,9 @@ fn block_stop_signals() -> libc::sigset_t {
 
 /// Signals the group this supervisor leads.
 fn signal_group(sig: libc::c_int) {
-    process::signal_group(std::process::id(), sig);
+    // SAFETY: getpgrp(2) cannot fail.
+    let group = unsafe { libc::getpgrp() };
+    process::signal_group(group.unsigned_abs(), sig);
 }
 
 /// Runs the supervisor; returns the replica's exit code.
